@@ -1,0 +1,238 @@
+/* `eventops admin` subcommands: create-tenant, create-write-key, revoke-write-key,
+ * list-tenants. Each prints text, or one JSON object with --json. Runs on the main thread. */
+#include "admin/admin.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/pg.h"
+#include "core/writekey.h"
+#include "domain/record.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: eventops admin COMMAND [--json]\n"
+                 "  create-tenant NAME          create a tenant and its first write key\n"
+                 "  create-write-key TENANT     new write key for a tenant (id or name)\n"
+                 "  revoke-write-key KEY_ID     revoke a write key (wk_...)\n"
+                 "  list-tenants                tenants with their active write keys\n"
+                 "The write key is printed once; only its hash is stored.\n");
+}
+
+static int fail(const char *what, const char *err)
+{
+    fprintf(stderr, "eventops admin: %s: %s\n", what, err);
+    return 1;
+}
+
+static void print_json(json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(obj);
+}
+
+/* Inserts a new write key for tenant_id; fills key_id and key. */
+static int insert_key(PGconn *conn, const char *tenant_id, char key_id[EO_WRITE_KEY_ID_LEN + 1],
+                      char key[EO_WRITE_KEY_LEN + 1], char *err, size_t errlen)
+{
+    int r = eo_write_key_generate(key_id, key);
+    if (r < 0) {
+        snprintf(err, errlen, "no random bytes");
+        return r;
+    }
+    uint8_t hash[32];
+    eo_write_key_hash(key, strlen(key), hash);
+    char hex[2 + 64 + 1] = "\\x";
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
+    const char *params[] = {key_id, tenant_id, hex};
+    PGresult *res;
+    r = eo_pg_query(conn,
+                    "INSERT INTO write_keys (key_id, tenant_id, key_hash) VALUES ($1, $2, $3)", 3,
+                    params, &res, err, errlen);
+    PQclear(res);
+    return r;
+}
+
+/* Resolves a tenant given by id or by name; fills tenant_id. */
+static int resolve_tenant(PGconn *conn, const char *arg, char tenant_id[37], char *err,
+                          size_t errlen)
+{
+    const char *params[] = {arg};
+    PGresult *res;
+    const char *sql = eo_uuid_valid(arg, strlen(arg))
+                          ? "SELECT tenant_id FROM tenants WHERE tenant_id = $1::uuid"
+                          : "SELECT tenant_id FROM tenants WHERE name = $1";
+    int r = eo_pg_query(conn, sql, 1, params, &res, err, errlen);
+    if (r < 0)
+        return r;
+    if (PQntuples(res) != 1) {
+        snprintf(err, errlen, "no tenant with id or name '%s'", arg);
+        PQclear(res);
+        return EO_ENOTFOUND;
+    }
+    snprintf(tenant_id, 37, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+static int create_tenant(PGconn *conn, const char *name, bool as_json)
+{
+    char err[512];
+    if (eo_pg_exec(conn, "BEGIN", err, sizeof err) < 0)
+        return fail("create-tenant", err);
+    const char *params[] = {name};
+    PGresult *res;
+    if (eo_pg_query(conn, "INSERT INTO tenants (name) VALUES ($1) RETURNING tenant_id", 1, params,
+                    &res, err, sizeof err) < 0)
+        return fail("create-tenant", err);
+    char tenant_id[37];
+    snprintf(tenant_id, sizeof tenant_id, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    char key_id[EO_WRITE_KEY_ID_LEN + 1], key[EO_WRITE_KEY_LEN + 1];
+    if (insert_key(conn, tenant_id, key_id, key, err, sizeof err) < 0 ||
+        eo_pg_exec(conn, "COMMIT", err, sizeof err) < 0)
+        return fail("create-tenant", err);
+    if (as_json)
+        print_json(json_pack("{s:s, s:s, s:s, s:s}", "tenantId", tenant_id, "name", name,
+                             "writeKeyId", key_id, "writeKey", key));
+    else
+        printf("tenant %s (%s)\nwrite key %s: %s\n(shown once: store it now)\n", name, tenant_id,
+               key_id, key);
+    return 0;
+}
+
+static int create_write_key(PGconn *conn, const char *tenant, bool as_json)
+{
+    char err[512], tenant_id[37];
+    char key_id[EO_WRITE_KEY_ID_LEN + 1], key[EO_WRITE_KEY_LEN + 1];
+    if (resolve_tenant(conn, tenant, tenant_id, err, sizeof err) < 0 ||
+        insert_key(conn, tenant_id, key_id, key, err, sizeof err) < 0)
+        return fail("create-write-key", err);
+    if (as_json)
+        print_json(json_pack("{s:s, s:s, s:s}", "tenantId", tenant_id, "writeKeyId", key_id,
+                             "writeKey", key));
+    else
+        printf("write key %s for tenant %s: %s\n(shown once: store it now)\n", key_id, tenant_id,
+               key);
+    return 0;
+}
+
+static int revoke_write_key(PGconn *conn, const char *key_id, bool as_json)
+{
+    char err[512];
+    const char *params[] = {key_id};
+    PGresult *res;
+    if (eo_pg_query(conn,
+                    "UPDATE write_keys SET revoked_at = coalesce(revoked_at, now()) "
+                    "WHERE key_id = $1 RETURNING tenant_id",
+                    1, params, &res, err, sizeof err) < 0)
+        return fail("revoke-write-key", err);
+    int found = PQntuples(res);
+    PQclear(res);
+    if (!found) {
+        snprintf(err, sizeof err, "no write key '%s'", key_id);
+        return fail("revoke-write-key", err);
+    }
+    if (as_json)
+        print_json(json_pack("{s:s, s:b}", "writeKeyId", key_id, "revoked", 1));
+    else
+        printf("write key %s revoked\n", key_id);
+    return 0;
+}
+
+static int list_tenants(PGconn *conn, bool as_json)
+{
+    char err[512];
+    PGresult *res;
+    if (eo_pg_query(conn,
+                    "SELECT t.tenant_id, t.name, "
+                    " to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                    " coalesce(string_agg(k.key_id, ',' ORDER BY k.key_id), '') "
+                    "FROM tenants t LEFT JOIN write_keys k "
+                    " ON k.tenant_id = t.tenant_id AND k.revoked_at IS NULL "
+                    "GROUP BY t.tenant_id ORDER BY t.created_at, t.name",
+                    0, NULL, &res, err, sizeof err) < 0)
+        return fail("list-tenants", err);
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *keys = json_array();
+        char *ids = PQgetvalue(res, i, 3);
+        for (char *p = ids; *p;) {
+            size_t n = strcspn(p, ",");
+            json_array_append_new(keys, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        if (as_json)
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "tenantId",
+                                                  PQgetvalue(res, i, 0), "name",
+                                                  PQgetvalue(res, i, 1), "createdAt",
+                                                  PQgetvalue(res, i, 2), "writeKeyIds", keys));
+        else {
+            printf("%s  %-24s  %s  keys: %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                   PQgetvalue(res, i, 2), *ids ? ids : "-");
+            json_decref(keys);
+        }
+    }
+    PQclear(res);
+    if (as_json)
+        print_json(json_pack("{s:o}", "tenants", list));
+    else
+        json_decref(list);
+    return 0;
+}
+
+int eo_admin_main(int argc, char **argv)
+{
+    bool as_json = false;
+    const char *args[3] = {NULL, NULL, NULL};
+    int nargs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (nargs < 3)
+            args[nargs++] = argv[i];
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    const char *cmd = args[0];
+    bool needs_arg = cmd && strcmp(cmd, "list-tenants") != 0;
+    if (!cmd || (needs_arg && nargs != 2) || (!needs_arg && nargs != 1)) {
+        usage(stderr);
+        return 2;
+    }
+    eo_config_t cfg;
+    char err[512];
+    if (eo_config_load(&cfg, err, sizeof err) < 0)
+        return fail("configuration", err);
+    PGconn *conn;
+    if (eo_pg_connect(cfg.pg_dsn, &conn, err, sizeof err) < 0)
+        return fail("database", err);
+    int r;
+    if (!strcmp(cmd, "create-tenant"))
+        r = create_tenant(conn, args[1], as_json);
+    else if (!strcmp(cmd, "create-write-key"))
+        r = create_write_key(conn, args[1], as_json);
+    else if (!strcmp(cmd, "revoke-write-key"))
+        r = revoke_write_key(conn, args[1], as_json);
+    else if (!strcmp(cmd, "list-tenants"))
+        r = list_tenants(conn, as_json);
+    else {
+        usage(stderr);
+        r = 2;
+    }
+    PQfinish(conn);
+    return r;
+}

@@ -1,0 +1,454 @@
+/* Collector role (see collector.h).
+ *
+ * A request's ingest_t lives as the HTTP request's user data. Its `pending` counter (atomic)
+ * starts at accepted + 1: one per produced record, released by the Kafka delivery thread, and
+ * one held by the MHD thread while it produces. Whoever brings it to zero answers; nothing
+ * touches the ingest_t after answering, because the request may then be freed at once. */
+#include "collector/collector.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "collector/kafka_sink.h"
+#include "collector/write_keys.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "core/random.h"
+#include "domain/batch.h"
+#include "domain/record.h"
+#include "domain/uuid7.h"
+
+#define MAX_AUTH_HEADER 1024
+
+struct eo_collector {
+    eo_config_t cfg;
+    eo_event_limits_t lim;
+    eo_write_keys_t *keys;
+    eo_kafka_sink_t *sink;
+    eo_http_server_t *http;
+    char retry_after[16];
+};
+
+typedef struct {
+    eo_collector_t *c;
+    eo_http_req_t *req;
+    char tenant_id[37];
+    atomic_int pending;
+    atomic_int failed; /* 0, or the first EO_E* delivery error */
+    char *accepted_body;
+    size_t accepted_len;
+} ingest_t;
+
+static _Thread_local eo_uuid7_gen_t uuid_gen;
+
+static void ingest_free(void *p)
+{
+    ingest_t *in = p;
+    if (!in)
+        return;
+    free(in->accepted_body);
+    free(in);
+}
+
+static const char *const auth_challenge[] = {
+    "WWW-Authenticate", "Bearer realm=\"eventops\", Basic realm=\"eventops\"", NULL};
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes standard or URL-safe base64 (padding optional). Returns the length or -1. */
+static int b64_decode(const char *in, size_t n, char *out, size_t outcap)
+{
+    while (n > 0 && in[n - 1] == '=')
+        n--;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= outcap)
+                return -1;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    return (int)o;
+}
+
+/* Extracts the write key from Authorization (Bearer KEY, or Basic base64(KEY[:])). */
+static int parse_authorization(const char *h, char *key, size_t cap, size_t *len)
+{
+    if (!h || !*h)
+        return EO_ENOTFOUND;
+    size_t hl = strlen(h);
+    if (hl > MAX_AUTH_HEADER)
+        return EO_EINVAL;
+    if (hl > 7 && !strncasecmp(h, "Bearer ", 7)) {
+        const char *k = h + 7;
+        while (*k == ' ')
+            k++;
+        size_t n = strlen(k);
+        while (n > 0 && k[n - 1] == ' ')
+            n--;
+        if (n == 0 || n >= cap)
+            return EO_EINVAL;
+        memcpy(key, k, n);
+        *len = n;
+        return 0;
+    }
+    if (hl > 6 && !strncasecmp(h, "Basic ", 6)) {
+        const char *k = h + 6;
+        while (*k == ' ')
+            k++;
+        size_t n = strlen(k);
+        while (n > 0 && k[n - 1] == ' ')
+            n--;
+        int d = b64_decode(k, n, key, cap);
+        if (d <= 0)
+            return EO_EINVAL;
+        char *colon = memchr(key, ':', (size_t)d);
+        *len = colon ? (size_t)(colon - key) : (size_t)d;
+        if (*len == 0)
+            return EO_EINVAL;
+        return 0;
+    }
+    return EO_EINVAL;
+}
+
+static bool ingest_on_headers(eo_http_req_t *req, void *ud)
+{
+    eo_collector_t *c = ud;
+    char key[MAX_AUTH_HEADER];
+    size_t len = 0;
+    int r = parse_authorization(eo_http_header(req, "Authorization"), key, sizeof key, &len);
+    if (r == EO_ENOTFOUND) {
+        eo_http_respond_error(req, 401, "missing_credentials",
+                              "send the write key as 'Authorization: Bearer KEY' or as the HTTP "
+                              "Basic user name",
+                              "Authorization", auth_challenge);
+        return false;
+    }
+    if (r < 0) {
+        eo_http_respond_error(req, 401, "malformed_credentials",
+                              "the Authorization header is not 'Bearer KEY' or 'Basic base64'",
+                              "Authorization", auth_challenge);
+        return false;
+    }
+    ingest_t *in = calloc(1, sizeof *in);
+    if (!in) {
+        eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
+        return false;
+    }
+    in->c = c;
+    in->req = req;
+    eo_http_set_user(req, in, ingest_free);
+    r = eo_write_keys_lookup(c->keys, key, len, in->tenant_id);
+    if (r == EO_EUNAVAIL) {
+        const char *h[] = {"Retry-After", c->retry_after, NULL};
+        eo_http_respond_error(req, 503, "credentials_unavailable",
+                              "write keys cannot be checked right now; retry later", NULL, h);
+        return false;
+    }
+    if (r < 0) {
+        eo_http_respond_error(req, 401, "invalid_write_key", "unknown or revoked write key",
+                              "Authorization", auth_challenge);
+        return false;
+    }
+    return true;
+}
+
+static void finish_one(ingest_t *in)
+{
+    if (atomic_fetch_sub(&in->pending, 1) != 1)
+        return;
+    if (atomic_load(&in->failed)) {
+        const char *h[] = {"Retry-After", in->c->retry_after, NULL};
+        eo_http_respond_error(in->req, 503, "kafka_unavailable",
+                              "the events could not be made durable in time; retry with the same "
+                              "messageIds",
+                              NULL, h);
+        return;
+    }
+    eo_http_respond(in->req, 202, in->accepted_body, in->accepted_len, NULL);
+}
+
+static void on_delivered(void *opaque, int err)
+{
+    ingest_t *in = opaque;
+    if (err) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&in->failed, &expected, err);
+    }
+    finish_one(in);
+}
+
+static int append_item_error(eo_buf_t *errors, size_t index, eo_str_t message_id,
+                             const eo_event_error_t *e)
+{
+    int r = eo_buf_append_str(errors, errors->len ? "," : "");
+    r = r ? r : eo_buf_printf(errors, "{\"index\":%zu,\"messageId\":", index);
+    if (!r)
+        r = message_id.s ? eo_buf_append_json_str(errors, message_id.s, message_id.len)
+                         : eo_buf_append_str(errors, "null");
+    r = r ? r : eo_buf_append_str(errors, ",\"error\":{\"code\":");
+    r = r ? r : eo_buf_append_json_str(errors, e->code, strlen(e->code));
+    r = r ? r : eo_buf_append_str(errors, ",\"message\":");
+    r = r ? r : eo_buf_append_json_str(errors, e->message, strlen(e->message));
+    r = r ? r : eo_buf_append_str(errors, ",\"field\":");
+    r = r ? r : eo_buf_append_json_str(errors, e->field, strlen(e->field));
+    return r ? r : eo_buf_append_str(errors, "}}");
+}
+
+/* Spans of one encoded record inside the shared buffers. */
+typedef struct {
+    size_t key_off, key_len, val_off, val_len;
+} span_t;
+
+static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
+{
+    eo_collector_t *c = ud;
+    ingest_t *in = eo_http_user(req);
+    size_t len;
+    const char *body = eo_http_body(req, &len);
+    int64_t received_at = eo_clock_now_us();
+    eo_event_error_t e;
+    eo_batch_t batch;
+    int r = eo_batch_parse(body, len, single, &c->lim, &batch, &e);
+    if (r < 0) {
+        eo_http_respond_error(req, r == EO_ELIMIT ? 413 : 400, e.code, e.message, e.field, NULL);
+        return;
+    }
+    size_t max = (size_t)c->cfg.max_body_bytes * 4 + 65536;
+    eo_buf_t values, keys, ids, errors;
+    eo_buf_init(&values, max);
+    eo_buf_init(&keys, max);
+    eo_buf_init(&ids, max);
+    eo_buf_init(&errors, max);
+    span_t *spans = calloc(batch.count, sizeof *spans);
+    size_t accepted = 0;
+    int last_status = 400;
+    r = spans ? 0 : EO_ENOMEM;
+    for (size_t i = 0; i < batch.count && r == 0; i++) {
+        eo_event_t ev;
+        char generated[EO_UUID_STR];
+        eo_str_t mid = {NULL, 0};
+        int vr = eo_event_normalize(eo_batch_item(&batch, i), &c->lim, received_at, 0, &ev, &e);
+        if (vr == 0) {
+            mid = ev.message_id;
+            if (!mid.s) {
+                uint8_t rnd[10];
+                r = eo_random_bytes(rnd, sizeof rnd);
+                eo_uuid7_next(&uuid_gen, received_at / 1000, rnd, generated);
+                mid.s = generated;
+                mid.len = EO_UUID_STR - 1;
+            }
+            span_t *s = &spans[accepted];
+            s->val_off = values.len;
+            s->key_off = keys.len;
+            vr = eo_record_encode(in->tenant_id, received_at, &ev, mid, &c->lim, &values, &e);
+            if (vr == 0)
+                vr = eo_record_key(in->tenant_id, &ev, &keys);
+            if (vr == 0) {
+                s->val_len = values.len - s->val_off;
+                s->key_len = keys.len - s->key_off;
+                r = eo_buf_append_str(&ids, accepted ? "," : "");
+                r = r ? r : eo_buf_append_json_str(&ids, mid.s, mid.len);
+                accepted++;
+                continue;
+            }
+            values.len = s->val_off; /* drop the partial record */
+            keys.len = s->key_off;
+            if (vr != EO_ELIMIT || strcmp(e.code, "too_large") != 0) {
+                r = vr;
+                break;
+            }
+            last_status = 413;
+        } else {
+            last_status = 400;
+            mid = ev.message_id;
+        }
+        r = append_item_error(&errors, i, mid, &e);
+    }
+    if (r < 0) {
+        eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
+                              NULL);
+        goto done;
+    }
+    if (accepted == 0) {
+        if (single) {
+            eo_http_respond_error(req, (unsigned)last_status, e.code, e.message, e.field, NULL);
+            goto done;
+        }
+        eo_buf_t out;
+        eo_buf_init(&out, max);
+        r = eo_buf_append_str(&out, "{\"error\":{\"code\":\"no_valid_events\",\"message\":"
+                                    "\"no event in the batch is valid\"},\"accepted\":0,"
+                                    "\"errors\":[");
+        r = r ? r : eo_buf_append(&out, errors.data, errors.len);
+        r = r ? r : eo_buf_append_str(&out, "]}");
+        if (r == 0)
+            eo_http_respond(req, 400, out.data, out.len, NULL);
+        else
+            eo_http_respond_error(req, 400, "no_valid_events", "no event is valid", NULL, NULL);
+        eo_buf_done(&out);
+        goto done;
+    }
+    eo_buf_t out;
+    eo_buf_init(&out, max);
+    r = eo_buf_printf(&out, "{\"accepted\":%zu,\"messageIds\":[", accepted);
+    r = r ? r : eo_buf_append(&out, ids.data, ids.len);
+    r = r ? r : eo_buf_append_str(&out, "]");
+    if (!r && errors.len) {
+        r = eo_buf_append_str(&out, ",\"errors\":[");
+        r = r ? r : eo_buf_append(&out, errors.data, errors.len);
+        r = r ? r : eo_buf_append_str(&out, "]");
+    }
+    r = r ? r : eo_buf_append_str(&out, "}");
+    if (r < 0) {
+        eo_buf_done(&out);
+        eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
+                              NULL);
+        goto done;
+    }
+    in->accepted_body = eo_buf_steal(&out, &in->accepted_len);
+    atomic_store(&in->pending, (int)accepted + 1);
+    eo_http_suspend(req);
+    for (size_t i = 0; i < accepted; i++) {
+        r = eo_kafka_sink_produce(c->sink, keys.data + spans[i].key_off, spans[i].key_len,
+                                  values.data + spans[i].val_off, spans[i].val_len, in);
+        if (r < 0) {
+            int expected = 0;
+            atomic_compare_exchange_strong(&in->failed, &expected, r);
+            atomic_fetch_sub(&in->pending, (int)(accepted - i)); /* never produced */
+            break;
+        }
+    }
+    finish_one(in); /* releases the producing thread's hold */
+done:
+    free(spans);
+    eo_buf_done(&values);
+    eo_buf_done(&keys);
+    eo_buf_done(&ids);
+    eo_buf_done(&errors);
+    eo_batch_done(&batch);
+}
+
+static void on_event(eo_http_req_t *req, void *ud)
+{
+    ingest_on_request(req, ud, true);
+}
+
+static void on_batch(eo_http_req_t *req, void *ud)
+{
+    ingest_on_request(req, ud, false);
+}
+
+static void on_healthz(eo_http_req_t *req, void *ud)
+{
+    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
+}
+
+static void on_readyz(eo_http_req_t *req, void *ud)
+{
+    eo_collector_t *c = ud;
+    bool kafka = eo_kafka_sink_ready(c->sink, 1000);
+    bool pg = eo_write_keys_fresh(c->keys);
+    char body[128];
+    int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"kafka\":%s,\"postgres\":%s}",
+                     kafka && pg ? "ready" : "unavailable", kafka ? "true" : "false",
+                     pg ? "true" : "false");
+    eo_http_respond(req, kafka && pg ? 200 : 503, body, (size_t)n, NULL);
+}
+
+static const eo_http_route_t routes[] = {
+    {"POST", "/events", ingest_on_headers, on_event, true},
+    {"POST", "/events/batch", ingest_on_headers, on_batch, true},
+    {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/readyz", NULL, on_readyz, false},
+};
+
+int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    eo_collector_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return EO_ENOMEM;
+    c->cfg = *cfg;
+    c->lim = (eo_event_limits_t){
+        .max_event_bytes = (size_t)cfg->max_event_bytes,
+        .max_batch_events = (size_t)cfg->max_batch_events,
+        .max_depth = (size_t)cfg->max_nesting_depth,
+        .max_properties = (size_t)cfg->max_properties,
+        .max_string_bytes = (size_t)cfg->max_string_bytes,
+        .max_id_bytes = (size_t)cfg->max_id_bytes,
+        .max_event_type_bytes = (size_t)cfg->max_event_type_bytes,
+        .max_future_us = cfg->max_future_s * 1000000,
+        .max_past_us = cfg->max_past_days * 86400 * INT64_C(1000000),
+    };
+    snprintf(c->retry_after, sizeof c->retry_after, "%lld", (long long)cfg->retry_after_s);
+    int r = eo_write_keys_new(cfg->pg_dsn, cfg->write_key_refresh_ms, &c->keys, err, errlen);
+    if (r < 0)
+        goto fail;
+    if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0)
+        goto fail;
+    eo_http_options_t opt = {
+        .addr = cfg->collector_addr,
+        .port = (uint16_t)cfg->collector_port,
+        .threads = (unsigned)cfg->http_threads,
+        .max_connections = (unsigned)cfg->http_max_connections,
+        .max_connections_per_ip = (unsigned)cfg->http_max_connections_per_ip,
+        .connection_timeout_s = (unsigned)cfg->http_connection_timeout_s,
+        .max_header_bytes = (size_t)cfg->http_max_header_bytes,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .routes = routes,
+        .nroutes = sizeof routes / sizeof routes[0],
+        .ud = c,
+    };
+    if ((r = eo_http_server_start(&opt, &c->http, err, errlen)) < 0)
+        goto fail;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)eo_http_server_port(c->http));
+    eo_log_info("collector listening", "addr", cfg->collector_addr, "port", port, NULL);
+    *out = c;
+    return 0;
+fail:
+    eo_collector_stop(c);
+    return r;
+}
+
+uint16_t eo_collector_port(const eo_collector_t *c)
+{
+    return eo_http_server_port(c->http);
+}
+
+void eo_collector_stop(eo_collector_t *c)
+{
+    if (!c)
+        return;
+    eo_http_server_free(c->http, c->cfg.shutdown_timeout_ms);
+    eo_kafka_sink_free(c->sink, c->cfg.shutdown_timeout_ms);
+    eo_write_keys_free(c->keys);
+    free(c);
+}

@@ -1,0 +1,151 @@
+/* Idempotent Kafka producer for accepted events (see kafka_sink.h).
+ * Threads: any thread produces; the poller thread runs delivery callbacks. `stopping` is an
+ * atomic flag read by the poller. */
+#include "collector/kafka_sink.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kafka.h"
+#include "core/log.h"
+
+struct eo_kafka_sink {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *topic;
+    eo_sink_done_fn done;
+    atomic_bool stopping;
+    pthread_t poller;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    eo_kafka_sink_t *sink = opaque;
+    int err = 0;
+    if (msg->err) {
+        err = msg->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? EO_ETIMEOUT : EO_EUNAVAIL;
+        eo_log_warn("kafka delivery failed", "error", rd_kafka_err2str(msg->err), NULL);
+    }
+    sink->done(msg->_private, err);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    eo_log_warn("kafka producer error", "error", reason, "code", rd_kafka_err2name(err), NULL);
+}
+
+static void *poll_loop(void *arg)
+{
+    eo_kafka_sink_t *sink = arg;
+    while (!atomic_load(&sink->stopping))
+        rd_kafka_poll(sink->rk, 50);
+    return NULL;
+}
+
+int eo_kafka_sink_new(const eo_config_t *cfg, eo_sink_done_fn done, eo_kafka_sink_t **out,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    eo_kafka_sink_t *sink = calloc(1, sizeof *sink);
+    if (!sink)
+        return EO_ENOMEM;
+    sink->done = done;
+    rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, errlen);
+    if (!conf) {
+        free(sink);
+        return EO_EINVAL;
+    }
+    char timeout[24], queue[24], linger[24];
+    snprintf(timeout, sizeof timeout, "%lld", (long long)cfg->kafka_ack_timeout_ms);
+    snprintf(queue, sizeof queue, "%lld", (long long)cfg->kafka_queue_max_messages);
+    snprintf(linger, sizeof linger, "%lld", (long long)cfg->kafka_linger_ms);
+    const char *kv[] = {"client.id",
+                        "eventops-collector",
+                        "enable.idempotence",
+                        "true",
+                        "acks",
+                        "all",
+                        "message.timeout.ms",
+                        timeout,
+                        "queue.buffering.max.messages",
+                        queue,
+                        "queue.buffering.max.kbytes",
+                        "1048576",
+                        "linger.ms",
+                        linger,
+                        "batch.num.messages",
+                        "10000",
+                        "compression.codec",
+                        "lz4",
+                        "socket.keepalive.enable",
+                        "true",
+                        NULL};
+    if (eo_kafka_set_all(conf, kv, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        free(sink);
+        return EO_EINVAL;
+    }
+    rd_kafka_conf_set_opaque(conf, sink);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    char reason[512];
+    sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
+    if (!sink->rk) {
+        snprintf(err, errlen, "kafka producer: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        free(sink);
+        return EO_EIO;
+    }
+    conf = NULL; /* now owned by the producer */
+    sink->topic = rd_kafka_topic_new(sink->rk, cfg->events_topic, NULL);
+    if (!sink->topic || pthread_create(&sink->poller, NULL, poll_loop, sink) != 0) {
+        snprintf(err, errlen, "cannot start the kafka producer");
+        if (sink->topic)
+            rd_kafka_topic_destroy(sink->topic);
+        rd_kafka_destroy(sink->rk);
+        free(sink);
+        return EO_EIO;
+    }
+    *out = sink;
+    return 0;
+}
+
+int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen, const void *value,
+                          size_t len, void *opaque)
+{
+    if (rd_kafka_produce(sink->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
+                         len, key, keylen, opaque) == 0)
+        return 0;
+    rd_kafka_resp_err_t e = rd_kafka_last_error();
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL || e == RD_KAFKA_RESP_ERR__FATAL)
+        return EO_EUNAVAIL;
+    return EO_EIO;
+}
+
+bool eo_kafka_sink_ready(eo_kafka_sink_t *sink, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md;
+    if (rd_kafka_metadata(sink->rk, 0, sink->topic, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    bool ok = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_metadata_destroy(md);
+    return ok;
+}
+
+void eo_kafka_sink_free(eo_kafka_sink_t *sink, int64_t timeout_ms)
+{
+    if (!sink)
+        return;
+    /* flush serves the remaining delivery reports on this thread once the poller stops */
+    atomic_store(&sink->stopping, true);
+    pthread_join(sink->poller, NULL);
+    if (rd_kafka_flush(sink->rk, (int)timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        eo_log_warn("kafka producer: undelivered messages at shutdown", NULL);
+    rd_kafka_purge(sink->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(sink->rk, 0); /* purged messages report failure to their requests */
+    rd_kafka_topic_destroy(sink->topic);
+    rd_kafka_destroy(sink->rk);
+    free(sink);
+}

@@ -1,0 +1,218 @@
+/* Write key cache (see write_keys.h).
+ * Threads: the refresher thread and missing lookups (serialised by refresh_lock) rebuild the
+ * table; readers hold `lock` (rwlock) while reading the current table. */
+#include "collector/write_keys.h"
+
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/pg.h"
+#include "core/writekey.h"
+
+typedef struct {
+    uint8_t hash[32];
+    char tenant_id[37];
+    bool used;
+} slot_t;
+
+typedef struct {
+    slot_t *slots;
+    size_t mask; /* capacity - 1 (power of two) */
+} table_t;
+
+struct eo_write_keys {
+    char *dsn;
+    int64_t refresh_ms;
+    pthread_rwlock_t lock;
+    table_t table; /* guarded by lock */
+    bool loaded;   /* guarded by lock */
+    pthread_mutex_t refresh_lock;
+    PGconn *conn;            /* guarded by refresh_lock */
+    int64_t last_attempt_us; /* guarded by refresh_lock */
+    atomic_llong last_ok_us; /* monotonic time of the last good reload */
+    atomic_llong generation; /* bumped after every good reload */
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stopping; /* guarded by stop_lock */
+    pthread_t thread;
+};
+
+static size_t slot_of(const uint8_t hash[32], size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, hash, sizeof h);
+    return (size_t)h & mask;
+}
+
+/* Reloads the table; call with refresh_lock held. */
+static int reload(eo_write_keys_t *wk)
+{
+    char err[512];
+    wk->last_attempt_us = eo_clock_mono_us();
+    if (!wk->conn || PQstatus(wk->conn) != CONNECTION_OK) {
+        PQfinish(wk->conn);
+        wk->conn = NULL;
+        if (eo_pg_connect(wk->dsn, &wk->conn, err, sizeof err) < 0) {
+            eo_log_warn("write keys: database unavailable", "error", err, NULL);
+            return EO_EUNAVAIL;
+        }
+    }
+    PGresult *res;
+    int r =
+        eo_pg_query(wk->conn, "SELECT key_hash, tenant_id FROM write_keys WHERE revoked_at IS NULL",
+                    0, NULL, &res, err, sizeof err);
+    if (r < 0) {
+        eo_log_warn("write keys: reload failed", "error", err, NULL);
+        return r;
+    }
+    size_t n = (size_t)PQntuples(res), cap = 64;
+    while (cap < n * 2)
+        cap *= 2;
+    table_t t = {calloc(cap, sizeof(slot_t)), cap - 1};
+    if (!t.slots) {
+        PQclear(res);
+        return EO_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t blen;
+        unsigned char *bytes =
+            PQunescapeBytea((const unsigned char *)PQgetvalue(res, (int)i, 0), &blen);
+        if (!bytes || blen != 32) {
+            PQfreemem(bytes);
+            continue;
+        }
+        size_t s = slot_of(bytes, t.mask);
+        while (t.slots[s].used)
+            s = (s + 1) & t.mask;
+        t.slots[s].used = true;
+        memcpy(t.slots[s].hash, bytes, 32);
+        snprintf(t.slots[s].tenant_id, 37, "%s", PQgetvalue(res, (int)i, 1));
+        PQfreemem(bytes);
+    }
+    PQclear(res);
+    pthread_rwlock_wrlock(&wk->lock);
+    table_t old = wk->table;
+    wk->table = t;
+    wk->loaded = true;
+    pthread_rwlock_unlock(&wk->lock);
+    free(old.slots);
+    atomic_store(&wk->last_ok_us, eo_clock_mono_us());
+    atomic_fetch_add(&wk->generation, 1);
+    return 0;
+}
+
+static void *refresher(void *arg)
+{
+    eo_write_keys_t *wk = arg;
+    pthread_mutex_lock(&wk->stop_lock);
+    while (!wk->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (wk->refresh_ms % 1000) * 1000000;
+        ts.tv_sec += wk->refresh_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&wk->stop_cond, &wk->stop_lock, &ts);
+        if (wk->stopping)
+            break;
+        pthread_mutex_unlock(&wk->stop_lock);
+        pthread_mutex_lock(&wk->refresh_lock);
+        (void)reload(wk);
+        pthread_mutex_unlock(&wk->refresh_lock);
+        pthread_mutex_lock(&wk->stop_lock);
+    }
+    pthread_mutex_unlock(&wk->stop_lock);
+    return NULL;
+}
+
+int eo_write_keys_new(const char *dsn, int64_t refresh_ms, eo_write_keys_t **out, char *err,
+                      size_t errlen)
+{
+    eo_write_keys_t *wk = calloc(1, sizeof *wk);
+    if (!wk || !(wk->dsn = strdup(dsn))) {
+        free(wk);
+        return EO_ENOMEM;
+    }
+    wk->refresh_ms = refresh_ms;
+    pthread_rwlock_init(&wk->lock, NULL);
+    pthread_mutex_init(&wk->refresh_lock, NULL);
+    pthread_mutex_init(&wk->stop_lock, NULL);
+    pthread_cond_init(&wk->stop_cond, NULL);
+    pthread_mutex_lock(&wk->refresh_lock);
+    (void)reload(wk);
+    pthread_mutex_unlock(&wk->refresh_lock);
+    if (pthread_create(&wk->thread, NULL, refresher, wk) != 0) {
+        snprintf(err, errlen, "cannot start the write key refresher");
+        eo_write_keys_free(wk);
+        return EO_ENOMEM;
+    }
+    *out = wk;
+    return 0;
+}
+
+static int find(eo_write_keys_t *wk, const uint8_t hash[32], char tenant_id[37])
+{
+    int r = EO_ENOTFOUND;
+    pthread_rwlock_rdlock(&wk->lock);
+    if (!wk->loaded) {
+        r = EO_EUNAVAIL;
+    } else {
+        for (size_t s = slot_of(hash, wk->table.mask); wk->table.slots[s].used;
+             s = (s + 1) & wk->table.mask) {
+            if (CRYPTO_memcmp(wk->table.slots[s].hash, hash, 32) == 0) {
+                memcpy(tenant_id, wk->table.slots[s].tenant_id, 37);
+                r = 0;
+                break;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&wk->lock);
+    return r;
+}
+
+int eo_write_keys_lookup(eo_write_keys_t *wk, const char *key, size_t len, char tenant_id[37])
+{
+    uint8_t hash[32];
+    eo_write_key_hash(key, len, hash);
+    long long gen = atomic_load(&wk->generation);
+    int r = find(wk, hash, tenant_id);
+    if (r == 0)
+        return 0;
+    /* Unknown: reload once unless another caller did since we looked, or one ran < 250 ms ago. */
+    pthread_mutex_lock(&wk->refresh_lock);
+    if (atomic_load(&wk->generation) == gen && eo_clock_mono_us() - wk->last_attempt_us >= 250000)
+        (void)reload(wk);
+    pthread_mutex_unlock(&wk->refresh_lock);
+    return find(wk, hash, tenant_id);
+}
+
+bool eo_write_keys_fresh(eo_write_keys_t *wk)
+{
+    long long ok = atomic_load(&wk->last_ok_us);
+    return ok > 0 && eo_clock_mono_us() - ok < 3 * wk->refresh_ms * 1000 + 1000000;
+}
+
+void eo_write_keys_free(eo_write_keys_t *wk)
+{
+    if (!wk)
+        return;
+    if (wk->thread) {
+        pthread_mutex_lock(&wk->stop_lock);
+        wk->stopping = true;
+        pthread_cond_signal(&wk->stop_cond);
+        pthread_mutex_unlock(&wk->stop_lock);
+        pthread_join(wk->thread, NULL);
+    }
+    PQfinish(wk->conn);
+    free(wk->table.slots);
+    pthread_rwlock_destroy(&wk->lock);
+    pthread_mutex_destroy(&wk->refresh_lock);
+    pthread_mutex_destroy(&wk->stop_lock);
+    pthread_cond_destroy(&wk->stop_cond);
+    free(wk->dsn);
+    free(wk);
+}

@@ -1,0 +1,184 @@
+/* Growable, capped byte buffers (see buf.h). */
+#include "core/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void eo_buf_init(eo_buf_t *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void eo_buf_done(eo_buf_t *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void eo_buf_reset(eo_buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+char *eo_buf_steal(eo_buf_t *b, size_t *len)
+{
+    char *p = b->data;
+    if (len)
+        *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+int eo_buf_reserve(eo_buf_t *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return EO_ELIMIT;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    if (cap > b->max + 1)
+        cap = b->max + 1;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return EO_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int eo_buf_append(eo_buf_t *b, const void *p, size_t n)
+{
+    int r = eo_buf_reserve(b, n);
+    if (r < 0)
+        return r;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int eo_buf_append_str(eo_buf_t *b, const char *s)
+{
+    return eo_buf_append(b, s, strlen(s));
+}
+
+int eo_buf_append_char(eo_buf_t *b, char c)
+{
+    return eo_buf_append(b, &c, 1);
+}
+
+int eo_buf_printf(eo_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return EO_EINVAL;
+    int r = eo_buf_reserve(b, (size_t)n);
+    if (r < 0)
+        return r;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int eo_buf_append_json_str(eo_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int r = eo_buf_reserve(b, n + 2);
+    if (r < 0)
+        return r;
+    b->data[b->len++] = '"';
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if ((r = eo_buf_append(b, s + start, i - start)) < 0)
+            return r;
+        char esc[7] = {'\\', 0};
+        size_t elen = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        if ((r = eo_buf_append(b, esc, elen)) < 0)
+            return r;
+        start = i + 1;
+    }
+    if ((r = eo_buf_append(b, s + start, n - start)) < 0)
+        return r;
+    return eo_buf_append_char(b, '"');
+}
+
+int eo_buf_append_copy_text(eo_buf_t *b, const char *s, size_t n)
+{
+    int r = eo_buf_reserve(b, n);
+    if (r < 0)
+        return r;
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i], e;
+        switch (c) {
+        case '\\':
+            e = '\\';
+            break;
+        case '\t':
+            e = 't';
+            break;
+        case '\n':
+            e = 'n';
+            break;
+        case '\r':
+            e = 'r';
+            break;
+        default:
+            continue;
+        }
+        if ((r = eo_buf_append(b, s + start, i - start)) < 0)
+            return r;
+        char esc[2] = {'\\', e};
+        if ((r = eo_buf_append(b, esc, 2)) < 0)
+            return r;
+        start = i + 1;
+    }
+    return eo_buf_append(b, s + start, n - start);
+}

@@ -1,0 +1,63 @@
+/* Settings of every role, read from EVENTOPS_* environment variables with loopback defaults.
+ * Loaded once at start-up into an eo_config_t that is immutable afterwards (share freely). */
+#ifndef EO_CORE_CONFIG_H
+#define EO_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+
+typedef struct {
+    /* shared */
+    char log_level[16];
+    char pg_dsn[512];
+    char kafka_brokers[512];
+    char events_topic[128];
+    char dlq_topic[128];
+    /* collector: HTTP */
+    char collector_addr[64];
+    int64_t collector_port;
+    int64_t http_threads;
+    int64_t http_max_connections;
+    int64_t http_max_connections_per_ip;
+    int64_t http_connection_timeout_s;
+    int64_t http_max_header_bytes;
+    /* collector: input limits */
+    int64_t max_body_bytes;
+    int64_t max_event_bytes;
+    int64_t max_batch_events;
+    int64_t max_nesting_depth;
+    int64_t max_properties;
+    int64_t max_string_bytes;
+    int64_t max_id_bytes;
+    int64_t max_event_type_bytes;
+    int64_t max_future_s;
+    int64_t max_past_days;
+    /* collector: Kafka producer */
+    int64_t kafka_ack_timeout_ms;
+    int64_t kafka_queue_max_messages;
+    int64_t kafka_linger_ms;
+    int64_t retry_after_s;
+    int64_t write_key_refresh_ms;
+    /* processor */
+    char processor_group[128];
+    char processor_id[128];
+    char processor_addr[64];
+    int64_t processor_port;
+    int64_t batch_max_events;
+    int64_t batch_max_wait_ms;
+    int64_t retry_max_backoff_ms;
+    int64_t partitions_ahead_days;
+    int64_t shutdown_timeout_ms;
+} eo_config_t;
+
+/* Fills cfg from the environment (defaults for unset variables). Returns 0, or EO_EINVAL with
+ * the variable's name and the rule in err. */
+int eo_config_load(eo_config_t *cfg, char *err, size_t errlen) EO_MUST_CHECK;
+
+/* Prints every variable with its default and meaning, one per line (for --help). */
+void eo_config_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,482 @@
+/* libmicrohttpd wrapper (see http.h).
+ *
+ * Threads: MHD pool threads run access_handler() and request_completed(). A request's answer
+ * may come from any thread; req->lock orders it with the suspension done by the MHD thread.
+ * srv->active counts requests in flight (atomic) for draining on shutdown. */
+#include "core/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT;
+#else
+typedef enum MHD_Result MHD_RESULT;
+#endif
+
+struct eo_http_server {
+    struct MHD_Daemon *daemon;
+    eo_http_options_t opt;
+    uint16_t port;
+    atomic_long active;
+};
+
+struct eo_http_req {
+    eo_http_server_t *srv;
+    struct MHD_Connection *conn;
+    const eo_http_route_t *route;
+    eo_buf_t body;
+    bool gzip;
+    bool handled; /* on_request was called */
+    bool queued;  /* a response was handed to MHD */
+    pthread_mutex_t lock;
+    bool async;     /* handler called eo_http_suspend() */
+    bool suspended; /* MHD_suspend_connection() was called and not yet resumed */
+    /* pending answer (guarded by lock) */
+    bool has_answer;
+    unsigned status;
+    char *answer;
+    size_t answer_len;
+    char **headers; /* {name, value, ..., NULL}, owned */
+    void *user;
+    void (*user_free)(void *);
+    char ip[INET6_ADDRSTRLEN];
+};
+
+static void req_free(struct eo_http_req *req)
+{
+    if (!req)
+        return;
+    if (req->user_free)
+        req->user_free(req->user);
+    eo_buf_done(&req->body);
+    free(req->answer);
+    if (req->headers) {
+        for (char **h = req->headers; *h; h++)
+            free(*h);
+        free(req->headers);
+    }
+    pthread_mutex_destroy(&req->lock);
+    free(req);
+}
+
+const char *eo_http_header(eo_http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *eo_http_query(eo_http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *eo_http_body(eo_http_req_t *req, size_t *len)
+{
+    *len = req->body.len;
+    return req->body.data ? req->body.data : "";
+}
+
+const char *eo_http_client_ip(eo_http_req_t *req)
+{
+    return req->ip;
+}
+
+void eo_http_set_user(eo_http_req_t *req, void *user, void (*free_fn)(void *))
+{
+    req->user = user;
+    req->user_free = free_fn;
+}
+
+void *eo_http_user(eo_http_req_t *req)
+{
+    return req->user;
+}
+
+/* Hands the stored answer to MHD. Runs on the MHD thread. */
+static MHD_RESULT queue_answer(struct eo_http_req *req)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        req->answer_len, req->answer ? req->answer : (char *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (req->headers)
+        for (char **h = req->headers; h[0] && h[1]; h += 2)
+            MHD_add_response_header(resp, h[0], h[1]);
+    MHD_RESULT r = MHD_queue_response(req->conn, req->status, resp);
+    MHD_destroy_response(resp);
+    req->queued = true;
+    return r;
+}
+
+void eo_http_respond(eo_http_req_t *req, unsigned status, const char *json, size_t len,
+                     const char *const *headers)
+{
+    char *copy = malloc(len + 1);
+    size_t nh = 0;
+    while (headers && headers[nh] && headers[nh + 1])
+        nh += 2;
+    char **hs = nh ? calloc(nh + 1, sizeof *hs) : NULL;
+    if (copy) {
+        memcpy(copy, json, len);
+        copy[len] = '\0';
+    }
+    for (size_t i = 0; hs && i < nh; i++)
+        hs[i] = strdup(headers[i]);
+    pthread_mutex_lock(&req->lock);
+    if (req->has_answer) { /* a second answer is a bug; keep the first */
+        pthread_mutex_unlock(&req->lock);
+        free(copy);
+        for (size_t i = 0; hs && i < nh; i++)
+            free(hs[i]);
+        free(hs);
+        return;
+    }
+    req->has_answer = true;
+    req->status = copy ? status : 500;
+    req->answer = copy;
+    req->answer_len = copy ? len : 0;
+    req->headers = hs;
+    bool resume = req->suspended;
+    req->suspended = false;
+    pthread_mutex_unlock(&req->lock);
+    if (resume)
+        MHD_resume_connection(req->conn);
+}
+
+void eo_http_respond_error(eo_http_req_t *req, unsigned status, const char *code,
+                           const char *message, const char *field, const char *const *headers)
+{
+    eo_buf_t b;
+    eo_buf_init(&b, 4096);
+    int r = eo_buf_append_str(&b, "{\"error\":{\"code\":");
+    r = r ? r : eo_buf_append_json_str(&b, code, strlen(code));
+    r = r ? r : eo_buf_append_str(&b, ",\"message\":");
+    r = r ? r : eo_buf_append_json_str(&b, message, strlen(message));
+    if (!r && field && *field) {
+        r = eo_buf_append_str(&b, ",\"field\":");
+        r = r ? r : eo_buf_append_json_str(&b, field, strlen(field));
+    }
+    r = r ? r : eo_buf_append_str(&b, "}}");
+    if (r < 0)
+        eo_http_respond(req, status, "{\"error\":{\"code\":\"internal\"}}", 28, headers);
+    else
+        eo_http_respond(req, status, b.data, b.len, headers);
+    eo_buf_done(&b);
+}
+
+void eo_http_suspend(eo_http_req_t *req)
+{
+    req->async = true;
+}
+
+static bool json_content_type(const char *ct)
+{
+    if (!ct || !*ct)
+        return true; /* tolerated: many SDKs send none */
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
+           (n == 10 && !strncasecmp(ct, "text/plain", 10));
+}
+
+/* Inflates a gzip body into a new buffer capped at max; replaces *body on success. */
+static int gunzip(eo_buf_t *body, size_t max, const char **why)
+{
+    eo_buf_t out;
+    eo_buf_init(&out, max);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+        *why = "cannot start gzip decoding";
+        return EO_ENOMEM;
+    }
+    zs.next_in = (Bytef *)body->data;
+    zs.avail_in = (uInt)body->len;
+    int r = 0;
+    for (;;) {
+        size_t want = out.max - out.len;
+        if (want > 65536)
+            want = 65536;
+        unsigned char probe;
+        if (want == 0) { /* full: the stream must end without another byte */
+            zs.next_out = &probe;
+            zs.avail_out = 1;
+        } else if ((r = eo_buf_reserve(&out, want)) < 0) {
+            *why = "out of memory";
+            break;
+        } else {
+            zs.next_out = (Bytef *)out.data + out.len;
+            zs.avail_out = (uInt)want;
+        }
+        int zr = inflate(&zs, Z_NO_FLUSH);
+        if (want == 0 && zs.avail_out == 0) {
+            *why = "the body exceeds the size limit after decompression";
+            r = EO_ELIMIT;
+            break;
+        }
+        if (want > 0) {
+            out.len += want - zs.avail_out;
+            out.data[out.len] = '\0';
+        }
+        if (zr == Z_STREAM_END) {
+            if (zs.avail_in != 0) {
+                *why = "trailing data after the gzip stream";
+                r = EO_EPARSE;
+            }
+            break;
+        }
+        if ((zr != Z_OK && zr != Z_BUF_ERROR) || (zr == Z_BUF_ERROR && zs.avail_in == 0) ||
+            (zs.avail_in == 0 && zs.avail_out != 0)) {
+            *why = "the body is not valid gzip";
+            r = EO_EPARSE;
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    if (r < 0) {
+        eo_buf_done(&out);
+        return r;
+    }
+    eo_buf_done(body);
+    *body = out;
+    return 0;
+}
+
+static const eo_http_route_t *find_route(eo_http_server_t *srv, const char *url, const char *method,
+                                         bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < srv->opt.nroutes; i++) {
+        const eo_http_route_t *rt = &srv->opt.routes[i];
+        if (strcmp(rt->path, url) != 0)
+            continue;
+        *path_known = true;
+        if (!strcmp(rt->method, method))
+            return rt;
+    }
+    return NULL;
+}
+
+static MHD_RESULT respond_now(struct eo_http_req *req, unsigned status, const char *code,
+                              const char *msg, const char *field)
+{
+    eo_http_respond_error(req, status, code, msg, field, NULL);
+    return queue_answer(req);
+}
+
+static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    eo_http_server_t *srv = cls;
+    struct eo_http_req *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        pthread_mutex_init(&req->lock, NULL);
+        req->srv = srv;
+        req->conn = conn;
+        eo_buf_init(&req->body, srv->opt.max_body_bytes);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->ip,
+                          sizeof req->ip);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->ip,
+                          sizeof req->ip);
+        }
+        *con_cls = req;
+        atomic_fetch_add(&srv->active, 1);
+
+        bool path_known;
+        req->route = find_route(srv, url, method, &path_known);
+        if (!req->route) {
+            if (path_known)
+                return respond_now(req, 405, "method_not_allowed",
+                                   "this method is not allowed on this path", NULL);
+            return respond_now(req, 404, "not_found", "no such endpoint", NULL);
+        }
+        const char *len_hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (len_hdr) {
+            char *end;
+            unsigned long long n = strtoull(len_hdr, &end, 10);
+            if (*end == '\0' && n > srv->opt.max_body_bytes) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
+                         srv->opt.max_body_bytes);
+                return respond_now(req, 413, "body_too_large", msg, NULL);
+            }
+        }
+        const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+        if (enc && *enc && strcasecmp(enc, "identity") != 0) {
+            if (strcasecmp(enc, "gzip") != 0)
+                return respond_now(req, 415, "unsupported_encoding",
+                                   "Content-Encoding must be gzip or identity", NULL);
+            req->gzip = true;
+        }
+        if (req->route->json_body &&
+            !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+            return respond_now(req, 415, "unsupported_media_type",
+                               "Content-Type must be application/json", NULL);
+        if (req->route->on_headers && !req->route->on_headers(req, srv->opt.ud))
+            return queue_answer(req);
+        return MHD_YES;
+    }
+
+    if (req->queued) { /* answered early: swallow the rest of the body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (eo_buf_append(&req->body, upload_data, *upload_data_size) < 0) {
+            *upload_data_size = 0;
+            char msg[128];
+            snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
+                     srv->opt.max_body_bytes);
+            return respond_now(req, 413, "body_too_large", msg, NULL);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (!req->handled) {
+        req->handled = true;
+        if (req->gzip && req->body.len > 0) {
+            const char *why = NULL;
+            int r = gunzip(&req->body, srv->opt.max_body_bytes, &why);
+            if (r == EO_ELIMIT)
+                return respond_now(req, 413, "body_too_large", why, NULL);
+            if (r < 0)
+                return respond_now(req, 400, "invalid_gzip", why, NULL);
+        }
+        req->route->on_request(req, srv->opt.ud);
+        pthread_mutex_lock(&req->lock);
+        if (!req->has_answer) {
+            if (!req->async) {
+                pthread_mutex_unlock(&req->lock);
+                return respond_now(req, 500, "internal", "the handler gave no answer", NULL);
+            }
+            MHD_suspend_connection(conn);
+            req->suspended = true;
+            pthread_mutex_unlock(&req->lock);
+            return MHD_YES;
+        }
+        pthread_mutex_unlock(&req->lock);
+        return queue_answer(req);
+    }
+    /* resumed after an asynchronous answer */
+    pthread_mutex_lock(&req->lock);
+    bool ready = req->has_answer;
+    pthread_mutex_unlock(&req->lock);
+    if (!ready)
+        return MHD_YES;
+    return queue_answer(req);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    eo_http_server_t *srv = cls;
+    struct eo_http_req *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    req_free(req);
+    atomic_fetch_sub(&srv->active, 1);
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    eo_log_warn("http server", "error", msg, NULL);
+}
+
+int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,
+                         size_t errlen)
+{
+    *out = NULL;
+    eo_http_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return EO_ENOMEM;
+    srv->opt = *opt;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, opt->addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&ss)->sin_port = htons(opt->port);
+    } else if (inet_pton(AF_INET6, opt->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(opt->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "not a numeric IP address: %s", opt->addr);
+        free(srv);
+        return EO_EINVAL;
+    }
+    struct MHD_OptionItem options[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)opt->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)opt->max_connections_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opt->connection_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(opt->max_header_bytes + 16384), NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, srv},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {opt->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)opt->threads,
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    srv->daemon = MHD_start_daemon(flags, opt->port, NULL, NULL, access_handler, srv,
+                                   MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "cannot listen on %s port %u", opt->addr, (unsigned)opt->port);
+        free(srv);
+        return EO_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : opt->port;
+    *out = srv;
+    return 0;
+}
+
+uint16_t eo_http_server_port(const eo_http_server_t *srv)
+{
+    return srv->port;
+}
+
+void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms)
+{
+    if (!srv)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    int64_t deadline = eo_clock_mono_us() + timeout_ms * 1000;
+    while (atomic_load(&srv->active) > 0 && eo_clock_mono_us() < deadline)
+        eo_clock_sleep_ms(10);
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+}

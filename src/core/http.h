@@ -1,0 +1,71 @@
+/* HTTP server wrapper over libmicrohttpd: routing, bounded bodies (gzip too), JSON errors and
+ * asynchronous responses.
+ *
+ * Threads: MHD's pool threads run the callbacks. A handler either answers before returning
+ * (eo_http_respond) or calls eo_http_suspend() and answers later from any thread; the request
+ * stays alive until its answer has been sent. Headers and the body may be read only inside the
+ * callbacks (and the body until the answer is given). */
+#ifndef EO_CORE_HTTP_H
+#define EO_CORE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct eo_http_server eo_http_server_t;
+typedef struct eo_http_req eo_http_req_t;
+
+typedef struct {
+    const char *method;
+    const char *path;
+    /* Optional: called once the headers are in, before any body byte is read (authenticate
+     * here). Return true to go on, or answer and return false. */
+    bool (*on_headers)(eo_http_req_t *req, void *ud);
+    /* Called once with the whole (decompressed) body. */
+    void (*on_request)(eo_http_req_t *req, void *ud);
+    bool json_body; /* POST body must be JSON: other content types get 415 */
+} eo_http_route_t;
+
+typedef struct {
+    const char *addr; /* numeric IPv4 or IPv6 address */
+    uint16_t port;    /* 0: any free port */
+    unsigned threads;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned connection_timeout_s;
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    const eo_http_route_t *routes;
+    size_t nroutes;
+    void *ud; /* passed to the route callbacks */
+} eo_http_options_t;
+
+int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,
+                         size_t errlen) EO_MUST_CHECK;
+uint16_t eo_http_server_port(const eo_http_server_t *srv);
+/* Stops accepting connections and waits up to timeout_ms for requests in flight to finish;
+ * then stops the server and frees it. NULL is accepted. */
+void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms);
+
+const char *eo_http_header(eo_http_req_t *req, const char *name);
+const char *eo_http_query(eo_http_req_t *req, const char *name);
+const char *eo_http_body(eo_http_req_t *req, size_t *len);
+const char *eo_http_client_ip(eo_http_req_t *req);
+
+/* Per-request state of the role: freed with free_fn when the request ends. */
+void eo_http_set_user(eo_http_req_t *req, void *user, void (*free_fn)(void *));
+void *eo_http_user(eo_http_req_t *req);
+
+/* Answers with a JSON body (copied). headers: {name, value, ..., NULL} or NULL.
+ * Callable once per request, from any thread. */
+void eo_http_respond(eo_http_req_t *req, unsigned status, const char *json, size_t len,
+                     const char *const *headers);
+/* Answers {"error": {"code", "message", "field"?}} (field omitted when NULL or ""). */
+void eo_http_respond_error(eo_http_req_t *req, unsigned status, const char *code,
+                           const char *message, const char *field, const char *const *headers);
+/* The handler will answer later (from any thread). Only inside on_request. */
+void eo_http_suspend(eo_http_req_t *req);
+
+#endif

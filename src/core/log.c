@@ -1,0 +1,88 @@
+/* JSON-lines logger (see log.h). The role and level are set once at start-up, before any
+ * thread starts, and only read afterwards. */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+
+static const char *log_role = "eventops";
+static eo_log_level_t log_min = EO_LOG_INFO;
+
+void eo_log_setup(const char *role, eo_log_level_t min_level)
+{
+    log_role = role;
+    log_min = min_level;
+}
+
+eo_log_level_t eo_log_level_parse(const char *s)
+{
+    if (!s)
+        return EO_LOG_INFO;
+    if (!strcasecmp(s, "debug"))
+        return EO_LOG_DEBUG;
+    if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
+        return EO_LOG_WARN;
+    if (!strcasecmp(s, "error"))
+        return EO_LOG_ERROR;
+    return EO_LOG_INFO;
+}
+
+static const char *level_name(eo_log_level_t l)
+{
+    switch (l) {
+    case EO_LOG_DEBUG:
+        return "debug";
+    case EO_LOG_INFO:
+        return "info";
+    case EO_LOG_WARN:
+        return "warn";
+    default:
+        return "error";
+    }
+}
+
+void eo_log(eo_log_level_t level, const char *msg, ...)
+{
+    if (level < log_min)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char tbuf[96];
+    snprintf(tbuf, sizeof tbuf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+    eo_buf_t b;
+    eo_buf_init(&b, 16384);
+    int r = eo_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":", tbuf, level_name(level));
+    r = r ? r : eo_buf_append_json_str(&b, log_role, strlen(log_role));
+    r = r ? r : eo_buf_append_str(&b, ",\"msg\":");
+    r = r ? r : eo_buf_append_json_str(&b, msg, strlen(msg));
+    va_list ap;
+    va_start(ap, msg);
+    const char *key;
+    while (!r && (key = va_arg(ap, const char *))) {
+        const char *val = va_arg(ap, const char *);
+        r = eo_buf_append_char(&b, ',');
+        r = r ? r : eo_buf_append_json_str(&b, key, strlen(key));
+        r = r ? r : eo_buf_append_char(&b, ':');
+        if (!r)
+            r = val ? eo_buf_append_json_str(&b, val, strnlen(val, 4096))
+                    : eo_buf_append_str(&b, "null");
+    }
+    va_end(ap);
+    if (!r)
+        r = eo_buf_append_str(&b, "}\n");
+    if (!r) {
+        ssize_t w = write(STDERR_FILENO, b.data, b.len);
+        (void)w;
+    }
+    eo_buf_done(&b);
+}

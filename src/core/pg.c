@@ -1,0 +1,99 @@
+/* libpq helpers (see pg.h). */
+#include "core/pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int eo_pg_connect(const char *dsn, PGconn **out, char *err, size_t errlen)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {dsn, "5", "eventops", NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn) {
+        snprintf(err, errlen, "out of memory");
+        *out = NULL;
+        return EO_ENOMEM;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", PQerrorMessage(conn));
+        err[strcspn(err, "\n")] = '\0';
+        PQfinish(conn);
+        *out = NULL;
+        return EO_EUNAVAIL;
+    }
+    *out = conn;
+    return 0;
+}
+
+int eo_pg_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    snprintf(err, errlen, "%s: %s", state ? state : "-----", msg ? msg : "");
+    err[strcspn(err, "\n")] = '\0';
+    if (PQstatus(conn) != CONNECTION_OK || !state)
+        return EO_EUNAVAIL;
+    /* 08 connection, 53 resources, 57 operator intervention (shutdown), 40 rollback
+     * (serialization, deadlock): all worth a retry. 22 data exception, 23 integrity: never. */
+    if (!strncmp(state, "08", 2) || !strncmp(state, "53", 2) || !strncmp(state, "57", 2) ||
+        !strncmp(state, "40", 2) || !strncmp(state, "55", 2))
+        return EO_EUNAVAIL;
+    if (!strncmp(state, "22", 2) || !strncmp(state, "23", 2))
+        return EO_EDATA;
+    return EO_EIO;
+}
+
+int eo_pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int r = 0;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        r = eo_pg_error(conn, res, err, errlen);
+    PQclear(res);
+    return r;
+}
+
+int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                PGresult **res, char *err, size_t errlen)
+{
+    *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return 0;
+    int r = eo_pg_error(conn, *res, err, errlen);
+    PQclear(*res);
+    *res = NULL;
+    return r;
+}
+
+int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
+                  size_t errlen)
+{
+    PGresult *res = PQexec(conn, copy_sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+        int r = eo_pg_error(conn, res, err, errlen);
+        PQclear(res);
+        return r;
+    }
+    PQclear(res);
+    const size_t chunk = 1 << 20;
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        if (PQputCopyData(conn, data + off, (int)n) != 1) {
+            snprintf(err, errlen, "COPY: %s", PQerrorMessage(conn));
+            return EO_EUNAVAIL;
+        }
+    }
+    if (PQputCopyEnd(conn, NULL) != 1) {
+        snprintf(err, errlen, "COPY end: %s", PQerrorMessage(conn));
+        return EO_EUNAVAIL;
+    }
+    int r = 0;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && r == 0)
+            r = eo_pg_error(conn, res, err, errlen);
+        PQclear(res);
+    }
+    return r;
+}

@@ -1,0 +1,30 @@
+/* Thin libpq helpers: connecting, running statements, COPY, and classifying failures into
+ * "retry later" (EO_EUNAVAIL) versus "the data itself is refused" (EO_EDATA). A PGconn is
+ * used by one thread at a time. Errors go to the caller's buffer; nothing here logs. */
+#ifndef EO_CORE_PG_H
+#define EO_CORE_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "core/error.h"
+
+/* Connects (with a 5 s connect timeout unless dsn sets one). *out is NULL on failure. */
+int eo_pg_connect(const char *dsn, PGconn **out, char *err, size_t errlen) EO_MUST_CHECK;
+
+/* Classifies a failed result (or NULL result) on conn into EO_EUNAVAIL / EO_EDATA / EO_EIO
+ * and writes "SQLSTATE: message" into err. */
+int eo_pg_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
+
+/* Runs sql (no parameters, any number of statements); 0 or a classified error. */
+int eo_pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen) EO_MUST_CHECK;
+
+/* Runs a parameterised statement returning rows; *res is owned by the caller (PQclear). */
+int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                PGresult **res, char *err, size_t errlen) EO_MUST_CHECK;
+
+/* COPY ... FROM STDIN with data (text format). */
+int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
+                  size_t errlen) EO_MUST_CHECK;
+
+#endif

@@ -1,0 +1,108 @@
+/* Kafka record encoding and decoding (see record.h). */
+#include "domain/record.h"
+
+#include <string.h>
+
+#include "domain/rfc3339.h"
+
+int eo_uuid_valid(const char *s, size_t n)
+{
+    if (n != 36)
+        return 0;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int eo_record_encode(const char *tenant_id, int64_t received_at_us, const eo_event_t *ev,
+                     eo_str_t message_id, const eo_event_limits_t *lim, eo_buf_t *out,
+                     eo_event_error_t *err)
+{
+    char t[EO_RFC3339_MAX];
+    eo_rfc3339_format(received_at_us, t);
+    int r = eo_buf_printf(out, "{\"v\":%d,\"tenantId\":\"%s\",\"receivedAt\":\"%s\",\"event\":",
+                          EO_RECORD_VERSION, tenant_id, t);
+    if (r < 0)
+        return r;
+    size_t start = out->len;
+    r = eo_event_encode(ev, message_id, out);
+    if (r == EO_ELIMIT || (r == 0 && out->len - start > lim->max_event_bytes)) {
+        eo_event_error_set(err, "too_large", "", "the event is larger than %zu bytes",
+                           lim->max_event_bytes);
+        return EO_ELIMIT;
+    }
+    if (r < 0)
+        return r;
+    return eo_buf_append_char(out, '}');
+}
+
+int eo_record_key(const char *tenant_id, const eo_event_t *ev, eo_buf_t *out)
+{
+    eo_str_t who = ev->user_id.s ? ev->user_id : ev->anonymous_id;
+    int r = eo_buf_append_str(out, tenant_id);
+    r = r ? r : eo_buf_append_char(out, ':');
+    return r ? r : eo_buf_append(out, who.s, who.len);
+}
+
+int eo_record_decode(const void *bytes, size_t len, const eo_event_limits_t *lim, eo_record_t *rec,
+                     eo_event_error_t *err)
+{
+    memset(rec, 0, sizeof *rec);
+    if (len > lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX) {
+        eo_event_error_set(err, "too_large", "", "the record is larger than %zu bytes",
+                           lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX);
+        return EO_EINVAL;
+    }
+    if (len == 0 || memchr(bytes, '\0', len)) {
+        eo_event_error_set(err, "undecodable", "", "the record is empty or holds a NUL byte");
+        return EO_EPARSE;
+    }
+    json_error_t jerr;
+    rec->root = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!rec->root) {
+        eo_event_error_set(err, "undecodable", "", "invalid JSON at line %d column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
+        return EO_EPARSE;
+    }
+    json_t *v = json_object_get(rec->root, "v");
+    json_t *tenant = json_object_get(rec->root, "tenantId");
+    json_t *received = json_object_get(rec->root, "receivedAt");
+    json_t *event = json_object_get(rec->root, "event");
+    if (!json_is_integer(v) || json_integer_value(v) != EO_RECORD_VERSION) {
+        eo_event_error_set(err, "undecodable", "v", "unknown record version");
+        return EO_EPARSE;
+    }
+    if (!json_is_string(tenant) ||
+        !eo_uuid_valid(json_string_value(tenant), json_string_length(tenant))) {
+        eo_event_error_set(err, "undecodable", "tenantId", "'tenantId' must be a UUID");
+        return EO_EPARSE;
+    }
+    memcpy(rec->tenant_id, json_string_value(tenant), 37);
+    if (!json_is_string(received) ||
+        eo_rfc3339_parse(json_string_value(received), json_string_length(received),
+                         &rec->received_at_us) < 0) {
+        eo_event_error_set(err, "undecodable", "receivedAt",
+                           "'receivedAt' must be an RFC 3339 timestamp");
+        return EO_EPARSE;
+    }
+    if (!json_is_object(event)) {
+        eo_event_error_set(err, "undecodable", "event", "'event' must be an object");
+        return EO_EPARSE;
+    }
+    return eo_event_normalize(event, lim, rec->received_at_us, EO_EVENT_FROM_RECORD, &rec->ev, err);
+}
+
+void eo_record_done(eo_record_t *rec)
+{
+    if (!rec)
+        return;
+    json_decref(rec->root);
+    rec->root = NULL;
+}

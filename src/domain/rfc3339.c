@@ -1,0 +1,121 @@
+/* RFC 3339 parsing and formatting (see rfc3339.h). Date arithmetic after H. Hinnant's
+ * public-domain "days from civil" algorithm. */
+#include "domain/rfc3339.h"
+
+#include <stdio.h>
+
+int64_t eo_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void eo_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int digits(const char *s, size_t n, size_t pos, size_t count, int *out)
+{
+    if (pos + count > n)
+        return EO_EPARSE;
+    int v = 0;
+    for (size_t i = 0; i < count; i++) {
+        char c = s[pos + i];
+        if (c < '0' || c > '9')
+            return EO_EPARSE;
+        v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return dim[m - 1];
+}
+
+int eo_rfc3339_parse(const char *s, size_t n, int64_t *us)
+{
+    int year, mon, day, hour, min, sec;
+    if (digits(s, n, 0, 4, &year) || n < 5 || s[4] != '-' || digits(s, n, 5, 2, &mon) || n < 8 ||
+        s[7] != '-' || digits(s, n, 8, 2, &day) || n < 11 || (s[10] != 'T' && s[10] != 't') ||
+        digits(s, n, 11, 2, &hour) || n < 14 || s[13] != ':' || digits(s, n, 14, 2, &min) ||
+        n < 17 || s[16] != ':' || digits(s, n, 17, 2, &sec))
+        return EO_EPARSE;
+    size_t pos = 19;
+    int64_t frac_us = 0;
+    if (pos < n && s[pos] == '.') {
+        pos++;
+        size_t start = pos, scale = 100000;
+        while (pos < n && s[pos] >= '0' && s[pos] <= '9') {
+            frac_us += (s[pos] - '0') * (int64_t)scale;
+            scale /= 10;
+            pos++;
+        }
+        if (pos == start || pos - start > 18)
+            return EO_EPARSE;
+    }
+    if (pos >= n)
+        return EO_EPARSE;
+    int offset_s = 0;
+    if (s[pos] == 'Z' || s[pos] == 'z') {
+        pos++;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+        int oh, om;
+        if (digits(s, n, pos + 1, 2, &oh) || pos + 3 >= n || s[pos + 3] != ':' ||
+            digits(s, n, pos + 4, 2, &om))
+            return EO_EPARSE;
+        if (oh > 23 || om > 59)
+            return EO_EINVAL;
+        offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+        pos += 6;
+    } else {
+        return EO_EPARSE;
+    }
+    if (pos != n)
+        return EO_EPARSE;
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+        sec > 60)
+        return EO_EINVAL;
+    int64_t days = eo_days_from_civil(year, (unsigned)mon, (unsigned)day);
+    int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - offset_s;
+    *us = secs * 1000000 + frac_us;
+    return 0;
+}
+
+size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX])
+{
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    int64_t days = secs / 86400, rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days -= 1;
+    }
+    int64_t y;
+    unsigned m, d;
+    eo_civil_from_days(days, &y, &m, &d);
+    int len =
+        snprintf(out, EO_RFC3339_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", (long long)y, m, d,
+                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (long long)frac);
+    return len < 0 ? 0 : (size_t)len;
+}

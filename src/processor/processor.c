@@ -1,0 +1,633 @@
+/* Processor role (see processor.h).
+ *
+ * Order of effects for one batch, which is what makes storage effectively-once:
+ *   1. decode and validate every record (the collector's rules); unknown tenants and invalid
+ *      records become dead letters;
+ *   2. one PostgreSQL transaction stores the good rows (duplicates skipped, rollups from
+ *      inserted rows only); a row the database refuses is isolated by splitting the batch and
+ *      becomes a dead letter; while PostgreSQL is unavailable the partitions are paused and
+ *      the batch is retried with backoff;
+ *   3. one Kafka transaction produces the dead letters and commits the offsets.
+ * A crash between 2 and 3 redelivers the batch: storage skips what it has, and the aborted
+ * Kafka transaction means dead letters are never doubled for read_committed readers.
+ *
+ * Threads: the processor thread owns everything here except `stopping` and `ready` (atomics
+ * read by the main and HTTP threads). */
+#include "processor/processor.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/http.h"
+#include "core/kafka.h"
+#include "core/log.h"
+#include "core/signals.h"
+#include "domain/record.h"
+#include "processor/pg_store.h"
+
+typedef struct {
+    rd_kafka_message_t *msg;
+    eo_record_t rec;
+    bool decoded;         /* rec holds a valid record */
+    bool dead;            /* goes to the dead-letter topic */
+    eo_event_error_t why; /* when dead */
+} item_t;
+
+struct eo_processor {
+    eo_config_t cfg;
+    eo_event_limits_t lim;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer; /* transactional: dead letters + offsets */
+    eo_pg_store_t *store;
+    eo_http_server_t *http;
+    pthread_t thread;
+    atomic_bool stopping;
+    atomic_bool ready;
+    bool revoked; /* set by the rebalance callback: drop the batch in hand */
+    item_t *items;
+    size_t nitems, cap;
+    rd_kafka_message_t **held; /* polled while paused, processed next */
+    size_t nheld, held_cap;
+    int64_t next_ensure_us;
+};
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    eo_processor_t *p = opaque;
+    char n[16];
+    snprintf(n, sizeof n, "%d", parts->cnt);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        eo_log_info("partitions assigned", "count", n, NULL);
+        rd_kafka_assign(rk, parts);
+    } else {
+        eo_log_info("partitions revoked", "count", n, NULL);
+        p->revoked = true;
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    eo_log_warn("kafka error", "error", reason, "code", rd_kafka_err2name(err), NULL);
+}
+
+static void clear_items(eo_processor_t *p)
+{
+    for (size_t i = 0; i < p->nitems; i++) {
+        eo_record_done(&p->items[i].rec);
+        rd_kafka_message_destroy(p->items[i].msg);
+    }
+    p->nitems = 0;
+}
+
+static void clear_held(eo_processor_t *p)
+{
+    for (size_t i = 0; i < p->nheld; i++)
+        rd_kafka_message_destroy(p->held[i]);
+    p->nheld = 0;
+}
+
+static int hold(eo_processor_t *p, rd_kafka_message_t *m)
+{
+    if (p->nheld == p->held_cap) {
+        size_t cap = p->held_cap ? p->held_cap * 2 : 1024;
+        rd_kafka_message_t **h = realloc(p->held, cap * sizeof *h);
+        if (!h)
+            return EO_ENOMEM;
+        p->held = h;
+        p->held_cap = cap;
+    }
+    p->held[p->nheld++] = m;
+    return 0;
+}
+
+static int add_item(eo_processor_t *p, rd_kafka_message_t *m)
+{
+    if (p->nitems == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        item_t *it = realloc(p->items, cap * sizeof *it);
+        if (!it)
+            return EO_ENOMEM;
+        p->items = it;
+        p->cap = cap;
+    }
+    item_t *it = &p->items[p->nitems++];
+    memset(it, 0, sizeof *it);
+    it->msg = m;
+    return 0;
+}
+
+/* Polls one message; NULL on timeout. Errors other than end-of-partition are logged. */
+static rd_kafka_message_t *poll_one(eo_processor_t *p, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, timeout_ms);
+    if (m && m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            eo_log_warn("kafka consume error", "error", rd_kafka_message_errstr(m), NULL);
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Fills the batch: messages held from a pause first, then up to the count or time bound. */
+static void collect(eo_processor_t *p)
+{
+    size_t max = (size_t)p->cfg.batch_max_events;
+    size_t take = p->nheld < max ? p->nheld : max;
+    for (size_t i = 0; i < take; i++)
+        if (add_item(p, p->held[i]) < 0)
+            rd_kafka_message_destroy(p->held[i]); /* not committed: comes back after restart */
+    if (take) {
+        memmove(p->held, p->held + take, (p->nheld - take) * sizeof *p->held);
+        p->nheld -= take;
+    }
+    int64_t deadline = eo_clock_mono_us() + p->cfg.batch_max_wait_ms * 1000;
+    while (p->nitems < max && !atomic_load(&p->stopping)) {
+        int64_t left = (deadline - eo_clock_mono_us()) / 1000;
+        if (left <= 0)
+            break;
+        rd_kafka_message_t *m = poll_one(p, p->nitems ? (int)left : (int)(left < 100 ? left : 100));
+        if (!m) {
+            if (p->nitems == 0 && eo_clock_mono_us() >= deadline)
+                break;
+            continue;
+        }
+        if (add_item(p, m) < 0) {
+            rd_kafka_message_destroy(m);
+            break;
+        }
+    }
+}
+
+static void decode_all(eo_processor_t *p)
+{
+    for (size_t i = 0; i < p->nitems; i++) {
+        item_t *it = &p->items[i];
+        int r = eo_record_decode(it->msg->payload, it->msg->len, &p->lim, &it->rec, &it->why);
+        if (r < 0) {
+            eo_record_done(&it->rec);
+            it->dead = true;
+        } else {
+            it->decoded = true;
+        }
+    }
+}
+
+/* Pauses consumption and sleeps for the backoff while still serving the group protocol;
+ * messages that arrive meanwhile are held for the next batch. Returns false when the batch in
+ * hand must be dropped (partitions revoked) or the processor stops. */
+static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_us)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(p->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        rd_kafka_pause_partitions(p->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    int64_t until = eo_clock_mono_us() + *delay_ms * 1000;
+    while (eo_clock_mono_us() < until && !p->revoked) {
+        if (atomic_load(&p->stopping) && eo_clock_mono_us() > stop_deadline_us)
+            break;
+        rd_kafka_message_t *m = poll_one(p, 50);
+        if (m && hold(p, m) < 0)
+            rd_kafka_message_destroy(m);
+    }
+    *delay_ms =
+        *delay_ms * 2 > p->cfg.retry_max_backoff_ms ? p->cfg.retry_max_backoff_ms : *delay_ms * 2;
+    if (rd_kafka_assignment(p->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        rd_kafka_resume_partitions(p->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    if (p->revoked)
+        return false;
+    return !(atomic_load(&p->stopping) && eo_clock_mono_us() > stop_deadline_us);
+}
+
+/* Stores recs[0..n) (indexes into items via idx), splitting on EO_EDATA to isolate rows the
+ * database refuses, which become dead letters. Returns 0, or EO_EUNAVAIL/EO_EIO. */
+static int store_split(eo_processor_t *p, size_t *idx, eo_record_t **recs, size_t n,
+                       size_t *inserted)
+{
+    char err[512];
+    size_t ins = 0;
+    int r = eo_pg_store_write(p->store, recs, n, &ins, err, sizeof err);
+    if (r == 0) {
+        *inserted += ins;
+        return 0;
+    }
+    if (r != EO_EDATA)
+        return r;
+    if (n == 1) {
+        item_t *it = &p->items[idx[0]];
+        it->dead = true;
+        eo_event_error_set(&it->why, "storage_rejected", "", "%s", err);
+        eo_log_warn("record refused by the database", "error", err, NULL);
+        return 0;
+    }
+    size_t half = n / 2;
+    if ((r = store_split(p, idx, recs, half, inserted)) < 0)
+        return r;
+    return store_split(p, idx + half, recs + half, n - half, inserted);
+}
+
+/* Steps 1 and 2 with retries. Returns 0, or EO_ETIMEOUT when the batch must be dropped. */
+static int store_batch(eo_processor_t *p, size_t *inserted)
+{
+    size_t n = p->nitems;
+    eo_record_t **recs = calloc(n ? n : 1, sizeof *recs);
+    size_t *idx = calloc(n ? n : 1, sizeof *idx);
+    bool *known = calloc(n ? n : 1, sizeof *known);
+    int64_t delay = 50, stop_deadline = eo_clock_mono_us() + p->cfg.shutdown_timeout_ms * 1000;
+    int r = (recs && idx && known) ? 0 : EO_ENOMEM;
+    for (;;) {
+        if (r == EO_ENOMEM)
+            break;
+        char err[512];
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (p->items[i].decoded && !p->items[i].dead)
+                recs[m++] = &p->items[i].rec;
+        r = eo_pg_store_check_tenants(p->store, recs, m, known, err, sizeof err);
+        if (r == 0) {
+            size_t k = 0, j = 0;
+            for (size_t i = 0; i < n; i++) {
+                item_t *it = &p->items[i];
+                if (!it->decoded || it->dead)
+                    continue;
+                if (!known[j++]) {
+                    it->dead = true;
+                    eo_event_error_set(&it->why, "unknown_tenant", "tenantId", "no tenant %s",
+                                       it->rec.tenant_id);
+                    continue;
+                }
+                idx[k] = i;
+                recs[k++] = &it->rec;
+            }
+            *inserted = 0;
+            r = k ? store_split(p, idx, recs, k, inserted) : 0;
+            if (r == 0)
+                break;
+            snprintf(err, sizeof err, "%s", "storing the batch failed");
+        }
+        atomic_store(&p->ready, false);
+        eo_log_warn("postgres unavailable; pausing consumption", "error", err, NULL);
+        if (!backoff(p, &delay, stop_deadline)) {
+            r = EO_ETIMEOUT;
+            break;
+        }
+    }
+    free(recs);
+    free(idx);
+    free(known);
+    if (r == 0)
+        atomic_store(&p->ready, true);
+    return r;
+}
+
+static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+/* Step 3: dead letters and offsets in one Kafka transaction. Returns 0, or EO_EIO when the
+ * transaction was aborted (the caller rewinds), or EO_EUNAVAIL when the producer is fenced or
+ * failed fatally (the process must restart). */
+static int commit_batch(eo_processor_t *p, size_t *dead)
+{
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
+    if (e)
+        goto failed;
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
+    *dead = 0;
+    for (size_t i = 0; i < p->nitems; i++) {
+        item_t *it = &p->items[i];
+        rd_kafka_message_t *m = it->msg;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(offsets, topic, m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(offsets, topic, m->partition);
+        if (m->offset + 1 > tp->offset)
+            tp->offset = m->offset + 1;
+        if (!it->dead)
+            continue;
+        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+        char part[16], off[24];
+        snprintf(part, sizeof part, "%d", (int)m->partition);
+        snprintf(off, sizeof off, "%lld", (long long)m->offset);
+        add_header(h, "eventops-error-code", it->why.code);
+        add_header(h, "eventops-error-message", it->why.message);
+        add_header(h, "eventops-error-field", it->why.field);
+        add_header(h, "eventops-source-topic", topic);
+        add_header(h, "eventops-source-partition", part);
+        add_header(h, "eventops-source-offset", off);
+        rd_kafka_resp_err_t perr = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_TOPIC(p->cfg.dlq_topic), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (perr) {
+            rd_kafka_headers_destroy(h);
+            rd_kafka_topic_partition_list_destroy(offsets);
+            e = rd_kafka_error_new(perr, "producing a dead letter: %s", rd_kafka_err2str(perr));
+            goto failed;
+        }
+        (*dead)++;
+    }
+    rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
+    e = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, 30000);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    if (e)
+        goto failed;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        e = rd_kafka_commit_transaction(p->producer, 30000);
+        if (!e)
+            return 0;
+        if (!rd_kafka_error_is_retriable(e))
+            break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+failed:
+    if (!e)
+        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "commit retries exhausted");
+    eo_log_warn("kafka transaction failed", "error", rd_kafka_error_string(e), NULL);
+    bool fatal = rd_kafka_error_is_fatal(e);
+    rd_kafka_error_destroy(e);
+    if (fatal)
+        return EO_EUNAVAIL;
+    e = rd_kafka_abort_transaction(p->producer, 30000);
+    if (e) {
+        eo_log_warn("kafka transaction abort failed", "error", rd_kafka_error_string(e), NULL);
+        fatal = rd_kafka_error_is_fatal(e);
+        rd_kafka_error_destroy(e);
+        if (fatal)
+            return EO_EUNAVAIL;
+    }
+    return EO_EIO;
+}
+
+/* Moves the consumer back to the first offset of each partition in the batch. */
+static void rewind_batch(eo_processor_t *p)
+{
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < p->nitems; i++) {
+        rd_kafka_message_t *m = p->items[i].msg;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(pos, topic, m->partition);
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(pos, topic, m->partition);
+            tp->offset = m->offset;
+        } else if (m->offset < tp->offset) {
+            tp->offset = m->offset;
+        }
+    }
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, pos, 10000);
+    if (e) {
+        eo_log_warn("rewind failed; restarting", "error", rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+        eo_signals_request_stop(true);
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    clear_held(p); /* they lie after the rewind point and come again */
+}
+
+static void process_batch(eo_processor_t *p)
+{
+    size_t inserted = 0, dead = 0;
+    decode_all(p);
+    if (store_batch(p, &inserted) < 0) {
+        clear_items(p); /* not committed: redelivered after the rebalance or restart */
+        p->revoked = false;
+        return;
+    }
+    if (p->revoked) {
+        clear_items(p);
+        p->revoked = false;
+        return;
+    }
+    int r = commit_batch(p, &dead);
+    if (r == EO_EUNAVAIL) {
+        eo_log_error("kafka producer failed fatally; stopping", NULL);
+        eo_signals_request_stop(true);
+        atomic_store(&p->stopping, true);
+    } else if (r < 0) {
+        rewind_batch(p);
+    } else {
+        char n[24], ins[24], d[24];
+        snprintf(n, sizeof n, "%zu", p->nitems);
+        snprintf(ins, sizeof ins, "%zu", inserted);
+        snprintf(d, sizeof d, "%zu", dead);
+        eo_log_debug("batch committed", "records", n, "inserted", ins, "dead_letters", d, NULL);
+        if (dead)
+            eo_log_warn("records sent to the dead-letter topic", "count", d, "topic",
+                        p->cfg.dlq_topic, NULL);
+    }
+    clear_items(p);
+}
+
+static void *run(void *arg)
+{
+    eo_processor_t *p = arg;
+    while (!atomic_load(&p->stopping)) {
+        int64_t now = eo_clock_mono_us();
+        if (now >= p->next_ensure_us) {
+            char err[512];
+            if (eo_pg_store_ensure_ahead(p->store, eo_clock_now_us(), p->cfg.partitions_ahead_days,
+                                         err, sizeof err) < 0) {
+                eo_log_warn("creating partitions ahead failed", "error", err, NULL);
+                p->next_ensure_us = now + 5000000;
+            } else {
+                p->next_ensure_us = now + 3600 * INT64_C(1000000);
+            }
+        }
+        collect(p);
+        if (p->revoked) {
+            clear_items(p);
+            p->revoked = false;
+            continue;
+        }
+        if (p->nitems)
+            process_batch(p);
+    }
+    /* the batch in hand was finished by the loop; leave the group */
+    rd_kafka_consumer_close(p->consumer);
+    return NULL;
+}
+
+static void on_healthz(eo_http_req_t *req, void *ud)
+{
+    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
+}
+
+static void on_readyz(eo_http_req_t *req, void *ud)
+{
+    eo_processor_t *p = ud;
+    bool ok = atomic_load(&p->ready) && !atomic_load(&p->stopping);
+    const char *body = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"unavailable\"}";
+    eo_http_respond(req, ok ? 200 : 503, body, strlen(body), NULL);
+}
+
+static const eo_http_route_t routes[] = {
+    {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/readyz", NULL, on_readyz, false},
+};
+
+static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, const char *const *kv,
+                              eo_processor_t *p, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, errlen);
+    if (!conf)
+        return NULL;
+    if (eo_kafka_set_all(conf, kv, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    if (type == RD_KAFKA_CONSUMER)
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    char reason[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, reason, sizeof reason);
+    if (!rk) {
+        snprintf(err, errlen, "kafka: %s", reason);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk; /* conf is owned by rk on success */
+}
+
+int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    eo_processor_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return EO_ENOMEM;
+    p->cfg = *cfg;
+    p->lim = (eo_event_limits_t){
+        .max_event_bytes = (size_t)cfg->max_event_bytes,
+        .max_batch_events = (size_t)cfg->max_batch_events,
+        .max_depth = (size_t)cfg->max_nesting_depth,
+        .max_properties = (size_t)cfg->max_properties,
+        .max_string_bytes = (size_t)cfg->max_string_bytes,
+        .max_id_bytes = (size_t)cfg->max_id_bytes,
+        .max_event_type_bytes = (size_t)cfg->max_event_type_bytes,
+        .max_future_us = cfg->max_future_s * 1000000,
+        .max_past_us = cfg->max_past_days * 86400 * INT64_C(1000000),
+    };
+    char txn_id[160];
+    snprintf(txn_id, sizeof txn_id, "eventops-%s", cfg->processor_id);
+    const char *consumer_kv[] = {"group.id",
+                                 cfg->processor_group,
+                                 "group.instance.id",
+                                 cfg->processor_id,
+                                 "client.id",
+                                 "eventops-processor",
+                                 "enable.auto.commit",
+                                 "false",
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "auto.offset.reset",
+                                 "earliest",
+                                 "isolation.level",
+                                 "read_committed",
+                                 "session.timeout.ms",
+                                 "10000",
+                                 "fetch.wait.max.ms",
+                                 "50",
+                                 "enable.partition.eof",
+                                 "false",
+                                 NULL};
+    const char *producer_kv[] = {"client.id",
+                                 "eventops-processor-dlq",
+                                 "transactional.id",
+                                 txn_id,
+                                 "transaction.timeout.ms",
+                                 "60000",
+                                 "acks",
+                                 "all",
+                                 "linger.ms",
+                                 "0",
+                                 NULL};
+    int r = EO_EIO;
+    if (!(p->consumer = new_client(cfg, RD_KAFKA_CONSUMER, consumer_kv, p, err, errlen)) ||
+        !(p->producer = new_client(cfg, RD_KAFKA_PRODUCER, producer_kv, p, err, errlen)))
+        goto fail;
+    rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, 30000);
+    if (e) {
+        snprintf(err, errlen, "kafka init_transactions: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        r = EO_EUNAVAIL;
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(p->consumer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->events_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(p->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (kerr) {
+        snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(kerr));
+        goto fail;
+    }
+    if ((r = eo_pg_store_new(cfg->pg_dsn, &p->store)) < 0)
+        goto fail;
+    eo_http_options_t opt = {
+        .addr = cfg->processor_addr,
+        .port = (uint16_t)cfg->processor_port,
+        .threads = 1,
+        .max_connections = 64,
+        .max_connections_per_ip = 64,
+        .connection_timeout_s = 10,
+        .max_header_bytes = (size_t)cfg->http_max_header_bytes,
+        .max_body_bytes = 1024,
+        .routes = routes,
+        .nroutes = sizeof routes / sizeof routes[0],
+        .ud = p,
+    };
+    if ((r = eo_http_server_start(&opt, &p->http, err, errlen)) < 0)
+        goto fail;
+    if (pthread_create(&p->thread, NULL, run, p) != 0) {
+        snprintf(err, errlen, "cannot start the processor thread");
+        r = EO_ENOMEM;
+        goto fail;
+    }
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)eo_http_server_port(p->http));
+    eo_log_info("processor started", "group", cfg->processor_group, "instance", cfg->processor_id,
+                "topic", cfg->events_topic, "health_port", port, NULL);
+    *out = p;
+    return 0;
+fail:
+    eo_http_server_free(p->http, 0);
+    eo_pg_store_free(p->store);
+    if (p->producer)
+        rd_kafka_destroy(p->producer);
+    if (p->consumer)
+        rd_kafka_destroy(p->consumer);
+    free(p);
+    return r;
+}
+
+void eo_processor_stop(eo_processor_t *p)
+{
+    if (!p)
+        return;
+    atomic_store(&p->stopping, true);
+    pthread_join(p->thread, NULL);
+    clear_items(p);
+    clear_held(p);
+    eo_http_server_free(p->http, 1000);
+    rd_kafka_destroy(p->consumer);
+    rd_kafka_flush(p->producer, 5000);
+    rd_kafka_destroy(p->producer);
+    eo_pg_store_free(p->store);
+    free(p->items);
+    free(p->held);
+    eo_log_info("processor stopped", NULL);
+    free(p);
+}
