@@ -5,9 +5,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "core/pg.h"
 #include "core/writekey.h"
@@ -20,6 +22,9 @@ static void usage(FILE *out)
                  "  create-write-key TENANT     new write key for a tenant (id or name)\n"
                  "  revoke-write-key KEY_ID     revoke a write key (wk_...)\n"
                  "  list-tenants                tenants with their active write keys\n"
+                 "  create-topics [--partitions N] [--replication R]\n"
+                 "                              create the events and dead-letter topics when\n"
+                 "                              missing (defaults: 6 partitions, replication 1)\n"
                  "The write key is printed once; only its hash is stored.\n");
 }
 
@@ -189,15 +194,94 @@ static int list_tenants(PGconn *conn, bool as_json)
     return 0;
 }
 
+/* Creates the events topic (partitions) and the dead-letter topic (half as many, at least 1)
+ * unless they exist. */
+static int create_topics(const eo_config_t *cfg, int partitions, int replication, bool as_json)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, sizeof err);
+    if (!conf)
+        return fail("create-topics", err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return fail("create-topics", err);
+    }
+    const char *names[2] = {cfg->events_topic, cfg->dlq_topic};
+    int counts[2] = {partitions, partitions / 2 > 0 ? partitions / 2 : 1};
+    rd_kafka_NewTopic_t *topics[2];
+    for (int i = 0; i < 2; i++) {
+        topics[i] = rd_kafka_NewTopic_new(names[i], counts[i], replication, err, sizeof err);
+        if (!topics[i])
+            return fail("create-topics", err);
+        rd_kafka_NewTopic_set_config(topics[i], "min.insync.replicas", replication > 1 ? "2" : "1");
+        rd_kafka_NewTopic_set_config(topics[i], "retention.ms",
+                                     i == 0 ? "604800000" : "2592000000");
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, topics, 2, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int r = 0;
+    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+    if (!res) {
+        r = fail("create-topics", ev ? rd_kafka_event_error_string(ev) : "no answer from Kafka");
+    } else {
+        size_t n;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
+        json_t *out = json_object();
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+            const char *state = e == RD_KAFKA_RESP_ERR_NO_ERROR               ? "created"
+                                : e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ? "exists"
+                                                                              : NULL;
+            if (!state) {
+                r = fail(rd_kafka_topic_result_name(tr[i]),
+                         rd_kafka_topic_result_error_string(tr[i]));
+                continue;
+            }
+            json_object_set_new(out, rd_kafka_topic_result_name(tr[i]), json_string(state));
+            if (!as_json)
+                printf("topic %s: %s\n", rd_kafka_topic_result_name(tr[i]), state);
+        }
+        if (as_json && r == 0)
+            print_json(out);
+        else
+            json_decref(out);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy_array(topics, 2);
+    rd_kafka_destroy(rk);
+    return r;
+}
+
+static int parse_count(const char *s, int max, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 1 || v > max)
+        return EO_EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
 int eo_admin_main(int argc, char **argv)
 {
+    int partitions = 6, replication = 1;
     bool as_json = false;
     const char *args[3] = {NULL, NULL, NULL};
     int nargs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             as_json = true;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) {
+            if (parse_count(argv[++i], 10000, &partitions) < 0)
+                return fail("--partitions", "must be an integer from 1 to 10000");
+        } else if (!strcmp(argv[i], "--replication") && i + 1 < argc) {
+            if (parse_count(argv[++i], 100, &replication) < 0)
+                return fail("--replication", "must be an integer from 1 to 100");
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         } else if (nargs < 3)
@@ -208,7 +292,7 @@ int eo_admin_main(int argc, char **argv)
         }
     }
     const char *cmd = args[0];
-    bool needs_arg = cmd && strcmp(cmd, "list-tenants") != 0;
+    bool needs_arg = cmd && strcmp(cmd, "list-tenants") != 0 && strcmp(cmd, "create-topics") != 0;
     if (!cmd || (needs_arg && nargs != 2) || (!needs_arg && nargs != 1)) {
         usage(stderr);
         return 2;
@@ -217,6 +301,8 @@ int eo_admin_main(int argc, char **argv)
     char err[512];
     if (eo_config_load(&cfg, err, sizeof err) < 0)
         return fail("configuration", err);
+    if (!strcmp(cmd, "create-topics"))
+        return create_topics(&cfg, partitions, replication, as_json);
     PGconn *conn;
     if (eo_pg_connect(cfg.pg_dsn, &conn, err, sizeof err) < 0)
         return fail("database", err);
