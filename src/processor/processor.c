@@ -47,7 +47,8 @@ struct eo_processor {
     pthread_t thread;
     atomic_bool stopping;
     atomic_bool ready;
-    bool revoked; /* set by the rebalance callback: drop the batch in hand */
+    bool storing; /* store_batch() is working on items */
+    bool revoked; /* partitions were revoked while storing: drop the batch in hand */
     item_t *items;
     size_t nitems, cap;
     rd_kafka_message_t **held; /* polled while paused, processed next */
@@ -55,6 +56,13 @@ struct eo_processor {
     int64_t next_ensure_us;
 };
 
+static void clear_items(eo_processor_t *p);
+static void clear_held(eo_processor_t *p);
+
+/* Runs inside rd_kafka_consumer_poll() on the processor thread. Everything polled before a
+ * revocation belongs to the old assignment: it is dropped here (it was not committed, so the
+ * partitions' next owner reads it again), and what arrives after the new assignment is kept.
+ * Items that store_batch() is working on are dropped by it when it sees `revoked`. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -66,7 +74,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, parts);
     } else {
         eo_log_info("partitions revoked", "count", n, NULL);
-        p->revoked = true;
+        if (p->storing)
+            p->revoked = true;
+        else
+            clear_items(p);
+        clear_held(p);
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -211,11 +223,10 @@ static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_
 /* Stores recs[0..n) (indexes into items via idx), splitting on EO_EDATA to isolate rows the
  * database refuses, which become dead letters. Returns 0, or EO_EUNAVAIL/EO_EIO. */
 static int store_split(eo_processor_t *p, size_t *idx, eo_record_t **recs, size_t n,
-                       size_t *inserted)
+                       size_t *inserted, char *err, size_t errlen)
 {
-    char err[512];
     size_t ins = 0;
-    int r = eo_pg_store_write(p->store, recs, n, &ins, err, sizeof err);
+    int r = eo_pg_store_write(p->store, recs, n, &ins, err, errlen);
     if (r == 0) {
         *inserted += ins;
         return 0;
@@ -230,9 +241,9 @@ static int store_split(eo_processor_t *p, size_t *idx, eo_record_t **recs, size_
         return 0;
     }
     size_t half = n / 2;
-    if ((r = store_split(p, idx, recs, half, inserted)) < 0)
+    if ((r = store_split(p, idx, recs, half, inserted, err, errlen)) < 0)
         return r;
-    return store_split(p, idx + half, recs + half, n - half, inserted);
+    return store_split(p, idx + half, recs + half, n - half, inserted, err, errlen);
 }
 
 /* Steps 1 and 2 with retries. Returns 0, or EO_ETIMEOUT when the batch must be dropped. */
@@ -269,10 +280,9 @@ static int store_batch(eo_processor_t *p, size_t *inserted)
                 recs[k++] = &it->rec;
             }
             *inserted = 0;
-            r = k ? store_split(p, idx, recs, k, inserted) : 0;
+            r = k ? store_split(p, idx, recs, k, inserted, err, sizeof err) : 0;
             if (r == 0)
                 break;
-            snprintf(err, sizeof err, "%s", "storing the batch failed");
         }
         atomic_store(&p->ready, false);
         eo_log_warn("postgres unavailable; pausing consumption", "error", err, NULL);
@@ -402,7 +412,10 @@ static void process_batch(eo_processor_t *p)
 {
     size_t inserted = 0, dead = 0;
     decode_all(p);
-    if (store_batch(p, &inserted) < 0) {
+    p->storing = true;
+    int stored = store_batch(p, &inserted);
+    p->storing = false;
+    if (stored < 0) {
         clear_items(p); /* not committed: redelivered after the rebalance or restart */
         p->revoked = false;
         return;
@@ -448,11 +461,6 @@ static void *run(void *arg)
             }
         }
         collect(p);
-        if (p->revoked) {
-            clear_items(p);
-            p->revoked = false;
-            continue;
-        }
         if (p->nitems)
             process_batch(p);
     }
