@@ -41,7 +41,7 @@ migrate: build stack-up
 run: build stack-up
 	@$(WITH_STACK_ENV) scripts/run.sh $(BUILD_DIR)/eventops
 
-test: build build-test stack-up
+test: build-test stack-up
 	@$(WITH_STACK_ENV) EVENTOPS_BIN=$(CURDIR)/$(TEST_BUILD_DIR)/eventops \
 	  ctest --test-dir $(TEST_BUILD_DIR) --output-on-failure --timeout 1800
 
