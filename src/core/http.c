@@ -39,8 +39,10 @@ struct eo_http_req {
     const eo_http_route_t *route;
     eo_buf_t body;
     bool gzip;
-    bool handled; /* on_request was called */
-    bool queued;  /* a response was handed to MHD */
+    bool too_large;   /* the body passed the limit: discard the rest, answer 413 at its end */
+    size_t discarded; /* body bytes thrown away after the limit */
+    bool handled;     /* on_request was called */
+    bool queued;      /* a response was handed to MHD */
     pthread_mutex_t lock;
     bool async;     /* handler called eo_http_suspend() */
     bool suspended; /* MHD_suspend_connection() was called and not yet resumed */
@@ -257,6 +259,14 @@ static int gunzip(eo_buf_t *body, size_t max, const char **why)
     return 0;
 }
 
+static MHD_RESULT add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
 static const eo_http_route_t *find_route(eo_http_server_t *srv, const char *url, const char *method,
                                          bool *path_known)
 {
@@ -307,6 +317,16 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
         *con_cls = req;
         atomic_fetch_add(&srv->active, 1);
 
+        size_t header_bytes = strlen(url) + strlen(method) + strlen(version) + 4;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size,
+                                  &header_bytes);
+        if (header_bytes > srv->opt.max_header_bytes) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request line and headers exceed %zu bytes",
+                     srv->opt.max_header_bytes);
+            return respond_now(req, 431, "headers_too_large", msg, NULL);
+        }
+
         bool path_known;
         req->route = find_route(srv, url, method, &path_known);
         if (!req->route) {
@@ -347,15 +367,25 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (eo_buf_append(&req->body, upload_data, *upload_data_size) < 0) {
-            *upload_data_size = 0;
-            char msg[128];
-            snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
-                     srv->opt.max_body_bytes);
-            return respond_now(req, 413, "body_too_large", msg, NULL);
+        /* MHD cannot queue an answer in the middle of a body: past the limit, keep reading
+         * without storing and answer at the end; a sender that goes on far past it is cut off. */
+        if (!req->too_large && eo_buf_append(&req->body, upload_data, *upload_data_size) < 0) {
+            req->too_large = true;
+            eo_buf_done(&req->body);
+        }
+        if (req->too_large) {
+            req->discarded += *upload_data_size;
+            if (req->discarded > 4 * srv->opt.max_body_bytes)
+                return MHD_NO;
         }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (req->too_large && !req->queued) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
+                 srv->opt.max_body_bytes);
+        return respond_now(req, 413, "body_too_large", msg, NULL);
     }
 
     if (!req->handled) {
@@ -442,7 +472,9 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)opt->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)opt->max_connections_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opt->connection_timeout_s, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(opt->max_header_bytes + 16384), NULL},
+        /* room for headers up to the limit plus the read buffer, so that requests just over
+         * the limit still get our JSON 431; far larger ones get MHD's own 431 */
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(2 * opt->max_header_bytes + 65536), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, srv},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {opt->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)opt->threads,

@@ -17,7 +17,7 @@ int eo_batch_parse(const char *body, size_t len, bool single, const eo_event_lim
         return EO_EPARSE;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         eo_event_error_set(err, "invalid_json", "", "invalid JSON at line %d column %d: %s",
                            jerr.line, jerr.column, jerr.text);

@@ -212,10 +212,13 @@ int eo_event_normalize(json_t *obj, const eo_event_limits_t *lim, int64_t receiv
         return EO_EINVAL;
     }
 
+    /* messageId first, so that an error about any other field can still name the event */
+    int r = get_id(obj, "messageId", lim->max_id_bytes, false, NULL, &ev->message_id, err);
+    if (r < 0)
+        return r;
     json_t *type;
     const char *type_name;
-    int r = lookup_alias(obj, type_names, 3, &type, &type_name, err);
-    if (r < 0)
+    if ((r = lookup_alias(obj, type_names, 3, &type, &type_name, err)) < 0)
         return r;
     if (!type) {
         eo_event_error_set(err, "missing_field", "eventType", "'eventType' is required");
@@ -245,8 +248,7 @@ int eo_event_normalize(json_t *obj, const eo_event_limits_t *lim, int64_t receiv
     if ((r = get_id(obj, "userId", lim->max_id_bytes, true, ev->id_storage[0], &ev->user_id, err)) <
             0 ||
         (r = get_id(obj, "anonymousId", lim->max_id_bytes, true, ev->id_storage[1],
-                    &ev->anonymous_id, err)) < 0 ||
-        (r = get_id(obj, "messageId", lim->max_id_bytes, false, NULL, &ev->message_id, err)) < 0)
+                    &ev->anonymous_id, err)) < 0)
         return r;
     if (!ev->user_id.s && !ev->anonymous_id.s) {
         eo_event_error_set(err, "missing_field", "userId", "'userId' or 'anonymousId' is required");

@@ -1,0 +1,477 @@
+/* Integration test: src/migrate (eo_migrate_run) and src/processor/pg_store.h against the
+ * stack's PostgreSQL, each on a fresh database.
+ *
+ * Migrations: a second run applies nothing; two concurrent runs both succeed and record each
+ * migration once; schema_migrations names every compiled-in migration.
+ * Store: records are built the way the collector and processor build them (eo_event_normalize,
+ * eo_record_encode, eo_record_decode); a write inserts each new (tenant, messageId) once,
+ * rewriting a batch changes nothing, rollups equal COUNT(*) per bucket at every granularity,
+ * missing daily partitions are created for old events, tenants are told apart, and a dead
+ * server is reported as EO_EUNAVAIL. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "domain/event.h"
+#include "domain/record.h"
+#include "domain/rfc3339.h"
+#include "itest.h"
+#include "migrate/migrate.h"
+#include "processor/pg_store.h"
+
+#define S_US INT64_C(1000000)
+#define MIN_US (60 * S_US)
+#define HOUR_US (60 * MIN_US)
+#define DAY_US (24 * HOUR_US)
+
+/* Rows of rollups that differ from COUNT(*) of events per (tenant, granularity, eventType,
+ * bucket), in either direction (missing, extra or wrong count). */
+static const char rollup_mismatch_sql[] =
+    "WITH g(granularity) AS (VALUES ('minute'), ('hour'), ('day')),"
+    " e AS (SELECT tenant_id, g.granularity, event_type,"
+    "        date_trunc(g.granularity, occurred_at) AS bucket_start, count(*) AS n"
+    "       FROM events CROSS JOIN g GROUP BY 1, 2, 3, 4)"
+    " SELECT count(*) FROM e FULL JOIN rollups r"
+    "  ON r.tenant_id = e.tenant_id AND r.granularity = e.granularity"
+    "  AND r.event_type = e.event_type AND r.bucket_start = e.bucket_start"
+    " WHERE r.count IS DISTINCT FROM e.n";
+
+/* ---- shared fixture: one migrated database, two tenants, one store ---- */
+
+typedef struct {
+    it_db_t db;
+    eo_pg_store_t *st;
+    char tenant_a[37], tenant_b[37];
+    eo_event_limits_t lim;
+    int64_t now_us;
+} fixture_t;
+
+static fixture_t fx;
+
+static int insert_tenant(const char *name, char out[37])
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO tenants (name) VALUES ('%s') RETURNING tenant_id", name);
+    return it_pg_text(fx.db.dsn, sql, out, 37);
+}
+
+static int group_setup(void **state)
+{
+    memset(&fx, 0, sizeof fx);
+    eo_event_limits_default(&fx.lim);
+    fx.now_us = eo_clock_now_us();
+    int applied = 0;
+    if (it_db_create("eo_it_store", &fx.db) < 0 || it_db_migrate(fx.db.dsn, &applied) < 0 ||
+        insert_tenant("tenant a", fx.tenant_a) < 0 || insert_tenant("tenant b", fx.tenant_b) < 0)
+        return -1;
+    return eo_pg_store_new(fx.db.dsn, &fx.st) < 0 ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    eo_pg_store_free(fx.st);
+    fx.st = NULL;
+    it_db_drop(&fx.db);
+    return 0;
+}
+
+static int64_t q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* it_pg_int on the fixture database with a printf-style query. */
+static int64_t q(const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof sql);
+    return it_pg_int(fx.db.dsn, sql);
+}
+
+/* ---- records, built as the collector encodes them and the processor decodes them ---- */
+
+typedef struct {
+    eo_record_t recs[64];
+    eo_record_t *ptrs[64];
+    size_t n;
+} batch_t;
+
+static void batch_add(batch_t *b, const char *tenant, const char *message_id,
+                      const char *event_type, const char *user_id, int64_t occurred_us)
+{
+    assert_true(b->n < 64);
+    char ts[EO_RFC3339_MAX];
+    eo_rfc3339_format(occurred_us, ts);
+    json_t *obj =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:s}, s:{s:s}}", "eventType", event_type, "userId",
+                  user_id, "messageId", message_id, "timestamp", ts, "properties", "n", (int)b->n,
+                  "tab", "a\tb\\c\nd", "context", "ip", "127.0.0.1");
+    assert_non_null(obj);
+    eo_event_t ev;
+    eo_event_error_t err;
+    int64_t received_us = fx.now_us;
+    if (eo_event_normalize(obj, &fx.lim, received_us, 0, &ev, &err) < 0)
+        fail_msg("normalize: %s %s: %s", err.code, err.field, err.message);
+    eo_buf_t out;
+    eo_buf_init(&out, (size_t)1 << 20);
+    if (eo_record_encode(tenant, received_us, &ev, ev.message_id, &fx.lim, &out, &err) < 0)
+        fail_msg("encode: %s: %s", err.code, err.message);
+    json_decref(obj);
+    eo_record_t *rec = &b->recs[b->n];
+    if (eo_record_decode(out.data, out.len, &fx.lim, rec, &err) < 0)
+        fail_msg("decode: %s %s: %s", err.code, err.field, err.message);
+    eo_buf_done(&out);
+    assert_string_equal(rec->tenant_id, tenant);
+    assert_int_equal(rec->ev.occurred_at_us, occurred_us);
+    b->ptrs[b->n] = rec;
+    b->n++;
+}
+
+static void batch_done(batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        eo_record_done(&b->recs[i]);
+    b->n = 0;
+}
+
+static size_t write_ok(batch_t *b)
+{
+    char err[512] = "";
+    size_t inserted = 999999;
+    int r = eo_pg_store_write(fx.st, b->ptrs, b->n, &inserted, err, sizeof err);
+    if (r < 0)
+        fail_msg("eo_pg_store_write: %s: %s", eo_strerror(r), err);
+    assert_true(eo_pg_store_ok(fx.st));
+    return inserted;
+}
+
+/* The events partition holding us, e.g. "events_20240131". */
+static void partition_name(int64_t us, char *out, size_t outlen)
+{
+    int64_t day = us / DAY_US - (us < 0 && us % DAY_US);
+    int64_t y;
+    unsigned m, d;
+    eo_civil_from_days(day, &y, &m, &d);
+    snprintf(out, outlen, "events_%04lld%02u%02u", (long long)y, m, d);
+}
+
+/* ---- migrations ---- */
+
+static void check_schema_migrations(const char *dsn)
+{
+    char sql[512];
+    assert_int_equal(it_pg_int(dsn, "SELECT count(*) FROM schema_migrations"),
+                     (int64_t)eo_migrations_count);
+    assert_int_equal(it_pg_int(dsn, "SELECT count(DISTINCT version) FROM schema_migrations"),
+                     (int64_t)eo_migrations_count);
+    for (size_t i = 0; i < eo_migrations_count; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM schema_migrations WHERE version = %d AND name = '%s'"
+                 " AND applied_at <= now()",
+                 eo_migrations[i].version, eo_migrations[i].name);
+        assert_int_equal(it_pg_int(dsn, sql), 1);
+    }
+}
+
+static void test_migrate_twice(void **state)
+{
+    it_db_t db;
+    assert_int_equal(it_db_create("eo_it_mig", &db), 0);
+    int applied = -1;
+    assert_int_equal(it_db_migrate(db.dsn, &applied), 0);
+    assert_int_equal(applied, (int)eo_migrations_count);
+    check_schema_migrations(db.dsn);
+    applied = -1;
+    assert_int_equal(it_db_migrate(db.dsn, &applied), 0);
+    assert_int_equal(applied, 0);
+    check_schema_migrations(db.dsn);
+    static const char *const tables[] = {"tenants", "write_keys", "events", "event_ids", "rollups"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT to_regclass('%s') IS NOT NULL", tables[i]);
+        assert_int_equal(it_pg_int(db.dsn, sql), 1);
+    }
+    /* 0002 creates the partitions of yesterday to today + 7 */
+    assert_int_equal(
+        it_pg_int(db.dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"),
+        9);
+    it_db_drop(&db);
+}
+
+typedef struct {
+    const char *dsn;
+    pthread_barrier_t *start;
+    int r, applied;
+} migrate_job_t;
+
+static void *migrate_thread(void *arg)
+{
+    migrate_job_t *job = arg;
+    pthread_barrier_wait(job->start);
+    job->r = it_db_migrate(job->dsn, &job->applied);
+    return NULL;
+}
+
+static void test_migrate_parallel(void **state)
+{
+    it_db_t db;
+    assert_int_equal(it_db_create("eo_it_migpar", &db), 0);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    migrate_job_t jobs[2] = {{db.dsn, &start, -100, -1}, {db.dsn, &start, -100, -1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, migrate_thread, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    assert_int_equal(jobs[0].r, 0);
+    assert_int_equal(jobs[1].r, 0);
+    assert_int_equal(jobs[0].applied + jobs[1].applied, (int)eo_migrations_count);
+    check_schema_migrations(db.dsn);
+    it_db_drop(&db);
+}
+
+/* ---- store ---- */
+
+static void test_write_and_rewrite(void **state)
+{
+    /* an hour start two hours ago: several events per minute, several minutes per hour, several
+     * hours, and a few days back */
+    int64_t base = (fx.now_us / HOUR_US - 2) * HOUR_US;
+    static const int64_t offsets[] = {
+        0,
+        10 * S_US,
+        59 * S_US,
+        MIN_US,
+        MIN_US + 1,
+        5 * MIN_US,
+        59 * MIN_US,
+        HOUR_US,
+        HOUR_US + 1,
+        90 * MIN_US,
+        -1,
+        -HOUR_US,
+        -DAY_US,
+        -DAY_US + 1,
+        -2 * DAY_US,
+        -3 * DAY_US,
+        -3 * DAY_US + HOUR_US,
+        2 * HOUR_US - S_US,
+    };
+    batch_t b = {0};
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        char mid[64];
+        snprintf(mid, sizeof mid, "w-%zu", i);
+        batch_add(&b, i % 3 ? fx.tenant_a : fx.tenant_b, mid, i % 2 ? "page_view" : "signup",
+                  "user-1", base + offsets[i]);
+    }
+    size_t n = b.n;
+    int64_t before = q("SELECT count(*) FROM events");
+    assert_int_equal(write_ok(&b), n);
+    assert_int_equal(q("SELECT count(*) FROM events"), before + (int64_t)n);
+    assert_int_equal(q("SELECT count(*) FROM event_ids WHERE message_id LIKE 'w-%%'"), n);
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id LIKE 'w-%%'"), n);
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    for (int g = 0; g < 3; g++)
+        assert_int_equal(q("SELECT sum(count) FROM rollups WHERE granularity = '%s'",
+                           (const char *[]){"minute", "hour", "day"}[g]),
+                         q("SELECT count(*) FROM events"));
+    /* the stored row is the event as sent (COPY escaping round-trips) */
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id = 'w-1'"
+                       " AND properties = '{\"n\": 1, \"tab\": \"a\\tb\\\\c\\nd\"}'::jsonb"
+                       " AND context = '{\"ip\": \"127.0.0.1\"}'::jsonb AND user_id = 'user-1'"
+                       " AND anonymous_id IS NULL AND sent_at IS NULL"
+                       " AND event_type = 'page_view' AND tenant_id = '%s'",
+                       fx.tenant_a),
+                     1);
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id = 'w-0'"
+                       " AND occurred_at = timestamptz 'epoch' + %lld * interval '1 microsecond'",
+                       (long long)base),
+                     1);
+
+    /* the same batch again: nothing new, rollups unchanged */
+    assert_int_equal(q("DROP TABLE IF EXISTS rollups_before;"
+                       "CREATE TABLE rollups_before AS SELECT * FROM rollups;"
+                       "SELECT count(*) FROM rollups_before"),
+                     q("SELECT count(*) FROM rollups"));
+    assert_int_equal(write_ok(&b), 0);
+    assert_int_equal(q("SELECT count(*) FROM events"), before + (int64_t)n);
+    assert_int_equal(q("SELECT count(*) FROM (SELECT * FROM rollups EXCEPT"
+                       " SELECT * FROM rollups_before) x"),
+                     0);
+    assert_int_equal(q("SELECT count(*) FROM (SELECT * FROM rollups_before EXCEPT"
+                       " SELECT * FROM rollups) x"),
+                     0);
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    batch_done(&b);
+
+    /* a batch mixing stored and new events inserts only the new ones */
+    batch_add(&b, fx.tenant_b, "w-0", "signup", "user-1", base); /* stored above */
+    batch_add(&b, fx.tenant_a, "w-new", "signup", "user-1", base);
+    assert_int_equal(write_ok(&b), 1);
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    assert_int_equal(
+        q("SELECT count FROM rollups WHERE granularity = 'minute'"
+          " AND tenant_id = '%s' AND event_type = 'signup'"
+          " AND bucket_start = timestamptz 'epoch' + %lld * interval '1 microsecond'",
+          fx.tenant_a, (long long)base),
+        q("SELECT count(*) FROM events WHERE tenant_id = '%s' AND event_type ="
+          " 'signup' AND occurred_at >= timestamptz 'epoch' + %lld * interval '1 microsecond'"
+          " AND occurred_at < timestamptz 'epoch' + %lld * interval '1 microsecond'",
+          fx.tenant_a, (long long)base, (long long)(base + MIN_US)));
+    batch_done(&b);
+    assert_int_equal(q("DROP TABLE rollups_before; SELECT 0"), 0);
+}
+
+static void test_duplicates_in_batch(void **state)
+{
+    int64_t t = fx.now_us - 10 * MIN_US;
+    batch_t b = {0};
+    batch_add(&b, fx.tenant_a, "dup-1", "first", "user-2", t);
+    batch_add(&b, fx.tenant_a, "dup-2", "other", "user-2", t);
+    batch_add(&b, fx.tenant_a, "dup-1", "second", "user-2", t + S_US);
+    batch_add(&b, fx.tenant_a, "dup-1", "third", "user-2", t + DAY_US / 2);
+    /* the same messageId under another tenant is another event */
+    batch_add(&b, fx.tenant_b, "dup-1", "first", "user-2", t);
+    assert_int_equal(write_ok(&b), 3);
+    assert_int_equal(
+        q("SELECT count(*) FROM events WHERE message_id = 'dup-1' AND tenant_id = '%s'",
+          fx.tenant_a),
+        1);
+    /* the first occurrence in the batch is the one kept */
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id = 'dup-1' AND tenant_id = '%s'"
+                       " AND event_type = 'first'",
+                       fx.tenant_a),
+                     1);
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id = 'dup-1'"), 2);
+    assert_int_equal(q("SELECT count(*) FROM rollups WHERE event_type IN ('second', 'third')"), 0);
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    assert_int_equal(write_ok(&b), 0);
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    batch_done(&b);
+}
+
+static void test_old_events_get_partitions(void **state)
+{
+    static const int64_t days_back[] = {30, 400, 3000};
+    batch_t b = {0};
+    char names[3][32];
+    for (int i = 0; i < 3; i++) {
+        int64_t t = fx.now_us - days_back[i] * DAY_US;
+        partition_name(t, names[i], sizeof names[i]);
+        assert_int_equal(q("SELECT to_regclass('%s') IS NULL", names[i]), 1);
+        char mid[32];
+        snprintf(mid, sizeof mid, "old-%d", i);
+        batch_add(&b, fx.tenant_b, mid, "old", "user-3", t);
+    }
+    assert_int_equal(write_ok(&b), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(q("SELECT to_regclass('%s') IS NOT NULL", names[i]), 1);
+        assert_int_equal(q("SELECT count(*) FROM %s WHERE message_id = 'old-%d'", names[i], i), 1);
+    }
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    /* a new store (empty partition cache) writing to existing partitions works too */
+    eo_pg_store_t *st2;
+    assert_int_equal(eo_pg_store_new(fx.db.dsn, &st2), 0);
+    char err[512] = "";
+    size_t inserted = 99;
+    assert_int_equal(eo_pg_store_write(st2, b.ptrs, b.n, &inserted, err, sizeof err), 0);
+    assert_int_equal(inserted, 0);
+    eo_pg_store_free(st2);
+    batch_done(&b);
+}
+
+static void test_check_tenants(void **state)
+{
+    static const char unknown[] = "00000000-0000-4000-8000-00000000beef";
+    batch_t b = {0};
+    int64_t t = fx.now_us;
+    batch_add(&b, fx.tenant_a, "ct-1", "x", "u", t);
+    batch_add(&b, unknown, "ct-2", "x", "u", t);
+    batch_add(&b, fx.tenant_b, "ct-3", "x", "u", t);
+    batch_add(&b, unknown, "ct-4", "x", "u", t);
+    batch_add(&b, fx.tenant_a, "ct-5", "x", "u", t);
+    bool known[5];
+    char err[512] = "";
+    memset(known, 0xff, sizeof known);
+    assert_int_equal(eo_pg_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
+    assert_true(known[0]);
+    assert_false(known[1]);
+    assert_true(known[2]);
+    assert_false(known[3]);
+    assert_true(known[4]);
+    /* again, from the cache */
+    memset(known, 0xff, sizeof known);
+    assert_int_equal(eo_pg_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
+    assert_true(known[0] && !known[1] && known[2] && !known[3] && known[4]);
+    /* a tenant created later is found (unknown ids are not cached as unknown) */
+    assert_int_equal(it_pg_exec(fx.db.dsn,
+                                "INSERT INTO tenants (tenant_id, name) VALUES"
+                                " ('00000000-0000-4000-8000-00000000beef', 'late tenant')"),
+                     0);
+    memset(known, 0, sizeof known);
+    assert_int_equal(eo_pg_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
+    for (int i = 0; i < 5; i++)
+        assert_true(known[i]);
+    batch_done(&b);
+}
+
+static void test_unavailable(void **state)
+{
+    uint16_t port = it_closed_port();
+    assert_true(port > 0);
+    char dsn[256];
+    snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%u user=eventops dbname=eventops", port);
+    eo_pg_store_t *st;
+    assert_int_equal(eo_pg_store_new(dsn, &st), 0);
+    batch_t b = {0};
+    batch_add(&b, fx.tenant_a, "down-1", "x", "u", fx.now_us);
+    char err[512] = "";
+    size_t inserted = 99;
+    assert_int_equal(eo_pg_store_write(st, b.ptrs, b.n, &inserted, err, sizeof err), EO_EUNAVAIL);
+    assert_int_equal(inserted, 0);
+    assert_true(err[0] != '\0');
+    assert_false(eo_pg_store_ok(st));
+    bool known[1];
+    assert_int_equal(eo_pg_store_check_tenants(st, b.ptrs, b.n, known, err, sizeof err),
+                     EO_EUNAVAIL);
+    assert_int_equal(eo_pg_store_ensure_ahead(st, fx.now_us, 2, err, sizeof err), EO_EUNAVAIL);
+    eo_pg_store_free(st);
+    batch_done(&b);
+}
+
+static void test_rollups_total(void **state)
+{
+    /* after every test above: rollups still equal COUNT(*) per bucket */
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    assert_int_equal(q("SELECT count(*) FROM events"), q("SELECT count(*) FROM event_ids"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_twice),
+        cmocka_unit_test(test_migrate_parallel),
+        cmocka_unit_test(test_write_and_rewrite),
+        cmocka_unit_test(test_duplicates_in_batch),
+        cmocka_unit_test(test_old_events_get_partitions),
+        cmocka_unit_test(test_check_tenants),
+        cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_rollups_total),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
