@@ -88,6 +88,10 @@ static int get_id(json_t *obj, const char *name, size_t max, bool allow_int, cha
         int n = snprintf(storage, 24, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         out->s = storage;
         out->len = (size_t)n;
+        if (out->len > max) {
+            eo_event_error_set(err, "too_long", name, "'%s' is longer than %zu bytes", name, max);
+            return EO_EINVAL;
+        }
         return 0;
     }
     if (!json_is_string(v)) {

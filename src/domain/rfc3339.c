@@ -95,6 +95,10 @@ int eo_rfc3339_parse(const char *s, size_t n, int64_t *us)
         return EO_EINVAL;
     int64_t days = eo_days_from_civil(year, (unsigned)mon, (unsigned)day);
     int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - offset_s;
+    /* an offset or a leap second may carry the instant out of 0000..9999, which
+     * eo_rfc3339_format could not write back in this form */
+    if (secs < EO_RFC3339_MIN_S || secs > EO_RFC3339_MAX_S)
+        return EO_EINVAL;
     *us = secs * 1000000 + frac_us;
     return 0;
 }

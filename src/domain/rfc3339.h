@@ -9,13 +9,19 @@
 
 #define EO_RFC3339_MAX 32 /* buffer size for eo_rfc3339_format, NUL included */
 
+/* Seconds since the epoch of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the instants a
+ * timestamp may denote (UTC), so that every parsed time formats back as RFC 3339. */
+#define EO_RFC3339_MIN_S (-62167219200LL)
+#define EO_RFC3339_MAX_S (253402300799LL)
+
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" ('t'/'z' accepted; a leap second
  * :60 counts as the next second; fraction digits past microseconds are truncated).
- * Returns 0 and sets *us, or EO_EPARSE (bad syntax) / EO_EINVAL (a field out of range). */
+ * Returns 0 and sets *us, or EO_EPARSE (bad syntax) / EO_EINVAL (a field out of range, or an
+ * instant outside years 0000..9999 UTC). */
 int eo_rfc3339_parse(const char *s, size_t n, int64_t *us) EO_MUST_CHECK;
 
-/* Writes "YYYY-MM-DDTHH:MM:SS.ffffffZ" into out (EO_RFC3339_MAX bytes). Years outside
- * 0000..9999 are clamped by the caller's validation, not here. Returns the length. */
+/* Writes "YYYY-MM-DDTHH:MM:SS.ffffffZ" into out (EO_RFC3339_MAX bytes); us must lie within
+ * years 0000..9999 (every parsed time does). Returns the length. */
 size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX]);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date, and back. */
