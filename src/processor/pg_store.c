@@ -238,6 +238,14 @@ static int ensure_day(eo_pg_store_t *st, int64_t day, char *err, size_t errlen)
     return r < 0 ? r : day_add(st, day);
 }
 
+int eo_pg_store_ping(eo_pg_store_t *st, char *err, size_t errlen)
+{
+    int r = ensure_conn(st, err, errlen);
+    if (r == 0)
+        r = eo_pg_exec(st->conn, "SELECT 1", err, errlen);
+    return finish_call(st, r);
+}
+
 int eo_pg_store_ensure_ahead(eo_pg_store_t *st, int64_t now_us, int64_t ahead_days, char *err,
                              size_t errlen)
 {

@@ -30,6 +30,9 @@ int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_
 int eo_pg_store_write(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, size_t *inserted,
                       char *err, size_t errlen) EO_MUST_CHECK;
 
+/* Checks that the database answers (reconnecting when needed). */
+int eo_pg_store_ping(eo_pg_store_t *st, char *err, size_t errlen) EO_MUST_CHECK;
+
 /* True when the last database call succeeded. */
 bool eo_pg_store_ok(const eo_pg_store_t *st);
 

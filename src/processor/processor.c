@@ -54,6 +54,7 @@ struct eo_processor {
     rd_kafka_message_t **held; /* polled while paused, processed next */
     size_t nheld, held_cap;
     int64_t next_ensure_us;
+    int64_t next_ping_us; /* when idle, check the database this often for /readyz */
 };
 
 static void clear_items(eo_processor_t *p);
@@ -459,10 +460,21 @@ static void *run(void *arg)
             } else {
                 p->next_ensure_us = now + 3600 * INT64_C(1000000);
             }
+            p->next_ping_us = now + 2000000;
+            atomic_store(&p->ready, eo_pg_store_ok(p->store));
         }
         collect(p);
-        if (p->nitems)
+        if (p->nitems) {
             process_batch(p);
+            p->next_ping_us = eo_clock_mono_us() + 2000000;
+        } else if (eo_clock_mono_us() >= p->next_ping_us) {
+            char err[512];
+            bool ok = eo_pg_store_ping(p->store, err, sizeof err) == 0;
+            if (!ok && atomic_load(&p->ready))
+                eo_log_warn("postgres unavailable", "error", err, NULL);
+            atomic_store(&p->ready, ok);
+            p->next_ping_us = eo_clock_mono_us() + 2000000;
+        }
     }
     /* the batch in hand was finished by the loop; leave the group */
     rd_kafka_consumer_close(p->consumer);
