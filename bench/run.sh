@@ -1,0 +1,538 @@
+#!/usr/bin/env bash
+# bench/run.sh: the EventOps ingest benchmark, one run, fresh database and topics.
+#
+#   bench/run.sh path/to/eventops        (make bench: optimised build, stack env exported)
+#
+# Phases, all against a new database eo_bench_<id> and new topics eo-bench-<id>.{events,dlq}:
+#   (a)  collector only: loadgen sends N events as fast as it can; accepted events/s and
+#        per-request latency. Nothing is stored yet; the events wait in Kafka.
+#   (a2) processor started: time to drain (a)'s backlog into PostgreSQL (storage rate alone).
+#   (b)  tables emptied, both roles running and idle: loadgen sends N events; the clock runs
+#        from the first request sent to the moment all accepted events are stored
+#        (end to end = accepted / that time).
+#   (c)  the rows stored in (b), exported and loaded with a bare COPY FROM STDIN into a plain,
+#        unindexed, unpartitioned, logged table: the storage ceiling. Reports b/c.
+#   (d)  both roles running, loadgen paced at half of (a)'s accepted rate: accept latency.
+# Stored progress is read from the rollups table (sum of the day buckets: written in the same
+# transaction as the events, so exact), polled every 50 ms over one psql connection; each
+# phase is checked afterwards with count(*) on events. Each phase also reports the CPU used
+# (machine, collector, processors, this database's PostgreSQL backends, Kafka, loadgen).
+#
+# Settings (environment): BENCH_EVENTS (200000 per phase), BENCH_BATCH (100 events per
+# request), BENCH_CONNECTIONS (16), BENCH_PARTITIONS (6, events topic), BENCH_PROCESSORS (1:
+# processor instances in one consumer group), BENCH_HALF_EVENTS (events sent in (d); default
+# BENCH_EVENTS), BENCH_HALF_RATE (events/s in (d); default half of (a)), BENCH_STALL_S (60:
+# give up when storage makes no progress that long), BENCH_KEEP=1 (keep the database, topics
+# and work directory), CC (compiler for loadgen; cc).
+# Needs: the stack (EVENTOPS_PG_DSN, EVENTOPS_KAFKA_BROKERS), cc, psql, curl; java and the
+# stack's Kafka jars to delete the topics afterwards. The summary table goes to stderr, one JSON
+# line to stdout; nothing is appended anywhere. Numbers are only as quiet as the machine.
+set -euo pipefail
+export LC_ALL=C # '.' as the decimal point in EPOCHREALTIME, awk and printf
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+    exit 2
+}
+(($# == 1)) || usage
+[[ $1 == -h || $1 == --help ]] && usage
+[[ -x $1 ]] || { echo "bench: $1 is not an executable (run make build)" >&2; exit 2; }
+bin=$(realpath -- "$1")
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+N=${BENCH_EVENTS:-200000}
+BATCH=${BENCH_BATCH:-100}
+CONNS=${BENCH_CONNECTIONS:-16}
+PARTITIONS=${BENCH_PARTITIONS:-6}
+HALF_N=${BENCH_HALF_EVENTS:-$N}
+PROCS=${BENCH_PROCESSORS:-1}
+STALL_S=${BENCH_STALL_S:-60}
+KEEP=${BENCH_KEEP:-0}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+for v in N:BENCH_EVENTS BATCH:BENCH_BATCH CONNS:BENCH_CONNECTIONS PARTITIONS:BENCH_PARTITIONS \
+    HALF_N:BENCH_HALF_EVENTS STALL_S:BENCH_STALL_S PROCS:BENCH_PROCESSORS; do
+    value=${v%%:*}
+    [[ ${!value} =~ ^[1-9][0-9]*$ ]] || die "${v#*:} must be a positive integer, got '${!value}'"
+done
+[[ $KEEP == [01] ]] || die "BENCH_KEEP must be 0 or 1, got '$KEEP'"
+[[ -z ${BENCH_HALF_RATE:-} || $BENCH_HALF_RATE =~ ^[1-9][0-9]*$ ]] ||
+    die "BENCH_HALF_RATE must be a positive integer, got '$BENCH_HALF_RATE'"
+((BATCH <= 1000)) || die "BENCH_BATCH over the collector's default EVENTOPS_MAX_BATCH_EVENTS (1000)"
+: "${EVENTOPS_PG_DSN:?not set: run through make bench, or eval \"\$(scripts/stack.sh env)\"}"
+: "${EVENTOPS_KAFKA_BROKERS:?not set: run through make bench, or eval \"\$(scripts/stack.sh env)\"}"
+PSQL_BIN=/usr/lib/postgresql/15/bin/psql
+[[ -x $PSQL_BIN ]] || PSQL_BIN=$(command -v psql) || die "psql not found (scripts/deps.sh)"
+command -v curl >/dev/null || die "curl not found (scripts/deps.sh)"
+
+# ---------------------------------------------------------------------------------------------
+# Names, connection strings, work directory
+
+id=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
+db=eo_bench_$id
+events_topic=eo-bench-$id.events
+dlq_topic=eo-bench-$id.dlq
+admin_dsn=$EVENTOPS_PG_DSN
+if [[ $admin_dsn =~ (^|[[:space:]])dbname= ]]; then
+    bench_dsn=$(sed -E "s/(^|[[:space:]])dbname=[^[:space:]]*/\1dbname=$db/" <<<"$admin_dsn")
+else
+    bench_dsn="$admin_dsn dbname=$db"
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/eo-bench.XXXXXX")
+psql_admin() { "$PSQL_BIN" -X -q -At -v ON_ERROR_STOP=1 -d "$admin_dsn" "$@" </dev/null; }
+psql_bench() { "$PSQL_BIN" -X -q -At -v ON_ERROR_STOP=1 -d "$bench_dsn" "$@"; }
+
+main_pid=$BASHPID
+declare -A pids=()
+db_created=0
+topics_created=0
+poll_open=0
+
+# Stops one role: SIGTERM, then SIGKILL after 15 s. Only our own child pids.
+stop_role() {
+    local name=$1 pid=${pids[$1]:-} i
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        read -rt 0.1 -u "$never" || true
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "$name (pid $pid) still running after 15 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    unset "pids[$name]"
+}
+
+# Deletes the run's topics and consumer group with Kafka's own tools (the stack's jars);
+# best effort.
+delete_topics() {
+    local stack_dir=${EVENTOPS_STACK_DIR:-$root/.stack} libs
+    libs=$stack_dir/kafka/libs
+    if [[ ! -d $libs ]] || ! command -v java >/dev/null; then
+        say "note: topics $events_topic, $dlq_topic left in Kafka (no Kafka tools found)"
+        return 0
+    fi
+    kafka_tool() {
+        java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+            -Dlog4j2.configurationFile="$root/scripts/kafka/log4j2.properties" \
+            -Dkafka.logs.dir="$work" -Deventops.kafka.log.name=tools -cp "$libs/*" "$@" \
+            --bootstrap-server "$EVENTOPS_KAFKA_BROKERS" </dev/null >>"$work/kafka-tools.out" 2>&1
+    }
+    kafka_tool org.apache.kafka.tools.TopicCommand --delete --topic "eo-bench-$id\\..*" ||
+        say "note: deleting topics eo-bench-$id.* failed (see $work/kafka-tools.out)"
+    kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --delete \
+        --group "eo-bench-$id" || true
+}
+
+cleanup() {
+    local rc=$?
+    ((BASHPID == main_pid)) || exit "$rc" # never from a subshell
+    set +e
+    trap - EXIT INT TERM
+    local name
+    for name in "${!pids[@]}"; do [[ $name == collector ]] || stop_role "$name"; done
+    stop_role collector
+    if ((poll_open)); then
+        eval "exec ${POLL[1]}>&-" 2>/dev/null
+        wait "$POLL_PID" 2>/dev/null
+    fi
+    if ((rc != 0)); then
+        local f
+        for f in "$work"/*.log "$work"/*.err; do
+            [[ -s $f ]] || continue
+            printf -- '---- last lines of %s ----\n' "$f" >&2
+            tail -n 15 -- "$f" >&2
+        done
+    fi
+    if ((KEEP)); then
+        say "kept: database $db, topics eo-bench-$id.*, work directory $work"
+    else
+        ((db_created)) && psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+        ((topics_created)) && delete_topics
+        if ((rc == 0)); then rm -rf -- "$work"; else say "logs kept in $work"; fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A FIFO nobody writes: `read -t` on it sleeps without starting a process.
+mkfifo "$work/never"
+exec {never}<>"$work/never"
+nap() { read -rt "$1" -u "$never" || true; }
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+# Prints numeric field $2 of the one-line JSON in file $1.
+jnum() { sed -nE "s/.*\"$2\":(-?[0-9.eE+]+|true|false).*/\1/p" "$1"; }
+# Float arithmetic: calc 'expression' (awk syntax, variables passed as -v).
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+# True when the awk condition holds: fcmp '1.5 > 1'.
+fcmp() { awk "BEGIN { exit !($1) }"; }
+# Rounds and groups thousands: 12345.6 -> 12,346.
+fmt_int() { printf '%.0f' "$1" | sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta'; }
+now() { printf '%s' "$EPOCHREALTIME"; }
+
+# Starts `eventops ROLE` as NAME with extra VAR=value settings; its stderr (JSON log lines)
+# goes to NAME.log.
+start_role() {
+    local name=$1 role=$2
+    shift 2
+    : >"$work/$name.log"
+    env "$@" "$bin" "$role" >/dev/null 2>>"$work/$name.log" &
+    pids[$name]=$!
+}
+
+role_alive() { [[ -n ${pids[$1]:-} ]] && kill -0 "${pids[$1]}" 2>/dev/null; }
+
+# Starts the processors: one consumer group, each its own instance and transactional id.
+start_processors() {
+    local i
+    for ((i = 1; i <= PROCS; i++)); do
+        start_role "processor$i" processor "EVENTOPS_PROCESSOR_ID=eo-bench-$id-$i"
+    done
+}
+
+processors_alive() {
+    local i
+    for ((i = 1; i <= PROCS; i++)); do role_alive "processor$i" || return 1; done
+}
+
+# Waits for the collector's "listening" line, then for /readyz; sets collector_port.
+wait_collector() {
+    local i port=''
+    for ((i = 0; i < 300; i++)); do
+        role_alive collector || die "the collector exited during start"
+        port=$(sed -nE 's/.*"msg":"collector listening".*"port":"([0-9]+)".*/\1/p' \
+            "$work/collector.log" | head -n 1) || true
+        [[ -n $port ]] && break
+        nap 0.1
+    done
+    [[ -n $port ]] || die "the collector did not report its port within 30 s"
+    for ((i = 0; i < 300; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz") == 200 ]] &&
+            break
+        role_alive collector || die "the collector exited during start"
+        nap 0.1
+    done
+    ((i < 300)) || die "the collector was not ready within 30 s"
+    collector_port=$port
+}
+
+# Sets stored_n to the events stored so far (sum of the day rollups), over the long-lived psql
+# connection. No fork: it runs every 50 ms.
+stored() {
+    printf '%s\n' "SELECT coalesce(sum(count), 0) FROM rollups WHERE granularity = 'day';" \
+        >&"${POLL[1]}"
+    read -r -t 30 -u "${POLL[0]}" stored_n || die "the stored-count query did not answer"
+    [[ $stored_n =~ ^[0-9]+$ ]] || die "unexpected stored-count answer: $stored_n"
+}
+
+# Waits until at least $1 events are stored. Sets t_first (first time the count went above $2,
+# the count before), n_first (the count then) and t_done. Dies when storage stalls.
+wait_stored() {
+    local target=$1 base=$2 n last=-1 t_last_change=${EPOCHREALTIME%.*}
+    t_first='' n_first=0
+    while :; do
+        stored
+        n=$stored_n
+        if ((n > base)) && [[ -z $t_first ]]; then
+            t_first=$EPOCHREALTIME
+            n_first=$n
+        fi
+        if ((n >= target)); then
+            t_done=$EPOCHREALTIME
+            return 0
+        fi
+        if ((n != last)); then
+            last=$n
+            t_last_change=${EPOCHREALTIME%.*}
+        elif ((${EPOCHREALTIME%.*} - t_last_change > STALL_S)); then
+            die "storage stalled at $n of $target events for ${STALL_S}s"
+        fi
+        processors_alive || die "a processor exited ($n of $target events stored)"
+        nap 0.05
+    done
+}
+
+# Runs loadgen; its JSON summary goes to file $1, the remaining arguments to loadgen. Its clock
+# starts at a set time after its pre-generation (lead_s, measured at setup), and the phase's
+# CPU accounting starts at that same moment (cpu_begin).
+loadgen() {
+    local out=$1 start_at lg rc=0 wait_s
+    shift
+    start_at=$(calc "$(now) + $lead_s")
+    LOADGEN_WRITE_KEY=$write_key "$work/loadgen" --host 127.0.0.1 --port "$collector_port" \
+        --batch "$BATCH" --connections "$CONNS" --quiet --start-at "$start_at" "$@" \
+        >"$out" 2>"$out.err" &
+    lg=$!
+    wait_s=$(calc "$start_at - $(now)")
+    ! fcmp "$wait_s > 0" || nap "$wait_s"
+    cpu_begin
+    wait "$lg" || rc=$?
+    if ((rc != 0)); then
+        [[ -s $out ]] || die "loadgen failed (exit $rc): $(tail -n 3 "$out.err")"
+        say "note: loadgen exit $rc (some requests not accepted): $(tr -d '\n' <"$out.err" |
+            head -c 300)"
+    fi
+    [[ $(jnum "$out" events_accepted) -gt 0 ]] || die "no event accepted: $(cat "$out")"
+    fcmp "$(jnum "$out" start_late_s) < 0.05" ||
+        say "note: loadgen started $(jnum "$out" start_late_s)s late (CPU window a bit wide)"
+}
+
+# CPU accounting per phase, in % of one core: the machine (all of it, other users included),
+# our two roles, the PostgreSQL backends serving this database, the Kafka broker (shared with
+# whoever else uses the stack).
+clk_tck=$(getconf CLK_TCK)
+# Sets ticks to the CPU ticks (user + system) of process $1, 0 when it is gone. No fork: the
+# snapshots must be quick.
+proc_ticks() {
+    local stat
+    ticks=0
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+    stat=${stat##*) }
+    # shellcheck disable=SC2086 # split the fields
+    set -- $stat
+    ticks=$((${12} + ${13}))
+}
+# Sets ticks to the busy CPU ticks of the whole machine.
+machine_ticks() {
+    local user nice system irq softirq steal
+    read -r _ user nice system _ _ irq softirq steal _ </proc/stat
+    ticks=$((user + nice + system + irq + softirq + steal))
+}
+kafka_pid=$(cat "${EVENTOPS_STACK_DIR:-$root/.stack}/kafka/kafka.pid" 2>/dev/null || echo 0)
+# Sets cpu_set to kind:pid entries: our roles, this database's backends, the broker.
+cpu_pids() {
+    local pg p name
+    printf '%s\n' "SELECT coalesce(string_agg(pid::text, ' '), '') FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid();" >&"${POLL[1]}"
+    read -r -t 30 -u "${POLL[0]}" pg || pg=''
+    cpu_set=("collector:${pids[collector]:-0}" "kafka:$kafka_pid")
+    for name in "${!pids[@]}"; do
+        [[ $name == processor* ]] && cpu_set+=("processor:${pids[$name]}")
+    done
+    for p in $pg; do cpu_set+=("pg:$p"); done
+}
+cpu_begin() {
+    local e ticks
+    cpu_pids
+    declare -gA cpu0=()
+    machine_ticks
+    cpu0[machine]=$ticks
+    cpu_t0=$EPOCHREALTIME
+    for e in "${cpu_set[@]}"; do
+        proc_ticks "${e#*:}"
+        cpu0[$e]=$ticks
+    done
+}
+# Appends "phase: machine N%, collector N%, ..." to cpu_report. $2: loadgen's JSON (its CPU).
+cpu_end() {
+    local name=$1 e el k line machine ticks t1=$EPOCHREALTIME
+    declare -A sum=([collector]=0 [processor]=0 [pg]=0 [kafka]=0)
+    machine_ticks
+    machine=$((ticks - cpu0[machine]))
+    el=$(calc "$t1 - $cpu_t0")
+    cpu_pids # backends that appeared during the phase count from zero
+    for e in "${cpu_set[@]}"; do
+        k=${e%%:*}
+        proc_ticks "${e#*:}"
+        sum[$k]=$((sum[$k] + ticks - ${cpu0[$e]:-0}))
+    done
+    pct() { calc "100 * $1 / $clk_tck / $el" | cut -d. -f1; }
+    line="$name ($(printf '%.1f' "$el")s): machine $(pct "$machine")%"
+    line+=" of $(($(nproc) * 100))%, collector $(pct "${sum[collector]}")%"
+    line+=", processor $(pct "${sum[processor]}")%, pg backends $(pct "${sum[pg]}")%"
+    line+=", kafka $(pct "${sum[kafka]}")%"
+    [[ -n ${2:-} ]] && line+=", loadgen $(calc "100 * $(jnum "$2" cpu_s) / $el" | cut -d. -f1)%"
+    cpu_report+="  $line"$'\n'
+}
+cpu_report=''
+
+dead_letters() {
+    cat "$work"/processor*.log | grep -c '"msg":"records sent to the dead-letter topic"' || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+say "building loadgen"
+${CC:-cc} -std=c17 -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$work/loadgen" \
+    "$root/bench/loadgen.c"
+
+export EVENTOPS_PG_DSN=$bench_dsn
+export EVENTOPS_KAFKA_EVENTS_TOPIC=$events_topic
+export EVENTOPS_KAFKA_DLQ_TOPIC=$dlq_topic
+export EVENTOPS_COLLECTOR_PORT=0 EVENTOPS_PROCESSOR_PORT=0
+# Own group and transactional id: never fences or joins a processor someone else runs.
+export EVENTOPS_PROCESSOR_GROUP=eo-bench-$id EVENTOPS_PROCESSOR_ID=eo-bench-$id
+export EVENTOPS_LOG_LEVEL=${EVENTOPS_LOG_LEVEL:-info}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "database $db, topics eo-bench-$id.{events,dlq} ($PARTITIONS partitions)"
+psql_admin -c "CREATE DATABASE $db" >/dev/null
+db_created=1
+"$bin" migrate >"$work/migrate.txt" 2>&1 || die "migrate failed: $(tail -n 3 "$work/migrate.txt")"
+topics_created=1
+"$bin" admin create-topics --partitions "$PARTITIONS" >"$work/topics.out" 2>&1 ||
+    die "create-topics failed: $(cat "$work/topics.out")"
+tenant_json=$("$bin" admin create-tenant "bench-$id" --json)
+write_key=$(sed -nE 's/.*"writeKey":"([^"]+)".*/\1/p' <<<"$tenant_json")
+tenant_id=$(sed -nE 's/.*"tenantId":"([^"]+)".*/\1/p' <<<"$tenant_json")
+[[ -n $write_key && -n $tenant_id ]] || die "create-tenant gave no write key"
+pg_version=$(psql_bench -c 'SHOW server_version')
+
+# How long loadgen needs to pre-generate its requests: its clock starts that long (x1.5, plus
+# 0.3 s) after launch.
+t0=$(now)
+"$work/loadgen" --key unused --batch "$BATCH" --events $((N > HALF_N ? N : HALF_N)) \
+    --print-sample >/dev/null 2>&1
+lead_s=$(calc "($(now) - $t0) * 1.5 + 0.3")
+
+coproc POLL { exec "$PSQL_BIN" -X -q -At -v ON_ERROR_STOP=1 -d "$bench_dsn" 2>>"$work/poll.err"; }
+poll_open=1
+
+# ---------------------------------------------------------------------------------------------
+# (a) collector only
+
+start_role collector collector
+wait_collector
+say "(a) collector only: $N events, batch $BATCH, $CONNS connections (port $collector_port)"
+loadgen "$work/a.json" --events "$N" --seed 1
+cpu_end '(a)' "$work/a.json"
+acc_a=$(jnum "$work/a.json" events_accepted)
+rate_a=$(jnum "$work/a.json" accepted_events_per_s)
+say "(a) $(fmt_int "$rate_a") events/s accepted, p99 $(jnum "$work/a.json" latency_p99_ms) ms"
+
+# (a2) processor drains the backlog
+say "(a2) $PROCS processor(s) draining $acc_a events"
+t_proc=$(now)
+start_processors
+cpu_begin
+wait_stored "$acc_a" 0
+cpu_end '(a2)'
+drain_s=$(calc "$t_done - $t_first")
+drain_rate_cold=$(calc "$acc_a / ($t_done - $t_proc)")
+if ((acc_a > n_first)); then
+    drain_rate=$(calc "($acc_a - $n_first) / $drain_s")
+else # all of it came in the first batch seen: no rate between two observations
+    drain_rate=$drain_rate_cold
+fi
+n_first_a2=$n_first
+stored_a=$(psql_bench -c 'SELECT count(*) FROM events' </dev/null)
+((stored_a == acc_a)) || die "(a2) events holds $stored_a rows, $acc_a were accepted"
+say "(a2) drained at $(fmt_int "$drain_rate") events/s ($(fmt_int "$drain_rate_cold") with start-up)"
+
+# (b) end to end, from empty tables, both roles warm and idle
+psql_bench -c 'SET lock_timeout = 10000; TRUNCATE events, event_ids, rollups; CHECKPOINT' \
+    </dev/null >/dev/null
+say "(b) end to end: $N events"
+loadgen "$work/b.json" --events "$N" --seed 2
+acc_b=$(jnum "$work/b.json" events_accepted)
+b_start=$(jnum "$work/b.json" start_unix)
+b_end=$(jnum "$work/b.json" end_unix)
+wait_stored "$acc_b" 0
+cpu_end '(b)' "$work/b.json"
+e2e_s=$(calc "$t_done - $b_start")
+e2e_rate=$(calc "$acc_b / $e2e_s")
+b_accept_rate=$(jnum "$work/b.json" accepted_events_per_s)
+b_lag=$(calc "$t_done - $b_end")
+stored_b=$(psql_bench -c 'SELECT count(*) FROM events' </dev/null)
+((stored_b == acc_b)) || die "(b) events holds $stored_b rows, $acc_b were accepted"
+say "(b) $(fmt_int "$e2e_rate") events/s end to end (last stored ${b_lag}s after last accept)"
+
+# (c) bare COPY of the same rows into a plain table
+cols='tenant_id, message_id, event_type, user_id, anonymous_id, occurred_at, received_at, sent_at, properties, context'
+psql_bench -c "\\copy (SELECT $cols FROM events) TO '$work/rows.copy'" </dev/null
+copy_bytes=$(stat -c %s "$work/rows.copy")
+psql_bench </dev/null -c "CREATE TABLE bench_copy (tenant_id uuid, message_id text,
+    event_type text, user_id text, anonymous_id text, occurred_at timestamptz,
+    received_at timestamptz, sent_at timestamptz, properties jsonb, context jsonb)" \
+    -c 'CHECKPOINT' >/dev/null
+say "(c) bare COPY of $stored_b rows ($((copy_bytes / 1048576)) MiB) into an unindexed table"
+copy_out=$(printf '%s\n' '\timing on' "\\copy bench_copy FROM '$work/rows.copy'" | psql_bench)
+copy_ms=$(sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' <<<"$copy_out" | tail -n 1)
+[[ -n $copy_ms ]] || die "(c) no timing from psql: $copy_out"
+copied=$(psql_bench -c 'SELECT count(*) FROM bench_copy' </dev/null)
+((copied == stored_b)) || die "(c) bench_copy holds $copied rows, expected $stored_b"
+copy_rate=$(calc "$copied / ($copy_ms / 1000)")
+ratio=$(calc "$e2e_rate / $copy_rate")
+say "(c) $(fmt_int "$copy_rate") rows/s; b/c = $(printf '%.2f' "$ratio")"
+
+# (d) accept latency at half load, both roles running
+half_rate=$(printf '%.0f' "${BENCH_HALF_RATE:-$(calc "$rate_a / 2")}")
+stored
+base_d=$stored_n
+say "(d) half load: $HALF_N events at $(fmt_int "$half_rate") events/s"
+loadgen "$work/d.json" --events "$HALF_N" --rate "$half_rate" --seed 3
+cpu_end '(d) sending' "$work/d.json"
+acc_d=$(jnum "$work/d.json" events_accepted)
+d_end=$(jnum "$work/d.json" end_unix)
+wait_stored $((base_d + acc_d)) "$base_d"
+d_lag=$(calc "$t_done - $d_end")
+dead=$(dead_letters)
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]] && commit+=-dirty
+cpu=$(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+cores=$(nproc)
+bpe=$(jnum "$work/a.json" bytes_per_event)
+floor=FAIL
+fcmp "$e2e_rate >= 20000" && floor=PASS
+lat() { printf '%s/%s/%s/%s' "$(jnum "$1" latency_p50_ms)" "$(jnum "$1" latency_p90_ms)" \
+    "$(jnum "$1" latency_p99_ms)" "$(jnum "$1" latency_max_ms)"; }
+row() { printf '%-44s %10s %9s %11s  %s\n' "$@"; }
+
+{
+    echo
+    echo "EventOps ingest benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+    echo "machine: $cores cores ($cpu), $mem_gib GiB RAM, $(uname -sr); load average before: $load_before"
+    echo "stack: PostgreSQL $pg_version (fsync on, synchronous_commit on), Kafka on the same machine"
+    echo "load: $N events per phase, batch $BATCH, $CONNS connections, ~$bpe bytes/event JSON," \
+        "$PARTITIONS partitions, $PROCS processor(s); everything on this one machine"
+    echo
+    row phase events seconds events/s 'latency ms p50/p90/p99/max'
+    row '(a)  accepted, collector only' "$acc_a" "$(jnum "$work/a.json" elapsed_s | cut -c1-6)" \
+        "$(fmt_int "$rate_a")" "$(lat "$work/a.json")"
+    row '(a2) processor drain of (a) backlog' "$((acc_a - n_first_a2))" "${drain_s:0:6}" \
+        "$(fmt_int "$drain_rate")" "(incl. start-up: $(fmt_int "$drain_rate_cold")/s)"
+    row '(b)  end to end: accepted and stored' "$acc_b" "$(printf '%.3f' "$e2e_s")" \
+        "$(fmt_int "$e2e_rate")" "accept rate $(fmt_int "$b_accept_rate")/s; stored ${b_lag:0:5}s after last 202"
+    row '(c)  bare COPY, unindexed table' "$copied" "$(calc "$copy_ms / 1000" | cut -c1-6)" \
+        "$(fmt_int "$copy_rate")" "$((copy_bytes / 1048576)) MiB of COPY text"
+    row "(d)  accept at half load ($(fmt_int "$half_rate")/s)" "$acc_d" \
+        "$(jnum "$work/d.json" elapsed_s | cut -c1-6)" \
+        "$(fmt_int "$(jnum "$work/d.json" accepted_events_per_s)")" "$(lat "$work/d.json")"
+    echo
+    printf 'b/c (end to end / bare COPY) = %.2f\n' "$ratio"
+    printf 'floor >= 20,000 events/s end to end: %s\n' "$floor"
+    printf '(d) p99 accept latency: %s ms from send, %s ms from schedule (target < 5 ms);' \
+        "$(jnum "$work/d.json" latency_p99_ms)" "$(jnum "$work/d.json" sched_latency_p99_ms)"
+    printf ' all stored %.2fs after the last 202\n' "$d_lag"
+    printf 'CPU, %% of one core (machine: every process, other users too; kafka: shared broker):\n%s' \
+        "$cpu_report"
+    printf 'not accepted (non-202 requests a/b/d): %s/%s/%s; dead-letter batches: %s\n' \
+        "$(jnum "$work/a.json" requests_non202)" "$(jnum "$work/b.json" requests_non202)" \
+        "$(jnum "$work/d.json" requests_non202)" "$dead"
+} >&2
+printf '{"bench":"eventops-ingest","date":"%s","commit":"%s","cores":%s,"events":%s,"batch":%s,' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$cores" "$N" "$BATCH"
+printf '"connections":%s,"processors":'"$PROCS"',"accepted_events_per_s":%.0f,"drain_events_per_s":%.0f,' \
+    "$CONNS" "$rate_a" "$drain_rate"
+printf '"e2e_events_per_s":%.0f,"copy_rows_per_s":%.0f,"e2e_over_copy":%.3f,' \
+    "$e2e_rate" "$copy_rate" "$ratio"
+printf '"accept_p99_ms":%s,"half_load_rate":%s,"half_load_p50_ms":%s,"half_load_p99_ms":%s,' \
+    "$(jnum "$work/a.json" latency_p99_ms)" "$half_rate" "$(jnum "$work/d.json" latency_p50_ms)" \
+    "$(jnum "$work/d.json" latency_p99_ms)"
+printf '"half_load_sched_p99_ms":%s,"floor_20k":"%s"}\n' \
+    "$(jnum "$work/d.json" sched_latency_p99_ms)" "$floor"
