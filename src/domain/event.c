@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "domain/json_out.h"
 #include "domain/rfc3339.h"
 
 void eo_event_limits_default(eo_event_limits_t *lim)
@@ -311,11 +312,6 @@ static int finish(json_t *obj, const eo_event_limits_t *lim, int64_t received_at
     return 0;
 }
 
-static int dump_cb(const char *buffer, size_t size, void *data)
-{
-    return eo_buf_append(data, buffer, size) < 0 ? -1 : 0;
-}
-
 static int append_member_str(eo_buf_t *out, const char *name, eo_str_t v)
 {
     int r = eo_buf_append_str(out, name);
@@ -343,9 +339,7 @@ static int append_member_object(eo_buf_t *out, const char *name, json_t *obj)
         return r;
     if (!obj)
         return eo_buf_append_str(out, "{}");
-    if (json_dump_callback(obj, dump_cb, out, JSON_COMPACT) != 0)
-        return EO_ELIMIT;
-    return 0;
+    return eo_json_append(out, obj);
 }
 
 int eo_event_encode(const eo_event_t *ev, eo_str_t message_id, eo_buf_t *out)

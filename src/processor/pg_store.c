@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/pg.h"
+#include "domain/json_out.h"
 #include "domain/rfc3339.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
@@ -26,6 +27,7 @@ struct eo_pg_store {
     int64_t *days; /* days (since epoch) whose partition exists, sorted */
     size_t ndays, days_cap;
     eo_buf_t copy;
+    eo_buf_t scratch;
 };
 
 static const char setup_sql[] =
@@ -128,6 +130,7 @@ int eo_pg_store_new(const char *dsn, eo_pg_store_t **out)
         return EO_ENOMEM;
     }
     eo_buf_init(&st->copy, STORE_COPY_MAX);
+    eo_buf_init(&st->scratch, STORE_COPY_MAX);
     *out = st;
     return 0;
 }
@@ -140,6 +143,7 @@ void eo_pg_store_free(eo_pg_store_t *st)
     free(st->tenants.ids);
     free(st->days);
     eo_buf_done(&st->copy);
+    eo_buf_done(&st->scratch);
     free(st->dsn);
     free(st);
 }
@@ -287,11 +291,6 @@ int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_
     return r;
 }
 
-static int dump_cb(const char *buffer, size_t size, void *data)
-{
-    return eo_buf_append_copy_text(data, buffer, size) < 0 ? -1 : 0;
-}
-
 static int copy_str(eo_buf_t *b, eo_str_t s)
 {
     return s.s ? eo_buf_append_copy_text(b, s.s, s.len) : eo_buf_append_str(b, "\\N");
@@ -305,14 +304,17 @@ static int copy_time(eo_buf_t *b, int64_t us)
     return eo_buf_append(b, t, eo_rfc3339_format(us, t));
 }
 
-static int copy_json(eo_buf_t *b, json_t *obj)
+/* JSON text of obj, escaped for COPY; scratch holds the unescaped text. */
+static int copy_json(eo_buf_t *b, eo_buf_t *scratch, json_t *obj)
 {
     if (!obj)
         return eo_buf_append_str(b, "{}");
-    return json_dump_callback(obj, dump_cb, b, JSON_COMPACT) == 0 ? 0 : EO_ELIMIT;
+    eo_buf_reset(scratch);
+    int r = eo_json_append(scratch, obj);
+    return r < 0 ? r : eo_buf_append_copy_text(b, scratch->data, scratch->len);
 }
 
-static int append_row(eo_buf_t *b, const eo_record_t *rec, size_t seq)
+static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec, size_t seq)
 {
     const eo_event_t *ev = &rec->ev;
     int r = eo_buf_append(b, rec->tenant_id, 36);
@@ -331,9 +333,9 @@ static int append_row(eo_buf_t *b, const eo_record_t *rec, size_t seq)
     r = r ? r : eo_buf_append_char(b, '\t');
     r = r ? r : copy_time(b, ev->sent_at_us);
     r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_json(b, ev->properties);
+    r = r ? r : copy_json(b, scratch, ev->properties);
     r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_json(b, ev->context);
+    r = r ? r : copy_json(b, scratch, ev->context);
     return r ? r : eo_buf_printf(b, "\t%zu\n", seq);
 }
 
@@ -348,7 +350,7 @@ int eo_pg_store_write(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, siz
         return finish_call(st, r);
     eo_buf_reset(&st->copy);
     for (size_t i = 0; i < n; i++) {
-        if ((r = append_row(&st->copy, recs[i], i)) < 0) {
+        if ((r = append_row(&st->copy, &st->scratch, recs[i], i)) < 0) {
             snprintf(err, errlen, "cannot build the COPY data: %s", eo_strerror(r));
             return finish_call(st, r == EO_ELIMIT ? EO_EDATA : r);
         }
