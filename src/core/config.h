@@ -46,6 +46,7 @@ typedef struct {
     char processor_id[128];
     char processor_addr[64];
     int64_t processor_port;
+    int64_t processor_workers;
     int64_t batch_max_events;
     int64_t batch_max_wait_ms;
     int64_t retry_max_backoff_ms;

@@ -32,22 +32,42 @@
 typedef struct {
     rd_kafka_message_t *msg;
     eo_record_t rec;
+    bool attempted;       /* decoding was tried */
     bool decoded;         /* rec holds a valid record */
     bool dead;            /* goes to the dead-letter topic */
     eo_event_error_t why; /* when dead */
 } item_t;
+
+/* A storage worker: its own thread and PostgreSQL connection. The main thread hands it the
+ * indexes of a share of the batch (by Kafka partition) and waits; `lock` guards the hand-over
+ * fields (has_job, done, quit); the job fields are written by one side at a time. */
+typedef struct {
+    eo_processor_t *p;
+    eo_pg_store_t *store;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool has_job, done, quit;
+    size_t *idx; /* indexes into p->items */
+    size_t n, cap;
+    int result;
+    size_t inserted;
+    char err[512];
+} worker_t;
 
 struct eo_processor {
     eo_config_t cfg;
     eo_event_limits_t lim;
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* transactional: dead letters + offsets */
-    eo_pg_store_t *store;
+    worker_t *workers;
+    size_t nworkers;
     eo_http_server_t *http;
     pthread_t thread;
     atomic_bool stopping;
     atomic_bool ready;
-    bool storing; /* store_batch() is working on items */
+    bool storing; /* the workers are working on items */
     bool revoked; /* partitions were revoked while storing: drop the batch in hand */
     item_t *items;
     size_t nitems, cap;
@@ -63,7 +83,7 @@ static void clear_held(eo_processor_t *p);
 /* Runs inside rd_kafka_consumer_poll() on the processor thread. Everything polled before a
  * revocation belongs to the old assignment: it is dropped here (it was not committed, so the
  * partitions' next owner reads it again), and what arrives after the new assignment is kept.
- * Items that store_batch() is working on are dropped by it when it sees `revoked`. */
+ * Items the workers are storing are dropped by process_batch() when it sees `revoked`. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -178,20 +198,6 @@ static void collect(eo_processor_t *p)
     }
 }
 
-static void decode_all(eo_processor_t *p)
-{
-    for (size_t i = 0; i < p->nitems; i++) {
-        item_t *it = &p->items[i];
-        int r = eo_record_decode(it->msg->payload, it->msg->len, &p->lim, &it->rec, &it->why);
-        if (r < 0) {
-            eo_record_done(&it->rec);
-            it->dead = true;
-        } else {
-            it->decoded = true;
-        }
-    }
-}
-
 /* Pauses consumption and sleeps for the backoff while still serving the group protocol;
  * messages that arrive meanwhile are held for the next batch. Returns false when the batch in
  * hand must be dropped (partitions revoked) or the processor stops. */
@@ -221,83 +227,180 @@ static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_
     return !(atomic_load(&p->stopping) && eo_clock_mono_us() > stop_deadline_us);
 }
 
-/* Stores recs[0..n) (indexes into items via idx), splitting on EO_EDATA to isolate rows the
- * database refuses, which become dead letters. Returns 0, or EO_EUNAVAIL/EO_EIO. */
-static int store_split(eo_processor_t *p, size_t *idx, eo_record_t **recs, size_t n,
-                       size_t *inserted, char *err, size_t errlen)
+/* Stores recs[0..n) (items idx[0..n)), splitting on EO_EDATA to isolate rows the database
+ * refuses, which become dead letters. Returns 0, or EO_EUNAVAIL/EO_EIO. Worker thread. */
+static int store_split(worker_t *w, size_t *idx, eo_record_t **recs, size_t n)
 {
     size_t ins = 0;
-    int r = eo_pg_store_write(p->store, recs, n, &ins, err, errlen);
+    int r = eo_pg_store_write(w->store, recs, n, &ins, w->err, sizeof w->err);
     if (r == 0) {
-        *inserted += ins;
+        w->inserted += ins;
         return 0;
     }
     if (r != EO_EDATA)
         return r;
     if (n == 1) {
-        item_t *it = &p->items[idx[0]];
+        item_t *it = &w->p->items[idx[0]];
         it->dead = true;
-        eo_event_error_set(&it->why, "storage_rejected", "", "%s", err);
-        eo_log_warn("record refused by the database", "error", err, NULL);
+        eo_event_error_set(&it->why, "storage_rejected", "", "%s", w->err);
+        eo_log_warn("record refused by the database", "error", w->err, NULL);
         return 0;
     }
     size_t half = n / 2;
-    if ((r = store_split(p, idx, recs, half, inserted, err, errlen)) < 0)
+    if ((r = store_split(w, idx, recs, half)) < 0)
         return r;
-    return store_split(p, idx + half, recs + half, n - half, inserted, err, errlen);
+    return store_split(w, idx + half, recs + half, n - half);
 }
 
-/* Steps 1 and 2 with retries. Returns 0, or EO_ETIMEOUT when the batch must be dropped. */
-static int store_batch(eo_processor_t *p, size_t *inserted)
+/* One worker's share of a batch: decode and validate, check tenants, store. Worker thread. */
+static int store_share(worker_t *w)
 {
-    size_t n = p->nitems;
-    eo_record_t **recs = calloc(n ? n : 1, sizeof *recs);
-    size_t *idx = calloc(n ? n : 1, sizeof *idx);
-    bool *known = calloc(n ? n : 1, sizeof *known);
-    int64_t delay = 50, stop_deadline = eo_clock_mono_us() + p->cfg.shutdown_timeout_ms * 1000;
-    int r = (recs && idx && known) ? 0 : EO_ENOMEM;
-    for (;;) {
-        if (r == EO_ENOMEM)
-            break;
-        char err[512];
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (p->items[i].decoded && !p->items[i].dead)
-                recs[m++] = &p->items[i].rec;
-        r = eo_pg_store_check_tenants(p->store, recs, m, known, err, sizeof err);
-        if (r == 0) {
-            size_t k = 0, j = 0;
-            for (size_t i = 0; i < n; i++) {
-                item_t *it = &p->items[i];
-                if (!it->decoded || it->dead)
-                    continue;
-                if (!known[j++]) {
-                    it->dead = true;
-                    eo_event_error_set(&it->why, "unknown_tenant", "tenantId", "no tenant %s",
-                                       it->rec.tenant_id);
-                    continue;
-                }
-                idx[k] = i;
-                recs[k++] = &it->rec;
+    eo_processor_t *p = w->p;
+    size_t n = w->n;
+    eo_record_t **recs = calloc(n, sizeof *recs);
+    size_t *idx = calloc(n, sizeof *idx);
+    bool *known = calloc(n, sizeof *known);
+    int r = EO_ENOMEM;
+    if (!recs || !idx || !known) {
+        snprintf(w->err, sizeof w->err, "out of memory");
+        goto done;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &p->items[w->idx[i]];
+        if (!it->attempted) {
+            it->attempted = true;
+            if (eo_record_decode(it->msg->payload, it->msg->len, &p->lim, &it->rec, &it->why) < 0) {
+                eo_record_done(&it->rec);
+                it->dead = true;
+            } else {
+                it->decoded = true;
             }
-            *inserted = 0;
-            r = k ? store_split(p, idx, recs, k, inserted, err, sizeof err) : 0;
-            if (r == 0)
-                break;
         }
-        atomic_store(&p->ready, false);
-        eo_log_warn("postgres unavailable; pausing consumption", "error", err, NULL);
-        if (!backoff(p, &delay, stop_deadline)) {
-            r = EO_ETIMEOUT;
-            break;
+        if (it->decoded && !it->dead) {
+            idx[m] = w->idx[i];
+            recs[m++] = &it->rec;
         }
     }
+    if ((r = eo_pg_store_check_tenants(w->store, recs, m, known, w->err, sizeof w->err)) < 0)
+        goto done;
+    size_t k = 0;
+    for (size_t j = 0; j < m; j++) {
+        item_t *it = &p->items[idx[j]];
+        if (!known[j]) {
+            it->dead = true;
+            eo_event_error_set(&it->why, "unknown_tenant", "tenantId", "no tenant %s",
+                               it->rec.tenant_id);
+            continue;
+        }
+        idx[k] = idx[j];
+        recs[k++] = recs[j];
+    }
+    r = k ? store_split(w, idx, recs, k) : 0;
+done:
     free(recs);
     free(idx);
     free(known);
-    if (r == 0)
-        atomic_store(&p->ready, true);
     return r;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->has_job && !w->quit)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->quit)
+            break;
+        w->has_job = false;
+        pthread_mutex_unlock(&w->lock);
+        w->inserted = 0;
+        w->result = store_share(w);
+        pthread_mutex_lock(&w->lock);
+        w->done = true;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Runs every worker that has a share (n > 0) and waits for all. */
+static void run_workers(eo_processor_t *p)
+{
+    for (size_t i = 0; i < p->nworkers; i++) {
+        worker_t *w = &p->workers[i];
+        if (!w->n)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        w->done = false;
+        w->has_job = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+    }
+    for (size_t i = 0; i < p->nworkers; i++) {
+        worker_t *w = &p->workers[i];
+        if (!w->n)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        while (!w->done)
+            pthread_cond_wait(&w->cond, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* Splits the batch among the workers by Kafka partition. */
+static int share_out(eo_processor_t *p)
+{
+    for (size_t i = 0; i < p->nworkers; i++)
+        p->workers[i].n = 0;
+    for (size_t i = 0; i < p->nitems; i++) {
+        worker_t *w = &p->workers[(size_t)p->items[i].msg->partition % p->nworkers];
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? w->cap * 2 : 1024;
+            size_t *idx = realloc(w->idx, cap * sizeof *idx);
+            if (!idx)
+                return EO_ENOMEM;
+            w->idx = idx;
+            w->cap = cap;
+        }
+        w->idx[w->n++] = i;
+    }
+    return 0;
+}
+
+/* Steps 1 and 2 with retries: shares that failed (database unavailable) are run again after a
+ * backoff while consumption is paused. Returns 0, or EO_ETIMEOUT when the batch must be
+ * dropped (partitions revoked, or stopping). */
+static int store_batch(eo_processor_t *p, size_t *inserted)
+{
+    int64_t delay = 50, stop_deadline = eo_clock_mono_us() + p->cfg.shutdown_timeout_ms * 1000;
+    *inserted = 0;
+    if (share_out(p) < 0)
+        return EO_ETIMEOUT;
+    for (;;) {
+        run_workers(p);
+        const char *err = NULL;
+        for (size_t i = 0; i < p->nworkers; i++) {
+            worker_t *w = &p->workers[i];
+            if (!w->n)
+                continue;
+            if (w->result == 0) {
+                *inserted += w->inserted;
+                w->n = 0; /* done: not run again */
+            } else if (!err) {
+                err = w->err;
+            }
+        }
+        if (!err)
+            break;
+        atomic_store(&p->ready, false);
+        eo_log_warn("postgres unavailable; pausing consumption", "error", err, NULL);
+        if (!backoff(p, &delay, stop_deadline))
+            return EO_ETIMEOUT;
+    }
+    atomic_store(&p->ready, true);
+    return 0;
 }
 
 static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
@@ -412,7 +515,6 @@ static void rewind_batch(eo_processor_t *p)
 static void process_batch(eo_processor_t *p)
 {
     size_t inserted = 0, dead = 0;
-    decode_all(p);
     p->storing = true;
     int stored = store_batch(p, &inserted);
     p->storing = false;
@@ -453,15 +555,15 @@ static void *run(void *arg)
         int64_t now = eo_clock_mono_us();
         if (now >= p->next_ensure_us) {
             char err[512];
-            if (eo_pg_store_ensure_ahead(p->store, eo_clock_now_us(), p->cfg.partitions_ahead_days,
-                                         err, sizeof err) < 0) {
+            if (eo_pg_store_ensure_ahead(p->workers[0].store, eo_clock_now_us(),
+                                         p->cfg.partitions_ahead_days, err, sizeof err) < 0) {
                 eo_log_warn("creating partitions ahead failed", "error", err, NULL);
                 p->next_ensure_us = now + 5000000;
             } else {
                 p->next_ensure_us = now + 3600 * INT64_C(1000000);
             }
             p->next_ping_us = now + 2000000;
-            atomic_store(&p->ready, eo_pg_store_ok(p->store));
+            atomic_store(&p->ready, eo_pg_store_ok(p->workers[0].store));
         }
         collect(p);
         if (p->nitems) {
@@ -469,7 +571,7 @@ static void *run(void *arg)
             p->next_ping_us = eo_clock_mono_us() + 2000000;
         } else if (eo_clock_mono_us() >= p->next_ping_us) {
             char err[512];
-            bool ok = eo_pg_store_ping(p->store, err, sizeof err) == 0;
+            bool ok = eo_pg_store_ping(p->workers[0].store, err, sizeof err) == 0;
             if (!ok && atomic_load(&p->ready))
                 eo_log_warn("postgres unavailable", "error", err, NULL);
             atomic_store(&p->ready, ok);
@@ -498,6 +600,27 @@ static const eo_http_route_t routes[] = {
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };
+
+/* Stops and frees the workers (those started, on a failed start too). */
+static void stop_workers(eo_processor_t *p)
+{
+    for (size_t i = 0; p->workers && i < p->nworkers; i++) {
+        worker_t *w = &p->workers[i];
+        if (w->started) {
+            pthread_mutex_lock(&w->lock);
+            w->quit = true;
+            pthread_cond_broadcast(&w->cond);
+            pthread_mutex_unlock(&w->lock);
+            pthread_join(w->thread, NULL);
+        }
+        eo_pg_store_free(w->store);
+        free(w->idx);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+    }
+    free(p->workers);
+    p->workers = NULL;
+}
 
 static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, const char *const *kv,
                               eo_processor_t *p, char *err, size_t errlen)
@@ -594,8 +717,25 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
         snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(kerr));
         goto fail;
     }
-    if ((r = eo_pg_store_new(cfg->pg_dsn, &p->store)) < 0)
+    p->nworkers = (size_t)cfg->processor_workers;
+    if (!(p->workers = calloc(p->nworkers, sizeof *p->workers))) {
+        r = EO_ENOMEM;
         goto fail;
+    }
+    for (size_t i = 0; i < p->nworkers; i++) {
+        worker_t *w = &p->workers[i];
+        w->p = p;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        if ((r = eo_pg_store_new(cfg->pg_dsn, &w->store)) < 0)
+            goto fail;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(err, errlen, "cannot start a storage worker");
+            r = EO_ENOMEM;
+            goto fail;
+        }
+        w->started = true;
+    }
     eo_http_options_t opt = {
         .addr = cfg->processor_addr,
         .port = (uint16_t)cfg->processor_port,
@@ -624,7 +764,7 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
     return 0;
 fail:
     eo_http_server_free(p->http, 0);
-    eo_pg_store_free(p->store);
+    stop_workers(p);
     if (p->producer)
         rd_kafka_destroy(p->producer);
     if (p->consumer)
@@ -645,7 +785,7 @@ void eo_processor_stop(eo_processor_t *p)
     rd_kafka_destroy(p->consumer);
     rd_kafka_flush(p->producer, 5000);
     rd_kafka_destroy(p->producer);
-    eo_pg_store_free(p->store);
+    stop_workers(p);
     free(p->items);
     free(p->held);
     eo_log_info("processor stopped", NULL);
