@@ -515,9 +515,11 @@ static void rewind_batch(eo_processor_t *p)
 static void process_batch(eo_processor_t *p)
 {
     size_t inserted = 0, dead = 0;
+    int64_t t0 = eo_clock_mono_us();
     p->storing = true;
     int stored = store_batch(p, &inserted);
     p->storing = false;
+    int64_t t1 = eo_clock_mono_us();
     if (stored < 0) {
         clear_items(p); /* not committed: redelivered after the rebalance or restart */
         p->revoked = false;
@@ -536,11 +538,14 @@ static void process_batch(eo_processor_t *p)
     } else if (r < 0) {
         rewind_batch(p);
     } else {
-        char n[24], ins[24], d[24];
+        char n[24], ins[24], d[24], store_ms[24], commit_ms[24];
         snprintf(n, sizeof n, "%zu", p->nitems);
         snprintf(ins, sizeof ins, "%zu", inserted);
         snprintf(d, sizeof d, "%zu", dead);
-        eo_log_debug("batch committed", "records", n, "inserted", ins, "dead_letters", d, NULL);
+        snprintf(store_ms, sizeof store_ms, "%.1f", (double)(t1 - t0) / 1000);
+        snprintf(commit_ms, sizeof commit_ms, "%.1f", (double)(eo_clock_mono_us() - t1) / 1000);
+        eo_log_debug("batch committed", "records", n, "inserted", ins, "dead_letters", d,
+                     "store_ms", store_ms, "kafka_commit_ms", commit_ms, NULL);
         if (dead)
             eo_log_warn("records sent to the dead-letter topic", "count", d, "topic",
                         p->cfg.dlq_topic, NULL);
