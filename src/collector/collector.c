@@ -396,17 +396,7 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     if (!c)
         return EO_ENOMEM;
     c->cfg = *cfg;
-    c->lim = (eo_event_limits_t){
-        .max_event_bytes = (size_t)cfg->max_event_bytes,
-        .max_batch_events = (size_t)cfg->max_batch_events,
-        .max_depth = (size_t)cfg->max_nesting_depth,
-        .max_properties = (size_t)cfg->max_properties,
-        .max_string_bytes = (size_t)cfg->max_string_bytes,
-        .max_id_bytes = (size_t)cfg->max_id_bytes,
-        .max_event_type_bytes = (size_t)cfg->max_event_type_bytes,
-        .max_future_us = cfg->max_future_s * 1000000,
-        .max_past_us = cfg->max_past_days * 86400 * INT64_C(1000000),
-    };
+    eo_event_limits_from_config(&c->lim, cfg);
     snprintf(c->retry_after, sizeof c->retry_after, "%lld", (long long)cfg->retry_after_s);
     int r = eo_write_keys_new(cfg->pg_dsn, cfg->write_key_refresh_ms, &c->keys, err, errlen);
     if (r < 0)

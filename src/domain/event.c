@@ -22,6 +22,21 @@ void eo_event_limits_default(eo_event_limits_t *lim)
     lim->max_past_us = INT64_C(3650) * 86400 * 1000000;
 }
 
+void eo_event_limits_from_config(eo_event_limits_t *lim, const eo_config_t *cfg)
+{
+    *lim = (eo_event_limits_t){
+        .max_event_bytes = (size_t)cfg->max_event_bytes,
+        .max_batch_events = (size_t)cfg->max_batch_events,
+        .max_depth = (size_t)cfg->max_nesting_depth,
+        .max_properties = (size_t)cfg->max_properties,
+        .max_string_bytes = (size_t)cfg->max_string_bytes,
+        .max_id_bytes = (size_t)cfg->max_id_bytes,
+        .max_event_type_bytes = (size_t)cfg->max_event_type_bytes,
+        .max_future_us = cfg->max_future_s * 1000000,
+        .max_past_us = cfg->max_past_days * 86400 * INT64_C(1000000),
+    };
+}
+
 void eo_event_error_set(eo_event_error_t *err, const char *code, const char *field, const char *fmt,
                         ...)
 {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/error.h"
 
 #define EO_NO_TIME INT64_MIN
@@ -31,6 +32,9 @@ typedef struct {
 
 /* Defaults as documented in the README (the same as config.c). */
 void eo_event_limits_default(eo_event_limits_t *lim);
+
+/* The limits configured by EVENTOPS_MAX_* (collector and processor apply the same ones). */
+void eo_event_limits_from_config(eo_event_limits_t *lim, const eo_config_t *cfg);
 
 /* A validation failure: a stable machine code, the offending field and a sentence. */
 typedef struct {

@@ -657,17 +657,7 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
     if (!p)
         return EO_ENOMEM;
     p->cfg = *cfg;
-    p->lim = (eo_event_limits_t){
-        .max_event_bytes = (size_t)cfg->max_event_bytes,
-        .max_batch_events = (size_t)cfg->max_batch_events,
-        .max_depth = (size_t)cfg->max_nesting_depth,
-        .max_properties = (size_t)cfg->max_properties,
-        .max_string_bytes = (size_t)cfg->max_string_bytes,
-        .max_id_bytes = (size_t)cfg->max_id_bytes,
-        .max_event_type_bytes = (size_t)cfg->max_event_type_bytes,
-        .max_future_us = cfg->max_future_s * 1000000,
-        .max_past_us = cfg->max_past_days * 86400 * INT64_C(1000000),
-    };
+    eo_event_limits_from_config(&p->lim, cfg);
     char txn_id[160];
     snprintf(txn_id, sizeof txn_id, "eventops-%s", cfg->processor_id);
     const char *consumer_kv[] = {"group.id",

@@ -72,17 +72,21 @@ static void test_defaults_match_event_limits(void **state)
     eo_config_t cfg;
     char err[256];
     assert_int_equal(eo_config_load(&cfg, err, sizeof err), 0);
-    eo_event_limits_t lim;
+    eo_event_limits_t lim, from_cfg;
     eo_event_limits_default(&lim);
-    assert_true((int64_t)lim.max_event_bytes == cfg.max_event_bytes);
-    assert_true((int64_t)lim.max_batch_events == cfg.max_batch_events);
-    assert_true((int64_t)lim.max_depth == cfg.max_nesting_depth);
-    assert_true((int64_t)lim.max_properties == cfg.max_properties);
-    assert_true((int64_t)lim.max_string_bytes == cfg.max_string_bytes);
-    assert_true((int64_t)lim.max_id_bytes == cfg.max_id_bytes);
-    assert_true((int64_t)lim.max_event_type_bytes == cfg.max_event_type_bytes);
-    assert_true(lim.max_future_us == cfg.max_future_s * 1000000);
-    assert_true(lim.max_past_us == cfg.max_past_days * 86400 * INT64_C(1000000));
+    eo_event_limits_from_config(&from_cfg, &cfg);
+    assert_true(lim.max_event_bytes == from_cfg.max_event_bytes);
+    assert_true(lim.max_batch_events == from_cfg.max_batch_events);
+    assert_true(lim.max_depth == from_cfg.max_depth);
+    assert_true(lim.max_properties == from_cfg.max_properties);
+    assert_true(lim.max_string_bytes == from_cfg.max_string_bytes);
+    assert_true(lim.max_id_bytes == from_cfg.max_id_bytes);
+    assert_true(lim.max_event_type_bytes == from_cfg.max_event_type_bytes);
+    assert_true(lim.max_future_us == from_cfg.max_future_us);
+    assert_true(lim.max_past_us == from_cfg.max_past_us);
+    /* and the configured values are what the limits say */
+    assert_true((int64_t)from_cfg.max_event_bytes == cfg.max_event_bytes);
+    assert_true(from_cfg.max_past_us == cfg.max_past_days * 86400 * INT64_C(1000000));
 }
 
 typedef struct {
