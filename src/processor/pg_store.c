@@ -44,7 +44,8 @@ static const char copy_sql[] =
 
 /* Rows already stored (same tenant and messageId) are skipped by the event_ids insert; a
  * messageId repeated inside the batch keeps its first occurrence; rollups add only the rows
- * the events insert returned, in key order so concurrent processors cannot deadlock. */
+ * the events insert returned (counted per minute once, hours and days summed from those), in
+ * key order so that concurrent transactions cannot deadlock. The session's TimeZone is UTC. */
 static const char store_sql[] =
     "WITH staged AS ("
     "  SELECT DISTINCT ON (tenant_id, message_id) * FROM eo_stage"
@@ -60,11 +61,18 @@ static const char store_sql[] =
     "   s.occurred_at, s.received_at, s.sent_at, s.properties, s.context"
     "  FROM staged s JOIN new_ids USING (tenant_id, message_id)"
     "  RETURNING tenant_id, event_type, occurred_at),"
+    " per_minute AS ("
+    "  SELECT tenant_id, event_type, date_trunc('minute', occurred_at) AS minute, count(*) AS n"
+    "  FROM new_events GROUP BY 1, 2, 3),"
     " counted AS ("
-    "  SELECT e.tenant_id, g.granularity, e.event_type,"
-    "   date_trunc(g.granularity, e.occurred_at) AS bucket_start, count(*) AS n"
-    "  FROM new_events e CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(granularity)"
-    "  GROUP BY 1, 2, 3, 4),"
+    "  SELECT tenant_id, 'minute' AS granularity, event_type, minute AS bucket_start, n"
+    "  FROM per_minute"
+    "  UNION ALL"
+    "  SELECT tenant_id, 'hour', event_type, date_trunc('hour', minute), sum(n)::bigint"
+    "  FROM per_minute GROUP BY tenant_id, event_type, date_trunc('hour', minute)"
+    "  UNION ALL"
+    "  SELECT tenant_id, 'day', event_type, date_trunc('day', minute), sum(n)::bigint"
+    "  FROM per_minute GROUP BY tenant_id, event_type, date_trunc('day', minute)),"
     " rolled AS ("
     "  INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start, count)"
     "  SELECT tenant_id, granularity, event_type, bucket_start, n FROM counted"
