@@ -437,7 +437,16 @@ void eo_collector_stop(eo_collector_t *c)
 {
     if (!c)
         return;
-    eo_http_server_free(c->http, c->cfg.shutdown_timeout_ms);
+    if (c->http) {
+        /* Requests waiting for Kafka are parked in the HTTP server, which cannot stop with one
+         * parked: past the drain time, fail what Kafka has not acknowledged (503s) first. */
+        eo_http_server_quiesce(c->http);
+        if (eo_http_server_drain(c->http, c->cfg.shutdown_timeout_ms) > 0 && c->sink) {
+            eo_log_warn("shutdown: failing requests still waiting for Kafka", NULL);
+            eo_kafka_sink_purge(c->sink);
+        }
+        eo_http_server_free(c->http, 5000);
+    }
     eo_kafka_sink_free(c->sink, c->cfg.shutdown_timeout_ms);
     eo_write_keys_free(c->keys);
     free(c);

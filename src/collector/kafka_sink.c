@@ -134,6 +134,12 @@ bool eo_kafka_sink_ready(eo_kafka_sink_t *sink, int timeout_ms)
     return ok;
 }
 
+void eo_kafka_sink_purge(eo_kafka_sink_t *sink)
+{
+    /* the poller thread serves the purged messages' reports */
+    rd_kafka_purge(sink->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
 void eo_kafka_sink_free(eo_kafka_sink_t *sink, int64_t timeout_ms)
 {
     if (!sink)

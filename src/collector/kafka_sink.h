@@ -27,6 +27,9 @@ int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen,
 /* True when the brokers answer (a metadata request within timeout_ms succeeds). */
 bool eo_kafka_sink_ready(eo_kafka_sink_t *sink, int timeout_ms);
 
+/* Fails every record not yet acknowledged (their callbacks report EO_EUNAVAIL). */
+void eo_kafka_sink_purge(eo_kafka_sink_t *sink);
+
 /* Waits up to timeout_ms for outstanding deliveries, then frees. NULL is accepted. */
 void eo_kafka_sink_free(eo_kafka_sink_t *sink, int64_t timeout_ms);
 

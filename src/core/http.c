@@ -30,6 +30,7 @@ struct eo_http_server {
     struct MHD_Daemon *daemon;
     eo_http_options_t opt;
     uint16_t port;
+    bool quiesced; /* only the stopping thread reads or writes it */
     atomic_long active;
 };
 
@@ -499,16 +500,30 @@ uint16_t eo_http_server_port(const eo_http_server_t *srv)
     return srv->port;
 }
 
+void eo_http_server_quiesce(eo_http_server_t *srv)
+{
+    if (srv->quiesced)
+        return;
+    srv->quiesced = true;
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+long eo_http_server_drain(eo_http_server_t *srv, int64_t timeout_ms)
+{
+    int64_t deadline = eo_clock_mono_us() + timeout_ms * 1000;
+    while (atomic_load(&srv->active) > 0 && eo_clock_mono_us() < deadline)
+        eo_clock_sleep_ms(10);
+    return atomic_load(&srv->active);
+}
+
 void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms)
 {
     if (!srv)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    int64_t deadline = eo_clock_mono_us() + timeout_ms * 1000;
-    while (atomic_load(&srv->active) > 0 && eo_clock_mono_us() < deadline)
-        eo_clock_sleep_ms(10);
+    eo_http_server_quiesce(srv);
+    eo_http_server_drain(srv, timeout_ms);
     MHD_stop_daemon(srv->daemon);
     free(srv);
 }

@@ -45,8 +45,13 @@ typedef struct {
 int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,
                          size_t errlen) EO_MUST_CHECK;
 uint16_t eo_http_server_port(const eo_http_server_t *srv);
-/* Stops accepting connections and waits up to timeout_ms for requests in flight to finish;
- * then stops the server and frees it. NULL is accepted. */
+/* Stops accepting new connections (idempotent). */
+void eo_http_server_quiesce(eo_http_server_t *srv);
+/* Waits up to timeout_ms for the requests in flight to end; returns how many remain. */
+long eo_http_server_drain(eo_http_server_t *srv, int64_t timeout_ms);
+/* Quiesces, drains for up to timeout_ms, stops the server and frees it. Every suspended
+ * request must have been answered by then (libmicrohttpd cannot stop with one parked).
+ * NULL is accepted. */
 void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms);
 
 const char *eo_http_header(eo_http_req_t *req, const char *name);
