@@ -441,11 +441,14 @@ void eo_collector_stop(eo_collector_t *c)
         /* Requests waiting for Kafka are parked in the HTTP server, which cannot stop with one
          * parked: past the drain time, fail what Kafka has not acknowledged (503s) first. */
         eo_http_server_quiesce(c->http);
-        if (eo_http_server_drain(c->http, c->cfg.shutdown_timeout_ms) > 0 && c->sink) {
-            eo_log_warn("shutdown: failing requests still waiting for Kafka", NULL);
-            eo_kafka_sink_purge(c->sink);
+        long left = eo_http_server_drain(c->http, c->cfg.shutdown_timeout_ms);
+        for (int round = 0; left > 0 && c->sink && round < 10; round++) {
+            if (round == 0)
+                eo_log_warn("shutdown: failing requests still waiting for Kafka", NULL);
+            eo_kafka_sink_purge(c->sink); /* also what a request produced after the last round */
+            left = eo_http_server_drain(c->http, 500);
         }
-        eo_http_server_free(c->http, 5000);
+        eo_http_server_free(c->http, 1000);
     }
     eo_kafka_sink_free(c->sink, c->cfg.shutdown_timeout_ms);
     eo_write_keys_free(c->keys);

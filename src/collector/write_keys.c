@@ -174,20 +174,57 @@ static int find(eo_write_keys_t *wk, const uint8_t hash[32], char tenant_id[37])
     return r;
 }
 
+/* Asks the database about one key hash: 0 when it names an active key (then the table is
+ * reloaded so that it holds it), EO_ENOTFOUND, or EO_EUNAVAIL. Call with refresh_lock held. */
+static int ask_database(eo_write_keys_t *wk, const uint8_t hash[32])
+{
+    char err[512];
+    if (!wk->conn || PQstatus(wk->conn) != CONNECTION_OK) {
+        PQfinish(wk->conn);
+        wk->conn = NULL;
+        if (eo_pg_connect(wk->dsn, &wk->conn, err, sizeof err) < 0) {
+            eo_log_warn("write keys: database unavailable", "error", err, NULL);
+            return EO_EUNAVAIL;
+        }
+    }
+    char hex[2 + 64 + 1] = "\\x";
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
+    const char *params[] = {hex};
+    PGresult *res;
+    int r = eo_pg_query(
+        wk->conn, "SELECT 1 FROM write_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL", 1,
+        params, &res, err, sizeof err);
+    if (r < 0) {
+        eo_log_warn("write keys: lookup failed", "error", err, NULL);
+        return EO_EUNAVAIL;
+    }
+    bool found = PQntuples(res) > 0;
+    PQclear(res);
+    if (!found)
+        return EO_ENOTFOUND;
+    return reload(wk) < 0 ? EO_EUNAVAIL : 0;
+}
+
 int eo_write_keys_lookup(eo_write_keys_t *wk, const char *key, size_t len, char tenant_id[37])
 {
     uint8_t hash[32];
     eo_write_key_hash(key, len, hash);
-    long long gen = atomic_load(&wk->generation);
     int r = find(wk, hash, tenant_id);
     if (r == 0)
         return 0;
-    /* Unknown: reload once unless another caller did since we looked, or one ran < 250 ms ago. */
+    /* Not in memory: the key may be newer than the last reload. One indexed query tells (the
+     * lock keeps it to one query at a time); a key that exists triggers a reload. While the
+     * database is unreachable the caller must answer 503, not 401: the key may be valid. */
     pthread_mutex_lock(&wk->refresh_lock);
-    if (atomic_load(&wk->generation) == gen && eo_clock_mono_us() - wk->last_attempt_us >= 250000)
-        (void)reload(wk);
+    r = find(wk, hash, tenant_id); /* another caller may have reloaded meanwhile */
+    if (r != 0) {
+        r = ask_database(wk, hash);
+        if (r == 0)
+            r = find(wk, hash, tenant_id);
+    }
     pthread_mutex_unlock(&wk->refresh_lock);
-    return find(wk, hash, tenant_id);
+    return r;
 }
 
 bool eo_write_keys_fresh(eo_write_keys_t *wk)

@@ -1,7 +1,8 @@
 /* The collector's in-memory view of active write keys (hash -> tenant), reloaded from
- * PostgreSQL every refresh interval by a background thread, and at once (at most every 250 ms)
- * when an unknown key arrives, so that new keys work immediately and revoked keys stop working
- * within one interval. Thread-safe: lookups take a read lock on the current snapshot. */
+ * PostgreSQL every refresh interval by a background thread. A key missing from memory is looked
+ * up in the database (one indexed query, one at a time), so that a new key works at once;
+ * a revoked key stops working within one interval. Thread-safe: lookups take a read lock on
+ * the current table. */
 #ifndef EO_COLLECTOR_WRITE_KEYS_H
 #define EO_COLLECTOR_WRITE_KEYS_H
 
@@ -18,8 +19,8 @@ typedef struct eo_write_keys eo_write_keys_t;
 int eo_write_keys_new(const char *dsn, int64_t refresh_ms, eo_write_keys_t **out, char *err,
                       size_t errlen) EO_MUST_CHECK;
 
-/* Finds the tenant of key. Returns 0 with tenant_id filled, EO_ENOTFOUND, or EO_EUNAVAIL when
- * no key set was ever loaded. */
+/* Finds the tenant of key. Returns 0 with tenant_id filled, EO_ENOTFOUND (no such active key),
+ * or EO_EUNAVAIL (not in memory and the database cannot tell now). */
 int eo_write_keys_lookup(eo_write_keys_t *wk, const char *key, size_t len, char tenant_id[37]);
 
 /* True when the last reload succeeded within three refresh intervals. */

@@ -30,7 +30,8 @@ struct eo_http_server {
     struct MHD_Daemon *daemon;
     eo_http_options_t opt;
     uint16_t port;
-    bool quiesced; /* only the stopping thread reads or writes it */
+    bool quiesced;        /* only the stopping thread reads or writes it */
+    atomic_bool draining; /* set by quiesce: new requests on open connections get 503 */
     atomic_long active;
 };
 
@@ -328,6 +329,13 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
             return respond_now(req, 431, "headers_too_large", msg, NULL);
         }
 
+        if (atomic_load(&srv->draining)) { /* a keep-alive client's next request */
+            static const char *const closing[] = {"Retry-After", "1", "Connection", "close", NULL};
+            eo_http_respond_error(req, 503, "shutting_down",
+                                  "the server is shutting down; retry on a new connection", NULL,
+                                  closing);
+            return queue_answer(req);
+        }
         bool path_known;
         req->route = find_route(srv, url, method, &path_known);
         if (!req->route) {
@@ -505,6 +513,7 @@ void eo_http_server_quiesce(eo_http_server_t *srv)
     if (srv->quiesced)
         return;
     srv->quiesced = true;
+    atomic_store(&srv->draining, true);
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

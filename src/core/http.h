@@ -45,7 +45,8 @@ typedef struct {
 int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,
                          size_t errlen) EO_MUST_CHECK;
 uint16_t eo_http_server_port(const eo_http_server_t *srv);
-/* Stops accepting new connections (idempotent). */
+/* Stops accepting new connections, and answers any new request on an open connection with
+ * 503 and Connection: close (idempotent). */
 void eo_http_server_quiesce(eo_http_server_t *srv);
 /* Waits up to timeout_ms for the requests in flight to end; returns how many remain. */
 long eo_http_server_drain(eo_http_server_t *srv, int64_t timeout_ms);
