@@ -168,6 +168,16 @@ static rd_kafka_message_t *poll_one(eo_processor_t *p, int timeout_ms)
     return m;
 }
 
+/* Out of memory while taking a message: skipping it would let a later offset be committed past
+ * it, so the batch is dropped uncommitted and the process stops (its restart reads it again). */
+static void cannot_take(eo_processor_t *p, rd_kafka_message_t *m)
+{
+    rd_kafka_message_destroy(m);
+    eo_log_error("out of memory while batching; stopping without committing", NULL);
+    atomic_store(&p->stopping, true);
+    eo_signals_request_stop(true);
+}
+
 /* Fills the batch: messages held from a pause first, then up to the count or time bound. */
 static void collect(eo_processor_t *p)
 {
@@ -175,7 +185,7 @@ static void collect(eo_processor_t *p)
     size_t take = p->nheld < max ? p->nheld : max;
     for (size_t i = 0; i < take; i++)
         if (add_item(p, p->held[i]) < 0)
-            rd_kafka_message_destroy(p->held[i]); /* not committed: comes back after restart */
+            cannot_take(p, p->held[i]);
     if (take) {
         memmove(p->held, p->held + take, (p->nheld - take) * sizeof *p->held);
         p->nheld -= take;
@@ -191,11 +201,11 @@ static void collect(eo_processor_t *p)
                 break;
             continue;
         }
-        if (add_item(p, m) < 0) {
-            rd_kafka_message_destroy(m);
-            break;
-        }
+        if (add_item(p, m) < 0)
+            cannot_take(p, m);
     }
+    if (atomic_load(&p->stopping) && eo_signals_failed())
+        clear_items(p); /* never commit a batch with a hole in it */
 }
 
 /* Pauses consumption and sleeps for the backoff while still serving the group protocol;
@@ -210,11 +220,12 @@ static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_
     }
     int64_t until = eo_clock_mono_us() + *delay_ms * 1000;
     while (eo_clock_mono_us() < until && !p->revoked) {
-        if (atomic_load(&p->stopping) && eo_clock_mono_us() > stop_deadline_us)
+        if (atomic_load(&p->stopping) &&
+            (eo_signals_failed() || eo_clock_mono_us() > stop_deadline_us))
             break;
         rd_kafka_message_t *m = poll_one(p, 50);
         if (m && hold(p, m) < 0)
-            rd_kafka_message_destroy(m);
+            cannot_take(p, m);
     }
     *delay_ms =
         *delay_ms * 2 > p->cfg.retry_max_backoff_ms ? p->cfg.retry_max_backoff_ms : *delay_ms * 2;
@@ -224,7 +235,8 @@ static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_
     }
     if (p->revoked)
         return false;
-    return !(atomic_load(&p->stopping) && eo_clock_mono_us() > stop_deadline_us);
+    return !(atomic_load(&p->stopping) &&
+             (eo_signals_failed() || eo_clock_mono_us() > stop_deadline_us));
 }
 
 /* Stores recs[0..n) (items idx[0..n)), splitting on EO_EDATA to isolate rows the database
@@ -504,8 +516,10 @@ static void rewind_batch(eo_processor_t *p)
     }
     rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, pos, 10000);
     if (e) {
-        eo_log_warn("rewind failed; restarting", "error", rd_kafka_error_string(e), NULL);
+        /* going on would commit offsets past the batch: stop, and let the restart read it */
+        eo_log_error("rewind failed; stopping", "error", rd_kafka_error_string(e), NULL);
         rd_kafka_error_destroy(e);
+        atomic_store(&p->stopping, true);
         eo_signals_request_stop(true);
     }
     rd_kafka_topic_partition_list_destroy(pos);
