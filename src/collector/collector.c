@@ -259,7 +259,8 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
             mid = ev.message_id;
             if (!mid.s) {
                 uint8_t rnd[10];
-                r = eo_random_bytes(rnd, sizeof rnd);
+                if ((r = eo_random_bytes(rnd, sizeof rnd)) < 0)
+                    break; /* answered 503 below */
                 eo_uuid7_next(&uuid_gen, received_at / 1000, rnd, generated);
                 mid.s = generated;
                 mid.len = EO_UUID_STR - 1;

@@ -60,7 +60,7 @@ int eo_migrate_run(const char *dsn, int *applied, char *err, size_t errlen)
         const eo_migration_t *m = &eo_migrations[i];
         bool done = false;
         for (int row = 0; row < PQntuples(res); row++)
-            if (atoi(PQgetvalue(res, row, 0)) == m->version)
+            if (strtol(PQgetvalue(res, row, 0), NULL, 10) == m->version)
                 done = true;
         if (done)
             continue;
