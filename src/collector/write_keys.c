@@ -49,19 +49,28 @@ static size_t slot_of(const uint8_t hash[32], size_t mask)
     return (size_t)h & mask;
 }
 
+/* (Re)connects when needed; call with refresh_lock held. */
+static int connect_db(eo_write_keys_t *wk)
+{
+    if (wk->conn && PQstatus(wk->conn) == CONNECTION_OK)
+        return 0;
+    PQfinish(wk->conn);
+    wk->conn = NULL;
+    char err[512];
+    if (eo_pg_connect(wk->dsn, &wk->conn, err, sizeof err) < 0) {
+        eo_log_warn("write keys: database unavailable", "error", err, NULL);
+        return EO_EUNAVAIL;
+    }
+    return 0;
+}
+
 /* Reloads the table; call with refresh_lock held. */
 static int reload(eo_write_keys_t *wk)
 {
     char err[512];
     wk->last_attempt_us = eo_clock_mono_us();
-    if (!wk->conn || PQstatus(wk->conn) != CONNECTION_OK) {
-        PQfinish(wk->conn);
-        wk->conn = NULL;
-        if (eo_pg_connect(wk->dsn, &wk->conn, err, sizeof err) < 0) {
-            eo_log_warn("write keys: database unavailable", "error", err, NULL);
-            return EO_EUNAVAIL;
-        }
-    }
+    if (connect_db(wk) < 0)
+        return EO_EUNAVAIL;
     PGresult *res;
     int r =
         eo_pg_query(wk->conn, "SELECT key_hash, tenant_id FROM write_keys WHERE revoked_at IS NULL",
@@ -179,14 +188,8 @@ static int find(eo_write_keys_t *wk, const uint8_t hash[32], char tenant_id[37])
 static int ask_database(eo_write_keys_t *wk, const uint8_t hash[32])
 {
     char err[512];
-    if (!wk->conn || PQstatus(wk->conn) != CONNECTION_OK) {
-        PQfinish(wk->conn);
-        wk->conn = NULL;
-        if (eo_pg_connect(wk->dsn, &wk->conn, err, sizeof err) < 0) {
-            eo_log_warn("write keys: database unavailable", "error", err, NULL);
-            return EO_EUNAVAIL;
-        }
-    }
+    if (connect_db(wk) < 0)
+        return EO_EUNAVAIL;
     char hex[2 + 64 + 1] = "\\x";
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
