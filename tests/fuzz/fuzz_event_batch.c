@@ -17,35 +17,11 @@
 #include "domain/batch.h"
 #include "domain/event.h"
 #include "domain/record.h"
+#include "fuzz_check.h"
 
 #define TENANT "0190a5b6-1234-7abc-8def-0123456789ab"
 #define ASSIGNED_ID "0190a5b6-0000-7000-8000-000000000001"
 #define RECEIVED_AT INT64_C(1704067200123456) /* 2024-01-01T00:00:00.123456Z */
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant failed: %s: ", #cond);                                      \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static bool same_str(eo_str_t a, eo_str_t b)
-{
-    if (!a.s || !b.s)
-        return a.s == b.s;
-    return a.len == b.len && memcmp(a.s, b.s, a.len) == 0;
-}
-
-static bool same_object(json_t *a, json_t *b)
-{
-    json_t *empty = json_object();
-    bool eq = json_equal(a ? a : empty, b ? b : empty);
-    json_decref(empty);
-    return eq;
-}
 
 static void check_limits(const eo_event_t *ev, const eo_event_limits_t *lim)
 {

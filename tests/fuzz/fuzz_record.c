@@ -14,31 +14,7 @@
 #include "core/buf.h"
 #include "domain/event.h"
 #include "domain/record.h"
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant failed: %s: ", #cond);                                      \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static bool same_str(eo_str_t a, eo_str_t b)
-{
-    if (!a.s || !b.s)
-        return a.s == b.s;
-    return a.len == b.len && memcmp(a.s, b.s, a.len) == 0;
-}
-
-static bool same_object(json_t *a, json_t *b)
-{
-    json_t *empty = json_object();
-    bool eq = json_equal(a ? a : empty, b ? b : empty);
-    json_decref(empty);
-    return eq;
-}
+#include "fuzz_check.h"
 
 static void check_reencode(const eo_record_t *rec, const eo_event_limits_t *lim)
 {
