@@ -80,7 +80,7 @@ static const cfg_var_t vars[] = {
     I(processor_port, "EVENTOPS_PROCESSOR_PORT", 8081, 0, 65535,
       "processor health port (/healthz, /readyz)"),
     I(processor_workers, "EVENTOPS_PROCESSOR_WORKERS", 2, 1, 64,
-      "storage threads (each with its own database connection) sharing a batch by partition"),
+      "storage threads (each with its own database connection) storing equal shares of a batch"),
     I(batch_max_events, "EVENTOPS_PROCESSOR_BATCH_MAX", 5000, 1, 1000000,
       "events per database transaction"),
     I(batch_max_wait_ms, "EVENTOPS_PROCESSOR_BATCH_WAIT_MS", 100, 1, 60000,

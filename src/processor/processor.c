@@ -39,7 +39,7 @@ typedef struct {
 } item_t;
 
 /* A storage worker: its own thread and PostgreSQL connection. The main thread hands it the
- * indexes of a share of the batch (by Kafka partition) and waits; `lock` guards the hand-over
+ * indexes of a share of the batch and waits; `lock` guards the hand-over
  * fields (has_job, done, quit); the job fields are written by one side at a time. */
 typedef struct {
     eo_processor_t *p;
@@ -361,22 +361,26 @@ static void run_workers(eo_processor_t *p)
     }
 }
 
-/* Splits the batch among the workers by Kafka partition. */
+/* Splits the batch into equal contiguous shares, one per worker. Not by partition: a poll
+ * returns messages in per-partition runs, so a batch often comes from two or three partitions
+ * and a split by partition left one worker with most of it. The same messageId in two shares
+ * is safe: both transactions insert event_ids in key order, the second waits and skips it. */
 static int share_out(eo_processor_t *p)
 {
-    for (size_t i = 0; i < p->nworkers; i++)
-        p->workers[i].n = 0;
-    for (size_t i = 0; i < p->nitems; i++) {
-        worker_t *w = &p->workers[(size_t)p->items[i].msg->partition % p->nworkers];
-        if (w->n == w->cap) {
-            size_t cap = w->cap ? w->cap * 2 : 1024;
-            size_t *idx = realloc(w->idx, cap * sizeof *idx);
+    size_t k = p->nworkers, n = p->nitems;
+    for (size_t i = 0; i < k; i++) {
+        worker_t *w = &p->workers[i];
+        size_t from = n * i / k, to = n * (i + 1) / k;
+        if (to - from > w->cap) {
+            size_t *idx = realloc(w->idx, (to - from) * sizeof *idx);
             if (!idx)
                 return EO_ENOMEM;
             w->idx = idx;
-            w->cap = cap;
+            w->cap = to - from;
         }
-        w->idx[w->n++] = i;
+        w->n = to - from;
+        for (size_t j = from; j < to; j++)
+            w->idx[j - from] = j;
     }
     return 0;
 }
