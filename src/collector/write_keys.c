@@ -33,9 +33,7 @@ struct eo_write_keys {
     bool loaded;   /* guarded by lock */
     pthread_mutex_t refresh_lock;
     PGconn *conn;            /* guarded by refresh_lock */
-    int64_t last_attempt_us; /* guarded by refresh_lock */
     atomic_llong last_ok_us; /* monotonic time of the last good reload */
-    atomic_llong generation; /* bumped after every good reload */
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stopping; /* guarded by stop_lock */
@@ -68,7 +66,6 @@ static int connect_db(eo_write_keys_t *wk)
 static int reload(eo_write_keys_t *wk)
 {
     char err[512];
-    wk->last_attempt_us = eo_clock_mono_us();
     if (connect_db(wk) < 0)
         return EO_EUNAVAIL;
     PGresult *res;
@@ -111,7 +108,6 @@ static int reload(eo_write_keys_t *wk)
     pthread_rwlock_unlock(&wk->lock);
     free(old.slots);
     atomic_store(&wk->last_ok_us, eo_clock_mono_us());
-    atomic_fetch_add(&wk->generation, 1);
     return 0;
 }
 

@@ -273,12 +273,16 @@ int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_
 {
     eo_buf_t missing;
     eo_buf_init(&missing, (size_t)1 << 26);
+    tenant_set_t asked = {NULL, 0, 0}; /* each unknown tenant goes into the query once */
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
         known[i] = tenant_known(&st->tenants, recs[i]->tenant_id);
-        if (!known[i] && !strstr(missing.data ? missing.data : "", recs[i]->tenant_id))
-            r = eo_buf_printf(&missing, "%s%s", missing.len ? "," : "{", recs[i]->tenant_id);
+        if (known[i] || tenant_known(&asked, recs[i]->tenant_id))
+            continue;
+        r = tenant_add(&asked, recs[i]->tenant_id);
+        r = r ? r : eo_buf_printf(&missing, "%s%s", missing.len ? "," : "{", recs[i]->tenant_id);
     }
+    free(asked.ids);
     if (r == 0 && missing.len > 0) {
         r = eo_buf_append_char(&missing, '}');
         r = r ? r : ensure_conn(st, err, errlen);
