@@ -2,7 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "admin/admin.h"
+#include "auth/auth.h"
 #include "collector/collector.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -15,14 +18,15 @@ static void usage(FILE *out)
     fprintf(out, "usage: eventops COMMAND [--help]\n\n"
                  "  collector   HTTP ingest API (validate, authenticate, publish to Kafka)\n"
                  "  processor   Kafka consumer storing events and rollups in PostgreSQL\n"
-                 "  all         collector and processor in one process\n"
+                 "  auth        OAuth2 token endpoint (client credentials) and JWKS\n"
+                 "  all         collector, processor and auth in one process\n"
                  "  migrate     apply the SQL schema migrations\n"
                  "  admin       tenants and write keys (eventops admin --help)\n\n");
     eo_config_print_help(out);
 }
 
 /* Runs the chosen long-running roles until SIGTERM/SIGINT, then stops them in order. */
-static int run_roles(const char *role, bool collector, bool processor)
+static int run_roles(const char *role, bool collector, bool processor, bool auth)
 {
     eo_config_t cfg;
     char err[512];
@@ -35,18 +39,34 @@ static int run_roles(const char *role, bool collector, bool processor)
     eo_signals_block();
     eo_processor_t *proc = NULL;
     eo_collector_t *coll = NULL;
+    eo_auth_t *au = NULL;
+    if (auth && !collector && !cfg.auth_key_dir[0]) {
+        eo_log_error("auth cannot start", "error", "EVENTOPS_AUTH_KEY_DIR is not set", NULL);
+        return 2;
+    }
+    if (auth && collector && !cfg.auth_key_dir[0]) {
+        eo_log_warn("auth role not started: EVENTOPS_AUTH_KEY_DIR is not set", NULL);
+        auth = false;
+    }
     if (processor && eo_processor_start(&cfg, &proc, err, sizeof err) < 0) {
         eo_log_error("processor failed to start", "error", err, NULL);
         return 1;
     }
+    if (auth && eo_auth_start(&cfg, &au, err, sizeof err) < 0) {
+        eo_log_error("auth failed to start", "error", err, NULL);
+        eo_processor_stop(proc);
+        return 1;
+    }
     if (collector && eo_collector_start(&cfg, &coll, err, sizeof err) < 0) {
         eo_log_error("collector failed to start", "error", err, NULL);
+        eo_auth_stop(au);
         eo_processor_stop(proc);
         return 1;
     }
     int sig = eo_signals_wait();
     eo_log_info("shutting down", "signal", sig == 0 ? "internal" : strsignal(sig), NULL);
     eo_collector_stop(coll); /* stop accepting first, then drain the pipeline */
+    eo_auth_stop(au);
     eo_processor_stop(proc);
     bool failed = eo_signals_failed();
     eo_log_info("stopped", "clean", failed ? "false" : "true", NULL);
@@ -74,8 +94,8 @@ int main(int argc, char **argv)
         return eo_admin_main(argc - 1, argv + 1);
     }
     bool coll = !strcmp(cmd, "collector"), proc = !strcmp(cmd, "processor"),
-         all = !strcmp(cmd, "all");
-    if (!coll && !proc && !all) {
+         auth = !strcmp(cmd, "auth"), all = !strcmp(cmd, "all");
+    if (!coll && !proc && !auth && !all) {
         fprintf(stderr, "eventops: unknown command '%s'\n\n", cmd);
         usage(stderr);
         return 2;
@@ -85,5 +105,8 @@ int main(int argc, char **argv)
         eo_config_print_help(stdout);
         return 0;
     }
-    return run_roles(cmd, coll || all, proc || all);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
+    int rc = run_roles(cmd, coll || all, proc || all, auth || all);
+    curl_global_cleanup();
+    return rc;
 }

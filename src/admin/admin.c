@@ -1,6 +1,7 @@
 /* `eventops admin` subcommands: create-tenant, create-write-key, revoke-write-key,
  * list-tenants. Each prints text, or one JSON object with --json. Runs on the main thread. */
 #include "admin/admin.h"
+#include "admin/admin_internal.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -15,7 +16,7 @@
 #include "core/writekey.h"
 #include "domain/record.h"
 
-static void usage(FILE *out)
+void eo_admin_usage(FILE *out)
 {
     fprintf(out, "usage: eventops admin COMMAND [--json]\n"
                  "  create-tenant NAME          create a tenant and its first write key\n"
@@ -25,16 +26,28 @@ static void usage(FILE *out)
                  "  create-topics [--partitions N] [--replication R]\n"
                  "                              create the events and dead-letter topics when\n"
                  "                              missing (defaults: 6 partitions, replication 1)\n"
+                 "  create-client --tenant T --scopes events:write,events:read [--name N]\n"
+                 "                [--rate R --burst B]\n"
+                 "                              OAuth client; prints its id and secret once\n"
+                 "  revoke-client CLIENT_ID     revoke a client (its tokens stop working)\n"
+                 "  list-clients [--tenant T]   clients with scopes and limits\n"
+                 "  set-rate-limit (--client ID | --write-key KEY_ID) (--rate R --burst B |\n"
+                 "                 --default)   per-credential rate limit (requests/s, burst)\n"
+                 "  create-signing-key [--dir D] new token signing key (D defaults to\n"
+                 "                              EVENTOPS_AUTH_KEY_DIR); becomes the current one\n"
+                 "  list-signing-keys [--dir D]  keys published in the JWKS\n"
+                 "  delete-signing-key --kid K [--dir D]\n"
+                 "                              withdraw a key: its tokens stop working\n"
                  "The write key is printed once; only its hash is stored.\n");
 }
 
-static int fail(const char *what, const char *err)
+int eo_admin_fail(const char *what, const char *err)
 {
     fprintf(stderr, "eventops admin: %s: %s\n", what, err);
     return 1;
 }
 
-static void print_json(json_t *obj)
+void eo_admin_print_json(json_t *obj)
 {
     char *s = json_dumps(obj, JSON_COMPACT);
     if (s)
@@ -67,8 +80,8 @@ static int insert_key(PGconn *conn, const char *tenant_id, char key_id[EO_WRITE_
 }
 
 /* Resolves a tenant given by id or by name; fills tenant_id. */
-static int resolve_tenant(PGconn *conn, const char *arg, char tenant_id[37], char *err,
-                          size_t errlen)
+int eo_admin_resolve_tenant(PGconn *conn, const char *arg, char tenant_id[37], char *err,
+                            size_t errlen)
 {
     const char *params[] = {arg};
     PGresult *res;
@@ -92,22 +105,22 @@ static int create_tenant(PGconn *conn, const char *name, bool as_json)
 {
     char err[512];
     if (eo_pg_exec(conn, "BEGIN", err, sizeof err) < 0)
-        return fail("create-tenant", err);
+        return eo_admin_fail("create-tenant", err);
     const char *params[] = {name};
     PGresult *res;
     if (eo_pg_query(conn, "INSERT INTO tenants (name) VALUES ($1) RETURNING tenant_id", 1, params,
                     &res, err, sizeof err) < 0)
-        return fail("create-tenant", err);
+        return eo_admin_fail("create-tenant", err);
     char tenant_id[37];
     snprintf(tenant_id, sizeof tenant_id, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     char key_id[EO_WRITE_KEY_ID_LEN + 1], key[EO_WRITE_KEY_LEN + 1];
     if (insert_key(conn, tenant_id, key_id, key, err, sizeof err) < 0 ||
         eo_pg_exec(conn, "COMMIT", err, sizeof err) < 0)
-        return fail("create-tenant", err);
+        return eo_admin_fail("create-tenant", err);
     if (as_json)
-        print_json(json_pack("{s:s, s:s, s:s, s:s}", "tenantId", tenant_id, "name", name,
-                             "writeKeyId", key_id, "writeKey", key));
+        eo_admin_print_json(json_pack("{s:s, s:s, s:s, s:s}", "tenantId", tenant_id, "name", name,
+                                      "writeKeyId", key_id, "writeKey", key));
     else
         printf("tenant %s (%s)\nwrite key %s: %s\n(shown once: store it now)\n", name, tenant_id,
                key_id, key);
@@ -118,12 +131,12 @@ static int create_write_key(PGconn *conn, const char *tenant, bool as_json)
 {
     char err[512], tenant_id[37];
     char key_id[EO_WRITE_KEY_ID_LEN + 1], key[EO_WRITE_KEY_LEN + 1];
-    if (resolve_tenant(conn, tenant, tenant_id, err, sizeof err) < 0 ||
+    if (eo_admin_resolve_tenant(conn, tenant, tenant_id, err, sizeof err) < 0 ||
         insert_key(conn, tenant_id, key_id, key, err, sizeof err) < 0)
-        return fail("create-write-key", err);
+        return eo_admin_fail("create-write-key", err);
     if (as_json)
-        print_json(json_pack("{s:s, s:s, s:s}", "tenantId", tenant_id, "writeKeyId", key_id,
-                             "writeKey", key));
+        eo_admin_print_json(json_pack("{s:s, s:s, s:s}", "tenantId", tenant_id, "writeKeyId",
+                                      key_id, "writeKey", key));
     else
         printf("write key %s for tenant %s: %s\n(shown once: store it now)\n", key_id, tenant_id,
                key);
@@ -139,15 +152,15 @@ static int revoke_write_key(PGconn *conn, const char *key_id, bool as_json)
                     "UPDATE write_keys SET revoked_at = coalesce(revoked_at, now()) "
                     "WHERE key_id = $1 RETURNING tenant_id",
                     1, params, &res, err, sizeof err) < 0)
-        return fail("revoke-write-key", err);
+        return eo_admin_fail("revoke-write-key", err);
     int found = PQntuples(res);
     PQclear(res);
     if (!found) {
         snprintf(err, sizeof err, "no write key '%s'", key_id);
-        return fail("revoke-write-key", err);
+        return eo_admin_fail("revoke-write-key", err);
     }
     if (as_json)
-        print_json(json_pack("{s:s, s:b}", "writeKeyId", key_id, "revoked", 1));
+        eo_admin_print_json(json_pack("{s:s, s:b}", "writeKeyId", key_id, "revoked", 1));
     else
         printf("write key %s revoked\n", key_id);
     return 0;
@@ -165,7 +178,7 @@ static int list_tenants(PGconn *conn, bool as_json)
                     " ON k.tenant_id = t.tenant_id AND k.revoked_at IS NULL "
                     "GROUP BY t.tenant_id ORDER BY t.created_at, t.name",
                     0, NULL, &res, err, sizeof err) < 0)
-        return fail("list-tenants", err);
+        return eo_admin_fail("list-tenants", err);
     json_t *list = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
         json_t *keys = json_array();
@@ -188,7 +201,7 @@ static int list_tenants(PGconn *conn, bool as_json)
     }
     PQclear(res);
     if (as_json)
-        print_json(json_pack("{s:o}", "tenants", list));
+        eo_admin_print_json(json_pack("{s:o}", "tenants", list));
     else
         json_decref(list);
     return 0;
@@ -201,11 +214,11 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
     char err[512];
     rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, sizeof err);
     if (!conf)
-        return fail("create-topics", err);
+        return eo_admin_fail("create-topics", err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        return fail("create-topics", err);
+        return eo_admin_fail("create-topics", err);
     }
     const char *names[2] = {cfg->events_topic, cfg->dlq_topic};
     int counts[2] = {partitions, partitions / 2 > 0 ? partitions / 2 : 1};
@@ -213,7 +226,7 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
     for (int i = 0; i < 2; i++) {
         topics[i] = rd_kafka_NewTopic_new(names[i], counts[i], replication, err, sizeof err);
         if (!topics[i])
-            return fail("create-topics", err);
+            return eo_admin_fail("create-topics", err);
         rd_kafka_NewTopic_set_config(topics[i], "min.insync.replicas", replication > 1 ? "2" : "1");
         rd_kafka_NewTopic_set_config(topics[i], "retention.ms",
                                      i == 0 ? "604800000" : "2592000000");
@@ -224,7 +237,8 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
     int r = 0;
     const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
     if (!res) {
-        r = fail("create-topics", ev ? rd_kafka_event_error_string(ev) : "no answer from Kafka");
+        r = eo_admin_fail("create-topics",
+                          ev ? rd_kafka_event_error_string(ev) : "no answer from Kafka");
     } else {
         size_t n;
         const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
@@ -235,8 +249,8 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
                                 : e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ? "exists"
                                                                               : NULL;
             if (!state) {
-                r = fail(rd_kafka_topic_result_name(tr[i]),
-                         rd_kafka_topic_result_error_string(tr[i]));
+                r = eo_admin_fail(rd_kafka_topic_result_name(tr[i]),
+                                  rd_kafka_topic_result_error_string(tr[i]));
                 continue;
             }
             json_object_set_new(out, rd_kafka_topic_result_name(tr[i]), json_string(state));
@@ -244,7 +258,7 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
                 printf("topic %s: %s\n", rd_kafka_topic_result_name(tr[i]), state);
         }
         if (as_json && r == 0)
-            print_json(out);
+            eo_admin_print_json(out);
         else
             json_decref(out);
     }
@@ -268,6 +282,8 @@ static int parse_count(const char *s, int max, int *out)
 
 int eo_admin_main(int argc, char **argv)
 {
+    if (argc > 1 && eo_admin_auth_command(argv[1]))
+        return eo_admin_auth_main(argc, argv);
     int partitions = 6, replication = 1;
     bool as_json = false;
     const char *args[3] = {NULL, NULL, NULL};
@@ -277,35 +293,35 @@ int eo_admin_main(int argc, char **argv)
             as_json = true;
         else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) {
             if (parse_count(argv[++i], 10000, &partitions) < 0)
-                return fail("--partitions", "must be an integer from 1 to 10000");
+                return eo_admin_fail("--partitions", "must be an integer from 1 to 10000");
         } else if (!strcmp(argv[i], "--replication") && i + 1 < argc) {
             if (parse_count(argv[++i], 100, &replication) < 0)
-                return fail("--replication", "must be an integer from 1 to 100");
+                return eo_admin_fail("--replication", "must be an integer from 1 to 100");
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
+            eo_admin_usage(stdout);
             return 0;
         } else if (nargs < 3)
             args[nargs++] = argv[i];
         else {
-            usage(stderr);
+            eo_admin_usage(stderr);
             return 2;
         }
     }
     const char *cmd = args[0];
     bool needs_arg = cmd && strcmp(cmd, "list-tenants") != 0 && strcmp(cmd, "create-topics") != 0;
     if (!cmd || (needs_arg && nargs != 2) || (!needs_arg && nargs != 1)) {
-        usage(stderr);
+        eo_admin_usage(stderr);
         return 2;
     }
     eo_config_t cfg;
     char err[512];
     if (eo_config_load(&cfg, err, sizeof err) < 0)
-        return fail("configuration", err);
+        return eo_admin_fail("configuration", err);
     if (!strcmp(cmd, "create-topics"))
         return create_topics(&cfg, partitions, replication, as_json);
     PGconn *conn;
     if (eo_pg_connect(cfg.pg_dsn, &conn, err, sizeof err) < 0)
-        return fail("database", err);
+        return eo_admin_fail("database", err);
     int r;
     if (!strcmp(cmd, "create-tenant"))
         r = create_tenant(conn, args[1], as_json);
@@ -316,7 +332,7 @@ int eo_admin_main(int argc, char **argv)
     else if (!strcmp(cmd, "list-tenants"))
         r = list_tenants(conn, as_json);
     else {
-        usage(stderr);
+        eo_admin_usage(stderr);
         r = 2;
     }
     PQfinish(conn);

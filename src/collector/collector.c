@@ -12,23 +12,29 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/keystore.h"
+#include "collector/credentials.h"
 #include "collector/kafka_sink.h"
-#include "collector/write_keys.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "core/ratelimit.h"
+#include "domain/b64.h"
 #include "domain/batch.h"
+#include "domain/jwt.h"
 #include "domain/record.h"
 #include "domain/uuid7.h"
 
-#define MAX_AUTH_HEADER 1024
+#define MAX_WRITE_KEY 1024
 
 struct eo_collector {
     eo_config_t cfg;
     eo_event_limits_t lim;
-    eo_write_keys_t *keys;
+    eo_creds_t *creds;
+    eo_keystore_t *token_keys; /* NULL: no key source, bearer tokens are refused */
+    eo_ratelimit_t *limiter;
     eo_kafka_sink_t *sink;
     eo_http_server_t *http;
     char retry_after[16];
@@ -42,6 +48,7 @@ typedef struct {
     atomic_int failed; /* 0, or the first EO_E* delivery error */
     char *accepted_body;
     size_t accepted_len;
+    char rl_limit[24], rl_remaining[24], rl_reset[24]; /* RateLimit-* of the answer */
 } ingest_t;
 
 static _Thread_local eo_uuid7_gen_t uuid_gen;
@@ -58,101 +65,158 @@ static void ingest_free(void *p)
 static const char *const auth_challenge[] = {
     "WWW-Authenticate", "Bearer realm=\"eventops\", Basic realm=\"eventops\"", NULL};
 
-static int b64_value(unsigned char c)
+/* Trims spaces around h's value after a scheme of skip bytes; returns the start, length in n. */
+static const char *credential_of(const char *h, size_t skip, size_t *n)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    const char *k = h + skip;
+    while (*k == ' ')
+        k++;
+    size_t len = strlen(k);
+    while (len > 0 && k[len - 1] == ' ')
+        len--;
+    *n = len;
+    return k;
 }
 
-/* Decodes standard or URL-safe base64 (padding optional). Returns the length or -1. */
-static int b64_decode(const char *in, size_t n, char *out, size_t outcap)
+/* Extracts a write key from Bearer KEY or Basic base64(KEY[:]). Returns 0, or EO_EINVAL. */
+static int write_key_of(const char *h, char *key, size_t cap, size_t *len)
 {
-    while (n > 0 && in[n - 1] == '=')
-        n--;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outcap)
-                return -1;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    return (int)o;
-}
-
-/* Extracts the write key from Authorization (Bearer KEY, or Basic base64(KEY[:])). */
-static int parse_authorization(const char *h, char *key, size_t cap, size_t *len)
-{
-    if (!h || !*h)
-        return EO_ENOTFOUND;
-    size_t hl = strlen(h);
-    if (hl > MAX_AUTH_HEADER)
-        return EO_EINVAL;
-    if (hl > 7 && !strncasecmp(h, "Bearer ", 7)) {
-        const char *k = h + 7;
-        while (*k == ' ')
-            k++;
-        size_t n = strlen(k);
-        while (n > 0 && k[n - 1] == ' ')
-            n--;
+    size_t n;
+    if (!strncasecmp(h, "Bearer ", 7)) {
+        const char *k = credential_of(h, 7, &n);
         if (n == 0 || n >= cap)
             return EO_EINVAL;
         memcpy(key, k, n);
         *len = n;
         return 0;
     }
-    if (hl > 6 && !strncasecmp(h, "Basic ", 6)) {
-        const char *k = h + 6;
-        while (*k == ' ')
-            k++;
-        size_t n = strlen(k);
-        while (n > 0 && k[n - 1] == ' ')
-            n--;
-        int d = b64_decode(k, n, key, cap);
+    if (!strncasecmp(h, "Basic ", 6)) {
+        const char *k = credential_of(h, 6, &n);
+        int d = eo_b64_decode(k, n, (uint8_t *)key, cap);
         if (d <= 0)
             return EO_EINVAL;
         char *colon = memchr(key, ':', (size_t)d);
         *len = colon ? (size_t)(colon - key) : (size_t)d;
-        if (*len == 0)
-            return EO_EINVAL;
-        return 0;
+        return *len == 0 ? EO_EINVAL : 0;
     }
     return EO_EINVAL;
+}
+
+/* Answers 401 invalid_token (RFC 6750) with the reason. */
+static void refuse_token(eo_http_req_t *req, const char *why)
+{
+    char challenge[320], clean[200];
+    snprintf(clean, sizeof clean, "%s", why);
+    for (char *p = clean; *p; p++)
+        if (*p == '"' || *p == '\\')
+            *p = '\'';
+    snprintf(challenge, sizeof challenge,
+             "Bearer realm=\"eventops\", error=\"invalid_token\", error_description=\"%s\"", clean);
+    const char *h[] = {"WWW-Authenticate", challenge, NULL};
+    eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
+}
+
+static void credentials_unavailable(eo_collector_t *c, eo_http_req_t *req, const char *what)
+{
+    const char *h[] = {"Retry-After", c->retry_after, NULL};
+    eo_http_respond_error(req, 503, "credentials_unavailable", what, NULL, h);
+}
+
+/* Verifies a bearer JWT for ingestion; fills cred from the client it names. Answers and
+ * returns false when refused. */
+static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *token, size_t n,
+                         eo_cred_t *cred)
+{
+    if (!c->token_keys) {
+        refuse_token(req, "this collector accepts write keys only (no token key source is "
+                          "configured)");
+        return false;
+    }
+    eo_jwt_policy_t policy = {
+        .issuer = c->cfg.auth_issuer,
+        .audience = c->cfg.auth_audience,
+        .now_s = eo_clock_now_us() / 1000000,
+        .leeway_s = c->cfg.auth_leeway_s,
+        .max_token_bytes = (size_t)c->cfg.auth_max_token_bytes,
+    };
+    eo_jwt_claims_t claims;
+    char why[160];
+    eo_jwt_keyset_t *set = eo_keystore_get(c->token_keys);
+    int r = eo_jwt_verify(token, n, set, &policy, &claims, why, sizeof why);
+    eo_jwt_keyset_unref(set);
+    if (r == EO_ENOTFOUND) { /* a new key, perhaps: reload (rate limited) and retry */
+        set = eo_keystore_refetch(c->token_keys);
+        r = eo_jwt_verify(token, n, set, &policy, &claims, why, sizeof why);
+        eo_jwt_keyset_unref(set);
+        if (r == EO_ENOTFOUND && !eo_keystore_ready(c->token_keys)) {
+            credentials_unavailable(c, req, "token keys cannot be loaded right now; retry later");
+            return false;
+        }
+    }
+    if (r < 0) {
+        refuse_token(req, why);
+        return false;
+    }
+    if (!eo_jwt_scope_has(claims.scope, "events:write")) {
+        const char *h[] = {"WWW-Authenticate",
+                           "Bearer realm=\"eventops\", error=\"insufficient_scope\", "
+                           "scope=\"events:write\"",
+                           NULL};
+        eo_http_respond_error(req, 403, "insufficient_scope",
+                              "the token lacks the events:write scope", "Authorization", h);
+        return false;
+    }
+    r = eo_creds_client(c->creds, claims.sub, cred);
+    if (r == EO_EUNAVAIL) {
+        credentials_unavailable(c, req, "clients cannot be checked right now; retry later");
+        return false;
+    }
+    if (r < 0 || strcmp(cred->tenant_id, claims.tenant_id) != 0) {
+        refuse_token(req, "the token's client is unknown or revoked");
+        return false;
+    }
+    return true;
+}
+
+/* Applies the rate limit of the credential; answers 429 and returns false when over it. */
+static bool within_limit(eo_collector_t *c, eo_http_req_t *req, ingest_t *in, const eo_cred_t *cred,
+                         const char *kind)
+{
+    char key[128];
+    snprintf(key, sizeof key, "eo:rl:{%s}:%s:%s", cred->tenant_id, kind, cred->id);
+    eo_ratelimit_result_t rl;
+    eo_ratelimit_take(c->limiter, key,
+                      (double)(cred->rate > 0 ? cred->rate : c->cfg.rate_limit_rate),
+                      cred->burst > 0 ? cred->burst : c->cfg.rate_limit_burst, &rl);
+    snprintf(in->rl_limit, sizeof in->rl_limit, "%lld", (long long)rl.limit);
+    snprintf(in->rl_remaining, sizeof in->rl_remaining, "%lld", (long long)rl.remaining);
+    snprintf(in->rl_reset, sizeof in->rl_reset, "%lld", (long long)rl.reset_s);
+    if (rl.allowed)
+        return true;
+    char retry[24], msg[128];
+    snprintf(retry, sizeof retry, "%lld", (long long)rl.retry_after_s);
+    snprintf(msg, sizeof msg, "too many requests for this credential; retry after %s s", retry);
+    const char *h[] = {"Retry-After",
+                       retry,
+                       "RateLimit-Limit",
+                       in->rl_limit,
+                       "RateLimit-Remaining",
+                       in->rl_remaining,
+                       "RateLimit-Reset",
+                       in->rl_reset,
+                       NULL};
+    eo_http_respond_error(req, 429, "rate_limited", msg, NULL, h);
+    return false;
 }
 
 static bool ingest_on_headers(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
-    char key[MAX_AUTH_HEADER];
-    size_t len = 0;
-    int r = parse_authorization(eo_http_header(req, "Authorization"), key, sizeof key, &len);
-    if (r == EO_ENOTFOUND) {
+    const char *h = eo_http_header(req, "Authorization");
+    if (!h || !*h) {
         eo_http_respond_error(req, 401, "missing_credentials",
-                              "send the write key as 'Authorization: Bearer KEY' or as the HTTP "
-                              "Basic user name",
-                              "Authorization", auth_challenge);
-        return false;
-    }
-    if (r < 0) {
-        eo_http_respond_error(req, 401, "malformed_credentials",
-                              "the Authorization header is not 'Bearer KEY' or 'Basic base64'",
+                              "send an access token or a write key as 'Authorization: Bearer "
+                              "...' (a write key also as the HTTP Basic user name)",
                               "Authorization", auth_challenge);
         return false;
     }
@@ -164,11 +228,30 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     in->c = c;
     in->req = req;
     eo_http_set_user(req, in, ingest_free);
-    r = eo_write_keys_lookup(c->keys, key, len, in->tenant_id);
+    eo_cred_t cred;
+    size_t n;
+    const char *bearer = strncasecmp(h, "Bearer ", 7) ? NULL : credential_of(h, 7, &n);
+    size_t dots = 0;
+    for (size_t i = 0; bearer && i < n; i++)
+        dots += bearer[i] == '.';
+    if (bearer && dots == 2) { /* a JWT (a write key has one dot) */
+        if (!verify_token(c, req, bearer, n, &cred))
+            return false;
+        memcpy(in->tenant_id, cred.tenant_id, sizeof in->tenant_id);
+        return within_limit(c, req, in, &cred, "client");
+    }
+    char key[MAX_WRITE_KEY];
+    size_t len = 0;
+    if (strlen(h) > MAX_WRITE_KEY || write_key_of(h, key, sizeof key, &len) < 0) {
+        eo_http_respond_error(req, 401, "malformed_credentials",
+                              "the Authorization header is not 'Bearer TOKEN', 'Bearer KEY' or "
+                              "'Basic base64'",
+                              "Authorization", auth_challenge);
+        return false;
+    }
+    int r = eo_creds_write_key(c->creds, key, len, &cred);
     if (r == EO_EUNAVAIL) {
-        const char *h[] = {"Retry-After", c->retry_after, NULL};
-        eo_http_respond_error(req, 503, "credentials_unavailable",
-                              "write keys cannot be checked right now; retry later", NULL, h);
+        credentials_unavailable(c, req, "write keys cannot be checked right now; retry later");
         return false;
     }
     if (r < 0) {
@@ -176,7 +259,8 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
                               "Authorization", auth_challenge);
         return false;
     }
-    return true;
+    memcpy(in->tenant_id, cred.tenant_id, sizeof in->tenant_id);
+    return within_limit(c, req, in, &cred, "wk");
 }
 
 static void finish_one(ingest_t *in)
@@ -191,7 +275,10 @@ static void finish_one(ingest_t *in)
                               NULL, h);
         return;
     }
-    eo_http_respond(in->req, 202, in->accepted_body, in->accepted_len, NULL);
+    const char *h[] = {
+        "RateLimit-Limit", in->rl_limit, "RateLimit-Remaining", in->rl_remaining, "RateLimit-Reset",
+        in->rl_reset,      NULL};
+    eo_http_respond(in->req, 202, in->accepted_body, in->accepted_len, h);
 }
 
 static void on_delivered(void *opaque, int err)
@@ -375,11 +462,18 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
     bool kafka = eo_kafka_sink_ready(c->sink, 1000);
-    bool pg = eo_write_keys_fresh(c->keys);
-    char body[128];
-    int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"kafka\":%s,\"postgres\":%s}",
+    bool pg = eo_creds_fresh(c->creds);
+    bool keys = !c->token_keys || eo_keystore_ready(c->token_keys);
+    char body[192];
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"%s\",\"kafka\":%s,\"postgres\":%s,\"tokenKeys\":%s,"
+                     "\"rateLimiter\":\"%s\"}",
                      kafka && pg ? "ready" : "unavailable", kafka ? "true" : "false",
-                     pg ? "true" : "false");
+                     pg ? "true" : "false",
+                     !c->token_keys ? "null"
+                     : keys         ? "true"
+                                    : "false",
+                     eo_ratelimit_shared(c->limiter) ? "redis" : "local");
     eo_http_respond(req, kafka && pg ? 200 : 503, body, (size_t)n, NULL);
 }
 
@@ -399,8 +493,26 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     c->cfg = *cfg;
     eo_event_limits_from_config(&c->lim, cfg);
     snprintf(c->retry_after, sizeof c->retry_after, "%lld", (long long)cfg->retry_after_s);
-    int r = eo_write_keys_new(cfg->pg_dsn, cfg->write_key_refresh_ms, &c->keys, err, errlen);
+    int r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, &c->creds, err, errlen);
     if (r < 0)
+        goto fail;
+    if (cfg->auth_jwks_url[0] || cfg->auth_key_dir[0]) {
+        eo_keystore_options_t ko = {
+            .key_dir = cfg->auth_key_dir,
+            .jwks_url = cfg->auth_jwks_url,
+            .refresh_ms = cfg->auth_keys_refresh_ms,
+            .min_refetch_ms = cfg->auth_keys_min_refetch_ms,
+        };
+        if ((r = eo_keystore_new(&ko, &c->token_keys, err, errlen)) < 0)
+            goto fail;
+    } else {
+        eo_log_warn("collector: no token key source (EVENTOPS_AUTH_JWKS_URL or "
+                    "EVENTOPS_AUTH_KEY_DIR); only write keys are accepted",
+                    NULL);
+    }
+    eo_ratelimit_options_t ro = {cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms,
+                                 cfg->rate_limit_instances};
+    if ((r = eo_ratelimit_new(&ro, &c->limiter, err, errlen)) < 0)
         goto fail;
     if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0)
         goto fail;
@@ -452,6 +564,8 @@ void eo_collector_stop(eo_collector_t *c)
         eo_http_server_free(c->http, 1000);
     }
     eo_kafka_sink_free(c->sink, c->cfg.shutdown_timeout_ms);
-    eo_write_keys_free(c->keys);
+    eo_creds_free(c->creds);
+    eo_keystore_free(c->token_keys);
+    eo_ratelimit_free(c->limiter);
     free(c);
 }

@@ -52,6 +52,29 @@ typedef struct {
     int64_t retry_max_backoff_ms;
     int64_t partitions_ahead_days;
     int64_t shutdown_timeout_ms;
+    /* auth */
+    char auth_addr[64];
+    int64_t auth_port;
+    char auth_key_dir[512];
+    char auth_jwks_url[512];
+    int64_t auth_keys_refresh_ms;
+    int64_t auth_keys_min_refetch_ms;
+    char auth_issuer[256];
+    char auth_audience[256];
+    int64_t auth_token_ttl_s;
+    int64_t auth_leeway_s;
+    int64_t auth_max_token_bytes;
+    int64_t auth_client_rate;
+    int64_t auth_client_burst;
+    int64_t auth_ip_rate;
+    int64_t auth_ip_burst;
+    /* rate limiting */
+    char redis_url[512];
+    int64_t redis_timeout_ms;
+    int64_t redis_retry_ms;
+    int64_t rate_limit_rate;
+    int64_t rate_limit_burst;
+    int64_t rate_limit_instances;
 } eo_config_t;
 
 /* Fills cfg from the environment (defaults for unset variables). Returns 0, or EO_EINVAL with

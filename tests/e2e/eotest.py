@@ -18,12 +18,17 @@ Typical use:
         ...
         eotest.check(cond, "what differed")       # collects failures; sb.report() prints them
 
+Auth (issue 3): sb.create_signing_key(), sb.create_client(tenant, scopes), sb.auth() (the auth
+role on sb.auth_port), sb.get_token(client_id, secret) / sb.token(...); the JWT helpers
+(b64url_encode/decode, decode_jwt, forge, sign_eddsa) build hostile tokens byte by byte.
+
 Everything a sandbox creates is unique to it (database eo_e2e_<hex>, topics e2e.<hex>.events
-and e2e.<hex>.dlq, consumer group, processor id, free TCP ports), so runs are isolated and
+and e2e.<hex>.dlq, consumer group, processor id, free TCP ports, signing-key folder), so runs are isolated and
 repeatable. Process logs (JSON lines on stderr) go to files in a temporary directory; on
 failure `Sandbox.dump_logs()` prints their tails.
 """
 
+import base64 as _base64
 import gzip as _gzip
 import http.client
 import json
@@ -43,7 +48,9 @@ import urllib.parse
 __all__ = [
     "Sandbox", "Role", "Failures", "HttpError", "free_port", "dsn_with_dbname", "psql",
     "http_request", "post_json", "post_raw", "http_get", "produce", "consume", "wait_until",
-    "log", "rand_hex",
+    "log", "rand_hex", "b64url_encode", "b64url_decode", "decode_jwt", "forge", "sign_eddsa",
+    "eddsa_signer", "jwt_parts", "SANITIZER_MARKERS", "form_encode", "basic_auth",
+    "parse_www_authenticate", "check_bearer_error",
 ]
 
 _T0 = time.monotonic()
@@ -176,15 +183,18 @@ class HttpError(Exception):
     """The request got no HTTP answer (connection refused/reset, timeout, bad response)."""
 
 
-def http_request(method, url, body=None, headers=None, timeout=30, conn=None):
+def http_request(method, url, body=None, headers=None, timeout=30, conn=None, source=None):
     """Sends one request. body: bytes or None. Returns (status, headers, parsed) where headers
     is a dict with lower-case names and parsed is the JSON body (or the raw bytes when it is
     not JSON). Raises HttpError when no answer arrived. With conn (an HTTPConnection kept by
-    the caller for keep-alive) the request goes over it; the caller closes it on HttpError."""
+    the caller for keep-alive) the request goes over it; the caller closes it on HttpError.
+    source: a local address to connect from (e.g. "127.0.0.2", any 127/8 address works on
+    Linux), for tests of per-source-address limits."""
     u = urllib.parse.urlsplit(url)
     own = conn is None
     if own:
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
     path = u.path + ("?" + u.query if u.query else "")
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -233,6 +243,218 @@ def post_json(url, obj, key=None, headers=None, gzip=False, timeout=30, conn=Non
 def http_get(url, timeout=5):
     """GET; returns (status, headers, parsed). Raises HttpError when nothing answered."""
     return http_request("GET", url, None, None, timeout=timeout)
+
+
+def form_encode(pairs):
+    """application/x-www-form-urlencoded body (bytes) from a list of (name, value) pairs (or a
+    dict); the order and any repetition are kept as given."""
+    if isinstance(pairs, dict):
+        pairs = list(pairs.items())
+    return urllib.parse.urlencode(pairs).encode()
+
+
+def basic_auth(user, password, urlencode=True):
+    """`Basic base64(user:password)`; with urlencode (RFC 6749 section 2.3.1) both parts are
+    form-urlencoded first."""
+    if urlencode:
+        user = urllib.parse.quote_plus(user)
+        password = urllib.parse.quote_plus(password)
+    return "Basic " + _base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# JWT (JWS compact serialisation) helpers, for reading issued tokens and forging hostile ones.
+# The helpers never validate anything: forge() signs whatever bytes it is given, so a test
+# controls every byte of header and payload (duplicate keys, non-objects, bad JSON, ...).
+# Signing needs the `cryptography` package (Debian python3-cryptography); it is imported lazily
+# so tests that do not use tokens keep running with the standard library only.
+
+def b64url_encode(data):
+    """Base64url without padding (RFC 7515 section 2). data: bytes or str (UTF-8)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return _base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    """Decodes base64url with or without padding (lenient, for reading tokens). Raises
+    ValueError on characters outside the base64url alphabet."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii")
+    if not re.fullmatch(r"[A-Za-z0-9_-]*=*", text):
+        raise ValueError("not base64url: %r" % text[:60])
+    text = text.rstrip("=")
+    return _base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_parts(token):
+    """(header_b64, payload_b64, signature_b64) of a compact JWS; ValueError otherwise."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("a JWS has 3 parts, this has %d" % len(parts))
+    return tuple(parts)
+
+
+def decode_jwt(token):
+    """(header, claims) as dicts, without verifying anything."""
+    h, p, _ = jwt_parts(token)
+    return json.loads(b64url_decode(h)), json.loads(b64url_decode(p))
+
+
+def _json_bytes(obj):
+    if isinstance(obj, (bytes, bytearray)):
+        return bytes(obj)
+    if isinstance(obj, str):
+        return obj.encode()
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def forge(header, payload, signer=None):
+    """A compact JWS built from raw parts. header/payload: bytes (used as they are), str (UTF-8)
+    or a JSON value (serialised compactly). signer: callable(signing_input: bytes) -> signature
+    bytes, or None for an empty signature (`alg: none` style)."""
+    signing_input = b64url_encode(_json_bytes(header)) + "." + b64url_encode(_json_bytes(payload))
+    sig = signer(signing_input.encode("ascii")) if signer else b""
+    return signing_input + "." + b64url_encode(sig)
+
+
+def load_private_key(pem_path):
+    from cryptography.hazmat.primitives import serialization
+    with open(pem_path, "rb") as f:
+        return serialization.load_pem_private_key(f.read(), password=None)
+
+
+def eddsa_signer(key):
+    """Signer for forge() from an Ed25519 private key object or the path of a PEM file."""
+    if isinstance(key, (str, bytes, os.PathLike)):
+        key = load_private_key(key)
+    return lambda data: key.sign(data)
+
+
+def sign_eddsa(header, claims, pem_path):
+    """A token for header and claims (dicts or raw bytes) signed with the Ed25519 key in
+    pem_path (e.g. a file of the sandbox's key_dir)."""
+    return forge(header, claims, eddsa_signer(pem_path))
+
+
+def ed25519_public_raw(pem_path):
+    """The 32 raw bytes of the public half of the Ed25519 private key in pem_path."""
+    from cryptography.hazmat.primitives import serialization
+    return load_private_key(pem_path).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def verify_eddsa(token, public_raw):
+    """True when token's signature verifies with the raw Ed25519 public key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    h, p, s = jwt_parts(token)
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(b64url_decode(s),
+                                                               ("%s.%s" % (h, p)).encode())
+        return True
+    except InvalidSignature:
+        return False
+
+
+_TOKEN68 = r"[A-Za-z0-9._~+/-]+=*"
+_TCHAR = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+
+
+def parse_www_authenticate(value):
+    """Parses a WWW-Authenticate value (RFC 9110 section 11.6.1) into a list of
+    (scheme, {param: value}) with quoted values unescaped. Raises ValueError when the value does
+    not follow the grammar (e.g. an unescaped quote inside error_description)."""
+    out = []
+    pos, n = 0, len(value)
+    param_re = re.compile(r"\s*(%s)\s*=\s*(%s|%s)" % (_TCHAR, _QUOTED, _TCHAR))
+    scheme_re = re.compile(r"\s*(%s)(?=\s|,|$)" % _TCHAR)
+    while True:
+        while pos < n and value[pos] in " ,":
+            pos += 1
+        if pos >= n:
+            break
+        m = scheme_re.match(value, pos)
+        if not m:
+            raise ValueError("no auth-scheme at %d in %r" % (pos, value))
+        scheme, params = m.group(1), {}
+        pos = m.end()
+        while True:
+            m = param_re.match(value, pos)
+            if not m:
+                break
+            v = m.group(2)
+            if v.startswith('"'):
+                v = re.sub(r"\\(.)", r"\1", v[1:-1])
+            if m.group(1).lower() in params:
+                raise ValueError("parameter %s repeated in %r" % (m.group(1), value))
+            params[m.group(1).lower()] = v
+            pos = m.end()
+            m = re.compile(r"\s*,").match(value, pos)
+            if not m:
+                break
+            pos = m.end()
+            if not param_re.match(value, pos):
+                break  # the next challenge (or the end)
+        out.append((scheme, params))
+        if value[pos:].strip() and not re.search(r",\s*$", value[:pos]) and \
+                not re.match(r"\s*,", value[pos:]):
+            raise ValueError("trailing text %r in %r" % (value[pos:], value))
+    if not out:
+        raise ValueError("empty WWW-Authenticate")
+    return out
+
+
+def check_bearer_error(f, name, resp, status=401, codes=("invalid_token",), field=True):
+    """Checks a collector answer refusing a bearer token (issue 3):
+    401: {"error": {"code": "invalid_token", "message", "field": "Authorization"}} and
+         WWW-Authenticate: Bearer realm="eventops", error="invalid_token", error_description="..."
+    403: {"error": {"code": "insufficient_scope", ...}} and
+         WWW-Authenticate: Bearer realm="eventops", error="insufficient_scope",
+         scope="events:write".
+    codes: accepted error codes. Records failures in f; returns True when all held."""
+    st, h, body = resp
+    n0 = len(f.items)
+    if isinstance(codes, str):
+        codes = (codes,)
+    f.check(st == status, "%s: status %s, expected %d (body %r)" % (name, st, status, body))
+    err = body.get("error") if isinstance(body, dict) else None
+    if f.check(isinstance(err, dict), "%s: body %r, expected {\"error\": {...}}" % (name, body)):
+        f.check(err.get("code") in codes, "%s: error.code %r, expected %s" %
+                (name, err.get("code"), "/".join(codes)))
+        f.check(isinstance(err.get("message"), str) and bool(err.get("message")),
+                "%s: error.message missing: %r" % (name, err))
+        if status == 401 and field:
+            f.check(err.get("field") == "Authorization", "%s: error.field %r, expected "
+                    "Authorization" % (name, err.get("field")))
+    www = h.get("www-authenticate")
+    if f.check(www is not None, "%s: no WWW-Authenticate header" % name):
+        try:
+            ch = parse_www_authenticate(www)
+        except ValueError as e:
+            f.fail("%s: WWW-Authenticate does not parse: %s" % (name, e))
+            ch = []
+        bearer = [p for s_, p in ch if s_.lower() == "bearer"]
+        if f.check(bool(bearer), "%s: WWW-Authenticate %r has no Bearer challenge" % (name, www)):
+            p = bearer[0]
+            f.check(p.get("realm") == "eventops", "%s: Bearer realm %r" % (name, p.get("realm")))
+            want = "invalid_token" if status == 401 else "insufficient_scope"
+            if err is None or err.get("code") in ("invalid_token", "insufficient_scope"):
+                f.check(p.get("error") == want, "%s: WWW-Authenticate error=%r, expected %s (%r)"
+                        % (name, p.get("error"), want, www))
+                if status == 401:
+                    f.check(bool(p.get("error_description")),
+                            "%s: WWW-Authenticate lacks error_description: %r" % (name, www))
+                else:
+                    f.check(p.get("scope") == "events:write",
+                            "%s: WWW-Authenticate scope=%r, expected events:write" %
+                            (name, p.get("scope")))
+    return len(f.items) == n0
+
+
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                     "ThreadSanitizer", "runtime error:", "Fatal error in GNU libmicrohttpd")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,19 +529,35 @@ def consume(brokers, topic, read_committed=True, timeout=60):
 # Processes
 
 class Role:
-    """One `eventops ROLE` subprocess (collector, processor or all) with a fixed environment.
+    """One `eventops ROLE` subprocess (collector, processor, auth or all) with a fixed environment.
     It can be started, killed and restarted any number of times; every incarnation appends
     its stderr to the same log file, after a marker line written by the test."""
 
-    def __init__(self, binary, role, env, log_path, ready_urls):
+    def __init__(self, binary, role, env, log_path, ready_urls, port=None, name=None):
         self.binary = binary
         self.role = role
+        self.name = name or role
         self.env = env
         self.log_path = log_path
         self.ready_urls = ready_urls
+        self.port = port  # the role's main HTTP port (collector, auth or processor)
         self.proc = None
         self.starts = 0
         self.kills = 0
+
+    def url(self, path):
+        """URL of a path on this role's main port (the collector's for `collector`/`all`, the
+        auth role's for `auth`), honouring a port set through the role's extra_env."""
+        if self.port is None:
+            raise RuntimeError("%s has no known port" % self.name)
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def sanitizer_lines(self):
+        """Lines of the log that look like a sanitizer report or a libmicrohttpd panic."""
+        out = []
+        for m in SANITIZER_MARKERS:
+            out.extend(self.grep(m))
+        return out
 
     def _mark(self, text):
         with open(self.log_path, "ab") as f:
@@ -431,7 +669,8 @@ class Sandbox:
     false and the test passed) the log directory removed.
 
     Attributes: name, bin, brokers, base_dsn, dbname, dsn, events_topic, dlq_topic, group,
-    processor_id, collector_port, processor_port, dir, env (for the roles), failures."""
+    processor_id, collector_port, processor_port, auth_port, dir, key_dir (the auth role's
+    signing keys, mode 0700, EVENTOPS_AUTH_KEY_DIR), env (for the roles), failures."""
 
     def __init__(self, name="e2e", partitions=6, extra_env=None, keep_dir=False):
         self.bin = os.path.abspath(env_required("EVENTOPS_BIN"))
@@ -449,10 +688,17 @@ class Sandbox:
         self.processor_port = free_port()
         while self.processor_port == self.collector_port:
             self.processor_port = free_port()
+        self.auth_port = free_port()
+        while self.auth_port in (self.collector_port, self.processor_port):
+            self.auth_port = free_port()
         self.partitions = partitions
         self.extra_env = dict(extra_env or {})
         self.keep_dir = keep_dir
         self.dir = tempfile.mkdtemp(prefix="eo-e2e-%s-" % name)
+        # Signing keys of the auth role (EVENTOPS_AUTH_KEY_DIR), private to this sandbox.
+        self.key_dir = os.path.join(self.dir, "keys")
+        os.mkdir(self.key_dir, 0o700)
+        os.chmod(self.key_dir, 0o700)
         self.failures = Failures()
         self.roles = []
         self._db_created = False
@@ -473,13 +719,18 @@ class Sandbox:
             "EVENTOPS_COLLECTOR_PORT": str(self.collector_port),
             "EVENTOPS_PROCESSOR_ADDR": "127.0.0.1",
             "EVENTOPS_PROCESSOR_PORT": str(self.processor_port),
+            "EVENTOPS_AUTH_ADDR": "127.0.0.1",
+            "EVENTOPS_AUTH_PORT": str(self.auth_port),
+            "EVENTOPS_AUTH_KEY_DIR": self.key_dir,
         })
         env.update(self.extra_env)
         return env
 
-    def run_bin(self, *args, timeout=120, check=True):
-        """Runs `eventops ARGS` with the sandbox environment; returns CompletedProcess (text)."""
-        p = subprocess.run([self.bin, *args], env=self.env, stdout=subprocess.PIPE,
+    def run_bin(self, *args, timeout=120, check=True, extra_env=None):
+        """Runs `eventops ARGS` with the sandbox environment (overlaid with extra_env); returns
+        CompletedProcess (text)."""
+        env = dict(self.env, **(extra_env or {}))
+        p = subprocess.run([self.bin, *args], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=timeout, text=True)
         if check and p.returncode != 0:
             raise RuntimeError("eventops %s failed (%d): %s%s" %
@@ -538,28 +789,197 @@ class Sandbox:
         rows = self.sql(statement)
         return rows[0][0] if rows else None
 
+    def stored_tenants(self, message_ids):
+        """{message_id: sorted list of tenant ids it is stored under} for those message ids
+        found in the events table."""
+        ids = sorted(set(message_ids))
+        if not ids:
+            return {}
+        lits = ",".join("'%s'" % m.replace("'", "''") for m in ids)
+        out = {}
+        for mid, tid in self.sql("SELECT message_id, tenant_id::text FROM events "
+                                 "WHERE message_id IN (%s)" % lits):
+            out.setdefault(mid, []).append(tid)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def wait_stored(self, message_ids, timeout=60):
+        """Waits (bounded) until every message id is in the events table; returns
+        stored_tenants(message_ids) as it was last seen."""
+        ids = set(message_ids)
+        seen = [{}]
+
+        def probe():
+            seen[0] = self.stored_tenants(ids)
+            return ids <= set(seen[0])
+        wait_until(probe, timeout, interval=0.25)
+        return seen[0]
+
+    def tenant_count(self, tenant_id):
+        """Rows of the events table for tenant_id."""
+        return int(self.scalar("SELECT count(*) FROM events WHERE tenant_id = '%s'" %
+                               tenant_id.replace("'", "''")))
+
     # -- processes --
 
-    def role(self, role):
-        """A Role for `collector`, `processor` or `all` (not started)."""
+    def role(self, role, extra_env=None, name=None):
+        """A Role for `collector`, `processor`, `auth` or `all` (not started). extra_env
+        overlays the sandbox environment for this process only (e.g. a second collector with
+        its own EVENTOPS_COLLECTOR_PORT and settings); the ready URLs and Role.url() follow the
+        ports it sets. name: the log file's name (default: the role, numbered when taken)."""
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in (extra_env or {}).items()})
+
+        def port_of(var):
+            return int(env[var])
+
         urls = []
+        port = None
         if role in ("collector", "all"):
-            urls.append("http://127.0.0.1:%d/readyz" % self.collector_port)
+            port = port_of("EVENTOPS_COLLECTOR_PORT")
+            urls.append("http://127.0.0.1:%d/readyz" % port)
         if role in ("processor", "all"):
-            urls.append("http://127.0.0.1:%d/readyz" % self.processor_port)
-        r = Role(self.bin, role, self.env, os.path.join(self.dir, "%s.log" % role), urls)
+            urls.append("http://127.0.0.1:%d/readyz" % port_of("EVENTOPS_PROCESSOR_PORT"))
+            if port is None:
+                port = port_of("EVENTOPS_PROCESSOR_PORT")
+        if role == "auth" or (role == "all" and env.get("EVENTOPS_AUTH_KEY_DIR")):
+            urls.append("http://127.0.0.1:%d/readyz" % port_of("EVENTOPS_AUTH_PORT"))
+            if port is None:
+                port = port_of("EVENTOPS_AUTH_PORT")
+        taken = {r.name for r in self.roles}
+        base = name or role
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = "%s-%d" % (base, n)
+        r = Role(self.bin, role, env, os.path.join(self.dir, "%s.log" % name), urls, port=port,
+                 name=name)
         self.roles.append(r)
         return r
 
-    def collector(self):
-        return self.role("collector")
+    def collector(self, extra_env=None, name=None):
+        return self.role("collector", extra_env=extra_env, name=name)
 
-    def processor(self):
-        return self.role("processor")
+    def processor(self, extra_env=None, name=None):
+        return self.role("processor", extra_env=extra_env, name=name)
+
+    def auth(self, extra_env=None, name=None):
+        """The auth role (POST /oauth/token, GET /.well-known/jwks.json) on auth_port."""
+        return self.role("auth", extra_env=extra_env, name=name)
 
     def url(self, path):
         """URL of a collector path, e.g. url("/events/batch")."""
         return "http://127.0.0.1:%d%s" % (self.collector_port, path)
+
+    def auth_url(self, path):
+        """URL of a path of the auth role on auth_port, e.g. auth_url("/oauth/token")."""
+        return "http://127.0.0.1:%d%s" % (self.auth_port, path)
+
+    # -- auth: signing keys, clients, tokens --
+
+    def admin_json(self, *args, extra_env=None):
+        """Runs `eventops admin ARGS --json` and returns the parsed output."""
+        p = self.run_bin("admin", *args, "--json", extra_env=extra_env)
+        try:
+            return json.loads(p.stdout)
+        except ValueError as e:
+            raise RuntimeError("eventops admin %s --json printed no JSON: %r" %
+                               (" ".join(args), p.stdout[:500])) from e
+
+    def create_signing_key(self, key_dir=None):
+        """`admin create-signing-key --json` (into key_dir, default the sandbox's):
+        {"kid", "path", "algorithm"}."""
+        extra = ["--dir", key_dir] if key_dir else []
+        return self.admin_json("create-signing-key", *extra)
+
+    def list_signing_keys(self, key_dir=None):
+        extra = ["--dir", key_dir] if key_dir else []
+        return self.admin_json("list-signing-keys", *extra)
+
+    def delete_signing_key(self, kid, key_dir=None):
+        extra = ["--dir", key_dir] if key_dir else []
+        return self.run_bin("admin", "delete-signing-key", "--kid", kid, *extra)
+
+    def key_path(self, kid):
+        return os.path.join(self.key_dir, "%s.pem" % kid)
+
+    def create_client(self, tenant, scopes, rate=None, burst=None, name=None):
+        """`admin create-client --json`: {"clientId", "clientSecret", "tenantId", "scopes"}.
+        tenant: name or id; scopes: list or comma-separated str."""
+        if not isinstance(scopes, str):
+            scopes = ",".join(scopes)
+        args = ["create-client", "--tenant", tenant, "--scopes", scopes]
+        if name is not None:
+            args += ["--name", name]
+        if rate is not None:
+            args += ["--rate", str(rate)]
+        if burst is not None:
+            args += ["--burst", str(burst)]
+        return self.admin_json(*args)
+
+    def revoke_client(self, client_id):
+        return self.admin_json("revoke-client", client_id)
+
+    def list_clients(self, tenant=None):
+        return self.admin_json("list-clients", *(["--tenant", tenant] if tenant else []))
+
+    def set_rate_limit(self, rate=None, burst=None, client=None, write_key=None, default=False):
+        """`admin set-rate-limit (--client ID | --write-key KEY_ID) (--rate R --burst B |
+        --default)`."""
+        args = ["admin", "set-rate-limit"]
+        if client:
+            args += ["--client", client]
+        if write_key:
+            args += ["--write-key", write_key]
+        if default:
+            args += ["--default"]
+        else:
+            args += ["--rate", str(rate), "--burst", str(burst)]
+        return self.run_bin(*args)
+
+    def get_token(self, client_id, secret, scope=None, url=None, source=None, headers=None):
+        """POST /oauth/token (client_credentials, HTTP Basic). Returns (status, headers, body).
+        url: another auth role's token URL (default this sandbox's auth_port)."""
+        pairs = [("grant_type", "client_credentials")]
+        if scope is not None:
+            pairs.append(("scope", scope))
+        h = {"Content-Type": "application/x-www-form-urlencoded",
+             "Authorization": basic_auth(client_id, secret)}
+        h.update(headers or {})
+        return http_request("POST", url or self.auth_url("/oauth/token"), form_encode(pairs), h,
+                            timeout=30, source=source)
+
+    def token(self, client_id, secret, scope=None, url=None):
+        """An access token (str); raises RuntimeError when the token endpoint refuses."""
+        st, _, body = self.get_token(client_id, secret, scope=scope, url=url)
+        if st != 200 or not isinstance(body, dict) or "access_token" not in body:
+            raise RuntimeError("POST /oauth/token for %s: %s %r" % (client_id, st, body))
+        return body["access_token"]
+
+    def claims(self, client, scope="events:write", lifetime=300, **overrides):
+        """A valid claim set for a token of client (dict from create_client) as the auth role
+        issues it (defaults of EVENTOPS_AUTH_ISSUER/AUDIENCE unless set in the sandbox env).
+        overrides replace claims; a value of None removes the claim."""
+        now = int(time.time())
+        c = {"iss": self.env.get("EVENTOPS_AUTH_ISSUER") or "eventops",
+             "aud": self.env.get("EVENTOPS_AUTH_AUDIENCE") or "eventops",
+             "sub": client["clientId"], "tenant": client["tenantId"], "scope": scope,
+             "iat": now, "nbf": now, "exp": now + lifetime, "jti": rand_hex(16)}
+        for k, v in overrides.items():
+            if v is None:
+                c.pop(k, None)
+            else:
+                c[k] = v
+        return c
+
+    def sign(self, claims, kid, header=None):
+        """A token signed with the sandbox key `kid` (header {"alg": "EdDSA", "typ": "at+jwt",
+        "kid": kid} unless given)."""
+        h = header if header is not None else {"alg": "EdDSA", "typ": "at+jwt", "kid": kid}
+        return sign_eddsa(h, claims, self.key_path(kid))
+
+    def sanitizer_lines(self):
+        """Sanitizer / libmicrohttpd panic lines of every role's log, prefixed with its name."""
+        return ["%s: %s" % (r.name, l) for r in self.roles for l in r.sanitizer_lines()]
 
     def dump_logs(self, lines=40):
         for r in self.roles:

@@ -1,7 +1,8 @@
-/* Write key cache (see write_keys.h).
+/* Credential cache (see credentials.h). Write keys are keyed by the SHA-256 of the key, clients
+ * by the SHA-256 of "client:" + client id, in one open-addressing table.
  * Threads: the refresher thread and missing lookups (serialised by refresh_lock) rebuild the
  * table; readers hold `lock` (rwlock) while reading the current table. */
-#include "collector/write_keys.h"
+#include "collector/credentials.h"
 
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -16,7 +17,7 @@
 
 typedef struct {
     uint8_t hash[32];
-    char tenant_id[37];
+    eo_cred_t cred;
     bool used;
 } slot_t;
 
@@ -25,7 +26,7 @@ typedef struct {
     size_t mask; /* capacity - 1 (power of two) */
 } table_t;
 
-struct eo_write_keys {
+struct eo_creds {
     char *dsn;
     int64_t refresh_ms;
     pthread_rwlock_t lock;
@@ -48,7 +49,7 @@ static size_t slot_of(const uint8_t hash[32], size_t mask)
 }
 
 /* (Re)connects when needed; call with refresh_lock held. */
-static int connect_db(eo_write_keys_t *wk)
+static int connect_db(eo_creds_t *wk)
 {
     if (wk->conn && PQstatus(wk->conn) == CONNECTION_OK)
         return 0;
@@ -56,24 +57,28 @@ static int connect_db(eo_write_keys_t *wk)
     wk->conn = NULL;
     char err[512];
     if (eo_pg_connect(wk->dsn, &wk->conn, err, sizeof err) < 0) {
-        eo_log_warn("write keys: database unavailable", "error", err, NULL);
+        eo_log_warn("credentials: database unavailable", "error", err, NULL);
         return EO_EUNAVAIL;
     }
     return 0;
 }
 
 /* Reloads the table; call with refresh_lock held. */
-static int reload(eo_write_keys_t *wk)
+static int reload(eo_creds_t *wk)
 {
     char err[512];
     if (connect_db(wk) < 0)
         return EO_EUNAVAIL;
     PGresult *res;
-    int r =
-        eo_pg_query(wk->conn, "SELECT key_hash, tenant_id FROM write_keys WHERE revoked_at IS NULL",
-                    0, NULL, &res, err, sizeof err);
+    int r = eo_pg_query(wk->conn,
+                        "SELECT key_hash, tenant_id, key_id, coalesce(rate_limit, 0), "
+                        "coalesce(burst, 0) FROM write_keys WHERE revoked_at IS NULL "
+                        "UNION ALL SELECT sha256(convert_to('client:' || client_id, 'UTF8')), "
+                        "tenant_id, client_id, coalesce(rate_limit, 0), coalesce(burst, 0) "
+                        "FROM oauth_clients WHERE revoked_at IS NULL",
+                        0, NULL, &res, err, sizeof err);
     if (r < 0) {
-        eo_log_warn("write keys: reload failed", "error", err, NULL);
+        eo_log_warn("credentials: reload failed", "error", err, NULL);
         return r;
     }
     size_t n = (size_t)PQntuples(res), cap = 64;
@@ -97,7 +102,11 @@ static int reload(eo_write_keys_t *wk)
             s = (s + 1) & t.mask;
         t.slots[s].used = true;
         memcpy(t.slots[s].hash, bytes, 32);
-        snprintf(t.slots[s].tenant_id, 37, "%s", PQgetvalue(res, (int)i, 1));
+        eo_cred_t *c = &t.slots[s].cred;
+        snprintf(c->tenant_id, sizeof c->tenant_id, "%s", PQgetvalue(res, (int)i, 1));
+        snprintf(c->id, sizeof c->id, "%s", PQgetvalue(res, (int)i, 2));
+        c->rate = (int32_t)strtol(PQgetvalue(res, (int)i, 3), NULL, 10);
+        c->burst = (int32_t)strtol(PQgetvalue(res, (int)i, 4), NULL, 10);
         PQfreemem(bytes);
     }
     PQclear(res);
@@ -113,7 +122,7 @@ static int reload(eo_write_keys_t *wk)
 
 static void *refresher(void *arg)
 {
-    eo_write_keys_t *wk = arg;
+    eo_creds_t *wk = arg;
     pthread_mutex_lock(&wk->stop_lock);
     while (!wk->stopping) {
         struct timespec ts;
@@ -134,10 +143,9 @@ static void *refresher(void *arg)
     return NULL;
 }
 
-int eo_write_keys_new(const char *dsn, int64_t refresh_ms, eo_write_keys_t **out, char *err,
-                      size_t errlen)
+int eo_creds_new(const char *dsn, int64_t refresh_ms, eo_creds_t **out, char *err, size_t errlen)
 {
-    eo_write_keys_t *wk = calloc(1, sizeof *wk);
+    eo_creds_t *wk = calloc(1, sizeof *wk);
     if (!wk || !(wk->dsn = strdup(dsn))) {
         free(wk);
         return EO_ENOMEM;
@@ -151,15 +159,15 @@ int eo_write_keys_new(const char *dsn, int64_t refresh_ms, eo_write_keys_t **out
     (void)reload(wk);
     pthread_mutex_unlock(&wk->refresh_lock);
     if (pthread_create(&wk->thread, NULL, refresher, wk) != 0) {
-        snprintf(err, errlen, "cannot start the write key refresher");
-        eo_write_keys_free(wk);
+        snprintf(err, errlen, "cannot start the credential refresher");
+        eo_creds_free(wk);
         return EO_ENOMEM;
     }
     *out = wk;
     return 0;
 }
 
-static int find(eo_write_keys_t *wk, const uint8_t hash[32], char tenant_id[37])
+static int find(eo_creds_t *wk, const uint8_t hash[32], eo_cred_t *out)
 {
     int r = EO_ENOTFOUND;
     pthread_rwlock_rdlock(&wk->lock);
@@ -169,7 +177,7 @@ static int find(eo_write_keys_t *wk, const uint8_t hash[32], char tenant_id[37])
         for (size_t s = slot_of(hash, wk->table.mask); wk->table.slots[s].used;
              s = (s + 1) & wk->table.mask) {
             if (CRYPTO_memcmp(wk->table.slots[s].hash, hash, 32) == 0) {
-                memcpy(tenant_id, wk->table.slots[s].tenant_id, 37);
+                *out = wk->table.slots[s].cred;
                 r = 0;
                 break;
             }
@@ -179,23 +187,19 @@ static int find(eo_write_keys_t *wk, const uint8_t hash[32], char tenant_id[37])
     return r;
 }
 
-/* Asks the database about one key hash: 0 when it names an active key (then the table is
- * reloaded so that it holds it), EO_ENOTFOUND, or EO_EUNAVAIL. Call with refresh_lock held. */
-static int ask_database(eo_write_keys_t *wk, const uint8_t hash[32])
+/* Asks the database whether the credential exists and is active (query with one parameter):
+ * 0 when it does (then the table is reloaded so that it holds it), EO_ENOTFOUND, or
+ * EO_EUNAVAIL. Call with refresh_lock held. */
+static int ask_database(eo_creds_t *wk, const char *query, const char *param)
 {
     char err[512];
     if (connect_db(wk) < 0)
         return EO_EUNAVAIL;
-    char hex[2 + 64 + 1] = "\\x";
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
-    const char *params[] = {hex};
+    const char *params[] = {param};
     PGresult *res;
-    int r = eo_pg_query(
-        wk->conn, "SELECT 1 FROM write_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL", 1,
-        params, &res, err, sizeof err);
+    int r = eo_pg_query(wk->conn, query, 1, params, &res, err, sizeof err);
     if (r < 0) {
-        eo_log_warn("write keys: lookup failed", "error", err, NULL);
+        eo_log_warn("credentials: lookup failed", "error", err, NULL);
         return EO_EUNAVAIL;
     }
     bool found = PQntuples(res) > 0;
@@ -205,34 +209,59 @@ static int ask_database(eo_write_keys_t *wk, const uint8_t hash[32])
     return reload(wk) < 0 ? EO_EUNAVAIL : 0;
 }
 
-int eo_write_keys_lookup(eo_write_keys_t *wk, const char *key, size_t len, char tenant_id[37])
+/* Memory first; then (a credential newer than the last reload) one indexed query, one at a
+ * time under the lock; one that exists triggers a reload. While the database is unreachable
+ * the caller must answer 503, not 401: the credential may be valid. */
+static int lookup(eo_creds_t *wk, const uint8_t hash[32], const char *query, const char *param,
+                  eo_cred_t *out)
 {
-    uint8_t hash[32];
-    eo_write_key_hash(key, len, hash);
-    int r = find(wk, hash, tenant_id);
+    int r = find(wk, hash, out);
     if (r == 0)
         return 0;
-    /* Not in memory: the key may be newer than the last reload. One indexed query tells (the
-     * lock keeps it to one query at a time); a key that exists triggers a reload. While the
-     * database is unreachable the caller must answer 503, not 401: the key may be valid. */
     pthread_mutex_lock(&wk->refresh_lock);
-    r = find(wk, hash, tenant_id); /* another caller may have reloaded meanwhile */
+    r = find(wk, hash, out); /* another caller may have reloaded meanwhile */
     if (r != 0) {
-        r = ask_database(wk, hash);
+        r = ask_database(wk, query, param);
         if (r == 0)
-            r = find(wk, hash, tenant_id);
+            r = find(wk, hash, out);
     }
     pthread_mutex_unlock(&wk->refresh_lock);
     return r;
 }
 
-bool eo_write_keys_fresh(eo_write_keys_t *wk)
+int eo_creds_write_key(eo_creds_t *wk, const char *key, size_t len, eo_cred_t *out)
+{
+    uint8_t hash[32];
+    eo_write_key_hash(key, len, hash);
+    char hex[2 + 64 + 1] = "\\x";
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
+    return lookup(wk, hash,
+                  "SELECT 1 FROM write_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL", hex,
+                  out);
+}
+
+int eo_creds_client(eo_creds_t *wk, const char *client_id, eo_cred_t *out)
+{
+    size_t n = strlen(client_id);
+    if (n == 0 || n >= sizeof out->id)
+        return EO_ENOTFOUND;
+    char prefixed[8 + sizeof out->id] = "client:";
+    memcpy(prefixed + 7, client_id, n + 1);
+    uint8_t hash[32];
+    eo_write_key_hash(prefixed, 7 + n, hash);
+    return lookup(wk, hash,
+                  "SELECT 1 FROM oauth_clients WHERE client_id = $1 AND revoked_at IS NULL",
+                  client_id, out);
+}
+
+bool eo_creds_fresh(eo_creds_t *wk)
 {
     long long ok = atomic_load(&wk->last_ok_us);
     return ok > 0 && eo_clock_mono_us() - ok < 3 * wk->refresh_ms * 1000 + 1000000;
 }
 
-void eo_write_keys_free(eo_write_keys_t *wk)
+void eo_creds_free(eo_creds_t *wk)
 {
     if (!wk)
         return;

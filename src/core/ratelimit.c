@@ -1,0 +1,404 @@
+/* GCRA rate limiter on Redis with a local fallback (see ratelimit.h).
+ * Threads: each thread's Redis connection lives in thread-specific data (freed when the
+ * thread exits); `down_until_us` and the counters are atomics; each local shard has a mutex. */
+#include "core/ratelimit.h"
+
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define SHARDS 64
+#define SHARD_MAX_KEYS 65536
+
+/* KEYS[1]: the key; ARGV: rate per second, burst. Times in microseconds of Redis's clock.
+ * Returns {allowed, remaining, retry_after_us, reset_us}. */
+static const char script[] =
+    "local rate = tonumber(ARGV[1])\n"
+    "local burst = tonumber(ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local interval = 1000000 / rate\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now\n"
+    "if tat < now then tat = now end\n"
+    "local new_tat = tat + interval\n"
+    "local allow_at = new_tat - interval * burst\n"
+    "if allow_at > now then\n"
+    "  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',\n"
+    "           math.ceil((new_tat - now) / 1000) + 1)\n"
+    "return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}\n";
+
+typedef struct {
+    uint64_t hash; /* 0: empty */
+    int64_t tat_us;
+} local_entry_t;
+
+typedef struct {
+    pthread_mutex_t lock;
+    local_entry_t *slots;
+    size_t cap, used;
+} shard_t;
+
+struct eo_ratelimit {
+    char host[256];
+    int port;
+    char password[256];
+    int db;
+    bool has_redis;
+    int64_t timeout_ms, retry_ms, instances;
+    char sha[41];
+    pthread_key_t conn_key;
+    atomic_llong down_until_us; /* monotonic; 0: Redis in use */
+    atomic_bool down;           /* the last decision was local because of Redis */
+    atomic_ullong redis_errors, local_decisions, refused;
+    shard_t shards[SHARDS];
+};
+
+static void conn_free(void *p)
+{
+    if (p)
+        redisFree(p);
+}
+
+/* Parses redis://[:password@]host[:port][/db]. */
+static int parse_url(eo_ratelimit_t *rl, const char *url, char *err, size_t errlen)
+{
+    rl->port = 6379;
+    if (!url || !*url)
+        return 0;
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "EVENTOPS_REDIS_URL must start with redis://");
+        return EO_EINVAL;
+    }
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        size_t n = (size_t)(at - pw);
+        if (n >= sizeof rl->password) {
+            snprintf(err, errlen, "EVENTOPS_REDIS_URL: password too long");
+            return EO_EINVAL;
+        }
+        memcpy(rl->password, pw, n);
+        rl->password[n] = '\0';
+        p = at + 1;
+    }
+    const char *end = p + strcspn(p, ":/");
+    size_t hn = (size_t)(end - p);
+    if (hn == 0 || hn >= sizeof rl->host) {
+        snprintf(err, errlen, "EVENTOPS_REDIS_URL: bad host");
+        return EO_EINVAL;
+    }
+    memcpy(rl->host, p, hn);
+    rl->host[hn] = '\0';
+    if (*end == ':') {
+        char *e;
+        long port = strtol(end + 1, &e, 10);
+        if (port < 1 || port > 65535 || (*e && *e != '/')) {
+            snprintf(err, errlen, "EVENTOPS_REDIS_URL: bad port");
+            return EO_EINVAL;
+        }
+        rl->port = (int)port;
+        end = e;
+    }
+    if (*end == '/' && end[1]) {
+        char *e;
+        long db = strtol(end + 1, &e, 10);
+        if (db < 0 || db > 1000 || *e) {
+            snprintf(err, errlen, "EVENTOPS_REDIS_URL: bad database number");
+            return EO_EINVAL;
+        }
+        rl->db = (int)db;
+    }
+    rl->has_redis = true;
+    return 0;
+}
+
+int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    eo_ratelimit_t *rl = calloc(1, sizeof *rl);
+    if (!rl)
+        return EO_ENOMEM;
+    int r = parse_url(rl, opt->redis_url, err, errlen);
+    if (r < 0) {
+        free(rl);
+        return r;
+    }
+    rl->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 50;
+    rl->retry_ms = opt->retry_ms > 0 ? opt->retry_ms : 1000;
+    rl->instances = opt->instances > 0 ? opt->instances : 1;
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)script, strlen(script), digest);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(rl->sha + 2 * i, 3, "%02x", digest[i]);
+    if (pthread_key_create(&rl->conn_key, conn_free) != 0) {
+        free(rl);
+        return EO_ENOMEM;
+    }
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&rl->shards[i].lock, NULL);
+    *out = rl;
+    return 0;
+}
+
+void eo_ratelimit_free(eo_ratelimit_t *rl)
+{
+    if (!rl)
+        return;
+    conn_free(pthread_getspecific(rl->conn_key)); /* the calling thread's own */
+    pthread_key_delete(rl->conn_key);
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_destroy(&rl->shards[i].lock);
+        free(rl->shards[i].slots);
+    }
+    free(rl);
+}
+
+/* ---- local limiter ---- */
+
+static uint64_t hash_key(const char *key)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+/* Rebuilds the shard keeping only entries that still limit (tat in the future); grows it when
+ * still half full. Call with the shard's lock held. */
+static int shard_rebuild(shard_t *s, int64_t now)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < s->cap; i++)
+        live += s->slots[i].hash && s->slots[i].tat_us > now;
+    size_t cap = 64;
+    while (cap < live * 4)
+        cap *= 2;
+    if (live >= SHARD_MAX_KEYS)
+        live = 0, cap = 64; /* far too many keys: forget them all rather than grow forever */
+    local_entry_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return EO_ENOMEM;
+    size_t used = 0;
+    for (size_t i = 0; live && i < s->cap; i++) {
+        local_entry_t e = s->slots[i];
+        if (!e.hash || e.tat_us <= now)
+            continue;
+        size_t k = (size_t)e.hash & (cap - 1);
+        while (slots[k].hash)
+            k = (k + 1) & (cap - 1);
+        slots[k] = e;
+        used++;
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+    s->used = used;
+    return 0;
+}
+
+static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
+                       eo_ratelimit_result_t *res)
+{
+    rate /= (double)rl->instances;
+    burst /= rl->instances;
+    if (burst < 1)
+        burst = 1;
+    res->limit = burst;
+    res->shared = false;
+    atomic_fetch_add(&rl->local_decisions, 1);
+    uint64_t h = hash_key(key);
+    shard_t *s = &rl->shards[h % SHARDS];
+    int64_t now = eo_clock_mono_us();
+    double interval = 1e6 / rate;
+    pthread_mutex_lock(&s->lock);
+    if ((s->used + 1) * 2 > s->cap && shard_rebuild(s, now) < 0) {
+        pthread_mutex_unlock(&s->lock);
+        res->allowed = true; /* out of memory: admit rather than refuse everyone */
+        res->remaining = 0;
+        res->reset_s = 0;
+        return;
+    }
+    size_t k = (size_t)h & (s->cap - 1);
+    while (s->slots[k].hash && s->slots[k].hash != h)
+        k = (k + 1) & (s->cap - 1);
+    local_entry_t *e = &s->slots[k];
+    double tat = e->hash ? (double)e->tat_us : (double)now;
+    if (tat < (double)now)
+        tat = (double)now;
+    double new_tat = tat + interval, allow_at = new_tat - interval * (double)burst;
+    if (allow_at > (double)now) {
+        res->allowed = false;
+        res->remaining = 0;
+        res->retry_after_s = (int64_t)ceil((allow_at - (double)now) / 1e6);
+        res->reset_s = (int64_t)ceil((tat - (double)now) / 1e6);
+    } else {
+        if (!e->hash) {
+            e->hash = h;
+            s->used++;
+        }
+        e->tat_us = (int64_t)new_tat;
+        res->allowed = true;
+        res->remaining = (int64_t)floor(((double)now - allow_at) / interval);
+        res->reset_s = (int64_t)ceil((new_tat - (double)now) / 1e6);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- Redis ---- */
+
+/* This thread's connection, connected (and authenticated) when needed; NULL on failure. */
+static redisContext *thread_conn(eo_ratelimit_t *rl, char *err, size_t errlen)
+{
+    redisContext *c = pthread_getspecific(rl->conn_key);
+    if (c && !c->err)
+        return c;
+    if (c) {
+        redisFree(c);
+        pthread_setspecific(rl->conn_key, NULL);
+    }
+    struct timeval tv = {(time_t)(rl->timeout_ms / 1000),
+                         (suseconds_t)(rl->timeout_ms % 1000) * 1000};
+    c = redisConnectWithTimeout(rl->host, rl->port, tv);
+    if (!c || c->err) {
+        snprintf(err, errlen, "%s", c ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(err, errlen, "cannot set the Redis timeout");
+        redisFree(c);
+        return NULL;
+    }
+    const char *setup[2][3] = {{"AUTH", rl->password, NULL}, {"SELECT", NULL, NULL}};
+    char db[16];
+    snprintf(db, sizeof db, "%d", rl->db);
+    setup[1][1] = db;
+    for (int i = 0; i < 2; i++) {
+        if ((i == 0 && !rl->password[0]) || (i == 1 && rl->db == 0))
+            continue;
+        redisReply *rep = redisCommandArgv(c, 2, setup[i], NULL);
+        bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+        if (!ok)
+            snprintf(err, errlen, "%s failed: %s", setup[i][0],
+                     rep && rep->str ? rep->str : c->errstr);
+        freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    pthread_setspecific(rl->conn_key, c);
+    return c;
+}
+
+/* Runs the script; returns 0 with res filled, or EO_EUNAVAIL (reason in err). */
+static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
+                      eo_ratelimit_result_t *res, char *err, size_t errlen)
+{
+    redisContext *c = thread_conn(rl, err, errlen);
+    if (!c)
+        return EO_EUNAVAIL;
+    char rate_s[32], burst_s[24];
+    snprintf(rate_s, sizeof rate_s, "%.6f", rate);
+    snprintf(burst_s, sizeof burst_s, "%lld", (long long)burst);
+    redisReply *rep = redisCommand(c, "EVALSHA %s 1 %s %s %s", rl->sha, key, rate_s, burst_s);
+    if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
+        freeReplyObject(rep);
+        rep = redisCommand(c, "EVAL %s 1 %s %s %s", script, key, rate_s, burst_s);
+    }
+    bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4;
+    for (size_t i = 0; ok && i < 4; i++)
+        ok = rep->element[i]->type == REDIS_REPLY_INTEGER;
+    if (!ok) {
+        snprintf(err, errlen, "%s",
+                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+                 : c->err                              ? c->errstr
+                                                       : "unexpected reply");
+        freeReplyObject(rep);
+        if (c->err || !rep) {
+            redisFree(c);
+            pthread_setspecific(rl->conn_key, NULL);
+        }
+        return EO_EUNAVAIL;
+    }
+    res->allowed = rep->element[0]->integer == 1;
+    res->remaining = rep->element[1]->integer;
+    res->retry_after_s = (rep->element[2]->integer + 999999) / 1000000;
+    res->reset_s = (rep->element[3]->integer + 999999) / 1000000;
+    res->limit = burst;
+    res->shared = true;
+    freeReplyObject(rep);
+    return 0;
+}
+
+void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
+                       eo_ratelimit_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!(rate > 0))
+        rate = 1;
+    if (burst < 1)
+        burst = 1;
+    bool done = false;
+    if (rl->has_redis) {
+        int64_t now = eo_clock_mono_us();
+        if (now >= atomic_load(&rl->down_until_us)) {
+            char err[256] = "";
+            if (take_redis(rl, key, rate, burst, res, err, sizeof err) == 0) {
+                done = true;
+                if (atomic_exchange(&rl->down, false))
+                    eo_log_info("rate limiter: Redis back, limits shared again", NULL);
+            } else {
+                atomic_fetch_add(&rl->redis_errors, 1);
+                atomic_store(&rl->down_until_us, now + rl->retry_ms * 1000);
+                if (!atomic_exchange(&rl->down, true))
+                    eo_log_warn("rate limiter: Redis unavailable, limiting locally", "error", err,
+                                NULL);
+            }
+        }
+    }
+    if (!done)
+        take_local(rl, key, rate, burst, res);
+    if (!res->allowed) {
+        atomic_fetch_add(&rl->refused, 1);
+        if (res->retry_after_s < 1)
+            res->retry_after_s = 1;
+    }
+}
+
+bool eo_ratelimit_shared(eo_ratelimit_t *rl)
+{
+    return rl->has_redis && !atomic_load(&rl->down);
+}
+
+uint64_t eo_ratelimit_redis_errors(eo_ratelimit_t *rl)
+{
+    return atomic_load(&rl->redis_errors);
+}
+
+uint64_t eo_ratelimit_local_decisions(eo_ratelimit_t *rl)
+{
+    return atomic_load(&rl->local_decisions);
+}
+
+uint64_t eo_ratelimit_refused(eo_ratelimit_t *rl)
+{
+    return atomic_load(&rl->refused);
+}

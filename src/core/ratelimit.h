@@ -1,0 +1,57 @@
+/* Rate limiting with GCRA (the generic cell rate algorithm: a token bucket kept as one
+ * "theoretical arrival time" per key). Shared by every instance through Redis: one atomic Lua
+ * script per decision, on Redis server time. When Redis is unreachable or slow, decisions fall
+ * back to an in-process limiter (rate and burst divided by the configured instance count),
+ * with a log line on each switch; Redis is tried again after the retry interval.
+ *
+ * With rate r per second and burst b, `b` requests pass at once from rest and over any window
+ * of T seconds at most b + r*T are admitted. Keys are the caller's (they carry the tenant).
+ * Threads: any; each thread keeps its own Redis connection. The local table is sharded, each
+ * shard behind its own mutex. */
+#ifndef EO_CORE_RATELIMIT_H
+#define EO_CORE_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct eo_ratelimit eo_ratelimit_t;
+
+typedef struct {
+    const char *redis_url; /* redis://[:password@]host[:port][/db]; "" = local only */
+    int64_t timeout_ms;    /* connect and command timeout */
+    int64_t retry_ms;      /* after a Redis failure, stay local this long */
+    int64_t instances;     /* local limits are rate/instances, burst/instances */
+} eo_ratelimit_options_t;
+
+typedef struct {
+    bool allowed;
+    int64_t limit;         /* the burst: RateLimit-Limit */
+    int64_t remaining;     /* requests that would pass right now: RateLimit-Remaining */
+    int64_t reset_s;       /* seconds until the bucket is full again: RateLimit-Reset */
+    int64_t retry_after_s; /* when refused: seconds to wait (>= 1) */
+    bool shared;           /* decided by Redis (false: by the local limiter) */
+} eo_ratelimit_result_t;
+
+int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,
+                     size_t errlen) EO_MUST_CHECK;
+
+/* Takes one request for key under rate (per second, > 0) and burst (>= 1). Never fails: a
+ * Redis problem makes the local limiter decide. */
+void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
+                       eo_ratelimit_result_t *res);
+
+/* True while decisions are made by Redis. */
+bool eo_ratelimit_shared(eo_ratelimit_t *rl);
+
+/* Counters for the metrics endpoint. */
+uint64_t eo_ratelimit_redis_errors(eo_ratelimit_t *rl);
+uint64_t eo_ratelimit_local_decisions(eo_ratelimit_t *rl);
+uint64_t eo_ratelimit_refused(eo_ratelimit_t *rl);
+
+/* Frees rl; call after every thread that used it stopped using it. NULL accepted. */
+void eo_ratelimit_free(eo_ratelimit_t *rl);
+
+#endif
