@@ -7,7 +7,10 @@ bin=${1:?usage: run.sh path/to/eventops}
 root=$(cd "$(dirname "$0")/.." && pwd)
 stack_dir=${EVENTOPS_STACK_DIR:-$root/.stack}
 key_file=$stack_dir/demo-write-key
+client_file=$stack_dir/demo-client
 port=${EVENTOPS_COLLECTOR_PORT:-8080}
+auth_port=${EVENTOPS_AUTH_PORT:-8082}
+export EVENTOPS_AUTH_KEY_DIR=${EVENTOPS_AUTH_KEY_DIR:-$stack_dir/keys}
 
 "$bin" migrate
 
@@ -31,13 +34,45 @@ if [ -z "$key" ]; then
     printf '%s\n' "$key" > "$key_file"
 fi
 
+# A token signing key for the auth role (private keys stay under .stack/, never in git).
+if [ -z "$(ls -A "$EVENTOPS_AUTH_KEY_DIR" 2>/dev/null)" ]; then
+    "$bin" admin create-signing-key --dir "$EVENTOPS_AUTH_KEY_DIR" >/dev/null
+fi
+
+# A demo OAuth client (id and secret saved in $client_file, one per line), unless the saved one
+# is still listed as active.
+client_id="" client_secret=""
+if [ -s "$client_file" ]; then
+    client_id=$(sed -n 1p "$client_file")
+    client_secret=$(sed -n 2p "$client_file")
+    if ! "$bin" admin list-clients --tenant demo --json |
+        grep -q "\"clientId\":\"$client_id\"[^}]*\"revokedAt\":null"; then
+        client_id=""
+    fi
+fi
+if [ -z "$client_id" ]; then
+    out=$("$bin" admin create-client --tenant demo --scopes events:write,events:read --json)
+    client_id=$(printf '%s' "$out" | sed -n 's/.*"clientId":"\([^"]*\)".*/\1/p')
+    client_secret=$(printf '%s' "$out" | sed -n 's/.*"clientSecret":"\([^"]*\)".*/\1/p')
+    umask 077
+    printf '%s\n%s\n' "$client_id" "$client_secret" > "$client_file"
+fi
+
 cat >&2 <<MSG
 
-EventOps is starting: collector on http://127.0.0.1:$port, processor health on :${EVENTOPS_PROCESSOR_PORT:-8081}.
-Demo tenant write key (also in $key_file):
-  $key
+EventOps is starting: collector on http://127.0.0.1:$port, auth on http://127.0.0.1:$auth_port,
+processor health on :${EVENTOPS_PROCESSOR_PORT:-8081}.
 
-Send an event:
+Demo tenant OAuth client (also in $client_file): $client_id
+Get an access token, then send an event with it:
+  TOKEN=\$(curl -s -u '$client_id:$client_secret' \\
+    -d grant_type=client_credentials http://127.0.0.1:$auth_port/oauth/token |
+    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  curl -i http://127.0.0.1:$port/events -H "Authorization: Bearer \$TOKEN" \\
+    -H 'Content-Type: application/json' \\
+    -d '{"eventType":"signup","userId":"user-1","properties":{"plan":"pro"}}'
+
+Or with the demo tenant's write key (also in $key_file):
   curl -i http://127.0.0.1:$port/events -H 'Authorization: Bearer $key' \\
     -H 'Content-Type: application/json' \\
     -d '{"eventType":"signup","userId":"user-1","properties":{"plan":"pro"}}'

@@ -72,7 +72,7 @@ static const cfg_var_t vars[] = {
     I(kafka_linger_ms, "EVENTOPS_KAFKA_LINGER_MS", 2, 0, 1000, "producer linger, ms"),
     I(retry_after_s, "EVENTOPS_RETRY_AFTER_S", 2, 1, 3600, "Retry-After sent with 503"),
     I(write_key_refresh_ms, "EVENTOPS_WRITE_KEY_REFRESH_MS", 2000, 100, 3600000,
-      "how often the collector reloads write keys (revocation delay)"),
+      "how often the collector reloads write keys, clients and limits (revocation delay)"),
     S(processor_group, "EVENTOPS_PROCESSOR_GROUP", "eventops-processor", "Kafka consumer group"),
     S(processor_id, "EVENTOPS_PROCESSOR_ID", "",
       "stable id of this processor instance (Kafka transactional.id); default processor-HOSTNAME"),
