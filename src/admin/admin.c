@@ -30,6 +30,8 @@ void eo_admin_usage(FILE *out)
                  "                [--rate R --burst B]\n"
                  "                              OAuth client; prints its id and secret once\n"
                  "  revoke-client CLIENT_ID     revoke a client (its tokens stop working)\n"
+                 "  rotate-client-secret CLIENT_ID\n"
+                 "                              new secret, shown once; the old one stops\n"
                  "  list-clients [--tenant T]   clients with scopes and limits\n"
                  "  set-rate-limit (--client ID | --write-key KEY_ID) (--rate R --burst B |\n"
                  "                 --default)   per-credential rate limit (requests/s, burst)\n"

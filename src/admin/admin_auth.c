@@ -12,8 +12,8 @@
 #include "core/pg.h"
 
 static const char *const commands[] = {
-    "create-client",      "revoke-client",     "list-clients",      "set-rate-limit",
-    "create-signing-key", "list-signing-keys", "delete-signing-key"};
+    "create-client",  "revoke-client",      "rotate-client-secret", "list-clients",
+    "set-rate-limit", "create-signing-key", "list-signing-keys",    "delete-signing-key"};
 
 bool eo_admin_auth_command(const char *cmd)
 {
@@ -180,6 +180,39 @@ static int revoke_client(PGconn *conn, const opts_t *o)
     return 0;
 }
 
+/* A new secret for an existing, active client; the old one stops working at once (tokens
+ * already issued stay valid until they expire). */
+static int rotate_client_secret(PGconn *conn, const opts_t *o)
+{
+    char err[512];
+    const char *id = o->arg ? o->arg : o->client;
+    if (!id)
+        return eo_admin_fail("rotate-client-secret", "which client? (rotate-client-secret ID)");
+    char unused[EO_CLIENT_ID_LEN + 1], secret[EO_CLIENT_SECRET_LEN + 1], hash[EO_SECRET_HASH_MAX];
+    if (eo_client_generate(unused, secret) < 0 || eo_secret_hash(secret, strlen(secret), hash) < 0)
+        return eo_admin_fail("rotate-client-secret", "cannot create a secret");
+    const char *params[] = {id, hash};
+    PGresult *res;
+    if (eo_pg_query(conn,
+                    "UPDATE oauth_clients SET secret_hash = $2 "
+                    "WHERE client_id = $1 AND revoked_at IS NULL RETURNING 1",
+                    2, params, &res, err, sizeof err) < 0)
+        return eo_admin_fail("rotate-client-secret", err);
+    int found = PQntuples(res);
+    PQclear(res);
+    if (!found) {
+        snprintf(err, sizeof err, "no active client '%s'", id);
+        return eo_admin_fail("rotate-client-secret", err);
+    }
+    if (o->as_json)
+        eo_admin_print_json(json_pack("{s:s, s:s}", "clientId", id, "clientSecret", secret));
+    else
+        printf("client %s: new secret %s\n(shown once: store it now; the old one no longer "
+               "works)\n",
+               id, secret);
+    return 0;
+}
+
 static json_t *int_or_null(const char *s)
 {
     return *s ? json_integer(strtoll(s, NULL, 10)) : json_null();
@@ -342,6 +375,8 @@ int eo_admin_auth_main(int argc, char **argv)
         r = create_client(conn, &o);
     else if (!strcmp(o.cmd, "revoke-client"))
         r = revoke_client(conn, &o);
+    else if (!strcmp(o.cmd, "rotate-client-secret"))
+        r = rotate_client_secret(conn, &o);
     else if (!strcmp(o.cmd, "list-clients"))
         r = list_clients(conn, &o);
     else

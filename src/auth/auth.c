@@ -4,6 +4,7 @@
  * limiter is thread-safe. */
 #include "auth/auth.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,37 @@ static void on_jwks(eo_http_req_t *req, void *ud)
     eo_buf_done(&out);
 }
 
+/* OAuth 2.0 Authorization Server Metadata (RFC 8414). */
+static void on_metadata(eo_http_req_t *req, void *ud)
+{
+    eo_auth_t *a = ud;
+    char base[300];
+    if (a->cfg.auth_public_url[0]) {
+        size_t n = strlen(a->cfg.auth_public_url);
+        while (n > 0 && a->cfg.auth_public_url[n - 1] == '/')
+            n--;
+        snprintf(base, sizeof base, "%.*s", (int)n, a->cfg.auth_public_url);
+    } else {
+        bool v6 = strchr(a->cfg.auth_addr, ':') != NULL;
+        snprintf(base, sizeof base, "http://%s%s%s:%u", v6 ? "[" : "", a->cfg.auth_addr,
+                 v6 ? "]" : "", (unsigned)eo_http_server_port(a->http));
+    }
+    json_t *doc = json_pack("{s:s, s:s+, s:s+, s:[s], s:[s,s], s:[s,s], s:[s], s:[s]}", "issuer",
+                            a->cfg.auth_issuer, "token_endpoint", base, "/oauth/token", "jwks_uri",
+                            base, "/.well-known/jwks.json", "grant_types_supported",
+                            "client_credentials", "token_endpoint_auth_methods_supported",
+                            "client_secret_basic", "client_secret_post", "scopes_supported",
+                            "events:write", "events:read", "response_types_supported", "token",
+                            "token_endpoint_auth_signing_alg_values_supported", "EdDSA");
+    char *out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (out)
+        eo_http_respond(req, 200, out, strlen(out), NULL);
+    else
+        eo_http_respond_error(req, 503, "unavailable", "out of memory", NULL, NULL);
+    free(out);
+}
+
 static void on_healthz(eo_http_req_t *req, void *ud)
 {
     eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
@@ -392,6 +424,7 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 static const eo_http_route_t routes[] = {
     {"POST", "/oauth/token", token_on_headers, on_token, false},
     {"GET", "/.well-known/jwks.json", NULL, on_jwks, false},
+    {"GET", "/.well-known/oauth-authorization-server", NULL, on_metadata, false},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };

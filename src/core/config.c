@@ -93,6 +93,9 @@ static const cfg_var_t vars[] = {
       "how long a role drains on SIGTERM before giving up, ms"),
     S(auth_addr, "EVENTOPS_AUTH_ADDR", "127.0.0.1", "auth role listen address"),
     I(auth_port, "EVENTOPS_AUTH_PORT", 8082, 0, 65535, "auth role listen port (0: any)"),
+    S(auth_public_url, "EVENTOPS_AUTH_PUBLIC_URL", "",
+      "base URL clients reach the auth role at, for its metadata document (default "
+      "http://ADDR:PORT)"),
     S(auth_key_dir, "EVENTOPS_AUTH_KEY_DIR", "",
       "folder of the token signing keys (<kid>.pem); the auth role needs it, a collector "
       "without a JWKS URL verifies with it"),

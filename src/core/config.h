@@ -55,6 +55,7 @@ typedef struct {
     /* auth */
     char auth_addr[64];
     int64_t auth_port;
+    char auth_public_url[256];
     char auth_key_dir[512];
     char auth_jwks_url[512];
     int64_t auth_keys_refresh_ms;
