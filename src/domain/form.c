@@ -57,6 +57,8 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 
 int eo_form_unescape(const char *in, size_t n, char *out, size_t cap)
 {
+    if (cap == 0)
+        return EO_ELIMIT; /* not even room for the NUL */
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
