@@ -267,8 +267,9 @@ static void on_token(eo_http_req_t *req, void *ud)
                     "use one client authentication method: Basic or the form, not both", NULL);
         goto done;
     }
-    if (basic > 0 && form_id && strcmp(form_id, id) != 0) {
-        oauth_error(req, 400, "invalid_request", "client_id differs from the Basic user", NULL);
+    if (basic > 0 && form_id) {
+        oauth_error(req, 400, "invalid_request",
+                    "client_id goes in the Basic header or in the form, not in both", NULL);
         goto done;
     }
     if (basic == 0) {
@@ -362,8 +363,9 @@ static void on_jwks(eo_http_req_t *req, void *ud)
     eo_buf_init(&out, 1024 * 1024);
     int r = set ? eo_jwks_write(set, &out) : eo_buf_append_str(&out, "{\"keys\":[]}");
     eo_jwt_keyset_unref(set);
+    static const char *const cache[] = {"Cache-Control", "public, max-age=60", NULL};
     if (r == 0)
-        eo_http_respond(req, 200, out.data, out.len, NULL);
+        eo_http_respond(req, 200, out.data, out.len, cache);
     else
         eo_http_respond_error(req, 503, "unavailable", "the key set cannot be written", NULL, NULL);
     eo_buf_done(&out);

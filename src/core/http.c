@@ -116,10 +116,14 @@ static MHD_RESULT queue_answer(struct eo_http_req *req)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    bool cache_control = false;
     if (req->headers)
-        for (char **h = req->headers; h[0] && h[1]; h += 2)
+        for (char **h = req->headers; h[0] && h[1]; h += 2) {
             MHD_add_response_header(resp, h[0], h[1]);
+            cache_control = cache_control || !strcasecmp(h[0], "Cache-Control");
+        }
+    if (!cache_control) /* the default: answers carry tenant data */
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_RESULT r = MHD_queue_response(req->conn, req->status, resp);
     MHD_destroy_response(resp);
     req->queued = true;
@@ -339,9 +343,20 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
         bool path_known;
         req->route = find_route(srv, url, method, &path_known);
         if (!req->route) {
-            if (path_known)
-                return respond_now(req, 405, "method_not_allowed",
-                                   "this method is not allowed on this path", NULL);
+            if (path_known) {
+                char allow[128] = "";
+                size_t n = 0;
+                for (size_t i = 0; i < srv->opt.nroutes; i++) {
+                    const eo_http_route_t *rt = &srv->opt.routes[i];
+                    if (strcmp(rt->path, url) == 0 && n + strlen(rt->method) + 3 < sizeof allow)
+                        n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
+                                              rt->method);
+                }
+                const char *h[] = {"Allow", allow, NULL};
+                eo_http_respond_error(req, 405, "method_not_allowed",
+                                      "this method is not allowed on this path", NULL, h);
+                return queue_answer(req);
+            }
             return respond_now(req, 404, "not_found", "no such endpoint", NULL);
         }
         const char *len_hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");

@@ -381,9 +381,10 @@ static int check_claims(json_t *c, const eo_jwt_policy_t *p, eo_jwt_claims_t *cl
     char tenant[64];
     if (!string_claim(c, "tenant", tenant, sizeof tenant) || !uuid_lower(tenant, claims->tenant_id))
         return refuse(why, whylen, "the token has no valid tenant");
-    claims->scope[0] = '\0';
+    claims->scope[0] = '\0'; /* absent or "": no scope (the caller answers 403) */
     json_t *scope = json_object_get(c, "scope");
-    if (scope && !string_claim(c, "scope", claims->scope, sizeof claims->scope))
+    if (scope && !(json_is_string(scope) && json_string_length(scope) == 0) &&
+        !string_claim(c, "scope", claims->scope, sizeof claims->scope))
         return refuse(why, whylen, "the token's scope is not a valid string");
     claims->jti[0] = '\0';
     if (json_object_get(c, "jti") && !string_claim(c, "jti", claims->jti, sizeof claims->jti))

@@ -23,9 +23,9 @@ role on sb.auth_port), sb.get_token(client_id, secret) / sb.token(...); the JWT 
 (b64url_encode/decode, decode_jwt, forge, sign_eddsa) build hostile tokens byte by byte.
 
 Everything a sandbox creates is unique to it (database eo_e2e_<hex>, topics e2e.<hex>.events
-and e2e.<hex>.dlq, consumer group, processor id, free TCP ports, signing-key folder), so runs are isolated and
-repeatable. Process logs (JSON lines on stderr) go to files in a temporary directory; on
-failure `Sandbox.dump_logs()` prints their tails.
+and e2e.<hex>.dlq, consumer group, processor id, free TCP ports, signing-key folder), so runs
+are isolated and repeatable. Process logs (JSON lines on stderr) go to files in a temporary
+directory; on failure `Sandbox.dump_logs()` prints their tails.
 """
 
 import base64 as _base64
@@ -418,7 +418,9 @@ def check_bearer_error(f, name, resp, status=401, codes=("invalid_token",), fiel
     n0 = len(f.items)
     if isinstance(codes, str):
         codes = (codes,)
-    f.check(st == status, "%s: status %s, expected %d (body %r)" % (name, st, status, body))
+    if not f.check(st == status, "%s: status %s, expected %d (body %.300r, WWW-Authenticate %r)"
+                   % (name, st, status, body, h.get("www-authenticate"))):
+        return False
     err = body.get("error") if isinstance(body, dict) else None
     if f.check(isinstance(err, dict), "%s: body %r, expected {\"error\": {...}}" % (name, body)):
         f.check(err.get("code") in codes, "%s: error.code %r, expected %s" %
@@ -964,6 +966,8 @@ class Sandbox:
              "aud": self.env.get("EVENTOPS_AUTH_AUDIENCE") or "eventops",
              "sub": client["clientId"], "tenant": client["tenantId"], "scope": scope,
              "iat": now, "nbf": now, "exp": now + lifetime, "jti": rand_hex(16)}
+        if scope is None:
+            c.pop("scope")
         for k, v in overrides.items():
             if v is None:
                 c.pop(k, None)

@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""End-to-end: cross-tenant matrix (issue 3, tenant isolation).
+
+Issue 3 requirements checked:
+  "Tenant isolation: every read and write path takes the tenant from the credential, never from
+   the request body or a header; every cache key and every query carries it."
+  "Rate limiting per client and per write key ... limits per client do not affect other
+   clients."
+  Tests: "Cross-tenant matrix: tenant A's token and write key can neither write into nor read
+   from tenant B on any endpoint (repeat for every endpoint as later issues add them)."
+
+Tenants A and B, each with a write key and a client (events:write). For each ordered pair
+(attacker, victim) in (A, B) and (B, A), every credential of the attacker (token, write key as
+Bearer, write key as Basic) is sent to every endpoint of ENDPOINTS with every SPOOF naming the
+victim (tenantId in the event or in each batch item, tenant/tenant_id, context.tenantId,
+properties.tenantId, a top-level tenantId next to "events", the X-Tenant-Id header, all at once).
+Every request must get 202 and every event must be stored under the attacker's tenant only; the
+victim's events (message ids) and rollups are unchanged. A token whose payload was edited to the
+victim's tenant (signature kept) is 401 on every endpoint.
+
+Rate limits: a client of A with its own small limit (create-client --rate 1 --burst 3) and a
+write key of A with one (set-rate-limit --write-key) are driven into 429; B's token and write
+key, and A's other client, still get 202 at once; the limited credential stays 429 even when
+the request names B (X-Tenant-Id / tenantId): limits follow the credential.
+
+Later issues add read endpoints (query, analytics): add them to ENDPOINTS with kind "read" and a
+`check` that asserts the answer holds none of the victim's events (the write rows show the
+shape); the matrix loop runs every credential x spoof against them.
+
+Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exit 0 = pass.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import eotest  # noqa: E402
+from eotest import log  # noqa: E402
+
+ENV = {"EVENTOPS_WRITE_KEY_REFRESH_MS": "200", "EVENTOPS_AUTH_KEYS_REFRESH_MS": "500"}
+
+
+def event(mid, etype):
+    return {"eventType": etype, "userId": "u-" + mid[-6:], "messageId": mid}
+
+
+# Spoofs: how a request can name the victim's tenant. Each is (name, event fields, batch-level
+# fields for the {"events": [...]} form, headers); V is replaced by the victim's tenant id.
+SPOOFS = [
+    ("no spoof", {}, {}, {}),
+    ("tenantId in the event", {"tenantId": "V"}, {}, {}),
+    ("tenant and tenant_id in the event", {"tenant": "V", "tenant_id": "V"}, {}, {}),
+    ("context.tenantId", {"context": {"tenantId": "V"}}, {}, {}),
+    ("properties.tenantId", {"properties": {"tenantId": "V"}}, {}, {}),
+    ("X-Tenant-Id header", {}, {}, {"X-Tenant-Id": "V"}),
+    ("top-level tenantId next to events", {}, {"tenantId": "V"}, {}),
+    ("all at once", {"tenantId": "V", "context": {"tenantId": "V"}}, {"tenantId": "V"},
+     {"X-Tenant-Id": "V", "X-Tenant": "V"}),
+]
+
+
+def subst(obj, victim):
+    if isinstance(obj, dict):
+        return {k: subst(v, victim) for k, v in obj.items()}
+    return victim if obj == "V" else obj
+
+
+class Endpoint:
+    """One tenant-data endpoint. kind "write": request(cred, spoof, victim, mids) sends the
+    events and returns the response; the matrix then checks where the events were stored.
+    kind "read" (later issues): check(sb, f, name, resp, attacker, victim) asserts the answer
+    holds only the attacker's data."""
+
+    def __init__(self, name, kind, request, check=None):
+        self.name, self.kind, self.request, self.check = name, kind, request, check
+
+
+def w_single(sb, auth, spoof, victim, mids, etype):
+    _, ev_fields, _, hdrs = spoof
+    ev = event(mids[0], etype)
+    ev.update(subst(ev_fields, victim))
+    h = {"Content-Type": "application/json", "Authorization": auth}
+    h.update(subst(hdrs, victim))
+    return eotest.http_request("POST", sb.url("/events"), json.dumps(ev).encode(), h)
+
+
+def w_batch(sb, auth, spoof, victim, mids, etype, wrapped=False):
+    _, ev_fields, top, hdrs = spoof
+    evs = []
+    for m in mids:
+        ev = event(m, etype)
+        ev.update(subst(ev_fields, victim))
+        evs.append(ev)
+    body = evs
+    if wrapped:
+        body = {"events": evs}
+        body.update(subst(top, victim))
+    h = {"Content-Type": "application/json", "Authorization": auth}
+    h.update(subst(hdrs, victim))
+    return eotest.http_request("POST", sb.url("/events/batch"), json.dumps(body).encode(), h)
+
+
+ENDPOINTS = [
+    Endpoint("POST /events", "write", lambda *a: w_single(*a)),
+    Endpoint("POST /events/batch [...]", "write", lambda *a: w_batch(*a)),
+    Endpoint("POST /events/batch {events}", "write", lambda *a: w_batch(*a, wrapped=True)),
+    # Issue 4+ (query/analytics): Endpoint("GET /events", "read", request, check), ...
+]
+
+
+def tamper_tenant(token, tenant):
+    h, p, s = eotest.jwt_parts(token)
+    claims = json.loads(eotest.b64url_decode(p))
+    claims["tenant"] = tenant
+    return h + "." + eotest.b64url_encode(json.dumps(claims, separators=(",", ":"))) + "." + s
+
+
+def stored_ids(sb, tenant):
+    return {r[0] for r in sb.sql("SELECT message_id FROM events WHERE tenant_id = '%s'" %
+                                 tenant)}
+
+
+def rollup_count(sb, tenant):
+    return int(sb.scalar("SELECT count(*) FROM rollups WHERE tenant_id = '%s'" % tenant))
+
+
+def hammer_until_429(sb, auth, n=30, headers=None):
+    """Sends up to n events with auth until a 429; returns (statuses, last response)."""
+    sts, r = [], None
+    for _ in range(n):
+        mid = "iso-rl-" + eotest.rand_hex(10)
+        h = {"Content-Type": "application/json", "Authorization": auth}
+        h.update(headers or {})
+        r = eotest.http_request("POST", sb.url("/events"),
+                                json.dumps(event(mid, "iso_rl")).encode(), h)
+        sts.append(r[0])
+        if r[0] != 202:
+            break
+    return sts, r
+
+
+def check_429(f, name, resp, burst):
+    st, h, body = resp
+    if not f.check(st == 429, "%s: status %s, expected 429 (%.200r)" % (name, st, body)):
+        return
+    err = body.get("error") if isinstance(body, dict) else None
+    f.check(isinstance(err, dict) and err.get("code") == "rate_limited",
+            "%s: body %r, expected error.code rate_limited" % (name, body))
+    try:
+        f.check(int(h.get("retry-after", "")) >= 1, "%s: Retry-After %r" %
+                (name, h.get("retry-after")))
+        f.check(int(h.get("ratelimit-limit", "")) == burst, "%s: RateLimit-Limit %r, expected "
+                "%d" % (name, h.get("ratelimit-limit"), burst))
+        f.check(int(h.get("ratelimit-remaining", "")) == 0, "%s: RateLimit-Remaining %r" %
+                (name, h.get("ratelimit-remaining")))
+        f.check(int(h.get("ratelimit-reset", "")) >= 0, "%s: RateLimit-Reset %r" %
+                (name, h.get("ratelimit-reset")))
+    except ValueError:
+        f.fail("%s: rate-limit headers missing or not integers: %r" % (name, h))
+
+
+def main():
+    with eotest.Sandbox("tenant-isolation", extra_env=ENV) as sb:
+        f = sb.failures
+        sb.create_signing_key()
+        T = {}
+        for x in ("A", "B"):
+            t = sb.create_tenant("iso-%s-%s" % (x.lower(), eotest.rand_hex(6)))
+            c = sb.create_client(t["tenantId"], ["events:write"])
+            T[x] = {"tenant": t, "id": t["tenantId"], "wk": t["writeKey"], "client": c}
+        lim_client = sb.create_client(T["A"]["id"], ["events:write"], rate=1, burst=3)
+        lim_wk = sb.admin_json("create-write-key", T["A"]["id"])
+        sb.set_rate_limit(rate=1, burst=3, write_key=lim_wk["writeKeyId"])
+        auth, coll, proc = sb.auth(), sb.collector(), sb.processor()
+        for r in (auth, coll, proc):
+            r.start()
+        for r in (auth, coll, proc):
+            r.wait_ready()
+        for x in ("A", "B"):
+            c = T[x]["client"]
+            T[x]["token"] = sb.token(c["clientId"], c["clientSecret"])
+
+        # Baseline: each tenant's own events, stored under it.
+        base = {}
+        for x in ("A", "B"):
+            mids = ["iso-base-%s-%s" % (x, eotest.rand_hex(8)) for _ in range(3)]
+            r = eotest.post_json(sb.url("/events/batch"),
+                                 [event(m, "iso_base_" + x) for m in mids], key=T[x]["token"])
+            f.check(r[0] == 202, "baseline batch of %s: %s %r" % (x, r[0], r[2]))
+            base[x] = mids
+        stored = sb.wait_stored(base["A"] + base["B"])
+        for x in ("A", "B"):
+            for m in base[x]:
+                f.check(stored.get(m) == [T[x]["id"]], "baseline event %s of %s stored under %r"
+                        % (m, x, stored.get(m)))
+        time.sleep(1.0)  # rollups of the baseline
+        before = {x: (stored_ids(sb, T[x]["id"]), rollup_count(sb, T[x]["id"])) for x in "AB"}
+
+        # The matrix.
+        expect = {"A": [], "B": []}  # message ids that must be stored under each tenant
+        nreq = 0
+        for att, vic in (("A", "B"), ("B", "A")):
+            creds = [("%s's token" % att, "Bearer " + T[att]["token"]),
+                     ("%s's write key (Bearer)" % att, "Bearer " + T[att]["wk"]),
+                     ("%s's write key (Basic)" % att, eotest.basic_auth(T[att]["wk"], "",
+                                                                        urlencode=False))]
+            for cname, auth_value in creds:
+                for ep in ENDPOINTS:
+                    for spoof in SPOOFS:
+                        name = "%s, %s, %s naming %s" % (cname, ep.name, spoof[0], vic)
+                        mids = ["iso-%s-%s" % (att, eotest.rand_hex(10)) for _ in range(2)]
+                        if ep.name == "POST /events":
+                            mids = mids[:1]
+                        resp = ep.request(sb, auth_value, spoof, T[vic]["id"], mids,
+                                          "iso_" + att)
+                        nreq += 1
+                        if ep.kind == "write":
+                            if f.check(resp[0] == 202, "%s: %s %.300r, expected 202" %
+                                       (name, resp[0], resp[2])):
+                                expect[att] += [(m, name) for m in mids]
+                        else:
+                            ep.check(sb, f, name, resp, T[att], T[vic])
+                # A token edited to name the victim: 401 everywhere.
+                if "token" in cname:
+                    forged = tamper_tenant(T[att]["token"], T[vic]["id"])
+                    for ep in ENDPOINTS:
+                        resp = ep.request(sb, "Bearer " + forged, SPOOFS[0], T[vic]["id"],
+                                          ["iso-forged-" + eotest.rand_hex(10)], "iso_forged")
+                        nreq += 1
+                        eotest.check_bearer_error(
+                            f, "%s edited to tenant %s, %s" % (cname, vic, ep.name), resp)
+        log("matrix: %d requests" % nreq)
+
+        all_mids = [m for x in "AB" for m, _ in expect[x]]
+        stored = sb.wait_stored(all_mids, timeout=90)
+        for x in "AB":
+            wrong = [(m, n, stored.get(m)) for m, n in expect[x] if stored.get(m) != [T[x]["id"]]]
+            f.check(not wrong, "%d events sent with %s's credentials are not stored (only) under "
+                    "%s; first: %s" % (len(wrong), x, x, wrong[:3]))
+        time.sleep(1.5)  # let anything misrouted arrive too
+        forged_leak = sb.sql("SELECT message_id, tenant_id FROM events WHERE message_id LIKE "
+                             "'iso-forged-%'")
+        f.check(not forged_leak, "events sent with tampered tokens were stored: %r" %
+                forged_leak)
+        for x in "AB":
+            own = {m for m, _ in expect[x]}
+            now_ids = stored_ids(sb, T[x]["id"])
+            extra = now_ids - before[x][0] - own - {m for m in now_ids if m.startswith("iso-rl-")}
+            f.check(not extra, "tenant %s has %d events it did not send: %s" %
+                    (x, len(extra), sorted(extra)[:5]))
+            f.check(before[x][0] <= now_ids, "tenant %s lost events" % x)
+            other = "B" if x == "A" else "A"
+            leaked = {m for m, _ in expect[other]} & now_ids
+            f.check(not leaked, "%d of %s's events are stored under %s" % (len(leaked), other, x))
+        rb = rollup_count(sb, T["B"]["id"])
+        # B wrote iso_B events itself in the matrix; A's event type must not appear under B.
+        a_types_under_b = int(sb.scalar(
+            "SELECT count(*) FROM rollups WHERE tenant_id = '%s' AND event_type LIKE 'iso_A%%'" %
+            T["B"]["id"]))
+        f.check(a_types_under_b == 0, "B's rollups hold %d rows of A's event type" %
+                a_types_under_b)
+        b_types_under_a = int(sb.scalar(
+            "SELECT count(*) FROM rollups WHERE tenant_id = '%s' AND event_type LIKE 'iso_B%%'" %
+            T["A"]["id"]))
+        f.check(b_types_under_a == 0, "A's rollups hold %d rows of B's event type" %
+                b_types_under_a)
+        log("stored: A %d, B %d events; B rollup rows %d" %
+            (len(stored_ids(sb, T["A"]["id"])), len(stored_ids(sb, T["B"]["id"])), rb))
+
+        # Rate limits follow the credential: A's limited client and write key do not slow B.
+        lim_tok = sb.token(lim_client["clientId"], lim_client["clientSecret"])
+        for cname, auth_value in (("A's limited client", "Bearer " + lim_tok),
+                                  ("A's limited write key", "Bearer " + lim_wk["writeKey"])):
+            sts, last = hammer_until_429(sb, auth_value)
+            if not f.check(sts and sts[-1] == 429 and set(sts[:-1]) <= {202} and
+                           len(sts) - 1 <= 3 + 2,
+                           "%s (rate 1/s, burst 3): statuses %s, expected at most ~burst 202s "
+                           "then 429" % (cname, sts)):
+                continue
+            check_429(f, cname, last, 3)
+            for oname, ov in (("B's token", "Bearer " + T["B"]["token"]),
+                              ("B's write key", "Bearer " + T["B"]["wk"]),
+                              ("A's other client", "Bearer " + T["A"]["token"]),
+                              ("A's first write key", "Bearer " + T["A"]["wk"])):
+                r = eotest.post_json(sb.url("/events"), event("iso-rl-" + eotest.rand_hex(10),
+                                                              "iso_rl"), headers={
+                    "Authorization": ov})
+                f.check(r[0] == 202, "%s got %s right after %s was limited, expected 202" %
+                        (oname, r[0], cname))
+            r = eotest.post_json(sb.url("/events"),
+                                 event("iso-rl-" + eotest.rand_hex(10), "iso_rl") |
+                                 {"tenantId": T["B"]["id"]},
+                                 headers={"Authorization": auth_value,
+                                          "X-Tenant-Id": T["B"]["id"]})
+            f.check(r[0] == 429, "%s naming tenant B got %s, expected 429 (the limit follows "
+                    "the credential)" % (cname, r[0]))
+            log("%s: %s, others unaffected" % (cname, sts))
+
+        for r in (auth, coll, proc):
+            f.check(r.running(), "%s is not running at the end" % r.name)
+        bad = sb.sanitizer_lines()
+        f.check(not bad, "sanitizer reports in the logs:\n" + "\n".join(bad[:20]))
+        return sb.report("cross-tenant matrix: %d endpoints x %d spoofs x 3 credentials x 2 "
+                         "directions" % (len(ENDPOINTS), len(SPOOFS)))
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())
