@@ -192,6 +192,13 @@ int eo_jwks_write(const eo_jwt_keyset_t *ks, eo_buf_t *out)
 
 /* ---- keys ---- */
 
+/* Refuses encrypted PEM at once (OpenSSL would otherwise prompt on the terminal). */
+static int no_password(char *buf, int size, int rwflag, void *ud)
+{
+    (void)buf, (void)size, (void)rwflag, (void)ud;
+    return -1;
+}
+
 int eo_jwt_key_from_pem(const char *pem, size_t len, EVP_PKEY **out)
 {
     *out = NULL;
@@ -200,7 +207,7 @@ int eo_jwt_key_from_pem(const char *pem, size_t len, EVP_PKEY **out)
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio)
         return EO_ENOMEM;
-    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
     BIO_free(bio);
     if (!pkey)
         return EO_EPARSE;
@@ -475,10 +482,14 @@ int eo_jwt_sign(const eo_jwt_claims_t *claims, const char *issuer, const char *a
 {
     json_t *h = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", "at+jwt", "kid", kid);
     json_t *c =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "iss", issuer, "aud", audience,
-                  "sub", claims->sub, "tenant", claims->tenant_id, "scope", claims->scope, "iat",
-                  (json_int_t)claims->iat, "nbf", (json_int_t)claims->nbf, "exp",
-                  (json_int_t)claims->exp, "jti", claims->jti);
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "iss", issuer, "aud", audience, "sub",
+                  claims->sub, "tenant", claims->tenant_id, "iat", (json_int_t)claims->iat, "nbf",
+                  (json_int_t)claims->nbf, "exp", (json_int_t)claims->exp);
+    /* Optional claims are left out when empty (the verifier reads both forms the same). */
+    if (c && claims->scope[0])
+        json_object_set_new(c, "scope", json_string(claims->scope));
+    if (c && claims->jti[0])
+        json_object_set_new(c, "jti", json_string(claims->jti));
     char *hs = h ? json_dumps(h, JSON_COMPACT) : NULL;
     char *cs = c ? json_dumps(c, JSON_COMPACT) : NULL;
     json_decref(h);
