@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +37,28 @@ struct eo_auth {
     pthread_mutex_t db_lock;
     PGconn *conn;                        /* guarded by db_lock */
     char dummy_hash[EO_SECRET_HASH_MAX]; /* verified for unknown clients: same timing */
+    atomic_ullong issued;
+    atomic_ullong errors[8]; /* by error_names */
 };
+
+static const char *const error_names[8] = {
+    "invalid_request", "invalid_client",          "unsupported_grant_type", "invalid_scope",
+    "rate_limited",    "temporarily_unavailable", "server_error",           "other"};
 
 static const char *const basic_challenge[] = {"WWW-Authenticate", "Basic realm=\"eventops\"",
                                               "Pragma", "no-cache", NULL};
 static const char *const no_cache[] = {"Pragma", "no-cache", NULL};
 
-/* Answers an RFC 6749 section 5.2 error. */
+/* Answers an RFC 6749 section 5.2 error (and counts it). */
 static void oauth_error(eo_http_req_t *req, unsigned status, const char *code,
                         const char *description, const char *const *headers)
 {
+    eo_auth_t *a = eo_http_user(req);
+    size_t e = 0;
+    while (e < 7 && strcmp(error_names[e], code) != 0)
+        e++;
+    if (a)
+        atomic_fetch_add(&a->errors[e], 1);
     eo_buf_t b;
     eo_buf_init(&b, 4096);
     int r = eo_buf_append_str(&b, "{\"error\":");
@@ -91,6 +104,7 @@ static bool within_limit(eo_auth_t *a, eo_http_req_t *req, const char *key, int6
 static bool token_on_headers(eo_http_req_t *req, void *ud)
 {
     eo_auth_t *a = ud;
+    eo_http_set_user(req, a, NULL); /* for oauth_error's counters (not owned) */
     char key[128];
     snprintf(key, sizeof key, "eo:rl:auth:ip:%s", eo_http_client_ip(req));
     if (!within_limit(a, req, key, a->cfg.auth_ip_rate, a->cfg.auth_ip_burst, "from this address"))
@@ -344,6 +358,7 @@ static void on_token(eo_http_req_t *req, void *ud)
     eo_jwt_keyset_unref(set);
     if (r == 0) {
         eo_http_respond(req, 200, out.data, out.len, no_cache);
+        atomic_fetch_add(&a->issued, 1);
         eo_log_info("token issued", "client_id", id, "tenant_id", claims.tenant_id, "scope",
                     claims.scope, NULL);
     } else {
@@ -402,6 +417,33 @@ static void on_metadata(eo_http_req_t *req, void *ud)
     free(out);
 }
 
+/* GET /metrics: token endpoint and rate-limit counters (Prometheus text format). */
+static void on_metrics(eo_http_req_t *req, void *ud)
+{
+    eo_auth_t *a = ud;
+    eo_buf_t out;
+    eo_buf_init(&out, 65536);
+    int r = eo_buf_printf(&out,
+                          "# HELP eventops_auth_tokens_issued_total Access tokens issued.\n"
+                          "# TYPE eventops_auth_tokens_issued_total counter\n"
+                          "eventops_auth_tokens_issued_total{role=\"auth\"} %llu\n"
+                          "# HELP eventops_auth_token_errors_total Token requests refused, by "
+                          "OAuth error code.\n"
+                          "# TYPE eventops_auth_token_errors_total counter\n",
+                          (unsigned long long)atomic_load(&a->issued));
+    for (int i = 0; r == 0 && i < 8; i++)
+        r = eo_buf_printf(&out,
+                          "eventops_auth_token_errors_total{role=\"auth\",error=\"%s\"} %llu\n",
+                          error_names[i], (unsigned long long)atomic_load(&a->errors[i]));
+    r = r ? r : eo_ratelimit_write_metrics(a->limiter, "auth", &out);
+    static const char *const h[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
+    if (r == 0)
+        eo_http_respond(req, 200, out.data, out.len, h);
+    else
+        eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL, NULL);
+    eo_buf_done(&out);
+}
+
 static void on_healthz(eo_http_req_t *req, void *ud)
 {
     eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
@@ -427,6 +469,7 @@ static const eo_http_route_t routes[] = {
     {"POST", "/oauth/token", token_on_headers, on_token, false},
     {"GET", "/.well-known/jwks.json", NULL, on_jwks, false},
     {"GET", "/.well-known/oauth-authorization-server", NULL, on_metadata, false},
+    {"GET", "/metrics", NULL, on_metrics, false},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };

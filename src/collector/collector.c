@@ -29,8 +29,23 @@
 
 #define MAX_WRITE_KEY 1024
 
+/* Why a request was refused before its body was read (the metrics' reason label). */
+enum {
+    AUTH_MISSING,
+    AUTH_MALFORMED,
+    AUTH_INVALID_WRITE_KEY,
+    AUTH_INVALID_TOKEN,
+    AUTH_INSUFFICIENT_SCOPE,
+    AUTH_UNAVAILABLE,
+    AUTH_REASONS
+};
+static const char *const auth_reason_names[AUTH_REASONS] = {
+    "missing_credentials", "malformed_credentials", "invalid_write_key",
+    "invalid_token",       "insufficient_scope",    "credentials_unavailable"};
+
 struct eo_collector {
     eo_config_t cfg;
+    atomic_ullong auth_failures[AUTH_REASONS];
     eo_event_limits_t lim;
     eo_creds_t *creds;
     eo_keystore_t *token_keys; /* NULL: no key source, bearer tokens are refused */
@@ -103,8 +118,9 @@ static int write_key_of(const char *h, char *key, size_t cap, size_t *len)
 }
 
 /* Answers 401 invalid_token (RFC 6750) with the reason. */
-static void refuse_token(eo_http_req_t *req, const char *why)
+static void refuse_token(eo_collector_t *c, eo_http_req_t *req, const char *why)
 {
+    atomic_fetch_add(&c->auth_failures[AUTH_INVALID_TOKEN], 1);
     char challenge[320], clean[200];
     snprintf(clean, sizeof clean, "%s", why);
     for (char *p = clean; *p; p++)
@@ -118,6 +134,7 @@ static void refuse_token(eo_http_req_t *req, const char *why)
 
 static void credentials_unavailable(eo_collector_t *c, eo_http_req_t *req, const char *what)
 {
+    atomic_fetch_add(&c->auth_failures[AUTH_UNAVAILABLE], 1);
     const char *h[] = {"Retry-After", c->retry_after, NULL};
     eo_http_respond_error(req, 503, "credentials_unavailable", what, NULL, h);
 }
@@ -128,8 +145,9 @@ static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *toke
                          eo_cred_t *cred)
 {
     if (!c->token_keys) {
-        refuse_token(req, "this collector accepts write keys only (no token key source is "
-                          "configured)");
+        refuse_token(c, req,
+                     "this collector accepts write keys only (no token key source is "
+                     "configured)");
         return false;
     }
     eo_jwt_policy_t policy = {
@@ -154,7 +172,7 @@ static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *toke
         }
     }
     if (r < 0) {
-        refuse_token(req, why);
+        refuse_token(c, req, why);
         return false;
     }
     if (!eo_jwt_scope_has(claims.scope, "events:write")) {
@@ -162,6 +180,7 @@ static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *toke
                            "Bearer realm=\"eventops\", error=\"insufficient_scope\", "
                            "scope=\"events:write\"",
                            NULL};
+        atomic_fetch_add(&c->auth_failures[AUTH_INSUFFICIENT_SCOPE], 1);
         eo_http_respond_error(req, 403, "insufficient_scope",
                               "the token lacks the events:write scope", "Authorization", h);
         return false;
@@ -172,7 +191,7 @@ static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *toke
         return false;
     }
     if (r < 0 || strcmp(cred->tenant_id, claims.tenant_id) != 0) {
-        refuse_token(req, "the token's client is unknown or revoked");
+        refuse_token(c, req, "the token's client is unknown or revoked");
         return false;
     }
     return true;
@@ -214,6 +233,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     eo_collector_t *c = ud;
     const char *h = eo_http_header(req, "Authorization");
     if (!h || !*h) {
+        atomic_fetch_add(&c->auth_failures[AUTH_MISSING], 1);
         eo_http_respond_error(req, 401, "missing_credentials",
                               "send an access token or a write key as 'Authorization: Bearer "
                               "...' (a write key also as the HTTP Basic user name)",
@@ -243,6 +263,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     char key[MAX_WRITE_KEY];
     size_t len = 0;
     if (strlen(h) > MAX_WRITE_KEY || write_key_of(h, key, sizeof key, &len) < 0) {
+        atomic_fetch_add(&c->auth_failures[AUTH_MALFORMED], 1);
         eo_http_respond_error(req, 401, "malformed_credentials",
                               "the Authorization header is not 'Bearer TOKEN', 'Bearer KEY' or "
                               "'Basic base64'",
@@ -255,6 +276,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
         return false;
     }
     if (r < 0) {
+        atomic_fetch_add(&c->auth_failures[AUTH_INVALID_WRITE_KEY], 1);
         eo_http_respond_error(req, 401, "invalid_write_key", "unknown or revoked write key",
                               "Authorization", auth_challenge);
         return false;
@@ -477,11 +499,34 @@ static void on_readyz(eo_http_req_t *req, void *ud)
     eo_http_respond(req, kafka && pg ? 200 : 503, body, (size_t)n, NULL);
 }
 
+/* GET /metrics: the authentication and rate-limit counters (Prometheus text format). */
+static void on_metrics(eo_http_req_t *req, void *ud)
+{
+    eo_collector_t *c = ud;
+    eo_buf_t out;
+    eo_buf_init(&out, 65536);
+    int r = eo_buf_append_str(&out, "# HELP eventops_auth_failures_total Requests refused by "
+                                    "authentication, by reason.\n"
+                                    "# TYPE eventops_auth_failures_total counter\n");
+    for (int i = 0; r == 0 && i < AUTH_REASONS; i++)
+        r = eo_buf_printf(
+            &out, "eventops_auth_failures_total{role=\"collector\",reason=\"%s\"} %llu\n",
+            auth_reason_names[i], (unsigned long long)atomic_load(&c->auth_failures[i]));
+    r = r ? r : eo_ratelimit_write_metrics(c->limiter, "collector", &out);
+    static const char *const h[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
+    if (r == 0)
+        eo_http_respond(req, 200, out.data, out.len, h);
+    else
+        eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL, NULL);
+    eo_buf_done(&out);
+}
+
 static const eo_http_route_t routes[] = {
     {"POST", "/events", ingest_on_headers, on_event, true},
     {"POST", "/events/batch", ingest_on_headers, on_batch, true},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
+    {"GET", "/metrics", NULL, on_metrics, false},
 };
 
 int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, size_t errlen)

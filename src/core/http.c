@@ -115,13 +115,15 @@ static MHD_RESULT queue_answer(struct eo_http_req *req)
         req->answer_len, req->answer ? req->answer : (char *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    bool cache_control = false;
+    bool content_type = false, cache_control = false;
     if (req->headers)
         for (char **h = req->headers; h[0] && h[1]; h += 2) {
             MHD_add_response_header(resp, h[0], h[1]);
+            content_type = content_type || !strcasecmp(h[0], "Content-Type");
             cache_control = cache_control || !strcasecmp(h[0], "Cache-Control");
         }
+    if (!content_type)
+        MHD_add_response_header(resp, "Content-Type", "application/json");
     if (!cache_control) /* the default: answers carry tenant data */
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_RESULT r = MHD_queue_response(req->conn, req->status, resp);

@@ -388,17 +388,25 @@ bool eo_ratelimit_shared(eo_ratelimit_t *rl)
     return rl->has_redis && !atomic_load(&rl->down);
 }
 
-uint64_t eo_ratelimit_redis_errors(eo_ratelimit_t *rl)
+int eo_ratelimit_write_metrics(eo_ratelimit_t *rl, const char *role, eo_buf_t *out)
 {
-    return atomic_load(&rl->redis_errors);
-}
-
-uint64_t eo_ratelimit_local_decisions(eo_ratelimit_t *rl)
-{
-    return atomic_load(&rl->local_decisions);
-}
-
-uint64_t eo_ratelimit_refused(eo_ratelimit_t *rl)
-{
-    return atomic_load(&rl->refused);
+    return eo_buf_printf(
+        out,
+        "# HELP eventops_rate_limited_total Requests refused by the rate limiter (429).\n"
+        "# TYPE eventops_rate_limited_total counter\n"
+        "eventops_rate_limited_total{role=\"%s\"} %llu\n"
+        "# HELP eventops_ratelimit_redis_errors_total Rate-limit decisions Redis failed to make.\n"
+        "# TYPE eventops_ratelimit_redis_errors_total counter\n"
+        "eventops_ratelimit_redis_errors_total{role=\"%s\"} %llu\n"
+        "# HELP eventops_ratelimit_local_decisions_total Decisions made by the local fallback "
+        "limiter.\n"
+        "# TYPE eventops_ratelimit_local_decisions_total counter\n"
+        "eventops_ratelimit_local_decisions_total{role=\"%s\"} %llu\n"
+        "# HELP eventops_ratelimit_shared 1 while limits are shared through Redis, 0 when local.\n"
+        "# TYPE eventops_ratelimit_shared gauge\n"
+        "eventops_ratelimit_shared{role=\"%s\"} %d\n",
+        role, (unsigned long long)atomic_load(&rl->refused), role,
+        (unsigned long long)atomic_load(&rl->redis_errors), role,
+        (unsigned long long)atomic_load(&rl->local_decisions), role,
+        eo_ratelimit_shared(rl) ? 1 : 0);
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 
 typedef struct eo_ratelimit eo_ratelimit_t;
@@ -46,10 +47,10 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
 /* True while decisions are made by Redis. */
 bool eo_ratelimit_shared(eo_ratelimit_t *rl);
 
-/* Counters for the metrics endpoint. */
-uint64_t eo_ratelimit_redis_errors(eo_ratelimit_t *rl);
-uint64_t eo_ratelimit_local_decisions(eo_ratelimit_t *rl);
-uint64_t eo_ratelimit_refused(eo_ratelimit_t *rl);
+/* Appends the limiter's metrics in the Prometheus text format, labelled role="ROLE":
+ * eventops_rate_limited_total, eventops_ratelimit_redis_errors_total,
+ * eventops_ratelimit_local_decisions_total and the gauge eventops_ratelimit_shared. */
+int eo_ratelimit_write_metrics(eo_ratelimit_t *rl, const char *role, eo_buf_t *out) EO_MUST_CHECK;
 
 /* Frees rl; call after every thread that used it stopped using it. NULL accepted. */
 void eo_ratelimit_free(eo_ratelimit_t *rl);

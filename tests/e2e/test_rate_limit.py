@@ -220,6 +220,18 @@ def window_check(f, name, results, T, rate, burst, per_url=None):
     return admitted
 
 
+def metrics(url):
+    """GET /metrics -> {series name with labels: value} (Prometheus text format)."""
+    st, _, body = eotest.http_request("GET", url, timeout=5)
+    out = {}
+    text = body.decode() if isinstance(body, bytes) else body if isinstance(body, str) else ""
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return st, out
+
+
 def readyz(url):
     st, _, body = eotest.http_get(url, timeout=5)
     return st, body
@@ -377,6 +389,16 @@ def run(sb, redis):
         check_headers(f, "Redis down", res, lb)
         for c in colls:
             f.check(c.running(), "%s is not running after Redis stopped" % c.name)
+            # "say so in logs and metrics"
+            st, m = metrics(c.url("/metrics"))
+            lab = '{role="collector"}'
+            f.check(st == 200 and m.get("eventops_ratelimit_shared" + lab) == 0,
+                    "%s /metrics with Redis down: eventops_ratelimit_shared %r, expected 0" %
+                    (c.name, m.get("eventops_ratelimit_shared" + lab)))
+            for name in ("eventops_ratelimit_local_decisions_total",
+                         "eventops_ratelimit_redis_errors_total", "eventops_rate_limited_total"):
+                f.check((m.get(name + lab) or 0) > 0, "%s /metrics with Redis down: %s is %r, "
+                        "expected > 0" % (c.name, name, m.get(name + lab)))
 
         # -- 5. Redis back
         redis.start()
@@ -396,6 +418,10 @@ def run(sb, redis):
                     "restarting" % c.name)
             if ok:
                 log("%s back on Redis after %.1f s" % (c.name, time.monotonic() - t0))
+            st, m = metrics(c.url("/metrics"))
+            f.check(m.get('eventops_ratelimit_shared{role="collector"}') == 1,
+                    "%s /metrics after Redis came back: eventops_ratelimit_shared %r, expected 1"
+                    % (c.name, m.get('eventops_ratelimit_shared{role="collector"}')))
             ok = eotest.wait_until(lambda: c.grep(BACK_LINE), 5)
             f.check(ok, "%s: no log line %r after Redis came back" % (c.name, BACK_LINE))
             lines = c.grep(BACK_LINE)
