@@ -187,6 +187,7 @@ struct eo_keystore {
     pthread_mutex_t reload_lock;
     int64_t last_reload_us; /* guarded by reload_lock */
     atomic_bool ready;
+    atomic_ullong generation;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stopping; /* guarded by stop_lock */
@@ -251,6 +252,7 @@ static int reload(eo_keystore_t *ks)
     pthread_mutex_lock(&ks->lock);
     eo_jwt_keyset_t *old = ks->set;
     ks->set = set;
+    atomic_fetch_add(&ks->generation, 1);
     pthread_mutex_unlock(&ks->lock);
     eo_jwt_keyset_unref(old);
     atomic_store(&ks->ready, eo_jwt_keyset_count(set) > 0);
@@ -333,6 +335,11 @@ eo_jwt_keyset_t *eo_keystore_refetch(eo_keystore_t *ks)
         eo_ignore(reload(ks));
     pthread_mutex_unlock(&ks->reload_lock);
     return eo_keystore_get(ks);
+}
+
+uint64_t eo_keystore_generation(eo_keystore_t *ks)
+{
+    return atomic_load(&ks->generation);
 }
 
 bool eo_keystore_ready(eo_keystore_t *ks)

@@ -52,6 +52,10 @@ eo_jwt_keyset_t *eo_keystore_get(eo_keystore_t *ks);
  * eo_keystore_get() (concurrent callers share one reload). */
 eo_jwt_keyset_t *eo_keystore_refetch(eo_keystore_t *ks);
 
+/* A number that changes whenever the set is replaced (each successful reload): a cache of
+ * verified tokens is valid only for the generation it was filled under. */
+uint64_t eo_keystore_generation(eo_keystore_t *ks);
+
 /* True when the last reload succeeded and yielded at least one key. */
 bool eo_keystore_ready(eo_keystore_t *ks);
 
