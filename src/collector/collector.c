@@ -584,7 +584,8 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     c->cfg = *cfg;
     eo_event_limits_from_config(&c->lim, cfg);
     snprintf(c->retry_after, sizeof c->retry_after, "%lld", (long long)cfg->retry_after_s);
-    int r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, &c->creds, err, errlen);
+    int r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
+                         &c->creds, err, errlen);
     if (r < 0)
         goto fail;
     if (cfg->auth_jwks_url[0] || cfg->auth_key_dir[0]) {

@@ -1,8 +1,9 @@
 /* The collector's in-memory view of active credentials: write keys (by SHA-256 of the key) and
  * OAuth clients (by client id), each with its tenant and rate limit override. Reloaded from
  * PostgreSQL every refresh interval by a background thread. A credential missing from memory
- * is looked up in the database (one indexed query, one at a time), so that a new key or client
- * works at once; a revoked one stops working within one interval. Thread-safe: lookups take a
+ * is looked up in the database (one indexed query, one at a time, at most a configured number
+ * per second), so that a new key or client works at once; a revoked one stops working within
+ * one interval. Thread-safe: lookups take a
  * read lock on the current table. */
 #ifndef EO_COLLECTOR_CREDENTIALS_H
 #define EO_COLLECTOR_CREDENTIALS_H
@@ -23,9 +24,11 @@ typedef struct {
 } eo_cred_t;
 
 /* Loads the credentials once (failure is not fatal: the refresher keeps trying) and starts
- * the refresher thread. */
-int eo_creds_new(const char *dsn, int64_t refresh_ms, eo_creds_t **out, char *err,
-                 size_t errlen) EO_MUST_CHECK;
+ * the refresher thread. lookups_per_s bounds the database queries for credentials missing from
+ * memory (a second's worth may come at once); past it a missing credential is reported as not
+ * found (or unavailable while nothing is loaded) without asking. */
+int eo_creds_new(const char *dsn, int64_t refresh_ms, int64_t lookups_per_s, eo_creds_t **out,
+                 char *err, size_t errlen) EO_MUST_CHECK;
 
 /* Finds an active write key. Returns 0 with out filled, EO_ENOTFOUND (no such active key), or
  * EO_EUNAVAIL (not in memory and the database cannot tell now). */

@@ -73,6 +73,9 @@ static const cfg_var_t vars[] = {
     I(retry_after_s, "EVENTOPS_RETRY_AFTER_S", 2, 1, 3600, "Retry-After sent with 503"),
     I(write_key_refresh_ms, "EVENTOPS_WRITE_KEY_REFRESH_MS", 2000, 100, 3600000,
       "how often the collector reloads write keys, clients and limits (revocation delay)"),
+    I(credential_lookups_per_s, "EVENTOPS_CREDENTIAL_LOOKUPS_PER_S", 50, 1, 100000,
+      "database lookups per second of credentials the collector has not cached (a flood of "
+      "made-up keys cannot hammer PostgreSQL)"),
     S(processor_group, "EVENTOPS_PROCESSOR_GROUP", "eventops-processor", "Kafka consumer group"),
     S(processor_id, "EVENTOPS_PROCESSOR_ID", "",
       "stable id of this processor instance (Kafka transactional.id); default processor-HOSTNAME"),

@@ -41,6 +41,7 @@ typedef struct {
     int64_t kafka_linger_ms;
     int64_t retry_after_s;
     int64_t write_key_refresh_ms;
+    int64_t credential_lookups_per_s;
     /* processor */
     char processor_group[128];
     char processor_id[128];
