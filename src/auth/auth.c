@@ -505,19 +505,10 @@ int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t err
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &a->limiter, err, errlen)) < 0)
         goto fail;
-    eo_http_options_t opt = {
-        .addr = cfg->auth_addr,
-        .port = (uint16_t)cfg->auth_port,
-        .threads = (unsigned)cfg->http_threads,
-        .max_connections = (unsigned)cfg->http_max_connections,
-        .max_connections_per_ip = (unsigned)cfg->http_max_connections_per_ip,
-        .connection_timeout_s = (unsigned)cfg->http_connection_timeout_s,
-        .max_header_bytes = (size_t)cfg->http_max_header_bytes,
-        .max_body_bytes = AUTH_MAX_BODY,
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .ud = a,
-    };
+    eo_http_options_t opt;
+    eo_http_options_from_config(&opt, cfg, cfg->auth_addr, cfg->auth_port, routes,
+                                sizeof routes / sizeof routes[0], a);
+    opt.max_body_bytes = AUTH_MAX_BODY; /* a token request is a few short form fields */
     if ((r = eo_http_server_start(&opt, &a->http, err, errlen)) < 0)
         goto fail;
     char port[8];

@@ -1,6 +1,6 @@
 /* Key folders and keystores (see keystore.h).
  * Threads: `set` is guarded by `lock` (readers take a reference and leave); reloads are
- * serialised by `reload_lock`; the refresher thread sleeps on stop_cond. */
+ * serialised by `reload_lock` (the ticker's thread and eo_keystore_refetch). */
 #include "auth/keystore.h"
 
 #include <curl/curl.h>
@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/ticker.h"
 #include "core/log.h"
 #include "core/random.h"
 
@@ -188,11 +189,7 @@ struct eo_keystore {
     int64_t last_reload_us; /* guarded by reload_lock */
     atomic_bool ready;
     atomic_ullong generation;
-    pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;
-    bool stopping; /* guarded by stop_lock */
-    pthread_t thread;
-    bool thread_started;
+    eo_ticker_t *ticker;
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -259,27 +256,13 @@ static int reload(eo_keystore_t *ks)
     return 0;
 }
 
-static void *refresher(void *arg)
+/* The ticker's periodic reload. */
+static void tick(void *arg)
 {
     eo_keystore_t *ks = arg;
-    pthread_mutex_lock(&ks->stop_lock);
-    while (!ks->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (ks->refresh_ms % 1000) * 1000000;
-        ts.tv_sec += ks->refresh_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&ks->stop_cond, &ks->stop_lock, &ts);
-        if (ks->stopping)
-            break;
-        pthread_mutex_unlock(&ks->stop_lock);
-        pthread_mutex_lock(&ks->reload_lock);
-        eo_ignore(reload(ks));
-        pthread_mutex_unlock(&ks->reload_lock);
-        pthread_mutex_lock(&ks->stop_lock);
-    }
-    pthread_mutex_unlock(&ks->stop_lock);
-    return NULL;
+    pthread_mutex_lock(&ks->reload_lock);
+    eo_ignore(reload(ks));
+    pthread_mutex_unlock(&ks->reload_lock);
 }
 
 int eo_keystore_new(const eo_keystore_options_t *opt, eo_keystore_t **out, char *err, size_t errlen)
@@ -303,17 +286,14 @@ int eo_keystore_new(const eo_keystore_options_t *opt, eo_keystore_t **out, char 
     ks->fetch_timeout_ms = opt->fetch_timeout_ms > 0 ? opt->fetch_timeout_ms : 2000;
     pthread_mutex_init(&ks->lock, NULL);
     pthread_mutex_init(&ks->reload_lock, NULL);
-    pthread_mutex_init(&ks->stop_lock, NULL);
-    pthread_cond_init(&ks->stop_cond, NULL);
     pthread_mutex_lock(&ks->reload_lock);
     eo_ignore(reload(ks));
     pthread_mutex_unlock(&ks->reload_lock);
-    if (pthread_create(&ks->thread, NULL, refresher, ks) != 0) {
+    if (eo_ticker_start(ks->refresh_ms, tick, ks, &ks->ticker) < 0) {
         snprintf(err, errlen, "cannot start the key refresher");
         eo_keystore_free(ks);
         return EO_ENOMEM;
     }
-    ks->thread_started = true;
     *out = ks;
     return 0;
 }
@@ -351,18 +331,10 @@ void eo_keystore_free(eo_keystore_t *ks)
 {
     if (!ks)
         return;
-    if (ks->thread_started) {
-        pthread_mutex_lock(&ks->stop_lock);
-        ks->stopping = true;
-        pthread_cond_signal(&ks->stop_cond);
-        pthread_mutex_unlock(&ks->stop_lock);
-        pthread_join(ks->thread, NULL);
-    }
+    eo_ticker_stop(ks->ticker);
     eo_jwt_keyset_unref(ks->set);
     pthread_mutex_destroy(&ks->lock);
     pthread_mutex_destroy(&ks->reload_lock);
-    pthread_mutex_destroy(&ks->stop_lock);
-    pthread_cond_destroy(&ks->stop_cond);
     free(ks->key_dir);
     free(ks->jwks_url);
     free(ks);

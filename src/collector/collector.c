@@ -608,19 +608,9 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
         goto fail;
     if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0)
         goto fail;
-    eo_http_options_t opt = {
-        .addr = cfg->collector_addr,
-        .port = (uint16_t)cfg->collector_port,
-        .threads = (unsigned)cfg->http_threads,
-        .max_connections = (unsigned)cfg->http_max_connections,
-        .max_connections_per_ip = (unsigned)cfg->http_max_connections_per_ip,
-        .connection_timeout_s = (unsigned)cfg->http_connection_timeout_s,
-        .max_header_bytes = (size_t)cfg->http_max_header_bytes,
-        .max_body_bytes = (size_t)cfg->max_body_bytes,
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .ud = c,
-    };
+    eo_http_options_t opt;
+    eo_http_options_from_config(&opt, cfg, cfg->collector_addr, cfg->collector_port, routes,
+                                sizeof routes / sizeof routes[0], c);
     if ((r = eo_http_server_start(&opt, &c->http, err, errlen)) < 0)
         goto fail;
     char port[8];

@@ -1,6 +1,6 @@
 /* Credential cache (see credentials.h). Write keys are keyed by the SHA-256 of the key, clients
  * by the SHA-256 of "client:" + client id, in one open-addressing table.
- * Threads: the refresher thread and missing lookups (serialised by refresh_lock) rebuild the
+ * Threads: the ticker's thread and missing lookups (serialised by refresh_lock) rebuild the
  * table; readers hold `lock` (rwlock) while reading the current table. */
 #include "collector/credentials.h"
 
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/ticker.h"
 #include "core/log.h"
 #include "core/pg.h"
 #include "core/writekey.h"
@@ -37,10 +38,7 @@ struct eo_creds {
     int64_t lookup_interval_us; /* database lookups of missing credentials: one per interval, */
     int64_t lookup_tat_us;      /* a second's worth at once (GCRA; guarded by refresh_lock) */
     atomic_llong last_ok_us;    /* monotonic time of the last good reload */
-    pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;
-    bool stopping; /* guarded by stop_lock */
-    pthread_t thread;
+    eo_ticker_t *ticker;
 };
 
 static size_t slot_of(const uint8_t hash[32], size_t mask)
@@ -122,27 +120,13 @@ static int reload(eo_creds_t *wk)
     return 0;
 }
 
-static void *refresher(void *arg)
+/* The ticker's periodic reload. */
+static void tick(void *arg)
 {
     eo_creds_t *wk = arg;
-    pthread_mutex_lock(&wk->stop_lock);
-    while (!wk->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (wk->refresh_ms % 1000) * 1000000;
-        ts.tv_sec += wk->refresh_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&wk->stop_cond, &wk->stop_lock, &ts);
-        if (wk->stopping)
-            break;
-        pthread_mutex_unlock(&wk->stop_lock);
-        pthread_mutex_lock(&wk->refresh_lock);
-        (void)reload(wk);
-        pthread_mutex_unlock(&wk->refresh_lock);
-        pthread_mutex_lock(&wk->stop_lock);
-    }
-    pthread_mutex_unlock(&wk->stop_lock);
-    return NULL;
+    pthread_mutex_lock(&wk->refresh_lock);
+    eo_ignore(reload(wk));
+    pthread_mutex_unlock(&wk->refresh_lock);
 }
 
 int eo_creds_new(const char *dsn, int64_t refresh_ms, int64_t lookups_per_s, eo_creds_t **out,
@@ -157,12 +141,10 @@ int eo_creds_new(const char *dsn, int64_t refresh_ms, int64_t lookups_per_s, eo_
     wk->lookup_interval_us = 1000000 / (lookups_per_s > 0 ? lookups_per_s : 1);
     pthread_rwlock_init(&wk->lock, NULL);
     pthread_mutex_init(&wk->refresh_lock, NULL);
-    pthread_mutex_init(&wk->stop_lock, NULL);
-    pthread_cond_init(&wk->stop_cond, NULL);
     pthread_mutex_lock(&wk->refresh_lock);
     (void)reload(wk);
     pthread_mutex_unlock(&wk->refresh_lock);
-    if (pthread_create(&wk->thread, NULL, refresher, wk) != 0) {
+    if (eo_ticker_start(refresh_ms, tick, wk, &wk->ticker) < 0) {
         snprintf(err, errlen, "cannot start the credential refresher");
         eo_creds_free(wk);
         return EO_ENOMEM;
@@ -275,19 +257,11 @@ void eo_creds_free(eo_creds_t *wk)
 {
     if (!wk)
         return;
-    if (wk->thread) {
-        pthread_mutex_lock(&wk->stop_lock);
-        wk->stopping = true;
-        pthread_cond_signal(&wk->stop_cond);
-        pthread_mutex_unlock(&wk->stop_lock);
-        pthread_join(wk->thread, NULL);
-    }
+    eo_ticker_stop(wk->ticker);
     PQfinish(wk->conn);
     free(wk->table.slots);
     pthread_rwlock_destroy(&wk->lock);
     pthread_mutex_destroy(&wk->refresh_lock);
-    pthread_mutex_destroy(&wk->stop_lock);
-    pthread_cond_destroy(&wk->stop_cond);
     free(wk->dsn);
     free(wk);
 }

@@ -92,6 +92,25 @@ const char *eo_http_body(eo_http_req_t *req, size_t *len)
     return req->body.data ? req->body.data : "";
 }
 
+void eo_http_options_from_config(eo_http_options_t *opt, const eo_config_t *cfg, const char *addr,
+                                 int64_t port, const eo_http_route_t *routes, size_t nroutes,
+                                 void *ud)
+{
+    *opt = (eo_http_options_t){
+        .addr = addr,
+        .port = (uint16_t)port,
+        .threads = (unsigned)cfg->http_threads,
+        .max_connections = (unsigned)cfg->http_max_connections,
+        .max_connections_per_ip = (unsigned)cfg->http_max_connections_per_ip,
+        .connection_timeout_s = (unsigned)cfg->http_connection_timeout_s,
+        .max_header_bytes = (size_t)cfg->http_max_header_bytes,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .routes = routes,
+        .nroutes = nroutes,
+        .ud = ud,
+    };
+}
+
 const char *eo_http_client_ip(eo_http_req_t *req)
 {
     return req->ip;

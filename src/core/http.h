@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/error.h"
 
 typedef struct eo_http_server eo_http_server_t;
@@ -41,6 +42,12 @@ typedef struct {
     size_t nroutes;
     void *ud; /* passed to the route callbacks */
 } eo_http_options_t;
+
+/* Fills opt from the shared HTTP settings of cfg (EVENTOPS_HTTP_*, EVENTOPS_MAX_BODY_BYTES) and
+ * the given address, port, routes and user data. */
+void eo_http_options_from_config(eo_http_options_t *opt, const eo_config_t *cfg, const char *addr,
+                                 int64_t port, const eo_http_route_t *routes, size_t nroutes,
+                                 void *ud);
 
 int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,
                          size_t errlen) EO_MUST_CHECK;
