@@ -37,8 +37,9 @@ struct eo_auth {
     pthread_mutex_t db_lock;
     PGconn *conn;                        /* guarded by db_lock */
     char dummy_hash[EO_SECRET_HASH_MAX]; /* verified for unknown clients: same timing */
-    atomic_ullong issued;
-    atomic_ullong errors[8]; /* by error_names */
+    eo_metrics_t *metrics;
+    eo_counter_t *issued;
+    eo_counter_t *errors[8]; /* by error_names */
 };
 
 static const char *const error_names[8] = {
@@ -58,7 +59,7 @@ static void oauth_error(eo_http_req_t *req, unsigned status, const char *code,
     while (e < 7 && strcmp(error_names[e], code) != 0)
         e++;
     if (a)
-        atomic_fetch_add(&a->errors[e], 1);
+        eo_counter_add(a->errors[e], 1);
     eo_buf_t b;
     eo_buf_init(&b, 4096);
     int r = eo_buf_append_str(&b, "{\"error\":");
@@ -358,7 +359,7 @@ static void on_token(eo_http_req_t *req, void *ud)
     eo_jwt_keyset_unref(set);
     if (r == 0) {
         eo_http_respond(req, 200, out.data, out.len, no_cache);
-        atomic_fetch_add(&a->issued, 1);
+        eo_counter_add(a->issued, 1);
         eo_log_info("token issued", "client_id", id, "tenant_id", claims.tenant_id, "scope",
                     claims.scope, NULL);
     } else {
@@ -417,33 +418,6 @@ static void on_metadata(eo_http_req_t *req, void *ud)
     free(out);
 }
 
-/* GET /metrics: token endpoint and rate-limit counters (Prometheus text format). */
-static void on_metrics(eo_http_req_t *req, void *ud)
-{
-    eo_auth_t *a = ud;
-    eo_buf_t out;
-    eo_buf_init(&out, 65536);
-    int r = eo_buf_printf(&out,
-                          "# HELP eventops_auth_tokens_issued_total Access tokens issued.\n"
-                          "# TYPE eventops_auth_tokens_issued_total counter\n"
-                          "eventops_auth_tokens_issued_total{role=\"auth\"} %llu\n"
-                          "# HELP eventops_auth_token_errors_total Token requests refused, by "
-                          "OAuth error code.\n"
-                          "# TYPE eventops_auth_token_errors_total counter\n",
-                          (unsigned long long)atomic_load(&a->issued));
-    for (int i = 0; r == 0 && i < 8; i++)
-        r = eo_buf_printf(&out,
-                          "eventops_auth_token_errors_total{role=\"auth\",error=\"%s\"} %llu\n",
-                          error_names[i], (unsigned long long)atomic_load(&a->errors[i]));
-    r = r ? r : eo_ratelimit_write_metrics(a->limiter, "auth", &out);
-    static const char *const h[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
-    if (r == 0)
-        eo_http_respond(req, 200, out.data, out.len, h);
-    else
-        eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL, NULL);
-    eo_buf_done(&out);
-}
-
 static void on_healthz(eo_http_req_t *req, void *ud)
 {
     eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
@@ -469,7 +443,6 @@ static const eo_http_route_t routes[] = {
     {"POST", "/oauth/token", token_on_headers, on_token, false},
     {"GET", "/.well-known/jwks.json", NULL, on_jwks, false},
     {"GET", "/.well-known/oauth-authorization-server", NULL, on_metadata, false},
-    {"GET", "/metrics", NULL, on_metrics, false},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };
@@ -488,6 +461,19 @@ int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t err
         return EO_ENOMEM;
     a->cfg = *cfg;
     pthread_mutex_init(&a->db_lock, NULL);
+    if (!(a->metrics = eo_metrics_new())) {
+        eo_auth_stop(a);
+        return EO_ENOMEM;
+    }
+    a->issued = eo_metrics_counter(a->metrics, "eventops_auth_tokens_issued_total",
+                                   "Access tokens issued.", "role=\"auth\"");
+    for (int i = 0; i < 8; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "role=\"auth\",error=\"%s\"", error_names[i]);
+        a->errors[i] = eo_metrics_counter(a->metrics, "eventops_auth_token_errors_total",
+                                          "Token requests refused, by OAuth error code.", labels);
+    }
+    eo_metrics_build_info(a->metrics, "auth");
     int r = eo_secret_hash("not a secret", 12, a->dummy_hash);
     if (r < 0) {
         snprintf(err, errlen, "argon2id is not available");
@@ -505,10 +491,13 @@ int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t err
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &a->limiter, err, errlen)) < 0)
         goto fail;
+    eo_ratelimit_register_metrics(a->limiter, a->metrics, "auth");
     eo_http_options_t opt;
     eo_http_options_from_config(&opt, cfg, cfg->auth_addr, cfg->auth_port, routes,
                                 sizeof routes / sizeof routes[0], a);
     opt.max_body_bytes = AUTH_MAX_BODY; /* a token request is a few short form fields */
+    opt.metrics = a->metrics;
+    opt.role = "auth";
     if ((r = eo_http_server_start(&opt, &a->http, err, errlen)) < 0)
         goto fail;
     char port[8];
@@ -539,6 +528,7 @@ void eo_auth_stop(eo_auth_t *a)
     eo_keystore_free(a->keys);
     eo_ratelimit_free(a->limiter);
     PQfinish(a->conn);
+    eo_metrics_free(a->metrics);
     pthread_mutex_destroy(&a->db_lock);
     free(a);
 }

@@ -41,13 +41,42 @@ enum {
     AUTH_UNAVAILABLE,
     AUTH_REASONS
 };
+/* The per-event refusal codes of src/domain (the metrics' reason label; anything else is
+ * "other", the last). */
+static const char *const reject_reasons[] = {"missing_field",
+                                             "invalid_type",
+                                             "invalid_value",
+                                             "invalid_timestamp",
+                                             "timestamp_out_of_range",
+                                             "too_long",
+                                             "too_deep",
+                                             "too_many_properties",
+                                             "conflicting_fields",
+                                             "empty_value",
+                                             "invalid_json",
+                                             "too_large",
+                                             "other"};
+#define REJECT_REASONS (sizeof reject_reasons / sizeof reject_reasons[0])
+
+static void count_rejected(eo_counter_t *const *rejected, const char *code)
+{
+    size_t i = 0;
+    while (i < REJECT_REASONS - 1 && strcmp(reject_reasons[i], code) != 0)
+        i++;
+    eo_counter_add(rejected[i], 1);
+}
+
 static const char *const auth_reason_names[AUTH_REASONS] = {
     "missing_credentials", "malformed_credentials", "invalid_write_key",
     "invalid_token",       "insufficient_scope",    "credentials_unavailable"};
 
 struct eo_collector {
     eo_config_t cfg;
-    atomic_ullong auth_failures[AUTH_REASONS];
+    eo_metrics_t *metrics;
+    eo_counter_t *auth_failures[AUTH_REASONS];
+    eo_counter_t *accepted;
+    eo_counter_t *rejected[16]; /* by reject_reasons */
+    eo_histogram_t *batch_size;
     eo_event_limits_t lim;
     eo_creds_t *creds;
     eo_keystore_t *token_keys; /* NULL: no key source, bearer tokens are refused */
@@ -66,6 +95,7 @@ typedef struct {
     char *accepted_body;
     size_t accepted_len;
     char rl_limit[24], rl_remaining[24], rl_reset[24]; /* RateLimit-* of the answer */
+    size_t accepted;
 } ingest_t;
 
 static _Thread_local eo_uuid7_gen_t uuid_gen;
@@ -122,7 +152,7 @@ static int write_key_of(const char *h, char *key, size_t cap, size_t *len)
 /* Answers 401 invalid_token (RFC 6750) with the reason. */
 static void refuse_token(eo_collector_t *c, eo_http_req_t *req, const char *why)
 {
-    atomic_fetch_add(&c->auth_failures[AUTH_INVALID_TOKEN], 1);
+    eo_counter_add(c->auth_failures[AUTH_INVALID_TOKEN], 1);
     char challenge[320], clean[200];
     snprintf(clean, sizeof clean, "%s", why);
     for (char *p = clean; *p; p++)
@@ -136,7 +166,7 @@ static void refuse_token(eo_collector_t *c, eo_http_req_t *req, const char *why)
 
 static void credentials_unavailable(eo_collector_t *c, eo_http_req_t *req, const char *what)
 {
-    atomic_fetch_add(&c->auth_failures[AUTH_UNAVAILABLE], 1);
+    eo_counter_add(c->auth_failures[AUTH_UNAVAILABLE], 1);
     const char *h[] = {"Retry-After", c->retry_after, NULL};
     eo_http_respond_error(req, 503, "credentials_unavailable", what, NULL, h);
 }
@@ -226,7 +256,7 @@ verified:
                            "Bearer realm=\"eventops\", error=\"insufficient_scope\", "
                            "scope=\"events:write\"",
                            NULL};
-        atomic_fetch_add(&c->auth_failures[AUTH_INSUFFICIENT_SCOPE], 1);
+        eo_counter_add(c->auth_failures[AUTH_INSUFFICIENT_SCOPE], 1);
         eo_http_respond_error(req, 403, "insufficient_scope",
                               "the token lacks the events:write scope", "Authorization", h);
         return false;
@@ -279,7 +309,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     eo_collector_t *c = ud;
     const char *h = eo_http_header(req, "Authorization");
     if (!h || !*h) {
-        atomic_fetch_add(&c->auth_failures[AUTH_MISSING], 1);
+        eo_counter_add(c->auth_failures[AUTH_MISSING], 1);
         eo_http_respond_error(req, 401, "missing_credentials",
                               "send an access token or a write key as 'Authorization: Bearer "
                               "...' (a write key also as the HTTP Basic user name)",
@@ -309,7 +339,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     char key[MAX_WRITE_KEY];
     size_t len = 0;
     if (strlen(h) > MAX_WRITE_KEY || write_key_of(h, key, sizeof key, &len) < 0) {
-        atomic_fetch_add(&c->auth_failures[AUTH_MALFORMED], 1);
+        eo_counter_add(c->auth_failures[AUTH_MALFORMED], 1);
         eo_http_respond_error(req, 401, "malformed_credentials",
                               "the Authorization header is not 'Bearer TOKEN', 'Bearer KEY' or "
                               "'Basic base64'",
@@ -322,7 +352,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
         return false;
     }
     if (r < 0) {
-        atomic_fetch_add(&c->auth_failures[AUTH_INVALID_WRITE_KEY], 1);
+        eo_counter_add(c->auth_failures[AUTH_INVALID_WRITE_KEY], 1);
         eo_http_respond_error(req, 401, "invalid_write_key", "unknown or revoked write key",
                               "Authorization", auth_challenge);
         return false;
@@ -343,6 +373,7 @@ static void finish_one(ingest_t *in)
                               NULL, h);
         return;
     }
+    eo_counter_add(in->c->accepted, in->accepted);
     const char *h[] = {
         "RateLimit-Limit", in->rl_limit, "RateLimit-Remaining", in->rl_remaining, "RateLimit-Reset",
         in->rl_reset,      NULL};
@@ -395,6 +426,7 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
         eo_http_respond_error(req, r == EO_ELIMIT ? 413 : 400, e.code, e.message, e.field, NULL);
         return;
     }
+    eo_histogram_observe(c->batch_size, (double)batch.count);
     size_t max = (size_t)c->cfg.max_body_bytes * 4 + 65536;
     eo_buf_t values, keys, ids, errors;
     eo_buf_init(&values, max);
@@ -445,6 +477,7 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
             last_status = 400;
             mid = ev.message_id;
         }
+        count_rejected(c->rejected, e.code);
         r = append_item_error(&errors, i, mid, &e);
     }
     if (r < 0) {
@@ -489,11 +522,15 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
         goto done;
     }
     in->accepted_body = eo_buf_steal(&out, &in->accepted_len);
+    in->accepted = accepted;
+    char traceparent[56];
+    eo_http_traceparent(req, traceparent);
     atomic_store(&in->pending, (int)accepted + 1);
     eo_http_suspend(req);
     for (size_t i = 0; i < accepted; i++) {
         r = eo_kafka_sink_produce(c->sink, keys.data + spans[i].key_off, spans[i].key_len,
-                                  values.data + spans[i].val_off, spans[i].val_len, in);
+                                  values.data + spans[i].val_off, spans[i].val_len,
+                                  eo_http_request_id(req), traceparent, in);
         if (r < 0) {
             int expected = 0;
             atomic_compare_exchange_strong(&in->failed, &expected, r);
@@ -545,34 +582,11 @@ static void on_readyz(eo_http_req_t *req, void *ud)
     eo_http_respond(req, kafka && pg ? 200 : 503, body, (size_t)n, NULL);
 }
 
-/* GET /metrics: the authentication and rate-limit counters (Prometheus text format). */
-static void on_metrics(eo_http_req_t *req, void *ud)
-{
-    eo_collector_t *c = ud;
-    eo_buf_t out;
-    eo_buf_init(&out, 65536);
-    int r = eo_buf_append_str(&out, "# HELP eventops_auth_failures_total Requests refused by "
-                                    "authentication, by reason.\n"
-                                    "# TYPE eventops_auth_failures_total counter\n");
-    for (int i = 0; r == 0 && i < AUTH_REASONS; i++)
-        r = eo_buf_printf(
-            &out, "eventops_auth_failures_total{role=\"collector\",reason=\"%s\"} %llu\n",
-            auth_reason_names[i], (unsigned long long)atomic_load(&c->auth_failures[i]));
-    r = r ? r : eo_ratelimit_write_metrics(c->limiter, "collector", &out);
-    static const char *const h[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
-    if (r == 0)
-        eo_http_respond(req, 200, out.data, out.len, h);
-    else
-        eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL, NULL);
-    eo_buf_done(&out);
-}
-
 static const eo_http_route_t routes[] = {
     {"POST", "/events", ingest_on_headers, on_event, true},
     {"POST", "/events/batch", ingest_on_headers, on_batch, true},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
-    {"GET", "/metrics", NULL, on_metrics, false},
 };
 
 int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, size_t errlen)
@@ -584,6 +598,29 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     c->cfg = *cfg;
     eo_event_limits_from_config(&c->lim, cfg);
     snprintf(c->retry_after, sizeof c->retry_after, "%lld", (long long)cfg->retry_after_s);
+    if (!(c->metrics = eo_metrics_new())) {
+        free(c);
+        return EO_ENOMEM;
+    }
+    char labels[128];
+    for (int i = 0; i < AUTH_REASONS; i++) {
+        snprintf(labels, sizeof labels, "role=\"collector\",reason=\"%s\"", auth_reason_names[i]);
+        c->auth_failures[i] =
+            eo_metrics_counter(c->metrics, "eventops_auth_failures_total",
+                               "Requests refused by authentication, by reason.", labels);
+    }
+    c->accepted =
+        eo_metrics_counter(c->metrics, "eventops_events_accepted_total",
+                           "Events acknowledged by Kafka and answered 202.", "role=\"collector\"");
+    for (size_t i = 0; i < REJECT_REASONS; i++) {
+        snprintf(labels, sizeof labels, "role=\"collector\",reason=\"%s\"", reject_reasons[i]);
+        c->rejected[i] = eo_metrics_counter(c->metrics, "eventops_events_rejected_total",
+                                            "Events refused by validation, by reason.", labels);
+    }
+    c->batch_size = eo_metrics_histogram(c->metrics, "eventops_batch_size_events",
+                                         "Events per ingest request.", "role=\"collector\"",
+                                         eo_metrics_size_buckets, eo_metrics_size_nbuckets);
+    eo_metrics_build_info(c->metrics, "collector");
     int r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
                          &c->creds, err, errlen);
     if (r < 0)
@@ -606,11 +643,15 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &c->limiter, err, errlen)) < 0)
         goto fail;
-    if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0)
+    eo_ratelimit_register_metrics(c->limiter, c->metrics, "collector");
+    if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
+        (r = eo_kafka_sink_register_metrics(c->sink, c->metrics)) < 0)
         goto fail;
     eo_http_options_t opt;
     eo_http_options_from_config(&opt, cfg, cfg->collector_addr, cfg->collector_port, routes,
                                 sizeof routes / sizeof routes[0], c);
+    opt.metrics = c->metrics;
+    opt.role = "collector";
     if ((r = eo_http_server_start(&opt, &c->http, err, errlen)) < 0)
         goto fail;
     char port[8];
@@ -649,5 +690,6 @@ void eo_collector_stop(eo_collector_t *c)
     eo_creds_free(c->creds);
     eo_keystore_free(c->token_keys);
     eo_ratelimit_free(c->limiter);
+    eo_metrics_free(c->metrics);
     free(c);
 }

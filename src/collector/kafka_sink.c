@@ -16,6 +16,8 @@ struct eo_kafka_sink {
     rd_kafka_t *rk;
     rd_kafka_topic_t *topic;
     eo_sink_done_fn done;
+    eo_histogram_t *latency;
+    eo_counter_t *errors;
     atomic_bool stopping;
     pthread_t poller;
 };
@@ -24,7 +26,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 {
     eo_kafka_sink_t *sink = opaque;
     int err = 0;
+    int64_t us = rd_kafka_message_latency(msg);
+    if (us >= 0)
+        eo_histogram_observe(sink->latency, (double)us / 1e6);
     if (msg->err) {
+        eo_counter_add(sink->errors, 1);
         err = msg->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? EO_ETIMEOUT : EO_EUNAVAIL;
         eo_log_warn("kafka delivery failed", "error", rd_kafka_err2str(msg->err), NULL);
     }
@@ -112,13 +118,40 @@ int eo_kafka_sink_new(const eo_config_t *cfg, eo_sink_done_fn done, eo_kafka_sin
     return 0;
 }
 
-int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen, const void *value,
-                          size_t len, void *opaque)
+static int write_queued(eo_buf_t *out, void *ud)
 {
-    if (rd_kafka_produce(sink->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
-                         len, key, keylen, opaque) == 0)
+    eo_kafka_sink_t *sink = ud;
+    return eo_buf_printf(out,
+                         "# HELP eventops_kafka_messages_queued Messages produced and not yet "
+                         "acknowledged by Kafka.\n"
+                         "# TYPE eventops_kafka_messages_queued gauge\n"
+                         "eventops_kafka_messages_queued{role=\"collector\"} %d\n",
+                         rd_kafka_outq_len(sink->rk));
+}
+
+int eo_kafka_sink_register_metrics(eo_kafka_sink_t *sink, eo_metrics_t *m)
+{
+    sink->latency = eo_metrics_histogram(
+        m, "eventops_kafka_produce_latency_seconds",
+        "Time from producing an event to Kafka's acknowledgement (or failure).",
+        "role=\"collector\"", eo_metrics_latency_buckets, eo_metrics_latency_nbuckets);
+    sink->errors = eo_metrics_counter(m, "eventops_kafka_delivery_errors_total",
+                                      "Events Kafka did not acknowledge (timeout, broker error).",
+                                      "role=\"collector\"");
+    return eo_metrics_add_collector(m, write_queued, sink);
+}
+
+int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen, const void *value,
+                          size_t len, const char *request_id, const char *traceparent, void *opaque)
+{
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        sink->rk, RD_KAFKA_V_RKT(sink->topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)value, len),
+        RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_HEADER("x-request-id", request_id ? request_id : "", -1),
+        RD_KAFKA_V_HEADER("traceparent", traceparent ? traceparent : "", -1), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    rd_kafka_resp_err_t e = rd_kafka_last_error();
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL || e == RD_KAFKA_RESP_ERR__FATAL)
         return EO_EUNAVAIL;
     return EO_EIO;

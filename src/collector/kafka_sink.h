@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/metrics.h"
 
 typedef struct eo_kafka_sink eo_kafka_sink_t;
 
@@ -19,10 +20,16 @@ typedef void (*eo_sink_done_fn)(void *opaque, int err);
 int eo_kafka_sink_new(const eo_config_t *cfg, eo_sink_done_fn done, eo_kafka_sink_t **out,
                       char *err, size_t errlen) EO_MUST_CHECK;
 
-/* Enqueues one record (copied). Returns 0 (done will be called later), EO_EUNAVAIL when the
- * queue is full or the producer failed fatally, or EO_EIO (done is not called then). */
+/* Counts deliveries in m: eventops_kafka_produce_latency_seconds, _delivery_errors_total and
+ * the gauge eventops_kafka_messages_queued (role="collector"). Call before producing. */
+int eo_kafka_sink_register_metrics(eo_kafka_sink_t *sink, eo_metrics_t *m) EO_MUST_CHECK;
+
+/* Enqueues one record (copied) with the headers x-request-id and traceparent (either may be
+ * NULL). Returns 0 (done will be called later), EO_EUNAVAIL when the queue is full or the
+ * producer failed fatally, or EO_EIO (done is not called then). */
 int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen, const void *value,
-                          size_t len, void *opaque) EO_MUST_CHECK;
+                          size_t len, const char *request_id, const char *traceparent,
+                          void *opaque) EO_MUST_CHECK;
 
 /* True when the brokers answer (a metadata request within timeout_ms succeeds). */
 bool eo_kafka_sink_ready(eo_kafka_sink_t *sink, int timeout_ms);

@@ -6,6 +6,7 @@
 #include "core/http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/random.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_RESULT;
@@ -26,9 +28,17 @@ typedef int MHD_RESULT;
 typedef enum MHD_Result MHD_RESULT;
 #endif
 
+/* The series of one route (index nroutes: GET /metrics, nroutes + 1: anything else). */
+typedef struct {
+    eo_counter_t *codes[5]; /* 1xx .. 5xx */
+    eo_histogram_t *latency;
+} route_metrics_t;
+
 struct eo_http_server {
     struct MHD_Daemon *daemon;
     eo_http_options_t opt;
+    route_metrics_t *rm;
+    eo_gauge_t *in_flight;
     uint16_t port;
     bool quiesced;        /* only the stopping thread reads or writes it */
     atomic_bool draining; /* set by quiesce: new requests on open connections get 503 */
@@ -57,6 +67,10 @@ struct eo_http_req {
     void *user;
     void (*user_free)(void *);
     char ip[INET6_ADDRSTRLEN];
+    int64_t start_us;
+    size_t metrics_slot;
+    char request_id[129];
+    char trace_id[33];
 };
 
 static void req_free(struct eo_http_req *req)
@@ -111,6 +125,61 @@ void eo_http_options_from_config(eo_http_options_t *opt, const eo_config_t *cfg,
     };
 }
 
+const char *eo_http_request_id(eo_http_req_t *req)
+{
+    return req->request_id;
+}
+
+static void random_hex(char *out, size_t bytes)
+{
+    uint8_t rnd[16];
+    if (eo_random_bytes(rnd, bytes) < 0)
+        memset(rnd, 0x5a, bytes); /* no randomness: still a well-formed id */
+    for (size_t i = 0; i < bytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
+void eo_http_traceparent(eo_http_req_t *req, char out[56])
+{
+    char span[17];
+    random_hex(span, 8);
+    snprintf(out, 56, "00-%s-%s-01", req->trace_id, span);
+}
+
+static bool lower_hex(const char *s, size_t n)
+{
+    bool nonzero = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+        nonzero = nonzero || s[i] != '0';
+    }
+    return nonzero;
+}
+
+/* Takes the client's X-Request-Id and traceparent trace id when well formed, else new ones. */
+static void identify(struct eo_http_req *req)
+{
+    const char *id = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = id ? strlen(id) : 0;
+    bool ok = n > 0 && n < sizeof req->request_id;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)id[i]) || strchr("._:-", id[i]);
+    if (ok)
+        memcpy(req->request_id, id, n + 1);
+    else
+        random_hex(req->request_id, 16);
+    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
+    if (tp && strlen(tp) == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' && tp[0] &&
+        tp[1] && strchr("0123456789abcdef", tp[0]) && strchr("0123456789abcdef", tp[1]) &&
+        strncmp(tp, "ff", 2) != 0 && lower_hex(tp + 3, 32) && lower_hex(tp + 36, 16)) {
+        memcpy(req->trace_id, tp + 3, 32);
+        req->trace_id[32] = '\0';
+    } else {
+        random_hex(req->trace_id, 16);
+    }
+}
+
 const char *eo_http_client_ip(eo_http_req_t *req)
 {
     return req->ip;
@@ -134,6 +203,7 @@ static MHD_RESULT queue_answer(struct eo_http_req *req)
         req->answer_len, req->answer ? req->answer : (char *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
     bool content_type = false, cache_control = false;
     if (req->headers)
         for (char **h = req->headers; h[0] && h[1]; h += 2) {
@@ -343,6 +413,10 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
         }
         *con_cls = req;
         atomic_fetch_add(&srv->active, 1);
+        req->start_us = eo_clock_mono_us();
+        req->metrics_slot = srv->opt.nroutes + 1;
+        eo_gauge_add(srv->in_flight, 1);
+        identify(req);
 
         size_t header_bytes = strlen(url) + strlen(method) + strlen(version) + 4;
         MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size,
@@ -361,8 +435,29 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
                                   closing);
             return queue_answer(req);
         }
+        if (srv->opt.metrics && strcmp(url, "/metrics") == 0) {
+            req->metrics_slot = srv->opt.nroutes;
+            if (strcmp(method, "GET") != 0) {
+                static const char *const allow[] = {"Allow", "GET", NULL};
+                eo_http_respond_error(req, 405, "method_not_allowed",
+                                      "this method is not allowed on this path", NULL, allow);
+                return queue_answer(req);
+            }
+            eo_buf_t text;
+            eo_buf_init(&text, 16 * 1024 * 1024);
+            static const char *const plain[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
+            if (eo_metrics_write(srv->opt.metrics, &text) == 0)
+                eo_http_respond(req, 200, text.data, text.len, plain);
+            else
+                eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL,
+                                      NULL);
+            eo_buf_done(&text);
+            return queue_answer(req);
+        }
         bool path_known;
         req->route = find_route(srv, url, method, &path_known);
+        if (req->route)
+            req->metrics_slot = (size_t)(req->route - srv->opt.routes);
         if (!req->route) {
             if (path_known) {
                 char allow[128] = "";
@@ -475,8 +570,49 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     if (!req)
         return;
     *con_cls = NULL;
+    if (srv->rm) {
+        route_metrics_t *rm = &srv->rm[req->metrics_slot];
+        unsigned cls_ = req->has_answer ? req->status / 100 : 0;
+        if (cls_ >= 1 && cls_ <= 5)
+            eo_counter_add(rm->codes[cls_ - 1], 1);
+        eo_histogram_observe(rm->latency, (double)(eo_clock_mono_us() - req->start_us) / 1e6);
+    }
+    eo_gauge_add(srv->in_flight, -1);
     req_free(req);
     atomic_fetch_sub(&srv->active, 1);
+}
+
+/* Registers the request series of every route (a path served by several methods shares them),
+ * GET /metrics and "other". */
+static int register_metrics(eo_http_server_t *srv)
+{
+    const eo_http_options_t *o = &srv->opt;
+    srv->rm = calloc(o->nroutes + 2, sizeof *srv->rm);
+    if (!srv->rm)
+        return EO_ENOMEM;
+    const char *role = o->role ? o->role : "unknown";
+    char labels[256];
+    snprintf(labels, sizeof labels, "role=\"%s\"", role);
+    srv->in_flight = eo_metrics_gauge(o->metrics, "eventops_http_requests_in_flight",
+                                      "HTTP requests being handled.", labels);
+    for (size_t i = 0; i < o->nroutes + 2; i++) {
+        const char *route = i < o->nroutes    ? o->routes[i].path
+                            : i == o->nroutes ? "/metrics"
+                                              : "other";
+        for (int c = 0; c < 5; c++) {
+            snprintf(labels, sizeof labels, "role=\"%s\",route=\"%s\",code=\"%dxx\"", role, route,
+                     c + 1);
+            srv->rm[i].codes[c] =
+                eo_metrics_counter(o->metrics, "eventops_http_requests_total",
+                                   "HTTP requests answered, by route and status class.", labels);
+        }
+        snprintf(labels, sizeof labels, "role=\"%s\",route=\"%s\"", role, route);
+        srv->rm[i].latency =
+            eo_metrics_histogram(o->metrics, "eventops_http_request_duration_seconds",
+                                 "Time from the request's arrival to the end of its answer.",
+                                 labels, eo_metrics_latency_buckets, eo_metrics_latency_nbuckets);
+    }
+    return 0;
 }
 
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -495,6 +631,10 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
     if (!srv)
         return EO_ENOMEM;
     srv->opt = *opt;
+    if (opt->metrics && register_metrics(srv) < 0) {
+        free(srv);
+        return EO_ENOMEM;
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -508,6 +648,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
         flags |= MHD_USE_IPv6;
     } else {
         snprintf(err, errlen, "not a numeric IP address: %s", opt->addr);
+        free(srv->rm);
         free(srv);
         return EO_EINVAL;
     }
@@ -530,6 +671,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
                                    MHD_OPTION_ARRAY, options, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s port %u", opt->addr, (unsigned)opt->port);
+        free(srv->rm);
         free(srv);
         return EO_EIO;
     }
@@ -570,5 +712,6 @@ void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms)
     eo_http_server_quiesce(srv);
     eo_http_server_drain(srv, timeout_ms);
     MHD_stop_daemon(srv->daemon);
+    free(srv->rm);
     free(srv);
 }

@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/metrics.h"
 
 typedef struct eo_http_server eo_http_server_t;
 typedef struct eo_http_req eo_http_req_t;
@@ -41,6 +42,10 @@ typedef struct {
     const eo_http_route_t *routes;
     size_t nroutes;
     void *ud; /* passed to the route callbacks */
+    /* Optional: requests are counted in it (eventops_http_* with role="ROLE") and GET /metrics
+     * serves it. */
+    eo_metrics_t *metrics;
+    const char *role;
 } eo_http_options_t;
 
 /* Fills opt from the shared HTTP settings of cfg (EVENTOPS_HTTP_*, EVENTOPS_MAX_BODY_BYTES) and
@@ -66,6 +71,12 @@ const char *eo_http_header(eo_http_req_t *req, const char *name);
 const char *eo_http_query(eo_http_req_t *req, const char *name);
 const char *eo_http_body(eo_http_req_t *req, size_t *len);
 const char *eo_http_client_ip(eo_http_req_t *req);
+/* The request id: the client's X-Request-Id when it is 1..128 of [A-Za-z0-9._:-], else a new
+ * one (32 hex). Echoed in every answer's X-Request-Id. */
+const char *eo_http_request_id(eo_http_req_t *req);
+/* A W3C traceparent for work done on behalf of this request: the client's trace id when its
+ * traceparent header is valid (else a new one) and a new span id. */
+void eo_http_traceparent(eo_http_req_t *req, char out[56]);
 
 /* Per-request state of the role: freed with free_fn when the request ends. */
 void eo_http_set_user(eo_http_req_t *req, void *user, void (*free_fn)(void *));

@@ -59,7 +59,8 @@ struct eo_ratelimit {
     pthread_key_t conn_key;
     atomic_llong down_until_us; /* monotonic; 0: Redis in use */
     atomic_bool down;           /* the last decision was local because of Redis */
-    atomic_ullong redis_errors, local_decisions, refused;
+    eo_counter_t *refused_c, *redis_errors_c, *local_c; /* NULL until registered */
+    eo_gauge_t *shared_g;
     shard_t shards[SHARDS];
 };
 
@@ -221,7 +222,7 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
         burst = 1;
     res->limit = burst;
     res->shared = false;
-    atomic_fetch_add(&rl->local_decisions, 1);
+    eo_counter_add(rl->local_c, 1);
     uint64_t h = hash_key(key);
     shard_t *s = &rl->shards[h % SHARDS];
     int64_t now = eo_clock_mono_us();
@@ -363,21 +364,25 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
             char err[256] = "";
             if (take_redis(rl, key, rate, burst, res, err, sizeof err) == 0) {
                 done = true;
-                if (atomic_exchange(&rl->down, false))
+                if (atomic_exchange(&rl->down, false)) {
+                    eo_gauge_set(rl->shared_g, 1);
                     eo_log_info("rate limiter: Redis back, limits shared again", NULL);
+                }
             } else {
-                atomic_fetch_add(&rl->redis_errors, 1);
+                eo_counter_add(rl->redis_errors_c, 1);
                 atomic_store(&rl->down_until_us, now + rl->retry_ms * 1000);
-                if (!atomic_exchange(&rl->down, true))
+                if (!atomic_exchange(&rl->down, true)) {
+                    eo_gauge_set(rl->shared_g, 0);
                     eo_log_warn("rate limiter: Redis unavailable, limiting locally", "error", err,
                                 NULL);
+                }
             }
         }
     }
     if (!done)
         take_local(rl, key, rate, burst, res);
     if (!res->allowed) {
-        atomic_fetch_add(&rl->refused, 1);
+        eo_counter_add(rl->refused_c, 1);
         if (res->retry_after_s < 1)
             res->retry_after_s = 1;
     }
@@ -388,25 +393,19 @@ bool eo_ratelimit_shared(eo_ratelimit_t *rl)
     return rl->has_redis && !atomic_load(&rl->down);
 }
 
-int eo_ratelimit_write_metrics(eo_ratelimit_t *rl, const char *role, eo_buf_t *out)
+void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role)
 {
-    return eo_buf_printf(
-        out,
-        "# HELP eventops_rate_limited_total Requests refused by the rate limiter (429).\n"
-        "# TYPE eventops_rate_limited_total counter\n"
-        "eventops_rate_limited_total{role=\"%s\"} %llu\n"
-        "# HELP eventops_ratelimit_redis_errors_total Rate-limit decisions Redis failed to make.\n"
-        "# TYPE eventops_ratelimit_redis_errors_total counter\n"
-        "eventops_ratelimit_redis_errors_total{role=\"%s\"} %llu\n"
-        "# HELP eventops_ratelimit_local_decisions_total Decisions made by the local fallback "
-        "limiter.\n"
-        "# TYPE eventops_ratelimit_local_decisions_total counter\n"
-        "eventops_ratelimit_local_decisions_total{role=\"%s\"} %llu\n"
-        "# HELP eventops_ratelimit_shared 1 while limits are shared through Redis, 0 when local.\n"
-        "# TYPE eventops_ratelimit_shared gauge\n"
-        "eventops_ratelimit_shared{role=\"%s\"} %d\n",
-        role, (unsigned long long)atomic_load(&rl->refused), role,
-        (unsigned long long)atomic_load(&rl->redis_errors), role,
-        (unsigned long long)atomic_load(&rl->local_decisions), role,
-        eo_ratelimit_shared(rl) ? 1 : 0);
+    char labels[96];
+    snprintf(labels, sizeof labels, "role=\"%s\"", role);
+    rl->refused_c = eo_metrics_counter(m, "eventops_rate_limited_total",
+                                       "Requests refused by the rate limiter (429).", labels);
+    rl->redis_errors_c = eo_metrics_counter(m, "eventops_ratelimit_redis_errors_total",
+                                            "Rate-limit decisions Redis failed to make.", labels);
+    rl->local_c = eo_metrics_counter(m, "eventops_ratelimit_local_decisions_total",
+                                     "Decisions made by the local fallback limiter.", labels);
+    rl->shared_g = eo_metrics_gauge(
+        m, "eventops_ratelimit_shared",
+        "1 while limits are shared through Redis, 0 while this instance limits locally.", labels);
+    eo_gauge_set(rl->shared_g, eo_ratelimit_shared(rl) ? 1 : 0);
 }
+

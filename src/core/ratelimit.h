@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
 #include "core/error.h"
+#include "core/metrics.h"
 
 typedef struct eo_ratelimit eo_ratelimit_t;
 
@@ -47,10 +47,10 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
 /* True while decisions are made by Redis. */
 bool eo_ratelimit_shared(eo_ratelimit_t *rl);
 
-/* Appends the limiter's metrics in the Prometheus text format, labelled role="ROLE":
- * eventops_rate_limited_total, eventops_ratelimit_redis_errors_total,
- * eventops_ratelimit_local_decisions_total and the gauge eventops_ratelimit_shared. */
-int eo_ratelimit_write_metrics(eo_ratelimit_t *rl, const char *role, eo_buf_t *out) EO_MUST_CHECK;
+/* Counts decisions in m, labelled role="ROLE": eventops_rate_limited_total,
+ * eventops_ratelimit_redis_errors_total, eventops_ratelimit_local_decisions_total and the gauge
+ * eventops_ratelimit_shared (1 with Redis, 0 local). Call before the first decision. */
+void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role);
 
 /* Frees rl; call after every thread that used it stopped using it. NULL accepted. */
 void eo_ratelimit_free(eo_ratelimit_t *rl);

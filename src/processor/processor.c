@@ -15,6 +15,7 @@
  * read by the main and HTTP threads). */
 #include "processor/processor.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -75,7 +76,63 @@ struct eo_processor {
     size_t nheld, held_cap;
     int64_t next_ensure_us;
     int64_t next_ping_us; /* when idle, check the database this often for /readyz */
+    eo_metrics_t *metrics;
+    eo_counter_t *batches, *rows_inserted, *duplicates;
+    eo_counter_t *dead_letters[5]; /* by dead_reasons */
+    eo_histogram_t *db_write, *batch_size;
+    pthread_mutex_t lag_lock;
+    struct partition_lag {
+        int32_t partition;
+        int64_t lag;
+    } * lags;     /* guarded by lag_lock: from librdkafka's statistics */
+    size_t nlags; /* guarded by lag_lock */
 };
+
+/* The dead-letter reasons of the metrics (anything else is "invalid": a validation code). */
+static const char *const dead_reasons[5] = {"undecodable", "invalid", "refused_by_database",
+                                            "unknown_tenant", "other"};
+
+static size_t dead_reason(const char *code)
+{
+    if (!strcmp(code, "undecodable"))
+        return 0;
+    if (!strcmp(code, "storage_rejected"))
+        return 2;
+    if (!strcmp(code, "unknown_tenant"))
+        return 3;
+    return code[0] ? 1 : 4;
+}
+
+/* Appends the distinct request ids (x-request-id headers) of the batch, comma-separated, at
+ * most 100 of them. */
+static void batch_request_ids(eo_processor_t *p, char *out, size_t cap)
+{
+    const char *seen[100];
+    size_t seen_len[100];
+    size_t nseen = 0, o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < p->nitems && nseen < 100; i++) {
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t n;
+        if (rd_kafka_message_headers(p->items[i].msg, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_header_get_last(h, "x-request-id", &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            n == 0 || n > 128)
+            continue;
+        bool dup = false;
+        for (size_t k = nseen; k-- > 0 && !dup;) /* newest first: a request's events are adjacent */
+            dup = seen_len[k] == n && !memcmp(seen[k], v, n);
+        if (dup || o + n + 2 > cap)
+            continue;
+        if (o)
+            out[o++] = ',';
+        memcpy(out + o, v, n);
+        seen[nseen] = out + o;
+        seen_len[nseen++] = n;
+        o += n;
+        out[o] = '\0';
+    }
+}
 
 static void clear_items(eo_processor_t *p);
 static void clear_held(eo_processor_t *p);
@@ -562,8 +619,22 @@ static void process_batch(eo_processor_t *p)
         snprintf(d, sizeof d, "%zu", dead);
         snprintf(store_ms, sizeof store_ms, "%.1f", (double)(t1 - t0) / 1000);
         snprintf(commit_ms, sizeof commit_ms, "%.1f", (double)(eo_clock_mono_us() - t1) / 1000);
-        eo_log_debug("batch committed", "records", n, "inserted", ins, "dead_letters", d,
-                     "store_ms", store_ms, "kafka_commit_ms", commit_ms, NULL);
+        size_t records = p->nitems,
+               dups = records - dead >= inserted ? records - dead - inserted : 0;
+        char dup[24], ids[100 * 130];
+        snprintf(dup, sizeof dup, "%zu", dups);
+        batch_request_ids(p, ids, sizeof ids);
+        eo_log_info("batch stored", "records", n, "inserted", ins, "duplicates", dup,
+                    "dead_letters", d, "store_ms", store_ms, "kafka_commit_ms", commit_ms,
+                    "request_ids", ids, NULL);
+        eo_counter_add(p->batches, 1);
+        eo_counter_add(p->rows_inserted, inserted);
+        eo_counter_add(p->duplicates, dups);
+        eo_histogram_observe(p->db_write, (double)(t1 - t0) / 1e6);
+        eo_histogram_observe(p->batch_size, (double)records);
+        for (size_t i = 0; dead && i < p->nitems; i++)
+            if (p->items[i].dead)
+                eo_counter_add(p->dead_letters[dead_reason(p->items[i].why.code)], 1);
         if (dead)
             eo_log_warn("records sent to the dead-letter topic", "count", d, "topic",
                         p->cfg.dlq_topic, NULL);
@@ -645,6 +716,44 @@ static void stop_workers(eo_processor_t *p)
     p->workers = NULL;
 }
 
+/* librdkafka statistics (consumer thread): keeps the lag of each assigned partition of the
+ * events topic. Returns 0: librdkafka frees the JSON. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    eo_processor_t *p = opaque;
+    json_t *doc = json_loadb(json, len, 0, NULL);
+    json_t *parts = json_object_get(
+        json_object_get(json_object_get(doc, "topics"), p->cfg.events_topic), "partitions");
+    size_t n = 0, cap = json_object_size(parts);
+    struct partition_lag *lags = cap ? calloc(cap, sizeof *lags) : NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(parts, key, v)
+    {
+        json_int_t id = json_integer_value(json_object_get(v, "partition"));
+        json_int_t lag = json_integer_value(json_object_get(v, "consumer_lag"));
+        const char *state = json_string_value(json_object_get(v, "fetch_state"));
+        if (!lags || id < 0 || !state || !strcmp(state, "none"))
+            continue; /* the internal partition, or not assigned */
+        if (lag < 0) { /* nothing consumed or committed yet: we start at the low watermark */
+            json_int_t hi = json_integer_value(json_object_get(v, "hi_offset"));
+            json_int_t lo = json_integer_value(json_object_get(v, "lo_offset"));
+            if (hi < 0 || lo < 0)
+                continue;
+            lag = hi > lo ? hi - lo : 0;
+        }
+        lags[n].partition = (int32_t)id;
+        lags[n++].lag = (int64_t)lag;
+    }
+    json_decref(doc);
+    pthread_mutex_lock(&p->lag_lock);
+    free(p->lags);
+    p->lags = lags;
+    p->nlags = n;
+    pthread_mutex_unlock(&p->lag_lock);
+    return 0;
+}
+
 static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, const char *const *kv,
                               eo_processor_t *p, char *err, size_t errlen)
 {
@@ -657,8 +766,10 @@ static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, cons
     }
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-    if (type == RD_KAFKA_CONSUMER)
+    if (type == RD_KAFKA_CONSUMER) {
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
+    }
     char reason[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, reason, sizeof reason);
     if (!rk) {
@@ -666,6 +777,60 @@ static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, cons
         rd_kafka_conf_destroy(conf);
     }
     return rk; /* conf is owned by rk on success */
+}
+
+/* Consumer lag per assigned partition and PostgreSQL's state, at each scrape. The lags come
+ * from librdkafka's statistics (every 2 s): high watermark minus the larger of the consumed
+ * and the committed offset, which is right also before a partition's first message. */
+static int write_lag(eo_buf_t *out, void *ud)
+{
+    eo_processor_t *p = ud;
+    int r = eo_buf_printf(out,
+                          "# HELP eventops_processor_postgres_up 1 while the processor can write "
+                          "to PostgreSQL.\n# TYPE eventops_processor_postgres_up gauge\n"
+                          "eventops_processor_postgres_up{role=\"processor\"} %d\n"
+                          "# HELP eventops_kafka_consumer_lag Records of an assigned partition not "
+                          "yet processed.\n"
+                          "# TYPE eventops_kafka_consumer_lag gauge\n",
+                          atomic_load(&p->ready) ? 1 : 0);
+    pthread_mutex_lock(&p->lag_lock);
+    for (size_t i = 0; r == 0 && i < p->nlags; i++)
+        r = eo_buf_printf(out,
+                          "eventops_kafka_consumer_lag{role=\"processor\",topic=\"%s\","
+                          "partition=\"%d\"} %lld\n",
+                          p->cfg.events_topic, (int)p->lags[i].partition,
+                          (long long)p->lags[i].lag);
+    pthread_mutex_unlock(&p->lag_lock);
+    return r;
+}
+
+static int register_metrics(eo_processor_t *p)
+{
+    pthread_mutex_init(&p->lag_lock, NULL);
+    if (!(p->metrics = eo_metrics_new()))
+        return EO_ENOMEM;
+    const char *role = "role=\"processor\"";
+    p->batches = eo_metrics_counter(p->metrics, "eventops_processor_batches_total",
+                                    "Batches stored and committed.", role);
+    p->rows_inserted = eo_metrics_counter(p->metrics, "eventops_processor_rows_inserted_total",
+                                          "Events inserted into PostgreSQL.", role);
+    p->duplicates = eo_metrics_counter(p->metrics, "eventops_processor_duplicates_skipped_total",
+                                       "Records skipped because their messageId was stored.", role);
+    for (int i = 0; i < 5; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "role=\"processor\",reason=\"%s\"", dead_reasons[i]);
+        p->dead_letters[i] =
+            eo_metrics_counter(p->metrics, "eventops_processor_dead_letters_total",
+                               "Records sent to the dead-letter topic, by reason.", labels);
+    }
+    p->db_write = eo_metrics_histogram(p->metrics, "eventops_processor_db_write_seconds",
+                                       "Time to store one batch in PostgreSQL.", role,
+                                       eo_metrics_latency_buckets, eo_metrics_latency_nbuckets);
+    p->batch_size = eo_metrics_histogram(p->metrics, "eventops_processor_batch_size_events",
+                                         "Records per batch.", role, eo_metrics_size_buckets,
+                                         eo_metrics_size_nbuckets);
+    eo_metrics_build_info(p->metrics, "processor");
+    return eo_metrics_add_collector(p->metrics, write_lag, p);
 }
 
 int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, size_t errlen)
@@ -676,6 +841,10 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
         return EO_ENOMEM;
     p->cfg = *cfg;
     eo_event_limits_from_config(&p->lim, cfg);
+    if (register_metrics(p) < 0) {
+        free(p);
+        return EO_ENOMEM;
+    }
     char txn_id[160];
     snprintf(txn_id, sizeof txn_id, "eventops-%s", cfg->processor_id);
     const char *consumer_kv[] = {"group.id",
@@ -698,6 +867,8 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
                                  "50",
                                  "enable.partition.eof",
                                  "false",
+                                 "statistics.interval.ms",
+                                 "2000",
                                  NULL};
     const char *producer_kv[] = {"client.id",
                                  "eventops-processor-dlq",
@@ -761,6 +932,8 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
         .routes = routes,
         .nroutes = sizeof routes / sizeof routes[0],
         .ud = p,
+        .metrics = p->metrics,
+        .role = "processor",
     };
     if ((r = eo_http_server_start(&opt, &p->http, err, errlen)) < 0)
         goto fail;
@@ -802,5 +975,8 @@ void eo_processor_stop(eo_processor_t *p)
     free(p->items);
     free(p->held);
     eo_log_info("processor stopped", NULL);
+    eo_metrics_free(p->metrics);
+    free(p->lags);
+    pthread_mutex_destroy(&p->lag_lock);
     free(p);
 }
