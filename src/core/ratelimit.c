@@ -408,4 +408,3 @@ void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const ch
         "1 while limits are shared through Redis, 0 while this instance limits locally.", labels);
     eo_gauge_set(rl->shared_g, eo_ratelimit_shared(rl) ? 1 : 0);
 }
-

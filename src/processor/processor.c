@@ -734,7 +734,7 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         json_int_t lag = json_integer_value(json_object_get(v, "consumer_lag"));
         const char *state = json_string_value(json_object_get(v, "fetch_state"));
         if (!lags || id < 0 || !state || !strcmp(state, "none"))
-            continue; /* the internal partition, or not assigned */
+            continue;  /* the internal partition, or not assigned */
         if (lag < 0) { /* nothing consumed or committed yet: we start at the low watermark */
             json_int_t hi = json_integer_value(json_object_get(v, "hi_offset"));
             json_int_t lo = json_integer_value(json_object_get(v, "lo_offset"));
