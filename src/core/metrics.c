@@ -273,8 +273,18 @@ int eo_metrics_add_collector(eo_metrics_t *m, int (*collect)(eo_buf_t *, void *)
     return 0;
 }
 
-/* A sample value: integers exactly, others in the shortest form %.17g gives; NaN/Inf spelled
- * the Prometheus way. */
+/* Formats v with the fewest of 15..17 significant digits that read back exactly. */
+static void shortest(double v, char out[32])
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(out, 32, "%.*g", digits, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+}
+
+/* A sample value: integers exactly, others in their shortest exact form; NaN/Inf spelled the
+ * Prometheus way. */
 static int write_value(eo_buf_t *out, double v)
 {
     if (isnan(v))
@@ -283,7 +293,9 @@ static int write_value(eo_buf_t *out, double v)
         return eo_buf_append_str(out, v > 0 ? "+Inf" : "-Inf");
     if (v == floor(v) && fabs(v) < 9e15)
         return eo_buf_printf(out, "%.0f", v);
-    return eo_buf_printf(out, "%.17g", v);
+    char text[32];
+    shortest(v, text);
+    return eo_buf_append_str(out, text);
 }
 
 static int write_sample(eo_buf_t *out, const char *name, const char *suffix, const char *labels,
@@ -313,10 +325,11 @@ static int write_family(eo_buf_t *out, const family_t *f)
             uint64_t cumulative = 0;
             for (size_t i = 0; r == 0 && h->counts && i <= h->nbounds; i++) {
                 cumulative += atomic_load(&h->counts[i]);
-                char le[48];
-                if (i < h->nbounds)
-                    snprintf(le, sizeof le, "le=\"%.17g\"", h->bounds[i]);
-                else
+                char le[48], bound[32];
+                if (i < h->nbounds) {
+                    shortest(h->bounds[i], bound);
+                    snprintf(le, sizeof le, "le=\"%s\"", bound);
+                } else
                     snprintf(le, sizeof le, "le=\"+Inf\"");
                 r = write_sample(out, f->name, "_bucket", s->labels, le, (double)cumulative);
             }
