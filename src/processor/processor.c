@@ -103,10 +103,11 @@ static size_t dead_reason(const char *code)
     return code[0] ? 1 : 4;
 }
 
-/* Appends the distinct request ids (x-request-id headers) of the batch, comma-separated, at
- * most 100 of them. */
-static void batch_request_ids(eo_processor_t *p, char *out, size_t cap)
+/* Writes the distinct values of the header `name` in the batch, comma-separated, at most 100
+ * of them; for traceparent, the trace id part (characters 3..34). */
+static void batch_header_values(eo_processor_t *p, const char *name, char *out, size_t cap)
 {
+    bool trace = strcmp(name, "traceparent") == 0;
     const char *seen[100];
     size_t seen_len[100];
     size_t nseen = 0, o = 0;
@@ -116,9 +117,13 @@ static void batch_request_ids(eo_processor_t *p, char *out, size_t cap)
         const void *v;
         size_t n;
         if (rd_kafka_message_headers(p->items[i].msg, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            rd_kafka_header_get_last(h, "x-request-id", &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            n == 0 || n > 128)
+            rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || n == 0 ||
+            n > 128 || (trace && n != 55))
             continue;
+        if (trace) {
+            v = (const char *)v + 3;
+            n = 32;
+        }
         bool dup = false;
         for (size_t k = nseen; k-- > 0 && !dup;) /* newest first: a request's events are adjacent */
             dup = seen_len[k] == n && !memcmp(seen[k], v, n);
@@ -621,12 +626,13 @@ static void process_batch(eo_processor_t *p)
         snprintf(commit_ms, sizeof commit_ms, "%.1f", (double)(eo_clock_mono_us() - t1) / 1000);
         size_t records = p->nitems,
                dups = records - dead >= inserted ? records - dead - inserted : 0;
-        char dup[24], ids[100 * 130];
+        char dup[24], ids[100 * 130], traces[100 * 34];
         snprintf(dup, sizeof dup, "%zu", dups);
-        batch_request_ids(p, ids, sizeof ids);
+        batch_header_values(p, "x-request-id", ids, sizeof ids);
+        batch_header_values(p, "traceparent", traces, sizeof traces);
         eo_log_info("batch stored", "records", n, "inserted", ins, "duplicates", dup,
                     "dead_letters", d, "store_ms", store_ms, "kafka_commit_ms", commit_ms,
-                    "request_ids", ids, NULL);
+                    "request_ids", ids, "trace_ids", traces, NULL);
         eo_counter_add(p->batches, 1);
         eo_counter_add(p->rows_inserted, inserted);
         eo_counter_add(p->duplicates, dups);
