@@ -422,7 +422,8 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     eo_event_error_t e;
     eo_batch_t batch;
     int r = eo_batch_parse(body, len, single, &c->lim, &batch, &e);
-    if (r < 0) {
+    if (r < 0) { /* the whole body: counted as one rejected event */
+        count_rejected(c->rejected, e.code);
         eo_http_respond_error(req, r == EO_ELIMIT ? 413 : 400, e.code, e.message, e.field, NULL);
         return;
     }

@@ -44,6 +44,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 static void *poll_loop(void *arg)
 {
+    eo_log_thread_role("collector");
     eo_kafka_sink_t *sink = arg;
     while (!atomic_load(&sink->stopping))
         rd_kafka_poll(sink->rk, 50);

@@ -412,6 +412,7 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
                           sizeof req->ip);
         }
         *con_cls = req;
+        eo_log_thread_role(srv->opt.role); /* this pool thread serves one role */
         atomic_fetch_add(&srv->active, 1);
         req->start_us = eo_clock_mono_us();
         req->metrics_slot = srv->opt.nroutes + 1;

@@ -12,7 +12,13 @@
 #include "core/buf.h"
 
 static const char *log_role = "eventops";
+static _Thread_local const char *thread_role; /* overrides log_role on this thread */
 static eo_log_level_t log_min = EO_LOG_INFO;
+
+void eo_log_thread_role(const char *role)
+{
+    thread_role = role;
+}
 
 void eo_log_setup(const char *role, eo_log_level_t min_level)
 {
@@ -62,7 +68,8 @@ void eo_log(eo_log_level_t level, const char *msg, ...)
     eo_buf_t b;
     eo_buf_init(&b, 16384);
     int r = eo_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":", tbuf, level_name(level));
-    r = r ? r : eo_buf_append_json_str(&b, log_role, strlen(log_role));
+    const char *role = thread_role ? thread_role : log_role;
+    r = r ? r : eo_buf_append_json_str(&b, role, strlen(role));
     r = r ? r : eo_buf_append_str(&b, ",\"msg\":");
     r = r ? r : eo_buf_append_json_str(&b, msg, strlen(msg));
     va_list ap;

@@ -10,6 +10,10 @@ typedef enum { EO_LOG_DEBUG, EO_LOG_INFO, EO_LOG_WARN, EO_LOG_ERROR } eo_log_lev
 
 /* Sets the role printed on every line (a static string) and the minimum level. */
 void eo_log_setup(const char *role, eo_log_level_t min_level);
+/* Sets the role printed on this thread's lines (a static string; NULL: the process's role), so
+ * that the roles of `eventops all` log under their own names. */
+void eo_log_thread_role(const char *role);
+
 /* Parses "debug", "info", "warn", "error"; returns EO_LOG_INFO for anything else. */
 eo_log_level_t eo_log_level_parse(const char *s);
 

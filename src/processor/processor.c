@@ -380,6 +380,7 @@ done:
 
 static void *worker_main(void *arg)
 {
+    eo_log_thread_role("processor");
     worker_t *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
@@ -650,6 +651,7 @@ static void process_batch(eo_processor_t *p)
 
 static void *run(void *arg)
 {
+    eo_log_thread_role("processor");
     eo_processor_t *p = arg;
     while (!atomic_load(&p->stopping)) {
         int64_t now = eo_clock_mono_us();
@@ -737,17 +739,28 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     json_object_foreach(parts, key, v)
     {
         json_int_t id = json_integer_value(json_object_get(v, "partition"));
-        json_int_t lag = json_integer_value(json_object_get(v, "consumer_lag"));
         const char *state = json_string_value(json_object_get(v, "fetch_state"));
         if (!lags || id < 0 || !state || !strcmp(state, "none"))
-            continue;  /* the internal partition, or not assigned */
-        if (lag < 0) { /* nothing consumed or committed yet: we start at the low watermark */
-            json_int_t hi = json_integer_value(json_object_get(v, "hi_offset"));
-            json_int_t lo = json_integer_value(json_object_get(v, "lo_offset"));
-            if (hi < 0 || lo < 0)
-                continue;
-            lag = hi > lo ? hi - lo : 0;
+            continue; /* the internal partition, or not assigned */
+        /* The end: the last stable offset (read_committed), else the high watermark. The
+         * start: the furthest of the offset handed to us, the committed one (transactions
+         * commit through the producer, so librdkafka's own consumer_lag never moves) and the
+         * stored one; none known yet: the low watermark, where consumption begins. */
+        json_int_t end = json_integer_value(json_object_get(v, "ls_offset"));
+        if (end < 0)
+            end = json_integer_value(json_object_get(v, "hi_offset"));
+        json_int_t base = -1;
+        static const char *const starts[] = {"app_offset", "committed_offset", "stored_offset"};
+        for (int k = 0; k < 3; k++) {
+            json_t *o = json_object_get(v, starts[k]);
+            if (json_is_integer(o) && json_integer_value(o) > base)
+                base = json_integer_value(o);
         }
+        if (base < 0)
+            base = json_integer_value(json_object_get(v, "lo_offset"));
+        if (end < 0 || base < 0)
+            continue;
+        json_int_t lag = end > base ? end - base : 0;
         lags[n].partition = (int32_t)id;
         lags[n++].lag = (int64_t)lag;
     }
