@@ -333,7 +333,7 @@ def sandbox_config(text, ports):
             continue
         out_jobs.append(b.replace(default, "127.0.0.1:%d" % ports[job]))
     for job in DEFAULT_TARGETS:
-        if job not in seen:
+        if job not in seen and job != "eventops-query":  # commented out until the role exists
             problems.append("prometheus.yml has no job %s" % job)
     if not re.search(r"(?m)^rule_files:\s*\n\s+-\s*['\"]?alerts\.yml", head):
         problems.append("prometheus.yml does not load alerts.yml through rule_files")
