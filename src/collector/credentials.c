@@ -153,7 +153,9 @@ int eo_creds_new(const char *dsn, int64_t refresh_ms, int64_t lookups_per_s, eo_
     return 0;
 }
 
-static int find(eo_creds_t *wk, const uint8_t hash[32], eo_cred_t *out)
+/* Finds the entry of hash whose id has the kind's prefix ("wk_" or "cl_"): the two kinds share
+ * the table, and a write key must never match a client's entry or the reverse. */
+static int find(eo_creds_t *wk, const uint8_t hash[32], const char *kind, eo_cred_t *out)
 {
     int r = EO_ENOTFOUND;
     pthread_rwlock_rdlock(&wk->lock);
@@ -162,7 +164,8 @@ static int find(eo_creds_t *wk, const uint8_t hash[32], eo_cred_t *out)
     } else {
         for (size_t s = slot_of(hash, wk->table.mask); wk->table.slots[s].used;
              s = (s + 1) & wk->table.mask) {
-            if (CRYPTO_memcmp(wk->table.slots[s].hash, hash, 32) == 0) {
+            if (CRYPTO_memcmp(wk->table.slots[s].hash, hash, 32) == 0 &&
+                strncmp(wk->table.slots[s].cred.id, kind, 3) == 0) {
                 *out = wk->table.slots[s].cred;
                 r = 0;
                 break;
@@ -198,14 +201,14 @@ static int ask_database(eo_creds_t *wk, const char *query, const char *param)
 /* Memory first; then (a credential newer than the last reload) one indexed query, one at a
  * time under the lock; one that exists triggers a reload. While the database is unreachable
  * the caller must answer 503, not 401: the credential may be valid. */
-static int lookup(eo_creds_t *wk, const uint8_t hash[32], const char *query, const char *param,
-                  eo_cred_t *out)
+static int lookup(eo_creds_t *wk, const uint8_t hash[32], const char *kind, const char *query,
+                  const char *param, eo_cred_t *out)
 {
-    int r = find(wk, hash, out);
+    int r = find(wk, hash, kind, out);
     if (r == 0)
         return 0;
     pthread_mutex_lock(&wk->refresh_lock);
-    r = find(wk, hash, out); /* another caller may have reloaded meanwhile */
+    r = find(wk, hash, kind, out); /* another caller may have reloaded meanwhile */
     int64_t now = eo_clock_mono_us();
     int64_t tat = wk->lookup_tat_us > now ? wk->lookup_tat_us : now;
     /* Over budget (a flood of made-up credentials): answer from memory alone rather than
@@ -215,7 +218,7 @@ static int lookup(eo_creds_t *wk, const uint8_t hash[32], const char *query, con
         wk->lookup_tat_us = tat + wk->lookup_interval_us;
         r = ask_database(wk, query, param);
         if (r == 0)
-            r = find(wk, hash, out);
+            r = find(wk, hash, kind, out);
     }
     pthread_mutex_unlock(&wk->refresh_lock);
     return r;
@@ -223,12 +226,16 @@ static int lookup(eo_creds_t *wk, const uint8_t hash[32], const char *query, con
 
 int eo_creds_write_key(eo_creds_t *wk, const char *key, size_t len, eo_cred_t *out)
 {
+    /* Only the write key format is hashed: anything else (e.g. "client:<id>", which hashes to
+     * a client's entry) is unknown without a lookup. */
+    if (len != EO_WRITE_KEY_LEN || strncmp(key, "wk_", 3) != 0 || key[EO_WRITE_KEY_ID_LEN] != '.')
+        return EO_ENOTFOUND;
     uint8_t hash[32];
     eo_write_key_hash(key, len, hash);
     char hex[2 + 64 + 1] = "\\x";
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
-    return lookup(wk, hash,
+    return lookup(wk, hash, "wk_",
                   "SELECT 1 FROM write_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL", hex,
                   out);
 }
@@ -242,7 +249,7 @@ int eo_creds_client(eo_creds_t *wk, const char *client_id, eo_cred_t *out)
     memcpy(prefixed + 7, client_id, n + 1);
     uint8_t hash[32];
     eo_write_key_hash(prefixed, 7 + n, hash);
-    return lookup(wk, hash,
+    return lookup(wk, hash, "cl_",
                   "SELECT 1 FROM oauth_clients WHERE client_id = $1 AND revoked_at IS NULL",
                   client_id, out);
 }

@@ -407,6 +407,15 @@ def build_cases(sb, ctx):
     add("3 dots (extra segment)", base + "." + bs, codes=dots)
     add("4 dots (JWE shape)", ".".join([bh, bp, bs, bp, bs]), codes=dots)
 
+    # -- a client id presented as a write key: clients and write keys share the collector's
+    # credential table (clients under SHA-256 of "client:<id>"), so this must never match
+    add("'client:<id>' as a bearer write key", "client:" + ctx["ca"]["clientId"],
+        codes=("invalid_write_key",))
+    add("'client:<id>' of a read-only client", "client:" + ctx["cro"]["clientId"],
+        codes=("invalid_write_key",))
+    add("bare client id as a bearer write key", ctx["ca"]["clientId"],
+        codes=("invalid_write_key",))
+
     # -- JSON of header and payload
     ca_json = json.dumps(cl(), separators=(",", ":"))
     hj = json.dumps(H, separators=(",", ":"))
