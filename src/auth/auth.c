@@ -4,6 +4,7 @@
  * limiter is thread-safe. */
 #include "auth/auth.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -102,12 +103,29 @@ static bool within_limit(eo_auth_t *a, eo_http_req_t *req, const char *key, int6
     return false;
 }
 
+/* The source address a token request is limited by: IPv4 as is, IPv6 by its /64 (one
+ * subscriber usually holds a whole /64, so single addresses would give unlimited buckets). */
+static void source_of(const char *ip, char out[INET6_ADDRSTRLEN + 4])
+{
+    struct in6_addr a;
+    if (strchr(ip, ':') && inet_pton(AF_INET6, ip, &a) == 1) {
+        memset(a.s6_addr + 8, 0, 8);
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a, text, sizeof text)) {
+            snprintf(out, INET6_ADDRSTRLEN + 4, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, INET6_ADDRSTRLEN + 4, "%s", ip);
+}
+
 static bool token_on_headers(eo_http_req_t *req, void *ud)
 {
     eo_auth_t *a = ud;
     eo_http_set_user(req, a, NULL); /* for oauth_error's counters (not owned) */
-    char key[128];
-    snprintf(key, sizeof key, "eo:rl:auth:ip:%s", eo_http_client_ip(req));
+    char key[128], source[INET6_ADDRSTRLEN + 4];
+    source_of(eo_http_client_ip(req), source);
+    snprintf(key, sizeof key, "eo:rl:auth:ip:%s", source);
     if (!within_limit(a, req, key, a->cfg.auth_ip_rate, a->cfg.auth_ip_burst, "from this address"))
         return false;
     const char *ct = eo_http_header(req, "Content-Type");

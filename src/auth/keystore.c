@@ -62,15 +62,22 @@ int eo_keydir_create(const char *dir, char kid[EO_JWT_KID_MAX + 1], char *path, 
         snprintf(err, errlen, "cannot generate an Ed25519 key");
         return r;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    /* Written under a name loaders ignore, then renamed: a reload never reads half a key. */
+    char tmp[4096 + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && write(fd, pem.data, pem.len) == (ssize_t)pem.len && fsync(fd) == 0;
     int saved = errno;
     if (fd >= 0)
         close(fd);
     eo_buf_done(&pem);
+    if (ok && rename(tmp, path) < 0) {
+        ok = false;
+        saved = errno;
+    }
     if (!ok) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(saved));
-        unlink(path);
+        unlink(tmp);
         return EO_EIO;
     }
     return 0;
@@ -309,7 +316,17 @@ eo_jwt_keyset_t *eo_keystore_get(eo_keystore_t *ks)
 eo_jwt_keyset_t *eo_keystore_refetch(eo_keystore_t *ks)
 {
     int64_t asked = eo_clock_mono_us();
-    pthread_mutex_lock(&ks->reload_lock);
+    /* Another reload is running (a fetch may take seconds): wait for it a short while only, so
+     * that made-up kids cannot park the HTTP threads. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 250 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_mutex_timedlock(&ks->reload_lock, &until) != 0)
+        return eo_keystore_get(ks);
     /* A reload that began after this call was made already answers it. */
     if (ks->last_reload_us < asked && asked - ks->last_reload_us >= ks->min_refetch_ms * 1000)
         eo_ignore(reload(ks));

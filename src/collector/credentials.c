@@ -36,7 +36,7 @@ struct eo_creds {
     pthread_mutex_t refresh_lock;
     PGconn *conn;               /* guarded by refresh_lock */
     int64_t lookup_interval_us; /* database lookups of missing credentials: one per interval, */
-    int64_t lookup_tat_us;      /* a second's worth at once (GCRA; guarded by refresh_lock) */
+    atomic_llong lookup_tat_us; /* a second's worth at once (GCRA state) */
     atomic_llong last_ok_us;    /* monotonic time of the last good reload */
     eo_ticker_t *ticker;
 };
@@ -207,15 +207,19 @@ static int lookup(eo_creds_t *wk, const uint8_t hash[32], const char *kind, cons
     int r = find(wk, hash, kind, out);
     if (r == 0)
         return 0;
+    /* Over budget (a flood of made-up credentials): answer from memory alone, without even
+     * queueing on the lock, rather than hammering PostgreSQL; a real new credential is in
+     * memory after the next reload. The budget is taken lock-free (GCRA on an atomic). */
+    int64_t now = eo_clock_mono_us();
+    long long tat = atomic_load(&wk->lookup_tat_us), next;
+    do {
+        next = (tat > now ? tat : now) + wk->lookup_interval_us;
+        if (next - now > 1000000)
+            return r;
+    } while (!atomic_compare_exchange_weak(&wk->lookup_tat_us, &tat, next));
     pthread_mutex_lock(&wk->refresh_lock);
     r = find(wk, hash, kind, out); /* another caller may have reloaded meanwhile */
-    int64_t now = eo_clock_mono_us();
-    int64_t tat = wk->lookup_tat_us > now ? wk->lookup_tat_us : now;
-    /* Over budget (a flood of made-up credentials): answer from memory alone rather than
-     * hammering PostgreSQL; a real new credential is in memory after the next reload. */
-    bool budget = tat + wk->lookup_interval_us - now <= 1000000;
-    if (r != 0 && budget) {
-        wk->lookup_tat_us = tat + wk->lookup_interval_us;
+    if (r != 0) {
         r = ask_database(wk, query, param);
         if (r == 0)
             r = find(wk, hash, kind, out);

@@ -200,7 +200,7 @@ static int shard_rebuild(shard_t *s, int64_t now)
         local_entry_t e = s->slots[i];
         if (!e.hash || e.tat_us <= now)
             continue;
-        size_t k = (size_t)e.hash & (cap - 1);
+        size_t k = (size_t)(e.hash / SHARDS) & (cap - 1); /* the low bits chose the shard */
         while (slots[k].hash)
             k = (k + 1) & (cap - 1);
         slots[k] = e;
@@ -235,7 +235,7 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
         res->reset_s = 0;
         return;
     }
-    size_t k = (size_t)h & (s->cap - 1);
+    size_t k = (size_t)(h / SHARDS) & (s->cap - 1);
     while (s->slots[k].hash && s->slots[k].hash != h)
         k = (k + 1) & (s->cap - 1);
     local_entry_t *e = &s->slots[k];

@@ -823,6 +823,13 @@ static int write_lag(eo_buf_t *out, void *ud)
     return r;
 }
 
+static void free_metrics(eo_processor_t *p)
+{
+    eo_metrics_free(p->metrics);
+    free(p->lags);
+    pthread_mutex_destroy(&p->lag_lock);
+}
+
 static int register_metrics(eo_processor_t *p)
 {
     pthread_mutex_init(&p->lag_lock, NULL);
@@ -861,6 +868,7 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
     p->cfg = *cfg;
     eo_event_limits_from_config(&p->lim, cfg);
     if (register_metrics(p) < 0) {
+        free_metrics(p);
         free(p);
         return EO_ENOMEM;
     }
@@ -974,6 +982,7 @@ fail:
         rd_kafka_destroy(p->producer);
     if (p->consumer)
         rd_kafka_destroy(p->consumer);
+    free_metrics(p);
     free(p);
     return r;
 }
@@ -994,8 +1003,6 @@ void eo_processor_stop(eo_processor_t *p)
     free(p->items);
     free(p->held);
     eo_log_info("processor stopped", NULL);
-    eo_metrics_free(p->metrics);
-    free(p->lags);
-    pthread_mutex_destroy(&p->lag_lock);
+    free_metrics(p);
     free(p);
 }
