@@ -533,11 +533,6 @@ fail:
     return r;
 }
 
-uint16_t eo_auth_port(const eo_auth_t *a)
-{
-    return eo_http_server_port(a->http);
-}
-
 void eo_auth_stop(eo_auth_t *a)
 {
     if (!a)

@@ -14,7 +14,6 @@
 typedef struct eo_auth eo_auth_t;
 
 int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t errlen) EO_MUST_CHECK;
-uint16_t eo_auth_port(const eo_auth_t *a);
 void eo_auth_stop(eo_auth_t *a); /* NULL accepted */
 
 #endif

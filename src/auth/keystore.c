@@ -24,6 +24,7 @@
 
 #define KEY_FILE_MAX 16384
 #define JWKS_MAX (1024 * 1024)
+#define JWKS_FETCH_TIMEOUT_MS 2000
 
 /* ---- key folders ---- */
 
@@ -189,7 +190,7 @@ int eo_keydir_delete(const char *dir, const char *kid, char *err, size_t errlen)
 
 struct eo_keystore {
     char *key_dir, *jwks_url;
-    int64_t refresh_ms, min_refetch_ms, fetch_timeout_ms;
+    int64_t refresh_ms, min_refetch_ms;
     pthread_mutex_t lock;
     eo_jwt_keyset_t *set; /* guarded by lock */
     pthread_mutex_t reload_lock;
@@ -214,7 +215,7 @@ static int fetch_jwks(eo_keystore_t *ks, eo_jwt_keyset_t **out, char *err, size_
     eo_buf_init(&body, JWKS_MAX);
     curl_easy_setopt(curl, CURLOPT_URL, ks->jwks_url);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)ks->fetch_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)JWKS_FETCH_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -290,7 +291,6 @@ int eo_keystore_new(const eo_keystore_options_t *opt, eo_keystore_t **out, char 
     }
     ks->refresh_ms = opt->refresh_ms > 0 ? opt->refresh_ms : 60000;
     ks->min_refetch_ms = opt->min_refetch_ms > 0 ? opt->min_refetch_ms : 5000;
-    ks->fetch_timeout_ms = opt->fetch_timeout_ms > 0 ? opt->fetch_timeout_ms : 2000;
     pthread_mutex_init(&ks->lock, NULL);
     pthread_mutex_init(&ks->reload_lock, NULL);
     pthread_mutex_lock(&ks->reload_lock);

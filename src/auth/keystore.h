@@ -36,7 +36,6 @@ typedef struct {
     const char *jwks_url; /* http(s) URL of a JWKS document */
     int64_t refresh_ms;
     int64_t min_refetch_ms;
-    int64_t fetch_timeout_ms;
 } eo_keystore_options_t;
 
 /* Loads once (a failure is logged, not fatal: the refresher keeps trying) and starts the

@@ -148,39 +148,17 @@ static series_t *series_of(eo_metrics_t *m, const char *name, const char *help, 
     return s;
 }
 
-eo_counter_t *eo_metrics_counter(eo_metrics_t *m, const char *name, const char *help,
-                                 const char *labels)
+/* Registers (or finds) a series under the lock; a new histogram gets its buckets. NULL when m
+ * is NULL, out of memory, or name is another type. */
+static series_t *add_series(eo_metrics_t *m, const char *name, const char *help, const char *labels,
+                            kind_t kind, const double *bounds, size_t nbounds)
 {
     if (!m)
         return NULL;
     bool created;
     pthread_mutex_lock(&m->lock);
-    series_t *s = series_of(m, name, help, labels, KIND_COUNTER, &created);
-    pthread_mutex_unlock(&m->lock);
-    return s ? &s->u.counter : NULL;
-}
-
-eo_gauge_t *eo_metrics_gauge(eo_metrics_t *m, const char *name, const char *help,
-                             const char *labels)
-{
-    if (!m)
-        return NULL;
-    bool created;
-    pthread_mutex_lock(&m->lock);
-    series_t *s = series_of(m, name, help, labels, KIND_GAUGE, &created);
-    pthread_mutex_unlock(&m->lock);
-    return s ? &s->u.gauge : NULL;
-}
-
-eo_histogram_t *eo_metrics_histogram(eo_metrics_t *m, const char *name, const char *help,
-                                     const char *labels, const double *bounds, size_t nbounds)
-{
-    if (!m)
-        return NULL;
-    bool created;
-    pthread_mutex_lock(&m->lock);
-    series_t *s = series_of(m, name, help, labels, KIND_HISTOGRAM, &created);
-    if (s && created) {
+    series_t *s = series_of(m, name, help, labels, kind, &created);
+    if (s && created && kind == KIND_HISTOGRAM) {
         eo_histogram_t *h = &s->u.histogram;
         h->bounds = malloc(nbounds * sizeof *h->bounds);
         h->counts = calloc(nbounds + 1, sizeof *h->counts);
@@ -195,6 +173,27 @@ eo_histogram_t *eo_metrics_histogram(eo_metrics_t *m, const char *name, const ch
         }
     }
     pthread_mutex_unlock(&m->lock);
+    return s;
+}
+
+eo_counter_t *eo_metrics_counter(eo_metrics_t *m, const char *name, const char *help,
+                                 const char *labels)
+{
+    series_t *s = add_series(m, name, help, labels, KIND_COUNTER, NULL, 0);
+    return s ? &s->u.counter : NULL;
+}
+
+eo_gauge_t *eo_metrics_gauge(eo_metrics_t *m, const char *name, const char *help,
+                             const char *labels)
+{
+    series_t *s = add_series(m, name, help, labels, KIND_GAUGE, NULL, 0);
+    return s ? &s->u.gauge : NULL;
+}
+
+eo_histogram_t *eo_metrics_histogram(eo_metrics_t *m, const char *name, const char *help,
+                                     const char *labels, const double *bounds, size_t nbounds)
+{
+    series_t *s = add_series(m, name, help, labels, KIND_HISTOGRAM, bounds, nbounds);
     return s ? &s->u.histogram : NULL;
 }
 

@@ -221,7 +221,6 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
     if (burst < 1)
         burst = 1;
     res->limit = burst;
-    res->shared = false;
     eo_counter_add(rl->local_c, 1);
     uint64_t h = hash_key(key);
     shard_t *s = &rl->shards[h % SHARDS];
@@ -344,7 +343,6 @@ static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t 
     res->retry_after_s = (rep->element[2]->integer + 999999) / 1000000;
     res->reset_s = (rep->element[3]->integer + 999999) / 1000000;
     res->limit = burst;
-    res->shared = true;
     freeReplyObject(rep);
     return 0;
 }

@@ -33,7 +33,6 @@ typedef struct {
     int64_t remaining;     /* requests that would pass right now: RateLimit-Remaining */
     int64_t reset_s;       /* seconds until the bucket is full again: RateLimit-Reset */
     int64_t retry_after_s; /* when refused: seconds to wait (>= 1) */
-    bool shared;           /* decided by Redis (false: by the local limiter) */
 } eo_ratelimit_result_t;
 
 int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,

@@ -103,39 +103,54 @@ static size_t dead_reason(const char *code)
     return code[0] ? 1 : 4;
 }
 
-/* Writes the distinct values of the header `name` in the batch, comma-separated, at most 100
- * of them; for traceparent, the trace id part (characters 3..34). */
-static void batch_header_values(eo_processor_t *p, const char *name, char *out, size_t cap)
-{
-    bool trace = strcmp(name, "traceparent") == 0;
+/* Up to 100 distinct values, written comma-separated into out. */
+typedef struct {
+    char *out;
+    size_t cap, len, count;
     const char *seen[100];
     size_t seen_len[100];
-    size_t nseen = 0, o = 0;
+} distinct_t;
+
+static void distinct_init(distinct_t *d, char *out, size_t cap)
+{
+    d->out = out;
+    d->cap = cap;
+    d->len = d->count = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < p->nitems && nseen < 100; i++) {
+}
+
+static void distinct_add(distinct_t *d, const void *v, size_t n)
+{
+    if (d->count == 100 || d->len + n + 2 > d->cap)
+        return;
+    for (size_t k = d->count; k-- > 0;) /* newest first: a request's events are adjacent */
+        if (d->seen_len[k] == n && !memcmp(d->seen[k], v, n))
+            return;
+    if (d->len)
+        d->out[d->len++] = ',';
+    memcpy(d->out + d->len, v, n);
+    d->seen[d->count] = d->out + d->len;
+    d->seen_len[d->count++] = n;
+    d->len += n;
+    d->out[d->len] = '\0';
+}
+
+/* The distinct request ids (x-request-id headers) and trace ids (of the traceparent headers)
+ * of the batch, in one pass over its records. */
+static void batch_ids(eo_processor_t *p, distinct_t *ids, distinct_t *traces)
+{
+    for (size_t i = 0; i < p->nitems && (ids->count < 100 || traces->count < 100); i++) {
         rd_kafka_headers_t *h = NULL;
         const void *v;
         size_t n;
-        if (rd_kafka_message_headers(p->items[i].msg, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || n == 0 ||
-            n > 128 || (trace && n != 55))
+        if (rd_kafka_message_headers(p->items[i].msg, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
             continue;
-        if (trace) {
-            v = (const char *)v + 3;
-            n = 32;
-        }
-        bool dup = false;
-        for (size_t k = nseen; k-- > 0 && !dup;) /* newest first: a request's events are adjacent */
-            dup = seen_len[k] == n && !memcmp(seen[k], v, n);
-        if (dup || o + n + 2 > cap)
-            continue;
-        if (o)
-            out[o++] = ',';
-        memcpy(out + o, v, n);
-        seen[nseen] = out + o;
-        seen_len[nseen++] = n;
-        o += n;
-        out[o] = '\0';
+        if (rd_kafka_header_get_last(h, "x-request-id", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            n > 0 && n <= 128)
+            distinct_add(ids, v, n);
+        if (rd_kafka_header_get_last(h, "traceparent", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            n == 55)
+            distinct_add(traces, (const char *)v + 3, 32); /* the trace id */
     }
 }
 
@@ -629,8 +644,10 @@ static void process_batch(eo_processor_t *p)
                dups = records - dead >= inserted ? records - dead - inserted : 0;
         char dup[24], ids[100 * 130], traces[100 * 34];
         snprintf(dup, sizeof dup, "%zu", dups);
-        batch_header_values(p, "x-request-id", ids, sizeof ids);
-        batch_header_values(p, "traceparent", traces, sizeof traces);
+        distinct_t id_list, trace_list;
+        distinct_init(&id_list, ids, sizeof ids);
+        distinct_init(&trace_list, traces, sizeof traces);
+        batch_ids(p, &id_list, &trace_list);
         eo_log_info("batch stored", "records", n, "inserted", ins, "duplicates", dup,
                     "dead_letters", d, "store_ms", store_ms, "kafka_commit_ms", commit_ms,
                     "request_ids", ids, "trace_ids", traces, NULL);
