@@ -664,6 +664,38 @@ class Role:
             return []
 
 
+class LocalHttpServer:
+    """A loopback HTTP server for a test: every GET is answered by answer(path) -> (status, body
+    bytes) as JSON; `hits` lists the paths asked, in order. close() stops it."""
+
+    def __init__(self, answer):
+        import http.server
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                status, data = answer(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 class Sandbox:
     """An isolated EventOps installation on the shared stack: its own database (migrated),
     events and dead-letter topics, consumer group, processor id and ports. Use as a context
@@ -980,6 +1012,14 @@ class Sandbox:
         "kid": kid} unless given)."""
         h = header if header is not None else {"alg": "EdDSA", "typ": "at+jwt", "kid": kid}
         return sign_eddsa(h, claims, self.key_path(kid))
+
+    def check_clean_end(self, running=()):
+        """Records a failure for each role of `running` that is not running, and for any
+        sanitizer or libmicrohttpd panic line in any role's log."""
+        for r in running:
+            self.failures.check(r.running(), "%s is not running at the end" % r.name)
+        bad = self.sanitizer_lines()
+        self.failures.check(not bad, "sanitizer reports in the logs:\n" + "\n".join(bad[:20]))
 
     def sanitizer_lines(self):
         """Sanitizer / libmicrohttpd panic lines of every role's log, prefixed with its name."""

@@ -30,13 +30,11 @@ a counting proxy run by this test. Each step is checked on every collector:
 Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exit 0 = pass.
 """
 
-import http.server
 import json
 import math
 import os
 import signal
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,35 +52,16 @@ ENV = {
 }
 
 
-class JwksProxy:
-    """Serves GET /jwks.json by fetching the auth role's JWKS; records the time of each hit."""
+def jwks_proxy(upstream):
+    """Serves GET /jwks.json by fetching the auth role's JWKS; its `hits` count the fetches."""
 
-    def __init__(self, upstream):
-        hits = self.hits = []
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                hits.append(time.monotonic())
-                try:
-                    st, hd, body = eotest.http_request("GET", upstream, None, None, timeout=5)
-                    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-                except eotest.HttpError:
-                    st, data = 502, b"{}"
-                self.send_response(st)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
+    def answer(path):
+        try:
+            st, _, body = eotest.http_request("GET", upstream, None, None, timeout=5)
+            return st, json.dumps(body).encode() if not isinstance(body, bytes) else body
+        except eotest.HttpError:
+            return 502, b"{}"
+    return eotest.LocalHttpServer(answer)
 
 
 def send(coll, token, tag="rot"):
@@ -94,7 +73,7 @@ def send(coll, token, tag="rot"):
 
 def main():
     with eotest.Sandbox("key-rotation", extra_env=ENV) as sb:
-        proxy = JwksProxy(sb.auth_url("/.well-known/jwks.json"))
+        proxy = jwks_proxy(sb.auth_url("/.well-known/jwks.json"))
         try:
             return run(sb, proxy)
         finally:
@@ -250,10 +229,7 @@ def run(sb, proxy):
     f.check(send(c_proxy, tok())[0] == 202, "a valid token after the unknown-kid storm was "
             "refused by %s" % c_proxy.name)
 
-    for r in sb.roles:
-        f.check(r.running(), "%s is not running at the end" % r.name)
-    bad = sb.sanitizer_lines()
-    f.check(not bad, "sanitizer reports in the logs:\n" + "\n".join(bad[:20]))
+    sb.check_clean_end(running=sb.roles)
     return sb.report("key rotation (JWKS URL, key folder, JWKS via proxy) and token expiry")
 
 

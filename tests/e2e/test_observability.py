@@ -989,9 +989,7 @@ def run(sb, prom_holder):
     f.check(not leaked, "secrets found in the log: %s" % leaked)
     log("g. request ids echoed, carried to Kafka and to the processor's log")
 
-    f.check(allr.running(), "eventops all is not running at the end")
-    bad = sb.sanitizer_lines()
-    f.check(not bad, "sanitizer reports in the logs:\n" + "\n".join(bad[:20]))
+    sb.check_clean_end(running=(allr,))
     log("total %.0f s" % (time.monotonic() - t_start))
     return sb.report("observability: /metrics on every role, Prometheus scrape, alert and "
                      "dashboard PromQL, metrics moving, request ids")

@@ -433,10 +433,7 @@ def run(sb, redis):
             f.check('"level":"warn"' in warn[0], "the Redis-unavailable line is not at warn "
                     "level: %s" % warn[0])
 
-        for r in sb.roles:
-            f.check(r.running(), "%s is not running at the end" % r.name)
-        bad = sb.sanitizer_lines()
-        f.check(not bad, "sanitizer reports in the logs:\n" + "\n".join(bad[:20]))
+        sb.check_clean_end(running=sb.roles)
         return sb.report("rate limiting: shared via Redis, per client/write key, local fallback")
 
 

@@ -299,10 +299,7 @@ def main():
                     "the credential)" % (cname, r[0]))
             log("%s: %s, others unaffected" % (cname, sts))
 
-        for r in (auth, coll, proc):
-            f.check(r.running(), "%s is not running at the end" % r.name)
-        bad = sb.sanitizer_lines()
-        f.check(not bad, "sanitizer reports in the logs:\n" + "\n".join(bad[:20]))
+        sb.check_clean_end(running=(auth, coll, proc))
         return sb.report("cross-tenant matrix: %d endpoints x %d spoofs x 3 credentials x 2 "
                          "directions" % (len(ENDPOINTS), len(SPOOFS)))
 
