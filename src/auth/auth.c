@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/openapi.h"
 #include "core/pg.h"
 #include "core/random.h"
 #include "core/ratelimit.h"
@@ -462,6 +463,7 @@ static const eo_http_route_t routes[] = {
     {"GET", "/.well-known/jwks.json", NULL, on_jwks, false},
     {"GET", "/.well-known/oauth-authorization-server", NULL, on_metadata, false},
     {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };
 

@@ -6,14 +6,13 @@
  * touches the ingest_t after answering, because the request may then be freed at once. */
 #include "collector/collector.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "auth/bearer.h"
 #include "auth/keystore.h"
 #include "collector/credentials.h"
 #include "collector/kafka_sink.h"
@@ -21,6 +20,7 @@
 #include "core/clock.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/openapi.h"
 #include "core/random.h"
 #include "core/ratelimit.h"
 #include "domain/b64.h"
@@ -171,27 +171,6 @@ static void credentials_unavailable(eo_collector_t *c, eo_http_req_t *req, const
     eo_http_respond_error(req, 503, "credentials_unavailable", what, NULL, h);
 }
 
-/* Tokens this thread verified recently: an Ed25519 verification costs ~0.2 ms here, and a
- * client sends the same token for many minutes. Keyed by the SHA-256 of the whole token;
- * valid for the key-set generation it was verified under (a withdrawn key empties it) and
- * until the token expires. The client is still checked on every request (revocation). */
-#define TOKEN_CACHE_SLOTS 64
-typedef struct {
-    uint8_t digest[32];
-    const eo_collector_t *owner;
-    uint64_t generation;
-    int64_t valid_until_s; /* exp + leeway */
-    char tenant_id[37];
-    char sub[64];
-    bool can_write;
-} token_cache_entry_t;
-static _Thread_local token_cache_entry_t token_cache[TOKEN_CACHE_SLOTS];
-
-static token_cache_entry_t *token_cache_slot(const uint8_t digest[32])
-{
-    return &token_cache[digest[0] % TOKEN_CACHE_SLOTS];
-}
-
 /* Verifies a bearer JWT for ingestion; fills cred from the client it names. Answers and
  * returns false when refused. */
 static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *token, size_t n,
@@ -203,54 +182,17 @@ static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *toke
                      "configured)");
         return false;
     }
-    eo_jwt_policy_t policy = {
-        .issuer = c->cfg.auth_issuer,
-        .audience = c->cfg.auth_audience,
-        .now_s = eo_clock_now_us() / 1000000,
-        .leeway_s = c->cfg.auth_leeway_s,
-        .max_token_bytes = (size_t)c->cfg.auth_max_token_bytes,
-    };
     eo_jwt_claims_t claims;
     char why[160];
-    int r;
-    uint8_t digest[32];
-    SHA256((const unsigned char *)token, n, digest);
-    uint64_t generation = eo_keystore_generation(c->token_keys);
-    token_cache_entry_t *hit = token_cache_slot(digest);
-    if (hit->owner == c && hit->generation == generation && policy.now_s < hit->valid_until_s &&
-        CRYPTO_memcmp(hit->digest, digest, sizeof digest) == 0) {
-        memcpy(claims.tenant_id, hit->tenant_id, sizeof claims.tenant_id);
-        memcpy(claims.sub, hit->sub, sizeof claims.sub);
-        snprintf(claims.scope, sizeof claims.scope, "%s", hit->can_write ? "events:write" : "");
-        goto verified;
-    }
-    eo_jwt_keyset_t *set = eo_keystore_get(c->token_keys);
-    r = eo_jwt_verify(token, n, set, &policy, &claims, why, sizeof why);
-    eo_jwt_keyset_unref(set);
-    if (r == EO_ENOTFOUND) { /* a new key, perhaps: reload (rate limited) and retry */
-        set = eo_keystore_refetch(c->token_keys);
-        r = eo_jwt_verify(token, n, set, &policy, &claims, why, sizeof why);
-        eo_jwt_keyset_unref(set);
-        if (r == EO_ENOTFOUND && !eo_keystore_ready(c->token_keys)) {
-            credentials_unavailable(c, req, "token keys cannot be loaded right now; retry later");
-            return false;
-        }
+    int r = eo_bearer_verify(c->token_keys, &c->cfg, token, n, &claims, why, sizeof why);
+    if (r == EO_EUNAVAIL) {
+        credentials_unavailable(c, req, why);
+        return false;
     }
     if (r < 0) {
         refuse_token(c, req, why);
         return false;
     }
-    if (eo_keystore_generation(c->token_keys) == generation) { /* not reloaded meanwhile */
-        token_cache_entry_t *e = token_cache_slot(digest);
-        memcpy(e->digest, digest, sizeof digest);
-        e->owner = c;
-        e->generation = generation;
-        e->valid_until_s = claims.exp + policy.leeway_s;
-        memcpy(e->tenant_id, claims.tenant_id, sizeof e->tenant_id);
-        memcpy(e->sub, claims.sub, sizeof e->sub);
-        e->can_write = eo_jwt_scope_has(claims.scope, "events:write");
-    }
-verified:
     if (!eo_jwt_scope_has(claims.scope, "events:write")) {
         const char *h[] = {"WWW-Authenticate",
                            "Bearer realm=\"eventops\", error=\"insufficient_scope\", "
@@ -587,6 +529,7 @@ static const eo_http_route_t routes[] = {
     {"POST", "/events", ingest_on_headers, on_event, true},
     {"POST", "/events/batch", ingest_on_headers, on_batch, true},
     {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };
 

@@ -77,6 +77,20 @@ typedef struct {
     int64_t rate_limit_rate;
     int64_t rate_limit_burst;
     int64_t rate_limit_instances;
+    /* query */
+    char query_addr[64];
+    int64_t query_port;
+    int64_t query_threads;
+    int64_t query_timeout_ms;
+    int64_t query_max_buckets;
+    int64_t query_max_periods;
+    int64_t query_max_limit;
+    int64_t query_max_funnel_steps;
+    int64_t query_max_within_s;
+    char query_cache[8];
+    int64_t query_open_window_s;
+    int64_t query_cache_open_ttl_ms;
+    int64_t query_cache_closed_ttl_s;
 } eo_config_t;
 
 /* Fills cfg from the environment (defaults for unset variables). Returns 0, or EO_EINVAL with

@@ -100,6 +100,35 @@ const char *eo_http_query(eo_http_req_t *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+typedef struct {
+    bool (*fn)(void *ud, const char *name, const char *value, size_t value_len);
+    void *ud;
+    size_t seen;
+    bool stopped;
+} query_each_t;
+
+static MHD_RESULT query_each_cb(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_len,
+                                const char *value, size_t value_len)
+{
+    query_each_t *q = cls;
+    q->seen++;
+    if (q->stopped)
+        return MHD_NO;
+    if (!q->fn(q->ud, key, value, value ? value_len : 0))
+        q->stopped = true;
+    return q->stopped ? MHD_NO : MHD_YES;
+}
+
+size_t eo_http_query_each(eo_http_req_t *req,
+                          bool (*fn)(void *ud, const char *name, const char *value,
+                                     size_t value_len),
+                          void *ud)
+{
+    query_each_t q = {fn, ud, 0, false};
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_each_cb, &q);
+    return q.seen;
+}
+
 const char *eo_http_body(eo_http_req_t *req, size_t *len)
 {
     *len = req->body.len;

@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/redis.h"
 
 #define SHARDS 64
 #define SHARD_MAX_KEYS 65536
@@ -49,11 +50,7 @@ typedef struct {
 } shard_t;
 
 struct eo_ratelimit {
-    char host[256];
-    int port;
-    char password[256];
-    int db;
-    bool has_redis;
+    eo_redis_addr_t addr;
     int64_t timeout_ms, retry_ms, instances;
     char sha[41];
     pthread_key_t conn_key;
@@ -70,61 +67,6 @@ static void conn_free(void *p)
         redisFree(p);
 }
 
-/* Parses redis://[:password@]host[:port][/db]. */
-static int parse_url(eo_ratelimit_t *rl, const char *url, char *err, size_t errlen)
-{
-    rl->port = 6379;
-    if (!url || !*url)
-        return 0;
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "EVENTOPS_REDIS_URL must start with redis://");
-        return EO_EINVAL;
-    }
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p;
-        size_t n = (size_t)(at - pw);
-        if (n >= sizeof rl->password) {
-            snprintf(err, errlen, "EVENTOPS_REDIS_URL: password too long");
-            return EO_EINVAL;
-        }
-        memcpy(rl->password, pw, n);
-        rl->password[n] = '\0';
-        p = at + 1;
-    }
-    const char *end = p + strcspn(p, ":/");
-    size_t hn = (size_t)(end - p);
-    if (hn == 0 || hn >= sizeof rl->host) {
-        snprintf(err, errlen, "EVENTOPS_REDIS_URL: bad host");
-        return EO_EINVAL;
-    }
-    memcpy(rl->host, p, hn);
-    rl->host[hn] = '\0';
-    if (*end == ':') {
-        char *e;
-        long port = strtol(end + 1, &e, 10);
-        if (port < 1 || port > 65535 || (*e && *e != '/')) {
-            snprintf(err, errlen, "EVENTOPS_REDIS_URL: bad port");
-            return EO_EINVAL;
-        }
-        rl->port = (int)port;
-        end = e;
-    }
-    if (*end == '/' && end[1]) {
-        char *e;
-        long db = strtol(end + 1, &e, 10);
-        if (db < 0 || db > 1000 || *e) {
-            snprintf(err, errlen, "EVENTOPS_REDIS_URL: bad database number");
-            return EO_EINVAL;
-        }
-        rl->db = (int)db;
-    }
-    rl->has_redis = true;
-    return 0;
-}
-
 int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,
                      size_t errlen)
 {
@@ -132,7 +74,7 @@ int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, ch
     eo_ratelimit_t *rl = calloc(1, sizeof *rl);
     if (!rl)
         return EO_ENOMEM;
-    int r = parse_url(rl, opt->redis_url, err, errlen);
+    int r = eo_redis_parse_url(opt->redis_url, &rl->addr, err, errlen);
     if (r < 0) {
         free(rl);
         return r;
@@ -272,38 +214,9 @@ static redisContext *thread_conn(eo_ratelimit_t *rl, char *err, size_t errlen)
         redisFree(c);
         pthread_setspecific(rl->conn_key, NULL);
     }
-    struct timeval tv = {(time_t)(rl->timeout_ms / 1000),
-                         (suseconds_t)(rl->timeout_ms % 1000) * 1000};
-    c = redisConnectWithTimeout(rl->host, rl->port, tv);
-    if (!c || c->err) {
-        snprintf(err, errlen, "%s", c ? c->errstr : "out of memory");
-        if (c)
-            redisFree(c);
+    c = eo_redis_connect(&rl->addr, rl->timeout_ms, err, errlen);
+    if (!c)
         return NULL;
-    }
-    if (redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(err, errlen, "cannot set the Redis timeout");
-        redisFree(c);
-        return NULL;
-    }
-    const char *setup[2][3] = {{"AUTH", rl->password, NULL}, {"SELECT", NULL, NULL}};
-    char db[16];
-    snprintf(db, sizeof db, "%d", rl->db);
-    setup[1][1] = db;
-    for (int i = 0; i < 2; i++) {
-        if ((i == 0 && !rl->password[0]) || (i == 1 && rl->db == 0))
-            continue;
-        redisReply *rep = redisCommandArgv(c, 2, setup[i], NULL);
-        bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-        if (!ok)
-            snprintf(err, errlen, "%s failed: %s", setup[i][0],
-                     rep && rep->str ? rep->str : c->errstr);
-        freeReplyObject(rep);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
     pthread_setspecific(rl->conn_key, c);
     return c;
 }
@@ -356,7 +269,7 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
     if (burst < 1)
         burst = 1;
     bool done = false;
-    if (rl->has_redis) {
+    if (rl->addr.set) {
         int64_t now = eo_clock_mono_us();
         if (now >= atomic_load(&rl->down_until_us)) {
             char err[256] = "";
@@ -388,7 +301,7 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
 
 bool eo_ratelimit_shared(eo_ratelimit_t *rl)
 {
-    return rl->has_redis && !atomic_load(&rl->down);
+    return rl->addr.set && !atomic_load(&rl->down);
 }
 
 void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role)

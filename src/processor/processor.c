@@ -26,6 +26,7 @@
 #include "core/http.h"
 #include "core/kafka.h"
 #include "core/log.h"
+#include "core/openapi.h"
 #include "core/signals.h"
 #include "domain/record.h"
 #include "processor/pg_store.h"
@@ -717,6 +718,7 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 
 static const eo_http_route_t routes[] = {
     {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };
 

@@ -703,7 +703,7 @@ class Sandbox:
     false and the test passed) the log directory removed.
 
     Attributes: name, bin, brokers, base_dsn, dbname, dsn, events_topic, dlq_topic, group,
-    processor_id, collector_port, processor_port, auth_port, dir, key_dir (the auth role's
+    processor_id, collector_port, processor_port, auth_port, query_port, dir, key_dir (the auth role's
     signing keys, mode 0700, EVENTOPS_AUTH_KEY_DIR), env (for the roles), failures."""
 
     def __init__(self, name="e2e", partitions=6, extra_env=None, keep_dir=False):
@@ -725,6 +725,9 @@ class Sandbox:
         self.auth_port = free_port()
         while self.auth_port in (self.collector_port, self.processor_port):
             self.auth_port = free_port()
+        self.query_port = free_port()
+        while self.query_port in (self.collector_port, self.processor_port, self.auth_port):
+            self.query_port = free_port()
         self.partitions = partitions
         self.extra_env = dict(extra_env or {})
         self.keep_dir = keep_dir
@@ -756,6 +759,8 @@ class Sandbox:
             "EVENTOPS_AUTH_ADDR": "127.0.0.1",
             "EVENTOPS_AUTH_PORT": str(self.auth_port),
             "EVENTOPS_AUTH_KEY_DIR": self.key_dir,
+            "EVENTOPS_QUERY_ADDR": "127.0.0.1",
+            "EVENTOPS_QUERY_PORT": str(self.query_port),
         })
         env.update(self.extra_env)
         return env
@@ -856,7 +861,7 @@ class Sandbox:
     # -- processes --
 
     def role(self, role, extra_env=None, name=None):
-        """A Role for `collector`, `processor`, `auth` or `all` (not started). extra_env
+        """A Role for `collector`, `processor`, `auth`, `query` or `all` (not started). extra_env
         overlays the sandbox environment for this process only (e.g. a second collector with
         its own EVENTOPS_COLLECTOR_PORT and settings); the ready URLs and Role.url() follow the
         ports it sets. name: the log file's name (default: the role, numbered when taken)."""
@@ -879,6 +884,10 @@ class Sandbox:
             urls.append("http://127.0.0.1:%d/readyz" % port_of("EVENTOPS_AUTH_PORT"))
             if port is None:
                 port = port_of("EVENTOPS_AUTH_PORT")
+        if role in ("query", "all"):
+            urls.append("http://127.0.0.1:%d/readyz" % port_of("EVENTOPS_QUERY_PORT"))
+            if port is None:
+                port = port_of("EVENTOPS_QUERY_PORT")
         taken = {r.name for r in self.roles}
         base = name or role
         name, n = base, 1
@@ -899,6 +908,14 @@ class Sandbox:
     def auth(self, extra_env=None, name=None):
         """The auth role (POST /oauth/token, GET /.well-known/jwks.json) on auth_port."""
         return self.role("auth", extra_env=extra_env, name=name)
+
+    def query(self, extra_env=None, name=None):
+        """The query role (GET /events/count, /events/trend, ...) on query_port."""
+        return self.role("query", extra_env=extra_env, name=name)
+
+    def query_url(self, path):
+        """URL of a path of the query role on query_port, e.g. query_url("/events/count")."""
+        return "http://127.0.0.1:%d%s" % (self.query_port, path)
 
     def url(self, path):
         """URL of a collector path, e.g. url("/events/batch")."""

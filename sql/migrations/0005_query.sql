@@ -1,0 +1,45 @@
+-- Query service (docs/query.md): indexes for the endpoints that read events, an index for
+-- counts over all event types, and the bucket boundaries of a time zone.
+
+-- Unique users, breakdown, funnel and retention read one event type's events over a range;
+-- user_id and anonymous_id ride along so that the user key needs no heap visit.
+CREATE INDEX events_tenant_type_time ON events (tenant_id, event_type, occurred_at)
+    INCLUDE (user_id, anonymous_id);
+
+-- Raw events of one user, newest first.
+CREATE INDEX events_tenant_user_time ON events (tenant_id, user_id, occurred_at)
+    WHERE user_id IS NOT NULL;
+
+-- Counts and trends over every event type: one range of this index per time piece.
+CREATE INDEX rollups_tenant_time ON rollups (tenant_id, granularity, bucket_start)
+    INCLUDE (event_type, count);
+
+-- The starts of the buckets of one unit (minute, hour, day, week, month) in zone tz that meet
+-- [from_ts, to_ts): the start of the bucket holding from_ts, then every later start before
+-- to_ts. Day, week and month start at local midnight (ISO Monday, first of the month); hour at
+-- every instant whose local clock reads hh:00:00 (all offsets since 1979 are whole quarter
+-- hours, so a 15-minute UTC grid finds them, twice on a fall-back night); minute at UTC minutes.
+CREATE FUNCTION eventops_buckets(from_ts timestamptz, to_ts timestamptz, unit text, tz text)
+RETURNS TABLE (bucket_start timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH starts AS MATERIALIZED (
+        SELECT g AT TIME ZONE tz AS b
+        FROM generate_series(date_trunc(unit, from_ts AT TIME ZONE tz),
+                             to_ts AT TIME ZONE tz, ('1 ' || unit)::interval) AS g
+        WHERE unit IN ('day', 'week', 'month')
+        UNION ALL
+        SELECT g
+        FROM generate_series(date_trunc('hour', from_ts) - interval '3 hours', to_ts,
+                             interval '15 minutes') AS g
+        WHERE unit = 'hour' AND date_trunc('hour', g AT TIME ZONE tz) = g AT TIME ZONE tz
+        UNION ALL
+        SELECT g
+        FROM generate_series(date_trunc('minute', from_ts), to_ts, interval '1 minute') AS g
+        WHERE unit = 'minute')
+    SELECT b FROM (
+        SELECT b FROM starts WHERE b > from_ts AND b < to_ts
+        UNION ALL
+        SELECT max(b) FROM starts WHERE b <= from_ts) AS s
+    WHERE b IS NOT NULL
+    ORDER BY b
+$$;
