@@ -12,6 +12,7 @@
 #include "core/signals.h"
 #include "migrate/migrate.h"
 #include "processor/processor.h"
+#include "query/query.h"
 
 static void usage(FILE *out)
 {
@@ -19,14 +20,15 @@ static void usage(FILE *out)
                  "  collector   HTTP ingest API (validate, authenticate, publish to Kafka)\n"
                  "  processor   Kafka consumer storing events and rollups in PostgreSQL\n"
                  "  auth        OAuth2 token endpoint (client credentials) and JWKS\n"
-                 "  all         collector, processor and auth in one process\n"
+                 "  query       analytics API: counts, trends, users, funnels, retention\n"
+                 "  all         collector, processor, auth and query in one process\n"
                  "  migrate     apply the SQL schema migrations\n"
                  "  admin       tenants and write keys (eventops admin --help)\n\n");
     eo_config_print_help(out);
 }
 
 /* Runs the chosen long-running roles until SIGTERM/SIGINT, then stops them in order. */
-static int run_roles(const char *role, bool collector, bool processor, bool auth)
+static int run_roles(const char *role, bool collector, bool processor, bool auth, bool query)
 {
     eo_config_t cfg;
     char err[512];
@@ -40,6 +42,7 @@ static int run_roles(const char *role, bool collector, bool processor, bool auth
     eo_processor_t *proc = NULL;
     eo_collector_t *coll = NULL;
     eo_auth_t *au = NULL;
+    eo_query_t *qu = NULL;
     if (auth && !collector && !cfg.auth_key_dir[0]) {
         eo_log_error("auth cannot start", "error", "EVENTOPS_AUTH_KEY_DIR is not set", NULL);
         return 2;
@@ -47,6 +50,12 @@ static int run_roles(const char *role, bool collector, bool processor, bool auth
     if (auth && collector && !cfg.auth_key_dir[0]) {
         eo_log_warn("auth role not started: EVENTOPS_AUTH_KEY_DIR is not set", NULL);
         auth = false;
+    }
+    if (query && collector && !cfg.auth_key_dir[0] && !cfg.auth_jwks_url[0]) {
+        eo_log_warn("query role not started: neither EVENTOPS_AUTH_KEY_DIR nor "
+                    "EVENTOPS_AUTH_JWKS_URL is set",
+                    NULL);
+        query = false;
     }
     if (processor && eo_processor_start(&cfg, &proc, err, sizeof err) < 0) {
         eo_log_error("processor failed to start", "error", err, NULL);
@@ -57,8 +66,15 @@ static int run_roles(const char *role, bool collector, bool processor, bool auth
         eo_processor_stop(proc);
         return 1;
     }
+    if (query && eo_query_start(&cfg, &qu, err, sizeof err) < 0) {
+        eo_log_error("query failed to start", "error", err, NULL);
+        eo_auth_stop(au);
+        eo_processor_stop(proc);
+        return 1;
+    }
     if (collector && eo_collector_start(&cfg, &coll, err, sizeof err) < 0) {
         eo_log_error("collector failed to start", "error", err, NULL);
+        eo_query_stop(qu);
         eo_auth_stop(au);
         eo_processor_stop(proc);
         return 1;
@@ -66,6 +82,7 @@ static int run_roles(const char *role, bool collector, bool processor, bool auth
     int sig = eo_signals_wait();
     eo_log_info("shutting down", "signal", sig == 0 ? "internal" : strsignal(sig), NULL);
     eo_collector_stop(coll); /* stop accepting first, then drain the pipeline */
+    eo_query_stop(qu);
     eo_auth_stop(au);
     eo_processor_stop(proc);
     bool failed = eo_signals_failed();
@@ -94,8 +111,8 @@ int main(int argc, char **argv)
         return eo_admin_main(argc - 1, argv + 1);
     }
     bool coll = !strcmp(cmd, "collector"), proc = !strcmp(cmd, "processor"),
-         auth = !strcmp(cmd, "auth"), all = !strcmp(cmd, "all");
-    if (!coll && !proc && !auth && !all) {
+         auth = !strcmp(cmd, "auth"), query = !strcmp(cmd, "query"), all = !strcmp(cmd, "all");
+    if (!coll && !proc && !auth && !query && !all) {
         fprintf(stderr, "eventops: unknown command '%s'\n\n", cmd);
         usage(stderr);
         return 2;
@@ -106,7 +123,7 @@ int main(int argc, char **argv)
         return 0;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
-    int rc = run_roles(cmd, coll || all, proc || all, auth || all);
+    int rc = run_roles(cmd, coll || all, proc || all, auth || all, query || all);
     curl_global_cleanup();
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "domain/rfc3339.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int64_t eo_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
@@ -121,5 +122,18 @@ size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX])
     int len =
         snprintf(out, EO_RFC3339_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", (long long)y, m, d,
                  (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (long long)frac);
+    return len < 0 ? 0 : (size_t)len;
+}
+
+size_t eo_rfc3339_format_local(int64_t us, int64_t offset_s, char out[EO_RFC3339_MAX])
+{
+    char utc[EO_RFC3339_MAX];
+    size_t n = eo_rfc3339_format(us + offset_s * 1000000, utc); /* the local wall clock */
+    if (n < 27)
+        return 0;
+    size_t keep = memcmp(utc + 19, ".000000", 7) == 0 ? 19 : 26;
+    int64_t a = offset_s < 0 ? -offset_s : offset_s;
+    int len = snprintf(out, EO_RFC3339_MAX, "%.*s%c%02d:%02d", (int)keep, utc,
+                       offset_s < 0 ? '-' : '+', (int)(a / 3600), (int)(a / 60 % 60));
     return len < 0 ? 0 : (size_t)len;
 }

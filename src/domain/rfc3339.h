@@ -24,6 +24,11 @@ int eo_rfc3339_parse(const char *s, size_t n, int64_t *us) EO_MUST_CHECK;
  * years 0000..9999 (every parsed time does). Returns the length. */
 size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX]);
 
+/* Writes the instant us as the local time at offset_s from UTC: "YYYY-MM-DDTHH:MM:SS+HH:MM"
+ * (".ffffff" only when not whole seconds; the offset's seconds are dropped). Returns the
+ * length. */
+size_t eo_rfc3339_format_local(int64_t us, int64_t offset_s, char out[EO_RFC3339_MAX]);
+
 /* Days since 1970-01-01 of a proleptic Gregorian date, and back. */
 int64_t eo_days_from_civil(int64_t y, unsigned m, unsigned d);
 void eo_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
