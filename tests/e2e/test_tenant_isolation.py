@@ -23,9 +23,13 @@ write key of A with one (set-rate-limit --write-key) are driven into 429; B's to
 key, and A's other client, still get 202 at once; the limited credential stays 429 even when
 the request names B (X-Tenant-Id / tenantId): limits follow the credential.
 
-Later issues add read endpoints (query, analytics): add them to ENDPOINTS with kind "read" and a
-`check` that asserts the answer holds none of the victim's events (the write rows show the
-shape); the matrix loop runs every credential x spoof against them.
+Read endpoints (issue 4, the query role): every query endpoint is in ENDPOINTS with kind
+"read". Before the matrix the victim asks each of them itself, so its answer is in the cache
+(warm) when the attacker asks the same question; the attacker's first ask of each is cold. With
+a token the answer must be 200 and hold none of the victim's data (counts of the victim's event
+types are 0, its types and message ids are absent), or 400 naming tenantId when the spoof puts
+tenantId in the query string; write keys get 401 (they are for ingestion only). Cache keys in
+Redis carry the tenant.
 
 Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exit 0 = pass.
 """
@@ -33,6 +37,7 @@ Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exi
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -40,7 +45,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eotest  # noqa: E402
 from eotest import log  # noqa: E402
 
-ENV = {"EVENTOPS_WRITE_KEY_REFRESH_MS": "200", "EVENTOPS_AUTH_KEYS_REFRESH_MS": "500"}
+# Query answers stay cached for the whole test, so the victim's entries are warm while the
+# attacker asks the same questions.
+ENV = {"EVENTOPS_WRITE_KEY_REFRESH_MS": "200", "EVENTOPS_AUTH_KEYS_REFRESH_MS": "500",
+       "EVENTOPS_QUERY_CACHE_OPEN_TTL_MS": "600000"}
 
 
 def event(mid, etype):
@@ -103,12 +111,83 @@ def w_batch(sb, auth, spoof, victim, mids, etype, wrapped=False):
     return eotest.http_request("POST", sb.url("/events/batch"), json.dumps(body).encode(), h)
 
 
+# Read endpoints: the question asked about the victim's data (V: the victim's letter).
+READS = [
+    ("GET /events/count", "/events/count?eventType=iso_base_V"),
+    ("GET /events/trend", "/events/trend?eventType=iso_base_V&interval=hour"),
+    ("GET /events/unique-users", "/events/unique-users?eventType=iso_base_V&interval=day"),
+    ("GET /events/breakdown", "/events/breakdown?eventType=iso_base_V&property=plan"),
+    ("GET /events/funnel", "/events/funnel?steps=iso_base_V,iso_base_V"),
+    ("GET /events/retention", "/events/retention?startEvent=iso_base_V&returnEvent=iso_base_V"),
+    ("GET /events/types", "/events/types"),
+    ("GET /events", "/events?limit=1000"),
+]
+
+
+def read_path(template, letter):
+    return template.replace("iso_base_V", "iso_base_" + letter)
+
+
+def r_get(template):
+    def request(sb, auth, spoof, victim, mids, etype):
+        att = etype[-1]
+        vic = "B" if att == "A" else "A"
+        path = read_path(template, vic)
+        _, ev_fields, top, hdrs = spoof
+        if ev_fields or top:  # the spoof names the tenant in the request itself
+            path += ("&" if "?" in path else "?") + "tenantId=" + victim
+        h = {"Authorization": auth}
+        h.update(subst(hdrs, victim))
+        return eotest.http_request("GET", sb.query_url(path), None, h)
+    return request
+
+
+def victim_data(body, vic_letter, vic_mids):
+    """What of the victim's data an answer shows (a list of findings; empty when none)."""
+    if not isinstance(body, dict):
+        return ["not a JSON object: %.200r" % (body,)]
+    found = []
+    for key in ("count", "total", "users"):
+        if body.get(key):
+            found.append("%s %r" % (key, body[key]))
+    for b in body.get("series") or []:
+        if b.get("count") or b.get("users"):
+            found.append("bucket %r" % (b,))
+    for step in body.get("steps") or []:
+        if step.get("users"):
+            found.append("funnel step %r" % (step,))
+    if body.get("cohorts"):
+        found.append("cohorts %.200r" % (body["cohorts"],))
+    for t in body.get("types") or []:
+        if t.get("eventType", "").endswith("_" + vic_letter):
+            found.append("type %r" % (t,))
+    for e in body.get("events") or []:
+        if e.get("messageId") in vic_mids or e.get("eventType", "").endswith("_" + vic_letter):
+            found.append("event %r" % (e.get("messageId"),))
+    return found
+
+
+def r_check(sb, f, name, resp, attacker, victim):
+    st, _, body = resp
+    if "write key" in name:
+        eotest.check_bearer_error(f, name, resp)
+        return
+    if st == 400:
+        err = body.get("error") if isinstance(body, dict) else None
+        f.check(isinstance(err, dict) and err.get("field") == "tenantId",
+                "%s: 400 %r, expected one naming tenantId" % (name, body))
+        return
+    if not f.check(st == 200, "%s: status %s %.200r, expected 200" % (name, st, body)):
+        return
+    leak = victim_data(body, victim["letter"], victim["mids"])
+    f.check(not leak, "%s: the answer shows the victim's data: %s" % (name, leak[:3]))
+
+
 ENDPOINTS = [
     Endpoint("POST /events", "write", lambda *a: w_single(*a)),
     Endpoint("POST /events/batch [...]", "write", lambda *a: w_batch(*a)),
     Endpoint("POST /events/batch {events}", "write", lambda *a: w_batch(*a, wrapped=True)),
-    # Issue 4+ (query/analytics): Endpoint("GET /events", "read", request, check), ...
-]
+] + [Endpoint(n, "read", r_get(t), r_check) for n, t in READS]
 
 
 def tamper_tenant(token, tenant):
@@ -169,15 +248,16 @@ def main():
         T = {}
         for x in ("A", "B"):
             t = sb.create_tenant("iso-%s-%s" % (x.lower(), eotest.rand_hex(6)))
-            c = sb.create_client(t["tenantId"], ["events:write"])
-            T[x] = {"tenant": t, "id": t["tenantId"], "wk": t["writeKey"], "client": c}
+            c = sb.create_client(t["tenantId"], ["events:write", "events:read"])
+            T[x] = {"tenant": t, "id": t["tenantId"], "wk": t["writeKey"], "client": c,
+                    "letter": x, "mids": set()}
         lim_client = sb.create_client(T["A"]["id"], ["events:write"], rate=1, burst=3)
         lim_wk = sb.admin_json("create-write-key", T["A"]["id"])
         sb.set_rate_limit(rate=1, burst=3, write_key=lim_wk["writeKeyId"])
-        auth, coll, proc = sb.auth(), sb.collector(), sb.processor()
-        for r in (auth, coll, proc):
+        auth, coll, proc, query = sb.auth(), sb.collector(), sb.processor(), sb.query()
+        for r in (auth, coll, proc, query):
             r.start()
-        for r in (auth, coll, proc):
+        for r in (auth, coll, proc, query):
             r.wait_ready()
         for x in ("A", "B"):
             c = T[x]["client"]
@@ -187,10 +267,11 @@ def main():
         base = {}
         for x in ("A", "B"):
             mids = ["iso-base-%s-%s" % (x, eotest.rand_hex(8)) for _ in range(3)]
-            r = eotest.post_json(sb.url("/events/batch"),
-                                 [event(m, "iso_base_" + x) for m in mids], key=T[x]["token"])
+            evs = [event(m, "iso_base_" + x) | {"properties": {"plan": "p" + x}} for m in mids]
+            r = eotest.post_json(sb.url("/events/batch"), evs, key=T[x]["token"])
             f.check(r[0] == 202, "baseline batch of %s: %s %r" % (x, r[0], r[2]))
             base[x] = mids
+            T[x]["mids"] = set(mids)
         stored = sb.wait_stored(base["A"] + base["B"])
         for x in ("A", "B"):
             for m in base[x]:
@@ -198,6 +279,17 @@ def main():
                         % (m, x, stored.get(m)))
         time.sleep(1.0)  # rollups of the baseline
         before = {x: (stored_ids(sb, T[x]["id"]), rollup_count(sb, T[x]["id"])) for x in "AB"}
+
+        # Each tenant asks its own questions first: it sees its data, and the answers are now in
+        # the cache (warm) when the other tenant asks the very same question.
+        for x in "AB":
+            for rname, template in READS:
+                st, _, body = eotest.http_request(
+                    "GET", sb.query_url(read_path(template, x)), None,
+                    {"Authorization": "Bearer " + T[x]["token"]})
+                own = victim_data(body, x, T[x]["mids"])
+                f.check(st == 200 and own, "%s asking %s about itself: %s, no data of its own "
+                        "(%.200r)" % (x, rname, st, body))
 
         # The matrix.
         expect = {"A": [], "B": []}  # message ids that must be stored under each tenant
@@ -299,7 +391,19 @@ def main():
                     "the credential)" % (cname, r[0]))
             log("%s: %s, others unaffected" % (cname, sts))
 
-        sb.check_clean_end(running=(auth, coll, proc))
+        keys = subprocess.run(["redis-cli", "-u", os.environ.get(
+            "EVENTOPS_REDIS_URL", "redis://127.0.0.1:56379"), "--scan", "--pattern", "eo:q:*"],
+            stdout=subprocess.PIPE, text=True, timeout=30).stdout.split()
+        mine = [k for k in keys if T["A"]["id"] in k or T["B"]["id"] in k]
+        f.check(len(mine) >= len(READS), "only %d query cache keys of A or B in Redis" %
+                len(mine))
+        for k in mine:
+            f.check(k.startswith("eo:q:{%s}:" % T["A"]["id"]) or
+                    k.startswith("eo:q:{%s}:" % T["B"]["id"]),
+                    "cache key %r does not start with its tenant" % k)
+        log("query cache keys of A and B: %d, each prefixed with its tenant" % len(mine))
+
+        sb.check_clean_end(running=(auth, coll, proc, query))
         return sb.report("cross-tenant matrix: %d endpoints x %d spoofs x 3 credentials x 2 "
                          "directions" % (len(ENDPOINTS), len(SPOOFS)))
 
