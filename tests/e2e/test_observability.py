@@ -18,8 +18,7 @@ port) in a sandbox, then:
      consumer-lag series exist for every partition of the topic and reach 0 once the processor
      stored everything;
   e. every PromQL expression of the alert rules (as Prometheus loaded them) and of the Grafana
-     dashboard evaluates without error, and every metric they name (but those of the query
-     role, not there yet) exists in Prometheus; the provisioning files and the dashboard are
+     dashboard evaluates without error, and every metric they name exists in Prometheus; the provisioning files and the dashboard are
      consistent;
   f. metrics move: a rejected event increments its reason, a malformed record written straight
      into the events topic increments the dead-letter counter of its reason, a rate-limited
@@ -110,6 +109,11 @@ ROLE_FAMILIES = {
         "eventops_auth_tokens_issued_total": "counter",
         "eventops_auth_token_errors_total": "counter",
     }),
+    "query": dict(COMMON_FAMILIES, **RATELIMIT_FAMILIES, **{
+        "eventops_query_duration_seconds": "histogram",
+        "eventops_cache_requests_total": "counter",
+        "eventops_auth_failures_total": "counter",
+    }),
 }
 # Label values every series of a labelled family must take (bounded cardinality).
 REJECT_REASONS = {"missing_field", "invalid_type", "invalid_value", "invalid_timestamp",
@@ -122,13 +126,18 @@ TOKEN_ERRORS = {"invalid_request", "invalid_client", "unsupported_grant_type", "
                 "rate_limited", "temporarily_unavailable", "server_error", "other"}
 STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 ROUTES = {
-    "collector": {"/events", "/events/batch", "/healthz", "/readyz", "/metrics", "other"},
-    "processor": {"/healthz", "/readyz", "/metrics", "other"},
+    "collector": {"/events", "/events/batch", "/healthz", "/readyz", "/openapi.json", "/metrics",
+                  "other"},
+    "processor": {"/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
     "auth": {"/oauth/token", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server",
-             "/healthz", "/readyz", "/metrics", "other"},
+             "/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
+    "query": {"/events/count", "/events/trend", "/events/unique-users", "/events/breakdown",
+              "/events/funnel", "/events/retention", "/events/types", "/events", "/healthz",
+              "/readyz", "/openapi.json", "/metrics", "other"},
 }
-# Metric names of the query role (issue 4): dashboards and alerts may name them before it exists.
-FUTURE_METRIC_PREFIXES = ("eventops_query_", "eventops_cache_")
+QUERY_ENDPOINTS = {"count", "trend", "unique_users", "breakdown", "funnel", "retention", "types",
+                   "events"}
+CACHE_RESULTS = {"hit", "miss", "error"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +319,7 @@ class Prometheus:
 
 def sandbox_config(text, ports):
     """deploy/prometheus/prometheus.yml with every target replaced by the sandbox's port of its
-    job, intervals of 1 s, and the jobs without a port (the query role) removed. Returns
+    job, intervals of 1 s, and the jobs without a port removed. Returns
     (config text, list of problems with the deploy file)."""
     problems = []
     # Split into the part before scrape_configs' first job and one block per job.
@@ -333,7 +342,7 @@ def sandbox_config(text, ports):
             continue
         out_jobs.append(b.replace(default, "127.0.0.1:%d" % ports[job]))
     for job in DEFAULT_TARGETS:
-        if job not in seen and job != "eventops-query":  # commented out until the role exists
+        if job not in seen:
             problems.append("prometheus.yml has no job %s" % job)
     if not re.search(r"(?m)^rule_files:\s*\n\s+-\s*['\"]?alerts\.yml", head):
         problems.append("prometheus.yml does not load alerts.yml through rule_files")
@@ -418,7 +427,7 @@ def run(sb, prom_holder):
     # ---- set-up: a tenant with a write key, a token client, a tightly limited write key
     sb.create_signing_key()
     tenant = sb.create_tenant("obs-" + eotest.rand_hex(6))
-    client = sb.create_client(tenant["tenantId"], ["events:write"])
+    client = sb.create_client(tenant["tenantId"], ["events:write", "events:read"])
     slow = sb.admin_json("create-write-key", tenant["tenantId"])
     sb.set_rate_limit(rate=1, burst=1, write_key=slow["writeKeyId"])
     secrets = [tenant["writeKey"], client["clientSecret"], slow["writeKey"],
@@ -428,9 +437,9 @@ def run(sb, prom_holder):
     allr.start()
     allr.wait_ready(90)
     ports = {"collector": sb.collector_port, "processor": sb.processor_port,
-             "auth": sb.auth_port}
-    log("eventops all: collector :%d, processor :%d, auth :%d" %
-        (sb.collector_port, sb.processor_port, sb.auth_port))
+             "auth": sb.auth_port, "query": sb.query_port}
+    log("eventops all: collector :%d, processor :%d, auth :%d, query :%d" %
+        (sb.collector_port, sb.processor_port, sb.auth_port, sb.query_port))
     token = sb.token(client["clientId"], client["clientSecret"])
     secrets.append(token)
 
@@ -503,7 +512,12 @@ def run(sb, prom_holder):
                                   ("eventops_auth_failures_total", "reason", AUTH_REASONS),
                                   ("eventops_processor_dead_letters_total", "reason",
                                    DEAD_REASONS),
-                                  ("eventops_auth_token_errors_total", "error", TOKEN_ERRORS)):
+                                  ("eventops_auth_token_errors_total", "error", TOKEN_ERRORS),
+                                  ("eventops_query_duration_seconds_count", "endpoint",
+                                   QUERY_ENDPOINTS),
+                                  ("eventops_cache_requests_total", "endpoint",
+                                   QUERY_ENDPOINTS),
+                                  ("eventops_cache_requests_total", "result", CACHE_RESULTS)):
             vals = {l.get(lab) for l, _ in ex.series(fam)}
             f.check(vals <= allowed, "%s: %s has %s values outside the list: %s" %
                     (role, fam, lab, sorted(vals - allowed, key=str)))
@@ -770,7 +784,7 @@ def run(sb, prom_holder):
     referenced = set()
     for expr in [r["query"] for r in rules] + [e for _, e in exprs]:
         referenced.update(METRIC_NAME_RE.findall(expr))
-    missing = sorted(n for n in referenced - known if not n.startswith(FUTURE_METRIC_PREFIXES))
+    missing = sorted(referenced - known)
     f.check(not missing, "metrics named by alerts/dashboard that no role exports: %s" % missing)
     check_grafana_files(f, dash)
     log("e. %d dashboard expressions evaluate; %d metric names referenced" %
@@ -833,6 +847,37 @@ def run(sb, prom_holder):
     got = prom_equal(e, want)
     f.check(got == want and (want or 0) >= 1, "Prometheus: %s = %r, collector says %r" %
             (e, got, want))
+
+    # The query role: a miss, then a hit, counted by endpoint; a write key is refused.
+    def query_metrics():
+        return fetch_metrics(sb.query_port)[2]
+    qbefore = query_metrics()
+    qurl = "http://127.0.0.1:%d/events/count?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z" \
+        % sb.query_port
+    caches = []
+    for _ in range(2):
+        st, h, body = eotest.http_request("GET", qurl, None, {"Authorization": "Bearer " + token})
+        f.check(st == 200, "query count: %s %r" % (st, body))
+        caches.append(h.get("x-cache"))
+    f.check(caches == ["miss", "hit"], "query count twice: X-Cache %r, expected miss then hit" %
+            caches)
+    st, _, _ = eotest.http_request("GET", qurl, None, {"Authorization": "Bearer " + wk})
+    f.check(st == 401, "query with a write key: %s, expected 401" % st)
+    qafter = query_metrics()
+
+    def qdelta(name, **labels):
+        return (qafter.get(name, **labels) or 0) - (qbefore.get(name, **labels) or 0)
+    for result, want in (("miss", 1), ("hit", 1), ("error", 0)):
+        d = qdelta("eventops_cache_requests_total", role="query", endpoint="count",
+                   result=result)
+        f.check(d == want, "metrics move: eventops_cache_requests_total{endpoint=count,result=%s}"
+                " moved by %r, expected %d" % (result, d, want))
+    d = qdelta("eventops_query_duration_seconds_count", role="query", endpoint="count")
+    f.check(d == 2, "metrics move: eventops_query_duration_seconds_count{endpoint=count} moved "
+            "by %r, expected 2" % d)
+    d = qdelta("eventops_auth_failures_total", role="query", reason="invalid_token")
+    f.check(d == 1, "metrics move: eventops_auth_failures_total{role=query,reason=invalid_token}"
+            " moved by %r, expected 1" % d)
 
     # Dead letters: malformed records written straight into the events topic.
     pbefore = proc_metrics()
