@@ -10,6 +10,7 @@ key_file=$stack_dir/demo-write-key
 client_file=$stack_dir/demo-client
 port=${EVENTOPS_COLLECTOR_PORT:-8080}
 auth_port=${EVENTOPS_AUTH_PORT:-8082}
+query_port=${EVENTOPS_QUERY_PORT:-8083}
 export EVENTOPS_AUTH_KEY_DIR=${EVENTOPS_AUTH_KEY_DIR:-$stack_dir/keys}
 
 "$bin" migrate
@@ -61,7 +62,7 @@ fi
 cat >&2 <<MSG
 
 EventOps is starting: collector on http://127.0.0.1:$port, auth on http://127.0.0.1:$auth_port,
-processor health on :${EVENTOPS_PROCESSOR_PORT:-8081}.
+query on http://127.0.0.1:$query_port, processor health on :${EVENTOPS_PROCESSOR_PORT:-8081}.
 
 Demo tenant OAuth client (also in $client_file): $client_id
 Get an access token, then send an event with it:
@@ -76,6 +77,11 @@ Or with the demo tenant's write key (also in $key_file):
   curl -i http://127.0.0.1:$port/events -H 'Authorization: Bearer $key' \\
     -H 'Content-Type: application/json' \\
     -d '{"eventType":"signup","userId":"user-1","properties":{"plan":"pro"}}'
+
+Ask about it (the token has events:read too; README.md shows every query):
+  curl -s "http://127.0.0.1:$query_port/events/count?eventType=signup" -H "Authorization: Bearer \$TOKEN"
+  curl -s "http://127.0.0.1:$query_port/events/trend?eventType=signup&interval=hour&tz=Europe/Berlin" \\
+    -H "Authorization: Bearer \$TOKEN"
 
 See it stored:
   scripts/stack.sh psql -c 'SELECT event_type, user_id, occurred_at, properties FROM events'
