@@ -688,8 +688,9 @@ int eo_q_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
                    " FROM events WHERE tenant_id = $1::uuid AND occurred_at >= $2::timestamptz"
                    " AND occurred_at < $3::timestamptz AND ($4::text IS NULL OR event_type = $4)"
                    " AND ($5::text IS NULL OR user_id = $5)"
-                   " AND ($6::timestamptz IS NULL OR (occurred_at, message_id) < ($6, $7::text))"
-                   " ORDER BY occurred_at DESC, message_id DESC LIMIT $8::bigint",
+                   " AND ($6::timestamptz IS NULL OR occurred_at < $6 OR (occurred_at = $6"
+                   " AND message_id COLLATE \"C\" < $7::text COLLATE \"C\"))"
+                   " ORDER BY occurred_at DESC, message_id COLLATE \"C\" DESC LIMIT $8::bigint",
                    8, p, &res, err, errlen);
     if (rc < 0)
         return rc;
