@@ -26,13 +26,13 @@ int64_t eo_q_unit_min_s(eo_q_unit_t u)
 
 int eo_q_interval(const char *s, size_t n, eo_q_unit_t *out)
 {
-    static const char *const names[][2] = {{"minute", "minutely"},
+    static const char *const names[][2] = {{"minute", NULL},
                                            {"hour", "hourly"},
                                            {"day", "daily"},
                                            {"week", "weekly"},
                                            {"month", "monthly"}};
     for (int u = 0; u < 5; u++)
-        if (is(s, n, names[u][0]) || is(s, n, names[u][1])) {
+        if (is(s, n, names[u][0]) || (names[u][1] && is(s, n, names[u][1]))) {
             *out = (eo_q_unit_t)u;
             return 0;
         }

@@ -466,6 +466,17 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
     sql_time(r->from_us, from);
     sql_time(r->to_us, to);
     snprintf(within, sizeof within, "%lld", (long long)r->within_s);
+    /* the window in its largest whole unit, so 24h and 1d answer (and cache) alike */
+    static const struct {
+        int64_t s;
+        char unit;
+    } units[] = {{7 * 86400, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+    size_t u = 0;
+    while (r->within_s % units[u].s != 0)
+        u++;
+    char within_text[32];
+    snprintf(within_text, sizeof within_text, "%lld%c", (long long)(r->within_s / units[u].s),
+             units[u].unit);
     const char *p[4 + MAX_STEPS];
     char *steps[MAX_STEPS] = {0};
     p[0] = r->tenant_id, p[1] = from, p[2] = to, p[3] = within;
@@ -508,7 +519,7 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
     rc = rc ? rc : put_range(out, r);
     rc = rc ? rc
             : eo_buf_printf(out, ",\"within\":\"%s\",\"withinSeconds\":%lld,\"steps\":[",
-                            r->within_raw, (long long)r->within_s);
+                            within_text, (long long)r->within_s);
     int64_t first = 0, prev = 0;
     for (size_t k = 0; rc == 0 && k < r->nsteps; k++) {
         int64_t users = num(res, 0, (int)k);

@@ -511,7 +511,6 @@ static bool parse_request(eo_query_t *q, eo_http_req_t *req, endpoint_t ep, qreq
             return false;
         }
         r->within_s = 86400;
-        r->within_raw = "1d";
         if ((v = arg(&a, "within", &len))) {
             if (eo_q_within(v, len, q->cfg.query_max_within_s, &r->within_s) < 0) {
                 char d[32];
@@ -522,7 +521,6 @@ static bool parse_request(eo_query_t *q, eo_http_req_t *req, endpoint_t ep, qreq
                           d);
                 return false;
             }
-            r->within_raw = v;
         }
     }
     if (ep == EP_EVENTS) {
@@ -626,6 +624,7 @@ static void handle(eo_http_req_t *req, eo_query_t *q, endpoint_t ep)
             return;
         }
         state = c == 0 ? "miss" : "bypass";
+        cacheable = c == 0; /* after a failed lookup, do not wait on Redis a second time */
     }
     if (!conn && !(conn = thread_conn(q, err, sizeof err))) {
         eo_log_warn("query: cannot connect to PostgreSQL", "error", err, NULL);
@@ -780,7 +779,9 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
     if ((r = eo_ratelimit_new(&ro, &q->limiter, err, errlen)) < 0)
         goto fail;
     eo_ratelimit_register_metrics(q->limiter, q->metrics, "query");
-    if (strcmp(cfg->query_cache, "on") == 0 &&
+    if (strcmp(cfg->query_cache, "on") == 0 && !cfg->redis_url[0])
+        eo_log_warn("query: EVENTOPS_REDIS_URL is empty, answers are not cached", NULL);
+    if (strcmp(cfg->query_cache, "on") == 0 && cfg->redis_url[0] &&
         (r = eo_qcache_new(cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms, &q->cache,
                            err, errlen)) < 0)
         goto fail;

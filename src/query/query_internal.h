@@ -42,7 +42,6 @@ typedef struct {
     const char *steps[MAX_STEPS];
     size_t step_len[MAX_STEPS];
     int64_t within_s;
-    const char *within_raw;
     const char *start_event, *return_event;
     int64_t periods;
     int64_t limit;
