@@ -196,42 +196,49 @@ bool eo_q_zone_shape_ok(const char *s, size_t n)
 }
 
 #define CURSOR_VERSION 1
-#define CURSOR_ID_MAX 255
+#define CURSOR_HEAD 11 /* version, time (8 bytes, big-endian), id length (2 bytes) */
+
+static bool cursor_time_ok(int64_t us)
+{
+    return us >= EO_RFC3339_MIN_S * 1000000 && us <= EO_RFC3339_MAX_S * 1000000 + 999999;
+}
 
 int eo_q_cursor_encode(int64_t occurred_us, const char *message_id, size_t id_len,
                        char out[EO_Q_CURSOR_MAX])
 {
-    if (id_len == 0 || id_len > CURSOR_ID_MAX)
+    if (id_len == 0 || id_len > EO_Q_CURSOR_ID_MAX || !cursor_time_ok(occurred_us) ||
+        !eo_q_text_ok(message_id, id_len))
         return EO_EINVAL;
-    uint8_t raw[1 + 8 + CURSOR_ID_MAX];
+    uint8_t raw[CURSOR_HEAD + EO_Q_CURSOR_ID_MAX];
     raw[0] = CURSOR_VERSION;
     uint64_t t = (uint64_t)occurred_us;
     for (int i = 0; i < 8; i++)
         raw[1 + i] = (uint8_t)(t >> (56 - 8 * i));
-    memcpy(raw + 9, message_id, id_len);
-    eo_b64url_encode(raw, 9 + id_len, out);
+    raw[9] = (uint8_t)(id_len >> 8);
+    raw[10] = (uint8_t)id_len;
+    memcpy(raw + CURSOR_HEAD, message_id, id_len);
+    eo_b64url_encode(raw, CURSOR_HEAD + id_len, out);
     return 0;
 }
 
 int eo_q_cursor_decode(const char *s, size_t n, int64_t *occurred_us, char *id, size_t id_cap)
 {
-    uint8_t raw[1 + 8 + CURSOR_ID_MAX];
-    if (n > EO_B64URL_LEN(sizeof raw) || id_cap <= CURSOR_ID_MAX)
+    uint8_t raw[CURSOR_HEAD + EO_Q_CURSOR_ID_MAX];
+    if (n > EO_B64URL_LEN(sizeof raw))
         return EO_EINVAL;
     int len = eo_b64url_decode(s, n, raw, sizeof raw);
-    if (len < 10 || raw[0] != CURSOR_VERSION)
+    if (len < CURSOR_HEAD + 1 || raw[0] != CURSOR_VERSION)
         return EO_EINVAL;
     uint64_t t = 0;
     for (int i = 0; i < 8; i++)
         t = (t << 8) | raw[1 + i];
-    size_t id_len = (size_t)len - 9;
+    size_t id_len = (size_t)raw[9] << 8 | raw[10];
     int64_t us = (int64_t)t;
-    if (us < EO_RFC3339_MIN_S * 1000000 || us > EO_RFC3339_MAX_S * 1000000)
-        return EO_EINVAL;
-    if (!eo_q_text_ok((const char *)raw + 9, id_len))
+    if (id_len != (size_t)len - CURSOR_HEAD || id_len >= id_cap || !cursor_time_ok(us) ||
+        !eo_q_text_ok((const char *)raw + CURSOR_HEAD, id_len))
         return EO_EINVAL;
     *occurred_us = us;
-    memcpy(id, raw + 9, id_len);
+    memcpy(id, raw + CURSOR_HEAD, id_len);
     id[id_len] = '\0';
     return 0;
 }

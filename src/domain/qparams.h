@@ -44,11 +44,16 @@ int eo_q_list(const char *s, size_t n, size_t max_items, size_t max_item, const 
  * zone exists is the caller's check.) */
 bool eo_q_zone_shape_ok(const char *s, size_t n);
 
-/* Raw-events cursor: the last row's time and message id, as base64url text. */
-#define EO_Q_CURSOR_MAX 400
+/* Raw-events cursor: the last row's time and message id (1..EO_Q_CURSOR_ID_MAX bytes of
+ * eo_q_text_ok text), as base64url of: version 1, the time (8 bytes, big-endian), the id's
+ * length (2 bytes, big-endian), the id. The length makes a truncated cursor invalid. */
+#define EO_Q_CURSOR_ID_MAX 4096 /* EVENTOPS_MAX_ID_BYTES can be at most this */
+#define EO_Q_CURSOR_MAX 5480    /* text of the longest cursor, NUL included */
+/* EO_EINVAL for an id that is empty, too long or not clean text, or a time outside years
+ * 0000..9999. */
 int eo_q_cursor_encode(int64_t occurred_us, const char *message_id, size_t id_len,
                        char out[EO_Q_CURSOR_MAX]) EO_MUST_CHECK;
-/* Decodes a cursor; id gets the message id, NUL-terminated (id_cap >= 256). */
+/* Decodes a cursor; id gets the message id, NUL-terminated (it must fit in id_cap bytes). */
 int eo_q_cursor_decode(const char *s, size_t n, int64_t *occurred_us, char *id,
                        size_t id_cap) EO_MUST_CHECK;
 

@@ -127,13 +127,14 @@ size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX])
 
 size_t eo_rfc3339_format_local(int64_t us, int64_t offset_s, char out[EO_RFC3339_MAX])
 {
-    char utc[EO_RFC3339_MAX];
-    size_t n = eo_rfc3339_format(us + offset_s * 1000000, utc); /* the local wall clock */
-    if (n < 27)
-        return 0;
-    size_t keep = memcmp(utc + 19, ".000000", 7) == 0 ? 19 : 26;
+    int64_t local = us + offset_s * 1000000;
+    if (local < EO_RFC3339_MIN_S * 1000000 || local > EO_RFC3339_MAX_S * 1000000 + 999999)
+        return eo_rfc3339_format(us, out);
+    char wall[EO_RFC3339_MAX];
+    eo_rfc3339_format(local, wall); /* "YYYY-MM-DDTHH:MM:SS.ffffffZ", 27 characters */
+    int keep = memcmp(wall + 19, ".000000", 7) == 0 ? 19 : 26;
     int64_t a = offset_s < 0 ? -offset_s : offset_s;
-    int len = snprintf(out, EO_RFC3339_MAX, "%.*s%c%02d:%02d", (int)keep, utc,
-                       offset_s < 0 ? '-' : '+', (int)(a / 3600), (int)(a / 60 % 60));
+    int len = snprintf(out, EO_RFC3339_MAX, "%.*s%c%02d:%02d", keep, wall, offset_s < 0 ? '-' : '+',
+                       (int)(a / 3600), (int)(a / 60 % 60));
     return len < 0 ? 0 : (size_t)len;
 }

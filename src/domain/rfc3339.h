@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-#define EO_RFC3339_MAX 32 /* buffer size for eo_rfc3339_format, NUL included */
+#define EO_RFC3339_MAX 40 /* buffer size for eo_rfc3339_format(_local), NUL included */
 
 /* Seconds since the epoch of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the instants a
  * timestamp may denote (UTC), so that every parsed time formats back as RFC 3339. */
@@ -25,8 +25,9 @@ int eo_rfc3339_parse(const char *s, size_t n, int64_t *us) EO_MUST_CHECK;
 size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX]);
 
 /* Writes the instant us as the local time at offset_s from UTC: "YYYY-MM-DDTHH:MM:SS+HH:MM"
- * (".ffffff" only when not whole seconds; the offset's seconds are dropped). Returns the
- * length. */
+ * (".ffffff" only when not whole seconds; the offset's seconds are dropped). When the local
+ * time falls outside years 0000..9999 it writes the UTC form of eo_rfc3339_format instead.
+ * Returns the length. */
 size_t eo_rfc3339_format_local(int64_t us, int64_t offset_s, char out[EO_RFC3339_MAX]);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date, and back. */

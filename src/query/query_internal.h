@@ -48,7 +48,7 @@ typedef struct {
     const char *user_id;
     bool has_cursor;
     int64_t cursor_us;
-    char cursor_id[256];
+    char cursor_id[EO_Q_CURSOR_ID_MAX + 1];
 } qreq_t;
 
 /* Outcome of an endpoint: 0 with the JSON answer in out; EO_ELIMIT when the range holds more
