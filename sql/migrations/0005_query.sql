@@ -20,11 +20,25 @@ CREATE INDEX rollups_tenant_time ON rollups (tenant_id, granularity, bucket_star
 -- to_ts. Day, week and month start at local midnight (ISO Monday, first of the month); hour at
 -- every instant whose local clock reads hh:00:00 (all offsets since 1979 are whole quarter
 -- hours, so a 15-minute UTC grid finds them, twice on a fall-back night); minute at UTC minutes.
+-- The first instant at which the clock of zone tz reads the local time t or later. Unlike
+-- `t AT TIME ZONE tz`, which takes the later offset when t happens twice (a midnight repeated by
+-- a fall-back, as in America/Havana), this is the first occurrence; when t does not exist (a
+-- skipped midnight) it is the instant the clock jumps past it.
+CREATE FUNCTION eventops_local_start(t timestamp, tz text) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN (((t - interval '3 hours') AT TIME ZONE tz) + interval '3 hours') AT TIME ZONE tz = t
+        THEN least(t AT TIME ZONE tz, ((t - interval '3 hours') AT TIME ZONE tz)
+                                      + interval '3 hours')
+        ELSE t AT TIME ZONE tz
+    END
+$$;
+
 CREATE FUNCTION eventops_buckets(from_ts timestamptz, to_ts timestamptz, unit text, tz text)
 RETURNS TABLE (bucket_start timestamptz)
 LANGUAGE sql STABLE AS $$
     WITH starts AS MATERIALIZED (
-        SELECT g AT TIME ZONE tz AS b
+        SELECT eventops_local_start(g, tz) AS b
         FROM generate_series(date_trunc(unit, from_ts AT TIME ZONE tz),
                              to_ts AT TIME ZONE tz, ('1 ' || unit)::interval) AS g
         WHERE unit IN ('day', 'week', 'month')

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -27,6 +28,10 @@ typedef int MHD_RESULT;
 #else
 typedef enum MHD_Result MHD_RESULT;
 #endif
+
+#define EO_HTTP_MAX_ARGS 256 /* query arguments per request */
+#define EO_STR_(x) #x
+#define EO_STR(x) EO_STR_(x)
 
 /* The series of one route (index nroutes: GET /metrics, nroutes + 1: anything else). */
 typedef struct {
@@ -415,6 +420,54 @@ static MHD_RESULT respond_now(struct eo_http_req *req, unsigned status, const ch
     return queue_answer(req);
 }
 
+/* Sends a complete JSON error answer straight on the socket and shuts it down. Only for
+ * requests libmicrohttpd itself cannot answer (see check_uri). */
+static void refuse_on_socket(struct MHD_Connection *conn, unsigned status, const char *reason,
+                             const char *code, const char *message)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    char body[256], answer[640], id[33];
+    random_hex(id, 16);
+    int nb = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                      message);
+    int n = snprintf(answer, sizeof answer,
+                     "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nX-Request-Id: %s\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     status, reason, id, nb, body);
+    if (n > 0 && (size_t)n < sizeof answer)
+        eo_ignore((int)send(ci->connect_fd, answer, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT));
+    shutdown(ci->connect_fd, SHUT_RDWR); /* libmicrohttpd then closes the connection */
+}
+
+/* Called with the raw request target before libmicrohttpd stores the query arguments. Each
+ * argument takes a record from the connection's memory pool, and libmicrohttpd 0.9.75 neither
+ * answers nor closes when the pool runs out (the connection hangs until its timeout). So a
+ * target longer than the header limit, or with more than EO_HTTP_MAX_ARGS arguments, is
+ * answered here and the connection closed. */
+static void *check_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    eo_http_server_t *srv = cls;
+    size_t len = strlen(uri), args = 0;
+    const char *q = strchr(uri, '?');
+    for (const char *p = q; p && *p; p++)
+        args += *p == '&' || *p == '?';
+    if (len > srv->opt.max_header_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request line and headers exceed %zu bytes",
+                 srv->opt.max_header_bytes);
+        refuse_on_socket(conn, 431, "Request Header Fields Too Large", "headers_too_large", msg);
+    } else if (args > EO_HTTP_MAX_ARGS) {
+        refuse_on_socket(
+            conn, 400, "Bad Request", "too_many_parameters",
+            "the query string holds more than " EO_STR(EO_HTTP_MAX_ARGS) " parameters");
+    }
+    return NULL; /* the request's state is made by access_handler */
+}
+
 static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -689,8 +742,10 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)opt->max_connections_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opt->connection_timeout_s, NULL},
         /* room for headers up to the limit plus the read buffer, so that requests just over
-         * the limit still get our JSON 431; far larger ones get MHD's own 431 */
+         * the limit still get our JSON 431; far larger ones get MHD's own 431 (check_uri keeps
+         * the query arguments within it) */
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(2 * opt->max_header_bytes + 65536), NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)check_uri, srv},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, srv},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {opt->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)opt->threads,

@@ -48,7 +48,7 @@ bool eo_q_zone_shape_ok(const char *s, size_t n);
  * eo_q_text_ok text), as base64url of: version 1, the time (8 bytes, big-endian), the id's
  * length (2 bytes, big-endian), the id. The length makes a truncated cursor invalid. */
 #define EO_Q_CURSOR_ID_MAX 4096 /* EVENTOPS_MAX_ID_BYTES can be at most this */
-#define EO_Q_CURSOR_MAX 5480    /* text of the longest cursor, NUL included */
+#define EO_Q_CURSOR_MAX 5480    /* the longest cursor (5476 characters) and its NUL, rounded up */
 /* EO_EINVAL for an id that is empty, too long or not clean text, or a time outside years
  * 0000..9999. */
 int eo_q_cursor_encode(int64_t occurred_us, const char *message_id, size_t id_len,

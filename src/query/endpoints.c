@@ -548,12 +548,11 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
 int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
                    size_t errlen)
 {
-    int64_t max = r->cfg->query_max_buckets;
-    if ((r->to_us - r->from_us) / (eo_q_unit_min_s(r->unit) * 1000000) + 2 > max) {
-        *field = "period";
-        snprintf(err, errlen, "the range holds more than %lld cohorts", (long long)max);
-        return EO_ELIMIT;
-    }
+    buckets_t cohorts; /* the cohorts the range can hold count against the bucket limit */
+    int rc = fetch_buckets(conn, r, r->unit, &cohorts, field, err, errlen);
+    if (rc < 0)
+        return rc;
+    buckets_free(&cohorts);
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], periods[24];
     sql_time(r->from_us, from);
     sql_time(r->to_us, to);
@@ -562,7 +561,7 @@ int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
     const char *p[] = {r->tenant_id,    from,   to, r->tz, unit, r->start_event,
                        r->return_event, periods};
     PGresult *res;
-    int rc = query(
+    rc = query(
         conn,
         "WITH c AS (SELECT coalesce(user_id, anonymous_id) AS u, min(occurred_at) AS t"
         "  FROM events WHERE tenant_id = $1::uuid AND event_type = $6"
@@ -576,8 +575,9 @@ int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
         "   + interval '8 days'),"
         " j AS (SELECT cp.p, (r.p::date - cp.p::date) / (CASE WHEN $5 = 'week' THEN 7 ELSE 1 END)"
         "  AS k FROM cp JOIN r ON r.u = cp.u AND r.p >= cp.p)"
-        " SELECT (extract(epoch FROM p AT TIME ZONE $4) * 1000000)::bigint,"
-        "  (extract(epoch FROM p) - extract(epoch FROM p AT TIME ZONE $4))::bigint, k, n FROM ("
+        " SELECT (extract(epoch FROM eventops_local_start(p, $4)) * 1000000)::bigint,"
+        "  (extract(epoch FROM eventops_local_start(p, $4) AT TIME ZONE $4)"
+        "   - extract(epoch FROM eventops_local_start(p, $4)))::bigint, k, n FROM ("
         "  SELECT p, -1 AS k, count(*) AS n FROM cp GROUP BY p"
         "  UNION ALL SELECT p, k, count(*) FROM j WHERE k <= $8::int GROUP BY p, k) AS x"
         " ORDER BY p, k",

@@ -1,5 +1,7 @@
 /* Unit tests of src/domain/rfc3339.h: parsing (syntax vs range errors, zones, fractions, leap
- * days and seconds), formatting, and the civil-date arithmetic underneath. */
+ * days and seconds), formatting in UTC and at a local offset (eo_rfc3339_format_local: whole
+ * seconds and fractions, the returned length, the UTC form when the local time leaves years
+ * 0000..9999), and the civil-date arithmetic underneath. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +10,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "domain/rfc3339.h"
@@ -210,6 +213,167 @@ static void test_format(void **state)
     }
 }
 
+typedef struct {
+    int64_t us, offset_s;
+    const char *text;
+} local_row_t;
+
+#define HOUR_S INT64_C(3600)
+#define MINUTE_S INT64_C(60)
+#define MIN_US (EO_RFC3339_MIN_S * S_US)          /* 0000-01-01T00:00:00.000000Z */
+#define MAX_US (EO_RFC3339_MAX_S * S_US + 999999) /* 9999-12-31T23:59:59.999999Z */
+#define T9999_23H INT64_C(253402297200000000)     /* 9999-12-31T23:00:00Z */
+
+static const local_row_t local_rows[] = {
+    /* UTC, and whole-hour offsets either side */
+    {T2024, 0, "2024-01-01T00:00:00+00:00"},
+    {T2024, HOUR_S, "2024-01-01T01:00:00+01:00"},
+    {T2024, 2 * HOUR_S, "2024-01-01T02:00:00+02:00"},
+    {T2024 + 12 * HOUR_S * S_US, -5 * HOUR_S, "2024-01-01T07:00:00-05:00"},
+    {T2024 + 12 * HOUR_S * S_US, 14 * HOUR_S, "2024-01-02T02:00:00+14:00"},
+    {T2024 + 12 * HOUR_S * S_US, -12 * HOUR_S, "2024-01-01T00:00:00-12:00"},
+    /* half-hour and 45-minute offsets (Kolkata, Newfoundland, Marquesas, Kathmandu, Chatham) */
+    {T2024, 5 * HOUR_S + 30 * MINUTE_S, "2024-01-01T05:30:00+05:30"},
+    {T2024, -(3 * HOUR_S + 30 * MINUTE_S), "2023-12-31T20:30:00-03:30"},
+    {T2024, -(9 * HOUR_S + 30 * MINUTE_S), "2023-12-31T14:30:00-09:30"},
+    {T2024, 5 * HOUR_S + 45 * MINUTE_S, "2024-01-01T05:45:00+05:45"},
+    {T2024, 12 * HOUR_S + 45 * MINUTE_S, "2024-01-01T12:45:00+12:45"},
+    {T2024, 10 * HOUR_S + 30 * MINUTE_S, "2024-01-01T10:30:00+10:30"}, /* Lord Howe, summer */
+    {T2024 - 5 * HOUR_S * S_US - 45 * MINUTE_S * S_US, 5 * HOUR_S + 45 * MINUTE_S,
+     "2024-01-01T00:00:00+05:45"},
+    /* a local midnight (a day bucket's start) */
+    {T2024 - HOUR_S * S_US, HOUR_S, "2024-01-01T00:00:00+01:00"},
+    {T2024 + 5 * HOUR_S * S_US, -5 * HOUR_S, "2024-01-01T00:00:00-05:00"},
+    {INT64_C(1711666800000000), HOUR_S, "2024-03-29T00:00:00+01:00"}, /* docs/query.md's example */
+    /* fractions kept only when not whole seconds, all six digits */
+    {T2024 + 500000, HOUR_S, "2024-01-01T01:00:00.500000+01:00"},
+    {T2024 + 1, 0, "2024-01-01T00:00:00.000001+00:00"},
+    {T2024 + 999999, -(3 * HOUR_S + 30 * MINUTE_S), "2023-12-31T20:30:00.999999-03:30"},
+    {T2024 + S_US, 0, "2024-01-01T00:00:01+00:00"},
+    {T2024 - 1, 0, "2023-12-31T23:59:59.999999+00:00"},
+    /* before 1970: negative times */
+    {-1, 0, "1969-12-31T23:59:59.999999+00:00"},
+    {-S_US, HOUR_S, "1970-01-01T00:59:59+01:00"},
+    {-S_US, -HOUR_S, "1969-12-31T22:59:59-01:00"},
+    {-500000, 5 * HOUR_S + 30 * MINUTE_S, "1970-01-01T05:29:59.500000+05:30"},
+    {INT64_C(-2208988800000000), -5 * HOUR_S, "1899-12-31T19:00:00-05:00"},
+    /* the date rolls over at midnight, across months, a leap day and years */
+    {INT64_C(1709247600000000), HOUR_S, "2024-03-01T00:00:00+01:00"},     /* 2024-02-29T23:00Z */
+    {INT64_C(1709247600000000), -HOUR_S, "2024-02-29T22:00:00-01:00"},    /* same instant */
+    {INT64_C(1709164800000000), -HOUR_S, "2024-02-28T23:00:00-01:00"},    /* 2024-02-29T00:00Z */
+    {INT64_C(1704063600000000), 2 * HOUR_S, "2024-01-01T01:00:00+02:00"}, /* 2023-12-31T23:00Z */
+    {T2024 + 30 * MINUTE_S * S_US, -HOUR_S, "2023-12-31T23:30:00-01:00"},
+    {INT64_C(946684799000000), 1, "2000-01-01T00:00:00+00:00"}, /* a 1 s offset */
+    {INT64_C(946684799000000), 14 * HOUR_S, "2000-01-01T13:59:59+14:00"},
+    /* an offset with seconds (local mean time): the wall clock keeps them, the offset not */
+    {0, -(4 * HOUR_S + 56 * MINUTE_S + 2), "1969-12-31T19:03:58-04:56"},
+    {0, 19 * MINUTE_S + 32, "1970-01-01T00:19:32+00:19"},
+    /* the ends of the parsed range, at offset 0 */
+    {INT64_C(-62167219200000000), 0, "0000-01-01T00:00:00+00:00"},
+    {INT64_C(253402300799999999), 0, "9999-12-31T23:59:59.999999+00:00"},
+    {INT64_C(-62167219200000000), 14 * HOUR_S, "0000-01-01T14:00:00+14:00"},
+    {INT64_C(253402300799000000), -12 * HOUR_S, "9999-12-31T11:59:59-12:00"},
+    /* the longest local form: a fraction and an offset, 32 characters */
+    {T2024 + 123456, 5 * HOUR_S + 45 * MINUTE_S, "2024-01-01T05:45:00.123456+05:45"},
+    {T2024 - 1, -(23 * HOUR_S + 59 * MINUTE_S), "2023-12-31T00:00:59.999999-23:59"},
+    {MAX_US, 0, "9999-12-31T23:59:59.999999+00:00"},
+    {MAX_US - 14 * HOUR_S * S_US, 14 * HOUR_S, "9999-12-31T23:59:59.999999+14:00"},
+    {MAX_US - 5 * HOUR_S * S_US, 5 * HOUR_S, "9999-12-31T23:59:59.999999+05:00"},
+    {MIN_US + 1, 0, "0000-01-01T00:00:00.000001+00:00"},
+    {MIN_US + 12 * HOUR_S * S_US + 1, -12 * HOUR_S, "0000-01-01T00:00:00.000001-12:00"},
+    {MIN_US + 5 * HOUR_S * S_US, -5 * HOUR_S, "0000-01-01T00:00:00-05:00"},
+    /* a local time outside 0000..9999: the UTC form of eo_rfc3339_format, 27 characters */
+    {T9999_23H, 5 * HOUR_S, "9999-12-31T23:00:00.000000Z"},
+    {T9999_23H, HOUR_S, "9999-12-31T23:00:00.000000Z"},
+    {T9999_23H, HOUR_S - 1, "9999-12-31T23:59:59+00:59"}, /* still inside */
+    {MIN_US, -5 * HOUR_S, "0000-01-01T00:00:00.000000Z"},
+    {MIN_US, -1, "0000-01-01T00:00:00.000000Z"},
+    {MIN_US + 123456, -HOUR_S, "0000-01-01T00:00:00.123456Z"},
+    {MIN_US + 5 * HOUR_S * S_US - 1, -5 * HOUR_S, "0000-01-01T04:59:59.999999Z"},
+    {MAX_US - 5 * HOUR_S * S_US + 1, 5 * HOUR_S, "9999-12-31T19:00:00.000000Z"},
+    {MAX_US, 1, "9999-12-31T23:59:59.999999Z"},
+    {MAX_US, 14 * HOUR_S, "9999-12-31T23:59:59.999999Z"},
+    {EO_RFC3339_MAX_S * S_US, 1, "9999-12-31T23:59:59.000000Z"},
+    {MIN_US, -12 * HOUR_S, "0000-01-01T00:00:00.000000Z"},
+};
+
+static void test_format_local(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof local_rows / sizeof local_rows[0]; i++) {
+        const local_row_t *row = &local_rows[i];
+        char out[EO_RFC3339_MAX + 8];
+        memset(out, 'X', sizeof out);
+        size_t n = eo_rfc3339_format_local(row->us, row->offset_s, out);
+        if (strnlen(out, sizeof out) != strlen(row->text) || strcmp(out, row->text) != 0 ||
+            n != strlen(row->text))
+            fail_msg("local row %zu (%" PRId64 ", %+" PRId64 " s): '%.*s' (%zu), want '%s'", i,
+                     row->us, row->offset_s, (int)sizeof out, out, n, row->text);
+        for (size_t k = n + 1; k < sizeof out; k++) /* nothing past the NUL */
+            if (out[k] != 'X')
+                fail_msg("local row %zu: byte %zu written", i, k);
+    }
+    /* every form fits: 25, 32 (fraction) or 27 (UTC fallback) characters and the NUL */
+    assert_true(32 < EO_RFC3339_MAX);
+}
+
+/* For whole-minute offsets the text denotes the same instant: parse(format_local(us, off)) == us
+ * over the whole of 0000..9999, near its ends too (deterministic LCG sweep). A local time inside
+ * 0000..9999 gives the local form (25 characters, 32 with a fraction) ending in the offset;
+ * outside it, exactly eo_rfc3339_format(us) (27 characters). */
+static void test_format_local_round_trip(void **state)
+{
+    (void)state;
+    static const int64_t offsets[] = {0,
+                                      HOUR_S,
+                                      -HOUR_S,
+                                      5 * HOUR_S + 30 * MINUTE_S,
+                                      -(3 * HOUR_S + 30 * MINUTE_S),
+                                      5 * HOUR_S + 45 * MINUTE_S,
+                                      14 * HOUR_S,
+                                      -12 * HOUR_S,
+                                      13 * HOUR_S + 45 * MINUTE_S,
+                                      -(9 * HOUR_S + 30 * MINUTE_S),
+                                      -23 * HOUR_S - 59 * MINUTE_S,
+                                      23 * HOUR_S + 59 * MINUTE_S};
+    const uint64_t edge = (uint64_t)(2 * DAY_US);
+    uint64_t x = 0x2545f4914f6cdd1du;
+    size_t inside = 0, outside = 0;
+    for (int i = 0; i < 100000; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        int64_t us;
+        if (i % 4 == 2) /* within two days of either end */
+            us = MIN_US + (int64_t)(x % edge);
+        else if (i % 4 == 3)
+            us = MAX_US - (int64_t)(x % edge);
+        else
+            us = MIN_US + (int64_t)(x % (uint64_t)(MAX_US - MIN_US + 1));
+        if (i % 3 == 0)
+            us -= us % S_US; /* whole seconds too (towards 0: stays in range) */
+        int64_t off = offsets[(x >> 33) % (sizeof offsets / sizeof offsets[0])];
+        int64_t local = us + off * S_US;
+        char out[EO_RFC3339_MAX], utc[EO_RFC3339_MAX];
+        int64_t back = 0;
+        size_t n = eo_rfc3339_format_local(us, off, out);
+        eo_rfc3339_format(us, utc);
+        bool ok;
+        if (local >= MIN_US && local <= MAX_US) {
+            inside++;
+            char sign[32];
+            snprintf(sign, sizeof sign, "%c%02d:%02d", off < 0 ? '-' : '+',
+                     (int)((off < 0 ? -off : off) / 3600), (int)((off < 0 ? -off : off) / 60 % 60));
+            ok = n == (us % S_US == 0 ? 25u : 32u) && strcmp(out + n - 6, sign) == 0;
+        } else {
+            outside++;
+            ok = n == 27 && strcmp(out, utc) == 0;
+        }
+        if (!ok || n != strlen(out) || eo_rfc3339_parse(out, n, &back) != 0 || back != us)
+            fail_msg("%" PRId64 " at %+" PRId64 " s -> '%s' (%zu) -> %" PRId64, us, off, out, n,
+                     back);
+    }
+    assert_true(inside > 0 && outside > 0); /* both forms were met */
+}
+
 /* format(parse(x)) == x for canonical text; for other spellings it is the UTC form. */
 static void test_round_trip_text(void **state)
 {
@@ -342,6 +506,8 @@ int main(void)
         cmocka_unit_test(test_parse_invalid),
         cmocka_unit_test(test_parse_length_bounded),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_local),
+        cmocka_unit_test(test_format_local_round_trip),
         cmocka_unit_test(test_round_trip_text),
         cmocka_unit_test(test_round_trip_us),
         cmocka_unit_test(test_epoch_zero),
