@@ -70,3 +70,16 @@ int eo_bearer_verify(eo_keystore_t *keys, const eo_config_t *cfg, const char *to
     }
     return 0;
 }
+
+void eo_bearer_refuse(eo_http_req_t *req, const char *why)
+{
+    char challenge[320], clean[200];
+    snprintf(clean, sizeof clean, "%s", why);
+    for (char *p = clean; *p; p++)
+        if (*p == '"' || *p == '\\')
+            *p = '\'';
+    snprintf(challenge, sizeof challenge,
+             "Bearer realm=\"eventops\", error=\"invalid_token\", error_description=\"%s\"", clean);
+    const char *h[] = {"WWW-Authenticate", challenge, NULL};
+    eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
+}

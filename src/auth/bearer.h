@@ -11,6 +11,7 @@
 
 #include "auth/keystore.h"
 #include "core/config.h"
+#include "core/http.h"
 #include "domain/jwt.h"
 
 /* Verifies token (n bytes). Returns 0 with claims' sub, tenant_id and scope filled;
@@ -18,5 +19,8 @@
  * loaded right now. */
 int eo_bearer_verify(eo_keystore_t *keys, const eo_config_t *cfg, const char *token, size_t n,
                      eo_jwt_claims_t *claims, char *why, size_t whylen) EO_MUST_CHECK;
+
+/* Answers 401 invalid_token (RFC 6750) naming why, in the body and in WWW-Authenticate. */
+void eo_bearer_refuse(eo_http_req_t *req, const char *why);
 
 #endif

@@ -94,7 +94,7 @@ typedef struct {
     atomic_int failed; /* 0, or the first EO_E* delivery error */
     char *accepted_body;
     size_t accepted_len;
-    char rl_limit[24], rl_remaining[24], rl_reset[24]; /* RateLimit-* of the answer */
+    eo_ratelimit_headers_t rl; /* RateLimit-* of the answer */
     size_t accepted;
 } ingest_t;
 
@@ -153,15 +153,7 @@ static int write_key_of(const char *h, char *key, size_t cap, size_t *len)
 static void refuse_token(eo_collector_t *c, eo_http_req_t *req, const char *why)
 {
     eo_counter_add(c->auth_failures[AUTH_INVALID_TOKEN], 1);
-    char challenge[320], clean[200];
-    snprintf(clean, sizeof clean, "%s", why);
-    for (char *p = clean; *p; p++)
-        if (*p == '"' || *p == '\\')
-            *p = '\'';
-    snprintf(challenge, sizeof challenge,
-             "Bearer realm=\"eventops\", error=\"invalid_token\", error_description=\"%s\"", clean);
-    const char *h[] = {"WWW-Authenticate", challenge, NULL};
-    eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
+    eo_bearer_refuse(req, why);
 }
 
 static void credentials_unavailable(eo_collector_t *c, eo_http_req_t *req, const char *what)
@@ -221,29 +213,9 @@ static bool within_limit(eo_collector_t *c, eo_http_req_t *req, ingest_t *in, co
 {
     char key[128];
     snprintf(key, sizeof key, "eo:rl:{%s}:%s:%s", cred->tenant_id, kind, cred->id);
-    eo_ratelimit_result_t rl;
-    eo_ratelimit_take(c->limiter, key,
-                      (double)(cred->rate > 0 ? cred->rate : c->cfg.rate_limit_rate),
-                      cred->burst > 0 ? cred->burst : c->cfg.rate_limit_burst, &rl);
-    snprintf(in->rl_limit, sizeof in->rl_limit, "%lld", (long long)rl.limit);
-    snprintf(in->rl_remaining, sizeof in->rl_remaining, "%lld", (long long)rl.remaining);
-    snprintf(in->rl_reset, sizeof in->rl_reset, "%lld", (long long)rl.reset_s);
-    if (rl.allowed)
-        return true;
-    char retry[24], msg[128];
-    snprintf(retry, sizeof retry, "%lld", (long long)rl.retry_after_s);
-    snprintf(msg, sizeof msg, "too many requests for this credential; retry after %s s", retry);
-    const char *h[] = {"Retry-After",
-                       retry,
-                       "RateLimit-Limit",
-                       in->rl_limit,
-                       "RateLimit-Remaining",
-                       in->rl_remaining,
-                       "RateLimit-Reset",
-                       in->rl_reset,
-                       NULL};
-    eo_http_respond_error(req, 429, "rate_limited", msg, NULL, h);
-    return false;
+    return eo_ratelimit_http(
+        c->limiter, req, key, (double)(cred->rate > 0 ? cred->rate : c->cfg.rate_limit_rate),
+        cred->burst > 0 ? cred->burst : c->cfg.rate_limit_burst, "credential", &in->rl);
 }
 
 static bool ingest_on_headers(eo_http_req_t *req, void *ud)
@@ -317,8 +289,8 @@ static void finish_one(ingest_t *in)
     }
     eo_counter_add(in->c->accepted, in->accepted);
     const char *h[] = {
-        "RateLimit-Limit", in->rl_limit, "RateLimit-Remaining", in->rl_remaining, "RateLimit-Reset",
-        in->rl_reset,      NULL};
+        "RateLimit-Limit", in->rl.limit, "RateLimit-Remaining", in->rl.remaining, "RateLimit-Reset",
+        in->rl.reset,      NULL};
     eo_http_respond(in->req, 202, in->accepted_body, in->accepted_len, h);
 }
 

@@ -63,7 +63,7 @@ struct eo_query {
 /* Per-request state, set once the credential is checked. */
 typedef struct {
     char tenant_id[37];
-    char rl_limit[24], rl_remaining[24], rl_reset[24];
+    eo_ratelimit_headers_t rl;
 } qctx_t;
 
 /* ---- PostgreSQL: one connection per thread ---- */
@@ -159,15 +159,7 @@ static const char *const missing_challenge[] = {"WWW-Authenticate", "Bearer real
 static void refuse_token(eo_query_t *q, eo_http_req_t *req, const char *why)
 {
     eo_counter_add(q->auth_failures[AUTH_INVALID_TOKEN], 1);
-    char challenge[320], clean[200];
-    snprintf(clean, sizeof clean, "%s", why);
-    for (char *p = clean; *p; p++)
-        if (*p == '"' || *p == '\\')
-            *p = '\'';
-    snprintf(challenge, sizeof challenge,
-             "Bearer realm=\"eventops\", error=\"invalid_token\", error_description=\"%s\"", clean);
-    const char *h[] = {"WWW-Authenticate", challenge, NULL};
-    eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
+    eo_bearer_refuse(req, why);
 }
 
 static void unavailable(eo_query_t *q, eo_http_req_t *req, const char *code, const char *what)
@@ -251,28 +243,9 @@ static bool on_headers(eo_http_req_t *req, void *ud)
     eo_http_set_user(req, ctx, free);
     char key[128];
     snprintf(key, sizeof key, "eo:rl:{%s}:client:%s", cred.tenant_id, cred.id);
-    eo_ratelimit_result_t rl;
-    eo_ratelimit_take(q->limiter, key, (double)(cred.rate > 0 ? cred.rate : q->cfg.rate_limit_rate),
-                      cred.burst > 0 ? cred.burst : q->cfg.rate_limit_burst, &rl);
-    snprintf(ctx->rl_limit, sizeof ctx->rl_limit, "%lld", (long long)rl.limit);
-    snprintf(ctx->rl_remaining, sizeof ctx->rl_remaining, "%lld", (long long)rl.remaining);
-    snprintf(ctx->rl_reset, sizeof ctx->rl_reset, "%lld", (long long)rl.reset_s);
-    if (rl.allowed)
-        return true;
-    char retry[24], msg[128];
-    snprintf(retry, sizeof retry, "%lld", (long long)rl.retry_after_s);
-    snprintf(msg, sizeof msg, "too many requests for this client; retry after %s s", retry);
-    const char *rh[] = {"Retry-After",
-                        retry,
-                        "RateLimit-Limit",
-                        ctx->rl_limit,
-                        "RateLimit-Remaining",
-                        ctx->rl_remaining,
-                        "RateLimit-Reset",
-                        ctx->rl_reset,
-                        NULL};
-    eo_http_respond_error(req, 429, "rate_limited", msg, NULL, rh);
-    return false;
+    return eo_ratelimit_http(
+        q->limiter, req, key, (double)(cred.rate > 0 ? cred.rate : q->cfg.rate_limit_rate),
+        cred.burst > 0 ? cred.burst : q->cfg.rate_limit_burst, "client", &ctx->rl);
 }
 
 /* ---- parameters ---- */
@@ -582,11 +555,11 @@ static void answer(eo_http_req_t *req, const char *body, size_t len, const char 
                        "X-Cache",
                        cache_state,
                        "RateLimit-Limit",
-                       ctx->rl_limit,
+                       ctx->rl.limit,
                        "RateLimit-Remaining",
-                       ctx->rl_remaining,
+                       ctx->rl.remaining,
                        "RateLimit-Reset",
-                       ctx->rl_reset,
+                       ctx->rl.reset,
                        NULL};
     eo_http_respond(req, 200, body, len, h);
 }

@@ -14,8 +14,6 @@ Not a test itself (CTest runs tests/e2e/test_*.py only). Standard library plus e
 
 import os
 import re
-import signal
-import subprocess
 import time
 import urllib.parse
 from datetime import date, datetime, timedelta, timezone
@@ -190,64 +188,7 @@ def query_token(sb, client, kid, scope="events:read", lifetime=1800):
 # ---------------------------------------------------------------------------------------------
 # Redis
 
-class Redis:
-    """A private redis-server on a free loopback port (no persistence)."""
-
-    def __init__(self, log_path, port=None):
-        self.port = port or eotest.free_port()
-        self.log_path = log_path
-        self.proc = None
-        self.paused = False
-
-    def start(self):
-        f = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no"],
-                stdin=subprocess.DEVNULL, stdout=f, stderr=f)
-        finally:
-            f.close()
-        eotest.wait_until(self.ping, 15, interval=0.1, what="redis-server on :%d" % self.port)
-
-    def cli(self, *args, timeout=10):
-        p = subprocess.run(["redis-cli", "-p", str(self.port), *args], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout)
-        return p.stdout.decode(errors="replace")
-
-    def ping(self):
-        try:
-            return self.cli("ping", timeout=5).strip() == "PONG"
-        except subprocess.TimeoutExpired:
-            return False
-
-    def keys(self, pattern="*"):
-        return [k for k in self.cli("--scan", "--pattern", pattern, timeout=30).splitlines() if k]
-
-    def pttl(self, key):
-        return int(self.cli("pttl", key).strip())
-
-    def pause(self):
-        """SIGSTOP: connections stay open but nothing answers (a Redis slower than any
-        timeout)."""
-        self.proc.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self):
-        self.proc.send_signal(signal.SIGCONT)
-        self.paused = False
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            if self.paused:
-                self.resume()
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    @property
-    def url(self):
-        return "redis://127.0.0.1:%d" % self.port
+Redis = eotest.Redis  # the private redis-server lives in eotest
 
 
 # ---------------------------------------------------------------------------------------------

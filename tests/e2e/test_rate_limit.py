@@ -69,39 +69,7 @@ HOUSEKEEPING = {"PING", "HELLO", "CLIENT", "SELECT", "AUTH", "INFO", "COMMAND", 
                 "FUNCTION", "QUIT", "READONLY"}
 
 
-class Redis:
-    """A private redis-server on a free loopback port."""
-
-    def __init__(self, log_path):
-        self.port = eotest.free_port()
-        self.log_path = log_path
-        self.proc = None
-
-    def start(self):
-        f = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no"],
-                stdin=subprocess.DEVNULL, stdout=f, stderr=f)
-        finally:
-            f.close()
-        eotest.wait_until(self.ping, 15, interval=0.1, what="redis-server on :%d" % self.port)
-
-    def ping(self):
-        p = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, timeout=5)
-        return p.stdout.strip() == b"PONG"
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    @property
-    def url(self):
-        return "redis://127.0.0.1:%d" % self.port
+Redis = eotest.Redis
 
 
 def ev(tag):
