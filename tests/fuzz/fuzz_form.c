@@ -18,7 +18,6 @@
 
 #define MAX_PAIRS 16
 
-
 static void check_unescape(const char *in, size_t n, size_t cap)
 {
     char *out = malloc(cap ? cap : 1);

@@ -40,7 +40,6 @@ static bool is(const uint8_t *s, size_t n, const char *word)
     return strlen(word) == n && memcmp(s, word, n) == 0;
 }
 
-
 static bool all_digits(const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
