@@ -159,9 +159,11 @@ static int put_time_array(eo_buf_t *b, const int64_t *us, size_t n)
 
 /* ---- count and trend: rollups ---- */
 
+#define MAX_RAW 8 /* sub-minute pieces: only at a from or to that is not a whole minute */
+
 typedef struct {
-    eo_buf_t g, s, e; /* rollup pieces: granularity, start, end (array literals) */
-    eo_buf_t rs, re;  /* raw pieces (under a minute) */
+    eo_buf_t g, s, e;                 /* rollup pieces: granularity, start, end (array literals) */
+    int64_t rs[MAX_RAW], re[MAX_RAW]; /* raw pieces (under a minute each) */
     size_t n, nraw;
     int level; /* the pending rollup piece, merged with its neighbour of the same granularity */
     int64_t ps, pe;
@@ -203,13 +205,12 @@ static void flush(pieces_t *p)
 static void piece(pieces_t *p, int level, int64_t s, int64_t e)
 {
     if (level == 3) { /* raw: never merged (its start names its bucket) */
-        if (p->rc)
+        if (p->nraw == MAX_RAW) {
+            p->rc = EO_ELIMIT;
             return;
-        char ts[EO_RFC3339_MAX], te[EO_RFC3339_MAX];
-        sql_time(s, ts);
-        sql_time(e, te);
-        p->rc = eo_buf_printf(&p->rs, "%s\"%s\"", p->nraw ? "," : "", ts);
-        p->rc = p->rc ? p->rc : eo_buf_printf(&p->re, "%s\"%s\"", p->nraw ? "," : "", te);
+        }
+        p->rs[p->nraw] = s;
+        p->re[p->nraw] = e;
         p->nraw++;
         return;
     }
@@ -243,19 +244,20 @@ static void split(pieces_t *p, int64_t s, int64_t e, int level)
     split(p, fe, e, level + 1);
 }
 
+/* Rollup rows of every piece, each named by its start, and the events of each sub-minute piece
+ * (appended per piece with its bounds as parameters, so that PostgreSQL plans only the one
+ * partition it lies in); summed per bucket. */
 static const char counts_sql[] =
     "SELECT width_bucket(x.t, $6::timestamptz[]), sum(x.n)::bigint FROM ("
     " SELECT r.bucket_start AS t, r.count AS n"
     " FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(g, s, e)"
     " CROSS JOIN LATERAL (SELECT bucket_start, count FROM rollups"
     "  WHERE tenant_id = $1::uuid AND granularity = p.g AND bucket_start >= p.s"
-    "  AND bucket_start < p.e AND ($5::text IS NULL OR event_type = $5) OFFSET 0) AS r"
-    " UNION ALL"
-    " SELECT q.s, (SELECT count(*) FROM events"
-    "  WHERE tenant_id = $1::uuid AND occurred_at >= q.s AND occurred_at < q.e"
-    "  AND ($5::text IS NULL OR event_type = $5))"
-    " FROM unnest($7::timestamptz[], $8::timestamptz[]) AS q(s, e)"
-    ") AS x GROUP BY 1";
+    "  AND bucket_start < p.e AND ($5::text IS NULL OR event_type = $5) OFFSET 0) AS r";
+static const char counts_raw_sql[] =
+    " UNION ALL SELECT $%zu::timestamptz, (SELECT count(*) FROM events"
+    "  WHERE tenant_id = $1::uuid AND occurred_at >= $%zu::timestamptz"
+    "  AND occurred_at < $%zu::timestamptz AND ($5::text IS NULL OR event_type = $5))";
 
 /* Counts per bucket: counts[i] for [starts[i], starts[i+1]) (the last ends at to), all clipped
  * to [from, to). Each bucket is cut on its own: a UTC day's rollup row may straddle a local
@@ -264,8 +266,8 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
                          int64_t *counts, char *err, size_t errlen)
 {
     pieces_t p = {.level = -1};
-    eo_buf_t *arrays[] = {&p.g, &p.s, &p.e, &p.rs, &p.re};
-    for (int i = 0; i < 5; i++) {
+    eo_buf_t *arrays[] = {&p.g, &p.s, &p.e};
+    for (int i = 0; i < 3; i++) {
         eo_buf_init(arrays[i], 64 << 20);
         if (!p.rc)
             p.rc = eo_buf_append_char(arrays[i], '{');
@@ -277,21 +279,35 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
     }
     flush(&p);
     int rc = p.rc;
-    for (int i = 0; rc == 0 && i < 5; i++) {
+    for (int i = 0; rc == 0 && i < 3; i++) {
         rc = eo_buf_append_char(arrays[i], '}');
         rc = rc ? rc : eo_buf_append_char(arrays[i], '\0');
     }
-    eo_buf_t bounds;
+    eo_buf_t bounds, sql;
     eo_buf_init(&bounds, 64 << 20);
+    eo_buf_init(&sql, 1 << 20);
     rc = rc ? rc : put_time_array(&bounds, starts, n);
     rc = rc ? rc : eo_buf_append_char(&bounds, '\0');
+    rc = rc ? rc : eo_buf_append_str(&sql, counts_sql);
+    char raw_times[2 * MAX_RAW][EO_RFC3339_MAX];
+    const char *params[6 + 2 * MAX_RAW] = {r->tenant_id, p.g.data,      p.s.data,
+                                           p.e.data,     r->event_type, bounds.data};
+    for (size_t k = 0; rc == 0 && k < p.nraw; k++) {
+        sql_time(p.rs[k], raw_times[2 * k]);
+        sql_time(p.re[k], raw_times[2 * k + 1]);
+        params[6 + 2 * k] = raw_times[2 * k];
+        params[7 + 2 * k] = raw_times[2 * k + 1];
+        rc = eo_buf_printf(&sql, counts_raw_sql, 7 + 2 * k, 7 + 2 * k, 8 + 2 * k);
+    }
+    rc = rc ? rc : eo_buf_append_str(&sql, ") AS x GROUP BY 1");
+    rc = rc ? rc : eo_buf_append_char(&sql, '\0');
     PGresult *res = NULL;
     if (rc == 0) {
-        const char *params[] = {r->tenant_id,  p.g.data,    p.s.data,  p.e.data,
-                                r->event_type, bounds.data, p.rs.data, p.re.data};
-        rc = query(conn, counts_sql, 8, params, &res, err, errlen);
+        params[1] = p.g.data, params[2] = p.s.data, params[3] = p.e.data;
+        params[5] = bounds.data;
+        rc = query(conn, sql.data, (int)(6 + 2 * p.nraw), params, &res, err, errlen);
     } else {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "cannot build the counting query: %s", eo_strerror(rc));
     }
     memset(counts, 0, n * sizeof *counts);
     for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
@@ -300,9 +316,10 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
             counts[b - 1] += num(res, i, 1);
     }
     PQclear(res);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 3; i++)
         eo_buf_done(arrays[i]);
     eo_buf_done(&bounds);
+    eo_buf_done(&sql);
     return rc;
 }
 
