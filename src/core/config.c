@@ -142,6 +142,8 @@ static const cfg_var_t vars[] = {
       "query role HTTP threads, each with its own PostgreSQL connection"),
     I(query_timeout_ms, "EVENTOPS_QUERY_TIMEOUT_MS", 30000, 100, 3600000,
       "statement timeout of one query; past it the answer is 503 query_timeout"),
+    I(query_work_mem_mb, "EVENTOPS_QUERY_WORK_MEM_MB", 64, 1, 65536,
+      "PostgreSQL work_mem of each query connection, MiB (hashing distinct users in memory)"),
     I(query_max_buckets, "EVENTOPS_QUERY_MAX_BUCKETS", 5000, 1, 1000000,
       "buckets one trend, unique-users series or retention table may span"),
     I(query_max_periods, "EVENTOPS_QUERY_MAX_PERIODS", 90, 1, 10000, "retention periods"),

@@ -82,6 +82,7 @@ typedef struct {
     int64_t query_port;
     int64_t query_threads;
     int64_t query_timeout_ms;
+    int64_t query_work_mem_mb;
     int64_t query_max_buckets;
     int64_t query_max_periods;
     int64_t query_max_limit;

@@ -370,6 +370,21 @@ int eo_q_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
 
 /* ---- unique users: events ---- */
 
+/* Distinct users as a hashed DISTINCT (count(DISTINCT ...) always sorts): the total over the
+ * range (bucket NULL), and with an interval the distinct (bucket, user) pairs counted per
+ * bucket. */
+#define UNIQUE_FROM                                                                                \
+    " FROM events WHERE tenant_id = $1::uuid AND occurred_at >= $2::timestamptz"                   \
+    " AND occurred_at < $3::timestamptz AND ($4::text IS NULL OR event_type = $4)"
+static const char unique_total_sql[] =
+    "SELECT NULL::int, count(*) FROM (SELECT DISTINCT coalesce(user_id, anonymous_id)" UNIQUE_FROM
+    ") AS t WHERE $5::text IS NOT NULL";
+static const char unique_series_sql[] =
+    "SELECT NULL::int, count(*) FROM (SELECT DISTINCT coalesce(user_id, anonymous_id)" UNIQUE_FROM
+    ") AS t UNION ALL SELECT b, count(*) FROM (SELECT DISTINCT"
+    " width_bucket(occurred_at, $5::timestamptz[]) AS b, coalesce(user_id, "
+    "anonymous_id)" UNIQUE_FROM ") AS s GROUP BY b";
+
 int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
                       size_t errlen)
 {
@@ -392,13 +407,8 @@ int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char *
     const char *p[] = {r->tenant_id, from, to, r->event_type, bounds.data};
     PGresult *res = NULL;
     if (rc == 0)
-        rc = query(conn,
-                   "SELECT width_bucket(occurred_at, $5::timestamptz[]) AS b,"
-                   " count(DISTINCT coalesce(user_id, anonymous_id))"
-                   " FROM events WHERE tenant_id = $1::uuid AND occurred_at >= $2::timestamptz"
-                   " AND occurred_at < $3::timestamptz AND ($4::text IS NULL OR event_type = $4)"
-                   " GROUP BY GROUPING SETS ((1), ())",
-                   5, p, &res, err, errlen);
+        rc = query(conn, r->has_unit ? unique_series_sql : unique_total_sql, 5, p, &res, err,
+                   errlen);
     int64_t total = 0, *users = calloc(n, sizeof *users);
     if (rc == 0 && !users)
         rc = EO_ENOMEM;

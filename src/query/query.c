@@ -87,9 +87,9 @@ static PGconn *thread_conn(eo_query_t *q, char *err, size_t errlen)
         return NULL;
     char setup[256];
     snprintf(setup, sizeof setup,
-             "SET statement_timeout = %lld; SET TimeZone = 'UTC'; SET jit = off;"
-             " SET default_transaction_read_only = on",
-             (long long)q->cfg.query_timeout_ms);
+             "SET statement_timeout = %lld; SET work_mem = '%lldMB'; SET TimeZone = 'UTC';"
+             " SET jit = off; SET default_transaction_read_only = on",
+             (long long)q->cfg.query_timeout_ms, (long long)q->cfg.query_work_mem_mb);
     if (eo_pg_exec(c, setup, err, errlen) < 0) {
         PQfinish(c);
         return NULL;
