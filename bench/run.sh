@@ -228,7 +228,7 @@ wait_collector() {
 # Sets stored_n to the events stored so far (sum of the day rollups), over the long-lived psql
 # connection. No fork: it runs every 50 ms.
 stored() {
-    printf '%s\n' "SELECT coalesce(sum(count), 0) FROM rollups WHERE granularity = 'day';" \
+    printf '%s\n' "SELECT coalesce(sum(count), 0) FROM rollups WHERE granularity = 'day' AND event_type = '';" \
         >&"${POLL[1]}"
     read -r -t 30 -u "${POLL[0]}" stored_n || die "the stored-count query did not answer"
     [[ $stored_n =~ ^[0-9]+$ ]] || die "unexpected stored-count answer: $stored_n"

@@ -1,5 +1,24 @@
--- Query service (docs/query.md): indexes for the endpoints that read events, an index for
--- counts over all event types, and the bucket boundaries of a time zone.
+-- Query service (docs/query.md): quarter-hour and all-types rollups, indexes for the endpoints
+-- that read events, and the bucket boundaries of a time zone.
+
+-- Rollups gain a quarter-hour granularity (UTC :00, :15, :30, :45), so that a bucket bounded by
+-- a :30 or :45 offset (Kolkata, Kathmandu, Lord Howe) is whole quarters rather than minutes,
+-- and rows for all event types together (event_type '', which no event can have), so that a
+-- count over every type reads one row per time piece rather than one per type.
+ALTER TABLE rollups DROP CONSTRAINT rollups_granularity_check;
+ALTER TABLE rollups ADD CONSTRAINT rollups_granularity_check
+    CHECK (granularity IN ('minute', 'quarter', 'hour', 'day'));
+
+INSERT INTO rollups (tenant_id, granularity, event_type, bucket_start, count)
+SELECT tenant_id, 'quarter', event_type,
+       date_bin('15 minutes', bucket_start, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(count)
+FROM rollups WHERE granularity = 'minute' AND event_type <> ''
+GROUP BY 1, 3, 4;
+
+INSERT INTO rollups (tenant_id, granularity, event_type, bucket_start, count)
+SELECT tenant_id, granularity, '', bucket_start, sum(count)
+FROM rollups WHERE event_type <> ''
+GROUP BY 1, 2, 4;
 
 -- Unique users, breakdown, funnel and retention read one event type's events over a range;
 -- user_id and anonymous_id ride along so that the user key needs no heap visit.
@@ -10,16 +29,6 @@ CREATE INDEX events_tenant_type_time ON events (tenant_id, event_type, occurred_
 CREATE INDEX events_tenant_user_time ON events (tenant_id, user_id, occurred_at)
     WHERE user_id IS NOT NULL;
 
--- Counts and trends over every event type: one range of this index per time piece. count is
--- not in the index, so the processor's increments stay HOT updates (no index entry per change).
-CREATE INDEX rollups_tenant_time ON rollups (tenant_id, granularity, bucket_start)
-    INCLUDE (event_type);
-
--- The starts of the buckets of one unit (minute, hour, day, week, month) in zone tz that meet
--- [from_ts, to_ts): the start of the bucket holding from_ts, then every later start before
--- to_ts. Day, week and month start at local midnight (ISO Monday, first of the month); hour at
--- every instant whose local clock reads hh:00:00 (all offsets since 1979 are whole quarter
--- hours, so a 15-minute UTC grid finds them, twice on a fall-back night); minute at UTC minutes.
 -- The first instant at which the clock of zone tz reads the local time t or later. Unlike
 -- `t AT TIME ZONE tz`, which takes the later offset when t happens twice (a midnight repeated by
 -- a fall-back, as in America/Havana), this is the first occurrence; when t does not exist (a

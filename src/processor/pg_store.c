@@ -44,8 +44,9 @@ static const char copy_sql[] =
 
 /* Rows already stored (same tenant and messageId) are skipped by the event_ids insert; a
  * messageId repeated inside the batch keeps its first occurrence; rollups add only the rows
- * the events insert returned (counted per minute once, hours and days summed from those), in
- * key order so that concurrent transactions cannot deadlock. The session's TimeZone is UTC. */
+ * the events insert returned (counted per minute once, quarter hours, hours and days summed
+ * from those, each also for all event types together under event_type ''), in key order so that
+ * concurrent transactions cannot deadlock. The session's TimeZone is UTC. */
 static const char store_sql[] =
     "WITH staged AS ("
     "  SELECT DISTINCT ON (tenant_id, message_id) * FROM eo_stage"
@@ -64,15 +65,25 @@ static const char store_sql[] =
     " per_minute AS ("
     "  SELECT tenant_id, event_type, date_trunc('minute', occurred_at) AS minute, count(*) AS n"
     "  FROM new_events GROUP BY 1, 2, 3),"
-    " counted AS ("
+    " typed AS ("
     "  SELECT tenant_id, 'minute' AS granularity, event_type, minute AS bucket_start, n"
     "  FROM per_minute"
+    "  UNION ALL"
+    "  SELECT tenant_id, 'quarter', event_type,"
+    "   date_bin('15 minutes', minute, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(n)::bigint"
+    "  FROM per_minute GROUP BY tenant_id, event_type,"
+    "   date_bin('15 minutes', minute, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
     "  UNION ALL"
     "  SELECT tenant_id, 'hour', event_type, date_trunc('hour', minute), sum(n)::bigint"
     "  FROM per_minute GROUP BY tenant_id, event_type, date_trunc('hour', minute)"
     "  UNION ALL"
     "  SELECT tenant_id, 'day', event_type, date_trunc('day', minute), sum(n)::bigint"
     "  FROM per_minute GROUP BY tenant_id, event_type, date_trunc('day', minute)),"
+    " counted AS ("
+    "  SELECT * FROM typed"
+    "  UNION ALL"
+    "  SELECT tenant_id, granularity, '', bucket_start, sum(n)::bigint"
+    "  FROM typed GROUP BY tenant_id, granularity, bucket_start),"
     " rolled AS ("
     "  INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start, count)"
     "  SELECT tenant_id, granularity, event_type, bucket_start, n FROM counted"

@@ -9,6 +9,7 @@
 #include "query/query_internal.h"
 
 #define US_PER_MIN INT64_C(60000000)
+#define US_PER_QUARTER (15 * US_PER_MIN)
 #define US_PER_HOUR (60 * US_PER_MIN)
 #define US_PER_DAY (24 * US_PER_HOUR)
 
@@ -170,8 +171,9 @@ typedef struct {
     int rc;
 } pieces_t;
 
-static const int64_t level_us[3] = {US_PER_DAY, US_PER_HOUR, US_PER_MIN};
-static const char *const level_name[3] = {"day", "hour", "minute"};
+#define LEVELS 4 /* rollup granularities, largest first; LEVELS itself stands for raw events */
+static const int64_t level_us[LEVELS] = {US_PER_DAY, US_PER_HOUR, US_PER_QUARTER, US_PER_MIN};
+static const char *const level_name[LEVELS] = {"day", "hour", "quarter", "minute"};
 
 static int64_t floor_to(int64_t t, int64_t g)
 {
@@ -204,7 +206,7 @@ static void flush(pieces_t *p)
 
 static void piece(pieces_t *p, int level, int64_t s, int64_t e)
 {
-    if (level == 3) { /* raw: never merged (its start names its bucket) */
+    if (level == LEVELS) { /* raw: never merged (its start names its bucket) */
         if (p->nraw == MAX_RAW) {
             p->rc = EO_ELIMIT;
             return;
@@ -224,14 +226,14 @@ static void piece(pieces_t *p, int level, int64_t s, int64_t e)
     p->pe = e;
 }
 
-/* Cuts [s, e) into whole UTC days, then hours, then minutes, then the sub-minute rest, in time
- * order. */
+/* Cuts [s, e) into whole UTC days, then hours, quarter hours and minutes, then the sub-minute
+ * rest, in time order. */
 static void split(pieces_t *p, int64_t s, int64_t e, int level)
 {
     if (s >= e)
         return;
-    if (level == 3) {
-        piece(p, 3, s, e);
+    if (level == LEVELS) {
+        piece(p, LEVELS, s, e);
         return;
     }
     int64_t cs = ceil_to(s, level_us[level]), fe = floor_to(e, level_us[level]);
@@ -252,8 +254,8 @@ static const char counts_sql[] =
     " SELECT r.bucket_start AS t, r.count AS n"
     " FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(g, s, e)"
     " CROSS JOIN LATERAL (SELECT bucket_start, count FROM rollups"
-    "  WHERE tenant_id = $1::uuid AND granularity = p.g AND bucket_start >= p.s"
-    "  AND bucket_start < p.e AND ($5::text IS NULL OR event_type = $5) OFFSET 0) AS r";
+    "  WHERE tenant_id = $1::uuid AND granularity = p.g AND event_type = coalesce($5, '')"
+    "  AND bucket_start >= p.s AND bucket_start < p.e OFFSET 0) AS r";
 static const char counts_raw_sql[] =
     " UNION ALL SELECT $%zu::timestamptz, (SELECT count(*) FROM events"
     "  WHERE tenant_id = $1::uuid AND occurred_at >= $%zu::timestamptz"
@@ -666,7 +668,8 @@ int eo_q_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
                    "SELECT t.event_type, t.n, (extract(epoch FROM f.v) * 1000000)::bigint,"
                    " (extract(epoch FROM l.v) * 1000000)::bigint"
                    " FROM (SELECT event_type, sum(count)::bigint AS n FROM rollups"
-                   "  WHERE tenant_id = $1::uuid AND granularity = 'day' GROUP BY 1) AS t"
+                   "  WHERE tenant_id = $1::uuid AND granularity = 'day' AND event_type <> ''"
+                   "  GROUP BY 1) AS t"
                    " CROSS JOIN LATERAL (SELECT min(bucket_start) AS m FROM rollups"
                    "  WHERE tenant_id = $1::uuid AND granularity = 'minute'"
                    "  AND event_type = t.event_type) AS fm"

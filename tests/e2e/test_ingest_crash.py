@@ -737,21 +737,27 @@ def main():
 
         # ---- rollups equal COUNT(*) of their events ----
         mism = sb.sql("""
-            WITH g(granularity) AS (VALUES ('minute'), ('hour'), ('day')),
-            e AS (SELECT ev.tenant_id, g.granularity, ev.event_type,
-                         date_trunc(g.granularity, ev.occurred_at) AS bucket_start,
-                         count(*) AS n
-                  FROM events ev CROSS JOIN g GROUP BY 1, 2, 3, 4)
+            WITH g(granularity) AS (VALUES ('minute'), ('quarter'), ('hour'), ('day')),
+            e AS (SELECT ev.tenant_id, g.granularity, coalesce(ev.event_type, '') AS event_type,
+                         b.bucket_start, count(*) AS n
+                  FROM events ev CROSS JOIN g CROSS JOIN LATERAL (SELECT CASE g.granularity
+                      WHEN 'quarter' THEN date_bin('15 minutes', ev.occurred_at,
+                                                   TIMESTAMPTZ '2000-01-01 00:00:00+00')
+                      ELSE date_trunc(g.granularity, ev.occurred_at) END AS bucket_start) b
+                  GROUP BY GROUPING SETS ((ev.tenant_id, g.granularity, ev.event_type, b.bucket_start),
+                                          (ev.tenant_id, g.granularity, b.bucket_start)))
             SELECT tenant_id, granularity, event_type, bucket_start, e.n, r.count
             FROM e FULL JOIN rollups r USING (tenant_id, granularity, event_type, bucket_start)
             WHERE e.n IS DISTINCT FROM r.count ORDER BY 1, 2, 3, 4 LIMIT 20""")
         F.check(not mism, "rollups differ from COUNT(*) of events (tenant, granularity, type, "
                 "bucket, events, rollup): %s" % mism)
-        sums = dict((g, int(n)) for g, n in sb.sql(
-            "SELECT granularity, sum(count) FROM rollups GROUP BY 1"))
-        for g in ("minute", "hour", "day"):
-            F.check(sums.get(g, 0) == len(rows), "sum of %s rollups %d != %d events" %
-                    (g, sums.get(g, 0), len(rows)))
+        sums = dict(((g, t), int(n)) for g, t, n in sb.sql(
+            "SELECT granularity, event_type = '', sum(count) FROM rollups GROUP BY 1, 2"))
+        for g in ("minute", "quarter", "hour", "day"):
+            for every in ("t", "f"):  # all types together, then each type
+                F.check(sums.get((g, every), 0) == len(rows), "sum of %s rollups (all types "
+                        "row: %s) %d != %d events" % (g, every, sums.get((g, every), 0),
+                                                     len(rows)))
         n_rollups = sb.scalar("SELECT count(*) FROM rollups")
 
         # ---- dead letters: exactly the malformed records ----

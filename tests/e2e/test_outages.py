@@ -357,10 +357,15 @@ def check_storage(sb, F, accepted, sent, what):
     n_ids = stored_count(sb)
     F.check(n_ids == len(rows), "%s: event_ids has %d rows, events %d" % (what, n_ids, len(rows)))
     mism = sb.sql("""
-        WITH g(granularity) AS (VALUES ('minute'), ('hour'), ('day')),
-        e AS (SELECT ev.tenant_id, g.granularity, ev.event_type,
-                     date_trunc(g.granularity, ev.occurred_at) AS bucket_start, count(*) AS n
-              FROM events ev CROSS JOIN g GROUP BY 1, 2, 3, 4)
+        WITH g(granularity) AS (VALUES ('minute'), ('quarter'), ('hour'), ('day')),
+        e AS (SELECT ev.tenant_id, g.granularity, coalesce(ev.event_type, '') AS event_type,
+                     b.bucket_start, count(*) AS n
+              FROM events ev CROSS JOIN g CROSS JOIN LATERAL (SELECT CASE g.granularity
+                  WHEN 'quarter' THEN date_bin('15 minutes', ev.occurred_at,
+                                               TIMESTAMPTZ '2000-01-01 00:00:00+00')
+                  ELSE date_trunc(g.granularity, ev.occurred_at) END AS bucket_start) b
+              GROUP BY GROUPING SETS ((ev.tenant_id, g.granularity, ev.event_type, b.bucket_start),
+                                      (ev.tenant_id, g.granularity, b.bucket_start)))
         SELECT tenant_id, granularity, event_type, bucket_start, e.n, r.count
         FROM e FULL JOIN rollups r USING (tenant_id, granularity, event_type, bucket_start)
         WHERE e.n IS DISTINCT FROM r.count ORDER BY 1, 2, 3, 4 LIMIT 20""")

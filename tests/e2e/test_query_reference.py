@@ -1515,10 +1515,12 @@ def main():
             f.check(got_t == sorted(refs[ti].types()), "tenant %d: stored types/counts/times "
                     "differ from the generated events: %s vs %s" %
                     (ti, got_t, sorted(refs[ti].types())))
-            rows = sb.sql("SELECT granularity, sum(count) FROM rollups WHERE tenant_id = '%s' "
-                          "GROUP BY 1" % t["tenantId"])
+            # per type and for all types together (event_type ''), every granularity
+            rows = sb.sql("SELECT granularity || (event_type = '')::text, sum(count) FROM rollups"
+                          " WHERE tenant_id = '%s' GROUP BY 1" % t["tenantId"])
             f.check({r[0]: int(r[1]) for r in rows} ==
-                    {g: len(tenants_ev[ti]) for g in ("minute", "hour", "day")},
+                    {g + every: len(tenants_ev[ti])
+                     for g in ("minute", "quarter", "hour", "day") for every in ("true", "false")},
                     "tenant %d: rollups %r, expected %d per granularity" %
                     (ti, rows, len(tenants_ev[ti])))
         if f:

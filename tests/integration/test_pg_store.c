@@ -37,12 +37,17 @@
 #define DAY_US (24 * HOUR_US)
 
 /* Rows of rollups that differ from COUNT(*) of events per (tenant, granularity, eventType,
- * bucket), in either direction (missing, extra or wrong count). */
+ * bucket), in either direction (missing, extra or wrong count); event type '' is every type. */
 static const char rollup_mismatch_sql[] =
-    "WITH g(granularity) AS (VALUES ('minute'), ('hour'), ('day')),"
-    " e AS (SELECT tenant_id, g.granularity, event_type,"
-    "        date_trunc(g.granularity, occurred_at) AS bucket_start, count(*) AS n"
-    "       FROM events CROSS JOIN g GROUP BY 1, 2, 3, 4)"
+    "WITH g(granularity) AS (VALUES ('minute'), ('quarter'), ('hour'), ('day')),"
+    " e AS (SELECT ev.tenant_id, g.granularity, coalesce(ev.event_type, '') AS event_type,"
+    "        b.bucket_start, count(*) AS n"
+    "       FROM events ev CROSS JOIN g CROSS JOIN LATERAL (SELECT CASE g.granularity"
+    "        WHEN 'quarter' THEN date_bin('15 minutes', ev.occurred_at,"
+    "                                     TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    "        ELSE date_trunc(g.granularity, ev.occurred_at) END AS bucket_start) b"
+    "       GROUP BY GROUPING SETS ((ev.tenant_id, g.granularity, ev.event_type, b.bucket_start),"
+    "                               (ev.tenant_id, g.granularity, b.bucket_start)))"
     " SELECT count(*) FROM e FULL JOIN rollups r"
     "  ON r.tenant_id = e.tenant_id AND r.granularity = e.granularity"
     "  AND r.event_type = e.event_type AND r.bucket_start = e.bucket_start"
@@ -286,9 +291,11 @@ static void test_write_and_rewrite(void **state)
     assert_int_equal(q("SELECT count(*) FROM event_ids WHERE message_id LIKE 'w-%%'"), n);
     assert_int_equal(q("SELECT count(*) FROM events WHERE message_id LIKE 'w-%%'"), n);
     assert_int_equal(q("%s", rollup_mismatch_sql), 0);
-    for (int g = 0; g < 3; g++)
-        assert_int_equal(q("SELECT sum(count) FROM rollups WHERE granularity = '%s'",
-                           (const char *[]){"minute", "hour", "day"}[g]),
+    for (int g = 0; g < 8; g++) /* each granularity, per type and for all types together */
+        assert_int_equal(q("SELECT sum(count) FROM rollups WHERE granularity = '%s'"
+                           " AND (event_type = '') = %s",
+                           (const char *[]){"minute", "quarter", "hour", "day"}[g % 4],
+                           g < 4 ? "false" : "true"),
                          q("SELECT count(*) FROM events"));
     /* the stored row is the event as sent (COPY escaping round-trips) */
     assert_int_equal(q("SELECT count(*) FROM events WHERE message_id = 'w-1'"
