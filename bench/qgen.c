@@ -153,9 +153,9 @@ static const struct {
     uint8_t type;
     uint16_t weight;
 } browse[] = {
-    {T_PAGE, 450},   {T_SEARCH, 120},       {T_BUTTON, 150}, {T_PRODUCT_VIEWED, 130},
-    {T_VIDEO, 50},   {T_NOTIFICATION, 25},  {T_SHARE, 20},   {T_ERROR, 25},
-    {T_REVIEW, 6},   {T_COUPON, 8},         {T_CART_VIEWED, 16},
+    {T_PAGE, 450}, {T_SEARCH, 120},      {T_BUTTON, 150},     {T_PRODUCT_VIEWED, 130},
+    {T_VIDEO, 50}, {T_NOTIFICATION, 25}, {T_SHARE, 20},       {T_ERROR, 25},
+    {T_REVIEW, 6}, {T_COUPON, 8},        {T_CART_VIEWED, 16},
 };
 #define N_BROWSE (sizeof browse / sizeof browse[0])
 
@@ -164,16 +164,16 @@ static const char *const plans[] = {"free", "starter", "pro", "enterprise"};
 static const struct {
     const char *city, *country;
 } cities[] = {
-    {"London", "GB"},     {"New York", "US"},  {"Berlin", "DE"},       {"Paris", "FR"},
-    {"Tokyo", "JP"},      {"São Paulo", "BR"}, {"Mumbai", "IN"},       {"Madrid", "ES"},
-    {"Toronto", "CA"},    {"Sydney", "AU"},    {"Amsterdam", "NL"},    {"Chicago", "US"},
-    {"Munich", "DE"},     {"Milan", "IT"},     {"Seoul", "KR"},        {"Mexico City", "MX"},
-    {"Stockholm", "SE"},  {"Dublin", "IE"},    {"Warsaw", "PL"},       {"Vienna", "AT"},
-    {"Zürich", "CH"},     {"Lisbon", "PT"},    {"Austin", "US"},       {"Singapore", "SG"},
-    {"Bangalore", "IN"},  {"Lagos", "NG"},     {"Cairo", "EG"},        {"Istanbul", "TR"},
-    {"Prague", "CZ"},     {"Oslo", "NO"},      {"Helsinki", "FI"},     {"Copenhagen", "DK"},
-    {"Brussels", "BE"},   {"Lyon", "FR"},      {"Hamburg", "DE"},      {"Seattle", "US"},
-    {"Vancouver", "CA"},  {"Melbourne", "AU"}, {"Buenos Aires", "AR"}, {"Jakarta", "ID"},
+    {"London", "GB"},    {"New York", "US"},  {"Berlin", "DE"},       {"Paris", "FR"},
+    {"Tokyo", "JP"},     {"São Paulo", "BR"}, {"Mumbai", "IN"},       {"Madrid", "ES"},
+    {"Toronto", "CA"},   {"Sydney", "AU"},    {"Amsterdam", "NL"},    {"Chicago", "US"},
+    {"Munich", "DE"},    {"Milan", "IT"},     {"Seoul", "KR"},        {"Mexico City", "MX"},
+    {"Stockholm", "SE"}, {"Dublin", "IE"},    {"Warsaw", "PL"},       {"Vienna", "AT"},
+    {"Zürich", "CH"},    {"Lisbon", "PT"},    {"Austin", "US"},       {"Singapore", "SG"},
+    {"Bangalore", "IN"}, {"Lagos", "NG"},     {"Cairo", "EG"},        {"Istanbul", "TR"},
+    {"Prague", "CZ"},    {"Oslo", "NO"},      {"Helsinki", "FI"},     {"Copenhagen", "DK"},
+    {"Brussels", "BE"},  {"Lyon", "FR"},      {"Hamburg", "DE"},      {"Seattle", "US"},
+    {"Vancouver", "CA"}, {"Melbourne", "AU"}, {"Buenos Aires", "AR"}, {"Jakarta", "ID"},
 };
 #define N_CITIES (sizeof cities / sizeof cities[0])
 
@@ -273,7 +273,7 @@ typedef struct {
     uint32_t sess;  /* session hash: context, properties */
     uint8_t tenant; /* index into tenants */
     uint8_t type;
-    uint8_t anon;   /* 1: anonymous-only visitor */
+    uint8_t anon; /* 1: anonymous-only visitor */
     uint8_t mobile;
 } ev_t;
 
@@ -492,7 +492,8 @@ static const char *word(rng_t *r)
 
 static void put_properties(out_t *o, const window_t *w, const ev_t *e, rng_t *r)
 {
-    uint64_t uh = e->anon ? hash3(w->seed ^ 0xf00, e->tenant, e->who) : user_hash(w, e->tenant, e->who);
+    uint64_t uh =
+        e->anon ? hash3(w->seed ^ 0xf00, e->tenant, e->who) : user_hash(w, e->tenant, e->who);
     bool first = true;
 #define SEP() (first ? (first = false, "") : ",")
     puts_(o, "{");
