@@ -53,15 +53,13 @@ static const char *const basic_challenge[] = {"WWW-Authenticate", "Basic realm=\
 static const char *const no_cache[] = {"Pragma", "no-cache", NULL};
 
 /* Answers an RFC 6749 section 5.2 error (and counts it). */
-static void oauth_error(eo_http_req_t *req, unsigned status, const char *code,
+static void oauth_error(eo_auth_t *a, eo_http_req_t *req, unsigned status, const char *code,
                         const char *description, const char *const *headers)
 {
-    eo_auth_t *a = eo_http_user(req);
     size_t e = 0;
     while (e < 7 && strcmp(error_names[e], code) != 0)
         e++;
-    if (a)
-        eo_counter_add(a->errors[e], 1);
+    eo_counter_add(a->errors[e], 1);
     eo_buf_t b;
     eo_buf_init(&b, 4096);
     int r = eo_buf_append_str(&b, "{\"error\":");
@@ -100,7 +98,7 @@ static bool within_limit(eo_auth_t *a, eo_http_req_t *req, const char *key, int6
                        "no-cache",
                        NULL};
     snprintf(msg, sizeof msg, "too many token requests %s; retry after %s s", what, retry);
-    oauth_error(req, 429, "rate_limited", msg, h);
+    oauth_error(a, req, 429, "rate_limited", msg, h);
     return false;
 }
 
@@ -123,7 +121,6 @@ static void source_of(const char *ip, char out[INET6_ADDRSTRLEN + 4])
 static bool token_on_headers(eo_http_req_t *req, void *ud)
 {
     eo_auth_t *a = ud;
-    eo_http_set_user(req, a, NULL); /* for oauth_error's counters (not owned) */
     char key[128], source[INET6_ADDRSTRLEN + 4];
     source_of(eo_http_client_ip(req), source);
     snprintf(key, sizeof key, "eo:rl:auth:ip:%s", source);
@@ -132,7 +129,7 @@ static bool token_on_headers(eo_http_req_t *req, void *ud)
     const char *ct = eo_http_header(req, "Content-Type");
     size_t n = ct ? strcspn(ct, "; \t") : 0;
     if (!ct || n != 33 || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
-        oauth_error(req, 400, "invalid_request",
+        oauth_error(a, req, 400, "invalid_request",
                     "the body must be application/x-www-form-urlencoded", NULL);
         return false;
     }
@@ -265,7 +262,7 @@ static void on_token(eo_http_req_t *req, void *ud)
     char err[160];
     if (eo_form_parse(body ? body : "", body ? len : 0, FORM_MAX_PAIRS, &form, err, sizeof err) <
         0) {
-        oauth_error(req, 400, "invalid_request", err, NULL);
+        oauth_error(a, req, 400, "invalid_request", err, NULL);
         return;
     }
     for (size_t i = 0; i < form.count; i++) {
@@ -273,17 +270,17 @@ static void on_token(eo_http_req_t *req, void *ud)
         eo_form_get(&form, form.pairs[i].name, &count);
         if (count > 1) {
             snprintf(err, sizeof err, "the parameter '%.40s' is repeated", form.pairs[i].name);
-            oauth_error(req, 400, "invalid_request", err, NULL);
+            oauth_error(a, req, 400, "invalid_request", err, NULL);
             goto done;
         }
     }
     const char *grant = eo_form_get(&form, "grant_type", NULL);
     if (!grant || !*grant) {
-        oauth_error(req, 400, "invalid_request", "grant_type is missing", NULL);
+        oauth_error(a, req, 400, "invalid_request", "grant_type is missing", NULL);
         goto done;
     }
     if (strcmp(grant, "client_credentials") != 0) {
-        oauth_error(req, 400, "unsupported_grant_type", "only client_credentials is supported",
+        oauth_error(a, req, 400, "unsupported_grant_type", "only client_credentials is supported",
                     NULL);
         goto done;
     }
@@ -292,35 +289,35 @@ static void on_token(eo_http_req_t *req, void *ud)
     const char *form_id = eo_form_get(&form, "client_id", NULL);
     const char *form_secret = eo_form_get(&form, "client_secret", NULL);
     if (basic < 0) {
-        oauth_error(req, 401, "invalid_client", "the Authorization header is not valid Basic",
+        oauth_error(a, req, 401, "invalid_client", "the Authorization header is not valid Basic",
                     basic_challenge);
         goto done;
     }
     if (basic > 0 && form_secret) {
-        oauth_error(req, 400, "invalid_request",
+        oauth_error(a, req, 400, "invalid_request",
                     "use one client authentication method: Basic or the form, not both", NULL);
         goto done;
     }
     if (basic > 0 && form_id) {
-        oauth_error(req, 400, "invalid_request",
+        oauth_error(a, req, 400, "invalid_request",
                     "client_id goes in the Basic header or in the form, not in both", NULL);
         goto done;
     }
     if (basic == 0) {
         if (!form_id && !form_secret) {
-            oauth_error(req, 401, "invalid_client",
+            oauth_error(a, req, 401, "invalid_client",
                         "client authentication is missing (HTTP Basic or client_id and "
                         "client_secret)",
                         basic_challenge);
             goto done;
         }
         if (!form_id || !form_secret || !*form_id) {
-            oauth_error(req, 400, "invalid_request",
+            oauth_error(a, req, 400, "invalid_request",
                         "client_id and client_secret must be sent together", NULL);
             goto done;
         }
         if (strlen(form_id) >= CRED_MAX || strlen(form_secret) >= CRED_MAX) {
-            oauth_error(req, 401, "invalid_client", "unknown client or wrong secret",
+            oauth_error(a, req, 401, "invalid_client", "unknown client or wrong secret",
                         basic_challenge);
             goto done;
         }
@@ -335,19 +332,19 @@ static void on_token(eo_http_req_t *req, void *ud)
     client_row_t row;
     if (load_client(a, id, &row) < 0) {
         const char *h[] = {"Retry-After", "2", "Pragma", "no-cache", NULL};
-        oauth_error(req, 503, "temporarily_unavailable",
+        oauth_error(a, req, 503, "temporarily_unavailable",
                     "clients cannot be checked right now; retry later", h);
         goto done;
     }
     bool ok = eo_secret_verify(row.found ? row.secret_hash : a->dummy_hash, secret, strlen(secret));
     if (!row.found || !ok || row.revoked) {
-        oauth_error(req, 401, "invalid_client", "unknown or revoked client, or wrong secret",
+        oauth_error(a, req, 401, "invalid_client", "unknown or revoked client, or wrong secret",
                     basic_challenge);
         goto done;
     }
     eo_jwt_claims_t claims = {0};
     if (!grant_scope(eo_form_get(&form, "scope", NULL), row.scopes, claims.scope)) {
-        oauth_error(req, 400, "invalid_scope",
+        oauth_error(a, req, 400, "invalid_scope",
                     "a requested scope is unknown or not granted to this client", NULL);
         goto done;
     }
@@ -355,7 +352,7 @@ static void on_token(eo_http_req_t *req, void *ud)
     snprintf(claims.tenant_id, sizeof claims.tenant_id, "%s", row.tenant_id);
     uint8_t rnd[12];
     if (eo_random_bytes(rnd, sizeof rnd) < 0) {
-        oauth_error(req, 500, "server_error", "no randomness", NULL);
+        oauth_error(a, req, 500, "server_error", "no randomness", NULL);
         goto done;
     }
     eo_b64url_encode(rnd, sizeof rnd, claims.jti);
@@ -383,7 +380,7 @@ static void on_token(eo_http_req_t *req, void *ud)
                     claims.scope, NULL);
     } else {
         const char *h[] = {"Retry-After", "2", "Pragma", "no-cache", NULL};
-        oauth_error(req, 503, "temporarily_unavailable", "no signing key is available", h);
+        oauth_error(a, req, 503, "temporarily_unavailable", "no signing key is available", h);
     }
     eo_buf_done(&out);
 done:
@@ -511,7 +508,8 @@ int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t err
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &a->limiter, err, errlen)) < 0)
         goto fail;
-    eo_ratelimit_register_metrics(a->limiter, a->metrics, "auth");
+    if ((r = eo_ratelimit_register_metrics(a->limiter, a->metrics, "auth")) < 0)
+        goto fail;
     eo_http_options_t opt;
     eo_http_options_from_config(&opt, cfg, cfg->auth_addr, cfg->auth_port, routes,
                                 sizeof routes / sizeof routes[0], a);

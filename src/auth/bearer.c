@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
 
@@ -82,4 +83,63 @@ void eo_bearer_refuse(eo_http_req_t *req, const char *why)
              "Bearer realm=\"eventops\", error=\"invalid_token\", error_description=\"%s\"", clean);
     const char *h[] = {"WWW-Authenticate", challenge, NULL};
     eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
+}
+
+const char *eo_bearer_jwt(const char *authorization, size_t *n)
+{
+    if (strncasecmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *tok = authorization + 7;
+    while (*tok == ' ')
+        tok++;
+    size_t len = strlen(tok), dots = 0;
+    while (len > 0 && tok[len - 1] == ' ')
+        len--;
+    for (size_t i = 0; i < len; i++)
+        dots += tok[i] == '.';
+    *n = len;
+    return dots == 2 ? tok : NULL;
+}
+
+eo_bearer_result_t eo_bearer_authorize(eo_keystore_t *keys, const eo_config_t *cfg,
+                                       eo_creds_t *creds, const char *token, size_t n,
+                                       const char *scope, eo_cred_t *cred, char *why, size_t whylen)
+{
+    eo_jwt_claims_t claims;
+    int r = eo_bearer_verify(keys, cfg, token, n, &claims, why, whylen);
+    if (r == EO_EUNAVAIL)
+        return EO_BEARER_UNAVAILABLE;
+    if (r < 0)
+        return EO_BEARER_INVALID;
+    if (!eo_jwt_scope_has(claims.scope, scope)) {
+        snprintf(why, whylen, "the token lacks the %s scope", scope);
+        return EO_BEARER_SCOPE;
+    }
+    r = eo_creds_client(creds, claims.sub, cred);
+    if (r == EO_EUNAVAIL) {
+        snprintf(why, whylen, "clients cannot be checked right now; retry later");
+        return EO_BEARER_UNAVAILABLE;
+    }
+    if (r < 0 || strcmp(cred->tenant_id, claims.tenant_id) != 0) {
+        snprintf(why, whylen, "the token's client is unknown or revoked");
+        return EO_BEARER_INVALID;
+    }
+    return EO_BEARER_OK;
+}
+
+void eo_bearer_answer(eo_http_req_t *req, eo_bearer_result_t r, const char *scope, const char *why,
+                      const char *retry_after)
+{
+    if (r == EO_BEARER_UNAVAILABLE) {
+        const char *h[] = {"Retry-After", retry_after, NULL};
+        eo_http_respond_error(req, 503, "credentials_unavailable", why, NULL, h);
+    } else if (r == EO_BEARER_SCOPE) {
+        char challenge[160];
+        snprintf(challenge, sizeof challenge,
+                 "Bearer realm=\"eventops\", error=\"insufficient_scope\", scope=\"%s\"", scope);
+        const char *h[] = {"WWW-Authenticate", challenge, NULL};
+        eo_http_respond_error(req, 403, "insufficient_scope", why, "Authorization", h);
+    } else {
+        eo_bearer_refuse(req, why);
+    }
 }

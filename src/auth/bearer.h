@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "auth/keystore.h"
+#include "collector/credentials.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "domain/jwt.h"
@@ -22,5 +23,29 @@ int eo_bearer_verify(eo_keystore_t *keys, const eo_config_t *cfg, const char *to
 
 /* Answers 401 invalid_token (RFC 6750) naming why, in the body and in WWW-Authenticate. */
 void eo_bearer_refuse(eo_http_req_t *req, const char *why);
+
+/* The token in an Authorization value "Bearer TOKEN" (spaces trimmed, length in *n) when it has
+ * the shape of a JWT (two dots; a write key has one); NULL otherwise. */
+const char *eo_bearer_jwt(const char *authorization, size_t *n);
+
+typedef enum {
+    EO_BEARER_OK,
+    EO_BEARER_INVALID,    /* bad token, or its client unknown, revoked or of another tenant */
+    EO_BEARER_SCOPE,      /* a good token without the scope */
+    EO_BEARER_UNAVAILABLE /* keys or clients cannot be checked right now */
+} eo_bearer_result_t;
+
+/* Verifies token (eo_bearer_verify), requires scope, and checks in creds that its client is
+ * active and of the token's tenant (on every request: revocation); fills cred. The reason of a
+ * refusal goes to why. */
+eo_bearer_result_t eo_bearer_authorize(eo_keystore_t *keys, const eo_config_t *cfg,
+                                       eo_creds_t *creds, const char *token, size_t n,
+                                       const char *scope, eo_cred_t *cred, char *why,
+                                       size_t whylen);
+
+/* Answers a refusal of eo_bearer_authorize: 401 invalid_token, 403 insufficient_scope naming
+ * scope, or 503 credentials_unavailable with Retry-After: retry_after. */
+void eo_bearer_answer(eo_http_req_t *req, eo_bearer_result_t r, const char *scope, const char *why,
+                      const char *retry_after);
 
 #endif

@@ -174,48 +174,17 @@ static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *toke
                      "configured)");
         return false;
     }
-    eo_jwt_claims_t claims;
     char why[160];
-    int r = eo_bearer_verify(c->token_keys, &c->cfg, token, n, &claims, why, sizeof why);
-    if (r == EO_EUNAVAIL) {
-        credentials_unavailable(c, req, why);
-        return false;
-    }
-    if (r < 0) {
-        refuse_token(c, req, why);
-        return false;
-    }
-    if (!eo_jwt_scope_has(claims.scope, "events:write")) {
-        const char *h[] = {"WWW-Authenticate",
-                           "Bearer realm=\"eventops\", error=\"insufficient_scope\", "
-                           "scope=\"events:write\"",
-                           NULL};
-        eo_counter_add(c->auth_failures[AUTH_INSUFFICIENT_SCOPE], 1);
-        eo_http_respond_error(req, 403, "insufficient_scope",
-                              "the token lacks the events:write scope", "Authorization", h);
-        return false;
-    }
-    r = eo_creds_client(c->creds, claims.sub, cred);
-    if (r == EO_EUNAVAIL) {
-        credentials_unavailable(c, req, "clients cannot be checked right now; retry later");
-        return false;
-    }
-    if (r < 0 || strcmp(cred->tenant_id, claims.tenant_id) != 0) {
-        refuse_token(c, req, "the token's client is unknown or revoked");
-        return false;
-    }
-    return true;
-}
-
-/* Applies the rate limit of the credential; answers 429 and returns false when over it. */
-static bool within_limit(eo_collector_t *c, eo_http_req_t *req, ingest_t *in, const eo_cred_t *cred,
-                         const char *kind)
-{
-    char key[128];
-    snprintf(key, sizeof key, "eo:rl:{%s}:%s:%s", cred->tenant_id, kind, cred->id);
-    return eo_ratelimit_http(
-        c->limiter, req, key, (double)(cred->rate > 0 ? cred->rate : c->cfg.rate_limit_rate),
-        cred->burst > 0 ? cred->burst : c->cfg.rate_limit_burst, "credential", &in->rl);
+    eo_bearer_result_t r = eo_bearer_authorize(c->token_keys, &c->cfg, c->creds, token, n,
+                                               "events:write", cred, why, sizeof why);
+    if (r == EO_BEARER_OK)
+        return true;
+    eo_counter_add(c->auth_failures[r == EO_BEARER_SCOPE         ? AUTH_INSUFFICIENT_SCOPE
+                                    : r == EO_BEARER_UNAVAILABLE ? AUTH_UNAVAILABLE
+                                                                 : AUTH_INVALID_TOKEN],
+                   1);
+    eo_bearer_answer(req, r, "events:write", why, c->retry_after);
+    return false;
 }
 
 static bool ingest_on_headers(eo_http_req_t *req, void *ud)
@@ -240,15 +209,12 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     eo_http_set_user(req, in, ingest_free);
     eo_cred_t cred;
     size_t n;
-    const char *bearer = strncasecmp(h, "Bearer ", 7) ? NULL : credential_of(h, 7, &n);
-    size_t dots = 0;
-    for (size_t i = 0; bearer && i < n; i++)
-        dots += bearer[i] == '.';
-    if (bearer && dots == 2) { /* a JWT (a write key has one dot) */
+    const char *bearer = eo_bearer_jwt(h, &n);
+    if (bearer) {
         if (!verify_token(c, req, bearer, n, &cred))
             return false;
         memcpy(in->tenant_id, cred.tenant_id, sizeof in->tenant_id);
-        return within_limit(c, req, in, &cred, "client");
+        return eo_cred_rate_limit(c->limiter, &c->cfg, &cred, "client", req, "credential", &in->rl);
     }
     char key[MAX_WRITE_KEY];
     size_t len = 0;
@@ -272,7 +238,7 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
         return false;
     }
     memcpy(in->tenant_id, cred.tenant_id, sizeof in->tenant_id);
-    return within_limit(c, req, in, &cred, "wk");
+    return eo_cred_rate_limit(c->limiter, &c->cfg, &cred, "wk", req, "credential", &in->rl);
 }
 
 static void finish_one(ingest_t *in)
@@ -559,8 +525,8 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &c->limiter, err, errlen)) < 0)
         goto fail;
-    eo_ratelimit_register_metrics(c->limiter, c->metrics, "collector");
-    if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
+    if ((r = eo_ratelimit_register_metrics(c->limiter, c->metrics, "collector")) < 0 ||
+        (r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
         (r = eo_kafka_sink_register_metrics(c->sink, c->metrics)) < 0)
         goto fail;
     eo_http_options_t opt;

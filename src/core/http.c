@@ -108,30 +108,21 @@ const char *eo_http_query(eo_http_req_t *req, const char *name)
 typedef struct {
     bool (*fn)(void *ud, const char *name, const char *value, size_t value_len);
     void *ud;
-    size_t seen;
-    bool stopped;
 } query_each_t;
 
 static MHD_RESULT query_each_cb(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_len,
                                 const char *value, size_t value_len)
 {
     query_each_t *q = cls;
-    q->seen++;
-    if (q->stopped)
-        return MHD_NO;
-    if (!q->fn(q->ud, key, value, value ? value_len : 0))
-        q->stopped = true;
-    return q->stopped ? MHD_NO : MHD_YES;
+    return q->fn(q->ud, key, value, value ? value_len : 0) ? MHD_YES : MHD_NO;
 }
 
-size_t eo_http_query_each(eo_http_req_t *req,
-                          bool (*fn)(void *ud, const char *name, const char *value,
-                                     size_t value_len),
-                          void *ud)
+void eo_http_query_each(eo_http_req_t *req,
+                        bool (*fn)(void *ud, const char *name, const char *value, size_t value_len),
+                        void *ud)
 {
-    query_each_t q = {fn, ud, 0, false};
+    query_each_t q = {fn, ud};
     MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_each_cb, &q);
-    return q.seen;
 }
 
 const char *eo_http_body(eo_http_req_t *req, size_t *len)
@@ -169,12 +160,18 @@ static void random_hex(char *out, size_t bytes)
     uint8_t rnd[16];
     if (eo_random_bytes(rnd, bytes) < 0)
         memset(rnd, 0x5a, bytes); /* no randomness: still a well-formed id */
-    for (size_t i = 0; i < bytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = hex[rnd[i] >> 4];
+        out[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    out[2 * bytes] = '\0';
 }
 
 void eo_http_traceparent(eo_http_req_t *req, char out[56])
 {
+    if (!req->trace_id[0]) /* no valid traceparent came: a new trace, made when first needed */
+        random_hex(req->trace_id, 16);
     char span[17];
     random_hex(span, 8);
     snprintf(out, 56, "00-%s-%s-01", req->trace_id, span);
@@ -210,7 +207,7 @@ static void identify(struct eo_http_req *req)
         memcpy(req->trace_id, tp + 3, 32);
         req->trace_id[32] = '\0';
     } else {
-        random_hex(req->trace_id, 16);
+        req->trace_id[0] = '\0'; /* made by eo_http_traceparent if the request needs one */
     }
 }
 
@@ -445,9 +442,10 @@ static void refuse_on_socket(struct MHD_Connection *conn, unsigned status, const
 
 /* Called with the raw request target before libmicrohttpd stores the query arguments. Each
  * argument takes a record from the connection's memory pool, and libmicrohttpd 0.9.75 neither
- * answers nor closes when the pool runs out (the connection hangs until its timeout). So a
- * target longer than the header limit, or with more than EO_HTTP_MAX_ARGS arguments, is
- * answered here and the connection closed. */
+ * answers nor closes when the pool runs out (the connection hangs until its timeout). The pool
+ * runs out with many arguments, or with a target so long that the read buffer leaves no room for
+ * a few: so a target longer than the header limit, or with more than EO_HTTP_MAX_ARGS arguments,
+ * is answered here and the connection closed (access_handler's own 431 comes too late for them). */
 static void *check_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     eo_http_server_t *srv = cls;

@@ -70,11 +70,10 @@ void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms);
 const char *eo_http_header(eo_http_req_t *req, const char *name);
 const char *eo_http_query(eo_http_req_t *req, const char *name);
 /* Calls fn for each query-string argument in order (decoded; value NULL for a bare name,
- * value_len counts an embedded NUL); stops when fn returns false. Returns the number seen. */
-size_t eo_http_query_each(eo_http_req_t *req,
-                          bool (*fn)(void *ud, const char *name, const char *value,
-                                     size_t value_len),
-                          void *ud);
+ * value_len counts an embedded NUL); stops when fn returns false. */
+void eo_http_query_each(eo_http_req_t *req,
+                        bool (*fn)(void *ud, const char *name, const char *value, size_t value_len),
+                        void *ud);
 const char *eo_http_body(eo_http_req_t *req, size_t *len);
 const char *eo_http_client_ip(eo_http_req_t *req);
 /* The request id: the client's X-Request-Id when it is 1..128 of [A-Za-z0-9._:-], else a new

@@ -81,7 +81,7 @@ void eo_log(eo_log_level_t level, const char *msg, ...)
         r = r ? r : eo_buf_append_json_str(&b, key, strlen(key));
         r = r ? r : eo_buf_append_char(&b, ':');
         if (!r)
-            r = val ? eo_buf_append_json_str(&b, val, strnlen(val, 4096))
+            r = val ? eo_buf_append_json_str(&b, val, strnlen(val, EO_LOG_VALUE_MAX))
                     : eo_buf_append_str(&b, "null");
     }
     va_end(ap);

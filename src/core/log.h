@@ -8,6 +8,9 @@
 
 typedef enum { EO_LOG_DEBUG, EO_LOG_INFO, EO_LOG_WARN, EO_LOG_ERROR } eo_log_level_t;
 
+/* Longest value a log line carries, bytes; a longer one is cut there. */
+#define EO_LOG_VALUE_MAX 4096
+
 /* Sets the role printed on every line (a static string) and the minimum level. */
 void eo_log_setup(const char *role, eo_log_level_t min_level);
 /* Sets the role printed on this thread's lines (a static string; NULL: the process's role), so

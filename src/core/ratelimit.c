@@ -57,7 +57,7 @@ struct eo_ratelimit {
     atomic_llong down_until_us; /* monotonic; 0: Redis in use */
     atomic_bool down;           /* the last decision was local because of Redis */
     eo_counter_t *refused_c, *redis_errors_c, *local_c; /* NULL until registered */
-    eo_gauge_t *shared_g;
+    char role[32];                                      /* of the metrics */
     shard_t shards[SHARDS];
 };
 
@@ -276,14 +276,12 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
             if (take_redis(rl, key, rate, burst, res, err, sizeof err) == 0) {
                 done = true;
                 if (atomic_exchange(&rl->down, false)) {
-                    eo_gauge_set(rl->shared_g, 1);
                     eo_log_info("rate limiter: Redis back, limits shared again", NULL);
                 }
             } else {
                 eo_counter_add(rl->redis_errors_c, 1);
                 atomic_store(&rl->down_until_us, now + rl->retry_ms * 1000);
                 if (!atomic_exchange(&rl->down, true)) {
-                    eo_gauge_set(rl->shared_g, 0);
                     eo_log_warn("rate limiter: Redis unavailable, limiting locally", "error", err,
                                 NULL);
                 }
@@ -304,7 +302,20 @@ bool eo_ratelimit_shared(eo_ratelimit_t *rl)
     return rl->addr.set && !atomic_load(&rl->down);
 }
 
-void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role)
+/* eventops_ratelimit_shared, read from the limiter's state at each scrape (a gauge set on
+ * every switch could be left wrong by two threads switching at once). */
+static int write_shared(eo_buf_t *out, void *ud)
+{
+    eo_ratelimit_t *rl = ud;
+    return eo_buf_printf(out,
+                         "# HELP eventops_ratelimit_shared 1 while limits are shared through "
+                         "Redis, 0 while this instance limits locally.\n"
+                         "# TYPE eventops_ratelimit_shared gauge\n"
+                         "eventops_ratelimit_shared{role=\"%s\"} %d\n",
+                         rl->role, eo_ratelimit_shared(rl) ? 1 : 0);
+}
+
+int eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role)
 {
     char labels[96];
     snprintf(labels, sizeof labels, "role=\"%s\"", role);
@@ -314,10 +325,8 @@ void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const ch
                                             "Rate-limit decisions Redis failed to make.", labels);
     rl->local_c = eo_metrics_counter(m, "eventops_ratelimit_local_decisions_total",
                                      "Decisions made by the local fallback limiter.", labels);
-    rl->shared_g = eo_metrics_gauge(
-        m, "eventops_ratelimit_shared",
-        "1 while limits are shared through Redis, 0 while this instance limits locally.", labels);
-    eo_gauge_set(rl->shared_g, eo_ratelimit_shared(rl) ? 1 : 0);
+    snprintf(rl->role, sizeof rl->role, "%s", role);
+    return eo_metrics_add_collector(m, write_shared, rl);
 }
 
 bool eo_ratelimit_http(eo_ratelimit_t *rl, eo_http_req_t *req, const char *key, double rate,

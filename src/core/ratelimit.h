@@ -50,7 +50,8 @@ bool eo_ratelimit_shared(eo_ratelimit_t *rl);
 /* Counts decisions in m, labelled role="ROLE": eventops_rate_limited_total,
  * eventops_ratelimit_redis_errors_total, eventops_ratelimit_local_decisions_total and the gauge
  * eventops_ratelimit_shared (1 with Redis, 0 local). Call before the first decision. */
-void eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role);
+int eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m,
+                                  const char *role) EO_MUST_CHECK;
 
 /* Frees rl; call after every thread that used it stopped using it. NULL accepted. */
 void eo_ratelimit_free(eo_ratelimit_t *rl);

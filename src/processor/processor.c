@@ -643,7 +643,8 @@ static void process_batch(eo_processor_t *p)
         snprintf(commit_ms, sizeof commit_ms, "%.1f", (double)(eo_clock_mono_us() - t1) / 1000);
         size_t records = p->nitems,
                dups = records - dead >= inserted ? records - dead - inserted : 0;
-        char dup[24], ids[100 * 130], traces[100 * 34];
+        /* at most what a log value holds, so that the lists end with whole ids */
+        char dup[24], ids[EO_LOG_VALUE_MAX], traces[100 * 34];
         snprintf(dup, sizeof dup, "%zu", dups);
         distinct_t id_list, trace_list;
         distinct_init(&id_list, ids, sizeof ids);

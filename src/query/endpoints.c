@@ -45,22 +45,14 @@ static int put_str_or_null(eo_buf_t *b, const char *key, const char *s)
     return r;
 }
 
-/* {"from":..,"to":.. (no closing brace) */
-static int put_range(eo_buf_t *b, const qreq_t *r)
+/* {["eventType":..,]"from":..,"to":.. (no closing brace) */
+static int put_open(eo_buf_t *b, const qreq_t *r, bool event_type)
 {
     int rc = eo_buf_append_char(b, '{');
-    rc = rc ? rc : put_time(b, "from", r->from_us);
-    rc = rc ? rc : eo_buf_append_char(b, ',');
-    rc = rc ? rc : put_time(b, "to", r->to_us);
-    return rc;
-}
-
-/* {"eventType":..,"from":..,"to":.. (no closing brace) */
-static int put_head(eo_buf_t *b, const qreq_t *r)
-{
-    int rc = eo_buf_append_char(b, '{');
-    rc = rc ? rc : put_str_or_null(b, "eventType", r->event_type);
-    rc = rc ? rc : eo_buf_append_char(b, ',');
+    if (event_type) {
+        rc = rc ? rc : put_str_or_null(b, "eventType", r->event_type);
+        rc = rc ? rc : eo_buf_append_char(b, ',');
+    }
     rc = rc ? rc : put_time(b, "from", r->from_us);
     rc = rc ? rc : eo_buf_append_char(b, ',');
     rc = rc ? rc : put_time(b, "to", r->to_us);
@@ -71,11 +63,6 @@ static int put_interval_tz(eo_buf_t *b, const qreq_t *r)
 {
     int rc = eo_buf_printf(b, ",\"interval\":\"%s\",\"tz\":", eo_q_unit_name(r->unit));
     return rc ? rc : eo_buf_append_json_str(b, r->tz, strlen(r->tz));
-}
-
-static void sql_time(int64_t us, char out[EO_RFC3339_MAX])
-{
-    eo_rfc3339_format(us, out);
 }
 
 /* Bucket starts (UTC microseconds) and the zone's offset at each (seconds). */
@@ -104,8 +91,8 @@ static int fetch_buckets(PGconn *conn, const qreq_t *r, eo_q_unit_t unit, bucket
         return EO_ELIMIT;
     }
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX];
-    sql_time(r->from_us, from);
-    sql_time(r->to_us, to);
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
     const char *p[] = {from, to, eo_q_unit_name(unit), r->tz};
     PGresult *res;
     int rc = query(conn,
@@ -152,7 +139,7 @@ static int put_time_array(eo_buf_t *b, const int64_t *us, size_t n)
     int rc = eo_buf_append_char(b, '{');
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char t[EO_RFC3339_MAX];
-        sql_time(us[i], t);
+        eo_rfc3339_format(us[i], t);
         rc = eo_buf_printf(b, "%s\"%s\"", i ? "," : "", t);
     }
     return rc ? rc : eo_buf_append_char(b, '}');
@@ -194,8 +181,8 @@ static void flush(pieces_t *p)
     if (p->rc || p->level < 0)
         return;
     char ts[EO_RFC3339_MAX], te[EO_RFC3339_MAX];
-    sql_time(p->ps, ts);
-    sql_time(p->pe, te);
+    eo_rfc3339_format(p->ps, ts);
+    eo_rfc3339_format(p->pe, te);
     const char *sep = p->n ? "," : "";
     p->rc = eo_buf_printf(&p->g, "%s%s", sep, level_name[p->level]);
     p->rc = p->rc ? p->rc : eo_buf_printf(&p->s, "%s\"%s\"", sep, ts);
@@ -295,8 +282,8 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
     const char *params[6 + 2 * MAX_RAW] = {r->tenant_id, p.g.data,      p.s.data,
                                            p.e.data,     r->event_type, bounds.data};
     for (size_t k = 0; rc == 0 && k < p.nraw; k++) {
-        sql_time(p.rs[k], raw_times[2 * k]);
-        sql_time(p.re[k], raw_times[2 * k + 1]);
+        eo_rfc3339_format(p.rs[k], raw_times[2 * k]);
+        eo_rfc3339_format(p.re[k], raw_times[2 * k + 1]);
         params[6 + 2 * k] = raw_times[2 * k];
         params[7 + 2 * k] = raw_times[2 * k + 1];
         rc = eo_buf_printf(&sql, counts_raw_sql, 7 + 2 * k, 7 + 2 * k, 8 + 2 * k);
@@ -305,8 +292,6 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
     rc = rc ? rc : eo_buf_append_char(&sql, '\0');
     PGresult *res = NULL;
     if (rc == 0) {
-        params[1] = p.g.data, params[2] = p.s.data, params[3] = p.e.data;
-        params[5] = bounds.data;
         rc = query(conn, sql.data, (int)(6 + 2 * p.nraw), params, &res, err, errlen);
     } else {
         snprintf(err, errlen, "cannot build the counting query: %s", eo_strerror(rc));
@@ -332,7 +317,7 @@ int eo_q_count(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
     int rc = bucket_counts(conn, r, &start, 1, &count, err, errlen);
     if (rc < 0)
         return rc;
-    rc = put_head(out, r);
+    rc = put_open(out, r, true);
     return rc ? rc : eo_buf_printf(out, ",\"count\":%lld}", (long long)count);
 }
 
@@ -360,7 +345,7 @@ int eo_q_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
     int64_t total = 0;
     for (size_t i = 0; rc == 0 && i < bk.n; i++)
         total += counts[i];
-    rc = rc ? rc : put_head(out, r);
+    rc = rc ? rc : put_open(out, r, true);
     rc = rc ? rc : put_interval_tz(out, r);
     rc = rc ? rc : eo_buf_printf(out, ",\"total\":%lld", (long long)total);
     rc = rc ? rc : put_series(out, &bk, counts, "count");
@@ -404,8 +389,8 @@ int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char *
     rc = put_time_array(&bounds, starts, n);
     rc = rc ? rc : eo_buf_append_char(&bounds, '\0');
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX];
-    sql_time(r->from_us, from);
-    sql_time(r->to_us, to);
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
     const char *p[] = {r->tenant_id, from, to, r->event_type, bounds.data};
     PGresult *res = NULL;
     if (rc == 0)
@@ -424,7 +409,7 @@ int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char *
             users[b - 1] = num(res, i, 1);
     }
     PQclear(res);
-    rc = rc ? rc : put_head(out, r);
+    rc = rc ? rc : put_open(out, r, true);
     if (r->has_unit) {
         rc = rc ? rc : put_interval_tz(out, r);
         rc = rc ? rc : eo_buf_printf(out, ",\"users\":%lld", (long long)total);
@@ -445,8 +430,8 @@ int eo_q_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
                    size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], limit[24];
-    sql_time(r->from_us, from);
-    sql_time(r->to_us, to);
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
     snprintf(limit, sizeof limit, "%lld", (long long)r->limit);
     const char *p[] = {r->tenant_id, from, to, r->event_type, r->property_path, limit};
     PGresult *res;
@@ -471,7 +456,7 @@ int eo_q_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
     int64_t total = 0;
     for (int i = 0; i < PQntuples(res); i++)
         total += num(res, i, 2);
-    rc = put_head(out, r);
+    rc = put_open(out, r, true);
     rc = rc ? rc : eo_buf_append_str(out, ",\"property\":");
     rc = rc ? rc : eo_buf_append_json_str(out, r->property, strlen(r->property));
     rc = rc ? rc : eo_buf_printf(out, ",\"total\":%lld,\"values\":[", (long long)total);
@@ -492,8 +477,8 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
                 size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], within[24];
-    sql_time(r->from_us, from);
-    sql_time(r->to_us, to);
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
     snprintf(within, sizeof within, "%lld", (long long)r->within_s);
     /* the window in its largest whole unit, so 24h and 1d answer (and cache) alike */
     static const struct {
@@ -545,7 +530,7 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
         rc = query(conn, sql.data, (int)(4 + r->nsteps), p, &res, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
-    rc = rc ? rc : put_range(out, r);
+    rc = rc ? rc : put_open(out, r, false);
     rc = rc ? rc
             : eo_buf_printf(out, ",\"within\":\"%s\",\"withinSeconds\":%lld,\"steps\":[",
                             within_text, (long long)r->within_s);
@@ -583,8 +568,8 @@ int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
         return rc;
     buckets_free(&cohorts);
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], periods[24];
-    sql_time(r->from_us, from);
-    sql_time(r->to_us, to);
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
     snprintf(periods, sizeof periods, "%lld", (long long)r->periods);
     const char *unit = eo_q_unit_name(r->unit);
     const char *p[] = {r->tenant_id,    from,   to, r->tz, unit, r->start_event,
@@ -613,7 +598,7 @@ int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
         8, p, &res, err, errlen);
     if (rc < 0)
         return rc;
-    rc = put_range(out, r);
+    rc = put_open(out, r, false);
     rc = rc ? rc : eo_buf_append_str(out, ",\"startEvent\":");
     rc = rc ? rc : eo_buf_append_json_str(out, r->start_event, strlen(r->start_event));
     rc = rc ? rc : eo_buf_append_str(out, ",\"returnEvent\":");
@@ -707,10 +692,10 @@ int eo_q_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
                 size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], cur[EO_RFC3339_MAX], limit[24];
-    sql_time(r->from_us, from);
-    sql_time(r->to_us, to);
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
     if (r->has_cursor)
-        sql_time(r->cursor_us, cur);
+        eo_rfc3339_format(r->cursor_us, cur);
     snprintf(limit, sizeof limit, "%lld", (long long)r->limit);
     const char *p[] = {r->tenant_id,
                        from,

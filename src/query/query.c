@@ -180,58 +180,24 @@ static bool on_headers(eo_http_req_t *req, void *ud)
                               "Authorization", missing_challenge);
         return false;
     }
-    if (strncasecmp(h, "Bearer ", 7) != 0) {
+    size_t n;
+    const char *tok = eo_bearer_jwt(h, &n);
+    if (!tok) {
         refuse_token(q, req,
-                     "the query API takes 'Authorization: Bearer TOKEN' (write keys are for "
-                     "ingestion only)");
-        return false;
-    }
-    const char *tok = h + 7;
-    while (*tok == ' ')
-        tok++;
-    size_t n = strlen(tok);
-    while (n > 0 && tok[n - 1] == ' ')
-        n--;
-    size_t dots = 0;
-    for (size_t i = 0; i < n; i++)
-        dots += tok[i] == '.';
-    if (dots != 2) {
-        refuse_token(q, req,
-                     "the query API takes access tokens only; write keys are for ingestion");
-        return false;
-    }
-    eo_jwt_claims_t claims;
-    char why[160];
-    int r = eo_bearer_verify(q->keys, &q->cfg, tok, n, &claims, why, sizeof why);
-    if (r == EO_EUNAVAIL) {
-        eo_counter_add(q->auth_failures[AUTH_UNAVAILABLE], 1);
-        unavailable(q, req, "credentials_unavailable", why);
-        return false;
-    }
-    if (r < 0) {
-        refuse_token(q, req, why);
-        return false;
-    }
-    if (!eo_jwt_scope_has(claims.scope, "events:read")) {
-        const char *ch[] = {"WWW-Authenticate",
-                            "Bearer realm=\"eventops\", error=\"insufficient_scope\", "
-                            "scope=\"events:read\"",
-                            NULL};
-        eo_counter_add(q->auth_failures[AUTH_SCOPE], 1);
-        eo_http_respond_error(req, 403, "insufficient_scope",
-                              "the token lacks the events:read scope", "Authorization", ch);
+                     "the query API takes access tokens only ('Authorization: Bearer TOKEN'); "
+                     "write keys are for ingestion");
         return false;
     }
     eo_cred_t cred;
-    r = eo_creds_client(q->creds, claims.sub, &cred);
-    if (r == EO_EUNAVAIL) {
-        eo_counter_add(q->auth_failures[AUTH_UNAVAILABLE], 1);
-        unavailable(q, req, "credentials_unavailable",
-                    "clients cannot be checked right now; retry later");
-        return false;
-    }
-    if (r < 0 || strcmp(cred.tenant_id, claims.tenant_id) != 0) {
-        refuse_token(q, req, "the token's client is unknown or revoked");
+    char why[160];
+    eo_bearer_result_t r = eo_bearer_authorize(q->keys, &q->cfg, q->creds, tok, n, "events:read",
+                                               &cred, why, sizeof why);
+    if (r != EO_BEARER_OK) {
+        eo_counter_add(q->auth_failures[r == EO_BEARER_SCOPE         ? AUTH_SCOPE
+                                        : r == EO_BEARER_UNAVAILABLE ? AUTH_UNAVAILABLE
+                                                                     : AUTH_INVALID_TOKEN],
+                       1);
+        eo_bearer_answer(req, r, "events:read", why, q->retry_after);
         return false;
     }
     qctx_t *ctx = calloc(1, sizeof *ctx);
@@ -241,11 +207,7 @@ static bool on_headers(eo_http_req_t *req, void *ud)
     }
     memcpy(ctx->tenant_id, cred.tenant_id, sizeof ctx->tenant_id);
     eo_http_set_user(req, ctx, free);
-    char key[128];
-    snprintf(key, sizeof key, "eo:rl:{%s}:client:%s", cred.tenant_id, cred.id);
-    return eo_ratelimit_http(
-        q->limiter, req, key, (double)(cred.rate > 0 ? cred.rate : q->cfg.rate_limit_rate),
-        cred.burst > 0 ? cred.burst : q->cfg.rate_limit_burst, "client", &ctx->rl);
+    return eo_cred_rate_limit(q->limiter, &q->cfg, &cred, "client", req, "client", &ctx->rl);
 }
 
 /* ---- parameters ---- */
@@ -751,7 +713,8 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &q->limiter, err, errlen)) < 0)
         goto fail;
-    eo_ratelimit_register_metrics(q->limiter, q->metrics, "query");
+    if ((r = eo_ratelimit_register_metrics(q->limiter, q->metrics, "query")) < 0)
+        goto fail;
     if (strcmp(cfg->query_cache, "on") == 0 && !cfg->redis_url[0])
         eo_log_warn("query: EVENTOPS_REDIS_URL is empty, answers are not cached", NULL);
     if (strcmp(cfg->query_cache, "on") == 0 && cfg->redis_url[0] &&

@@ -50,7 +50,7 @@ __all__ = [
     "http_request", "post_json", "post_raw", "http_get", "produce", "consume", "wait_until",
     "log", "rand_hex", "b64url_encode", "b64url_decode", "decode_jwt", "forge", "sign_eddsa",
     "eddsa_signer", "jwt_parts", "SANITIZER_MARKERS", "form_encode", "basic_auth",
-    "parse_www_authenticate", "check_bearer_error", "Redis",
+    "parse_www_authenticate", "check_bearer_error", "Redis", "run_with_redis",
 ]
 
 _T0 = time.monotonic()
@@ -722,6 +722,20 @@ class Redis:
     @property
     def url(self):
         return "redis://127.0.0.1:%d" % self.port
+
+
+def run_with_redis(name, run):
+    """Runs run(sb, redis) in a Sandbox named name with a private Redis (not started; stopped at
+    the end). Returns run's result, or 1 when redis-server or redis-cli is missing."""
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        print("redis-server / redis-cli not found")
+        return 1
+    with Sandbox(name) as sb:
+        redis = Redis(os.path.join(sb.dir, "redis.log"))
+        try:
+            return run(sb, redis)
+        finally:
+            redis.stop()
 
 
 class LocalHttpServer:

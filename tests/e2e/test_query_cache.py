@@ -49,7 +49,6 @@ redis-cli on PATH; python3-cryptography. Exit 0 = pass.
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -129,15 +128,7 @@ def expected_count(spec, frm, to, etype=None):
 
 
 def main():
-    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
-        print("redis-server / redis-cli not found")
-        return 1
-    with eotest.Sandbox("query-cache") as sb:
-        redis = Redis(os.path.join(sb.dir, "redis.log"))
-        try:
-            return run(sb, redis)
-        finally:
-            redis.stop()
+    return eotest.run_with_redis("query-cache", run)
 
 
 def run(sb, redis):

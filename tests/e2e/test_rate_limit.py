@@ -47,7 +47,6 @@ redis-cli on PATH. Exit 0 = pass.
 import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -206,203 +205,194 @@ def readyz(url):
 
 
 def main():
-    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
-        print("redis-server / redis-cli not found")
-        return 1
-    with eotest.Sandbox("rate-limit") as sb:
-        redis = Redis(os.path.join(sb.dir, "redis.log"))
-        try:
-            return run(sb, redis)
-        finally:
-            redis.stop()
+    return eotest.run_with_redis("rate-limit", run)
 
 
 def run(sb, redis):
-    if True:
-        redis.start()
-        log("private redis-server on :%d" % redis.port)
-        sb.env.update({
-            "EVENTOPS_REDIS_URL": redis.url,
-            "EVENTOPS_REDIS_TIMEOUT_MS": "50",
-            "EVENTOPS_REDIS_RETRY_MS": "200",
-            "EVENTOPS_RATE_LIMIT_INSTANCES": str(INSTANCES),
-            "EVENTOPS_WRITE_KEY_REFRESH_MS": "200",
-        })
-        f = sb.failures
-        sb.create_signing_key()
-        t = sb.create_tenant("rl-" + eotest.rand_hex(6))
-        clients = [sb.create_client(t["tenantId"], ["events:write"], rate=RATE, burst=BURST)
-                   for _ in range(6)]
-        listed = {c["clientId"]: c for c in sb.list_clients(tenant=t["tenantId"])}
-        c0 = listed.get(clients[0]["clientId"], {})
-        f.check(c0.get("rateLimit") == RATE and c0.get("burst") == BURST,
-                "list-clients shows rateLimit/burst %r/%r, expected %d/%d" %
-                (c0.get("rateLimit"), c0.get("burst"), RATE, BURST))
-        wk = sb.admin_json("create-write-key", t["tenantId"])
-        sb.set_rate_limit(rate=RATE, burst=BURST, write_key=wk["writeKeyId"])
+    redis.start()
+    log("private redis-server on :%d" % redis.port)
+    sb.env.update({
+        "EVENTOPS_REDIS_URL": redis.url,
+        "EVENTOPS_REDIS_TIMEOUT_MS": "50",
+        "EVENTOPS_REDIS_RETRY_MS": "200",
+        "EVENTOPS_RATE_LIMIT_INSTANCES": str(INSTANCES),
+        "EVENTOPS_WRITE_KEY_REFRESH_MS": "200",
+    })
+    f = sb.failures
+    sb.create_signing_key()
+    t = sb.create_tenant("rl-" + eotest.rand_hex(6))
+    clients = [sb.create_client(t["tenantId"], ["events:write"], rate=RATE, burst=BURST)
+               for _ in range(6)]
+    listed = {c["clientId"]: c for c in sb.list_clients(tenant=t["tenantId"])}
+    c0 = listed.get(clients[0]["clientId"], {})
+    f.check(c0.get("rateLimit") == RATE and c0.get("burst") == BURST,
+            "list-clients shows rateLimit/burst %r/%r, expected %d/%d" %
+            (c0.get("rateLimit"), c0.get("burst"), RATE, BURST))
+    wk = sb.admin_json("create-write-key", t["tenantId"])
+    sb.set_rate_limit(rate=RATE, burst=BURST, write_key=wk["writeKeyId"])
 
-        auth = sb.auth()
-        c1 = sb.collector(name="collector-1")
-        c2 = sb.collector(extra_env={"EVENTOPS_COLLECTOR_PORT": eotest.free_port()},
-                          name="collector-2")
-        for r in (auth, c1, c2):
-            r.start()
-        for r in (auth, c1, c2):
-            r.wait_ready()
-        colls = [c1, c2]
-        urls = [c.url("/events") for c in colls]
-        toks = ["Bearer " + sb.token(c["clientId"], c["clientSecret"]) for c in clients]
-        log("collectors on :%d and :%d" % (c1.port, c2.port))
+    auth = sb.auth()
+    c1 = sb.collector(name="collector-1")
+    c2 = sb.collector(extra_env={"EVENTOPS_COLLECTOR_PORT": eotest.free_port()},
+                      name="collector-2")
+    for r in (auth, c1, c2):
+        r.start()
+    for r in (auth, c1, c2):
+        r.wait_ready()
+    colls = [c1, c2]
+    urls = [c.url("/events") for c in colls]
+    toks = ["Bearer " + sb.token(c["clientId"], c["clientSecret"]) for c in clients]
+    log("collectors on :%d and :%d" % (c1.port, c2.port))
 
-        for c in colls:
-            st, body = readyz(c.url("/readyz"))
-            f.check(st == 200 and isinstance(body, dict) and body.get("rateLimiter") == "redis",
-                    "%s /readyz with Redis up: %s %r, expected 200 with rateLimiter redis" %
-                    (c.name, st, body))
+    for c in colls:
+        st, body = readyz(c.url("/readyz"))
+        f.check(st == 200 and isinstance(body, dict) and body.get("rateLimiter") == "redis",
+                "%s /readyz with Redis up: %s %r, expected 200 with rateLimiter redis" %
+                (c.name, st, body))
 
-        # -- 1. one atomic script per request, Redis server time
-        mon_path = os.path.join(sb.dir, "monitor.txt")
-        with open(mon_path, "wb") as mf:
-            mon = subprocess.Popen(["redis-cli", "-p", str(redis.port), "monitor"], stdout=mf,
-                                   stderr=subprocess.STDOUT)
-        time.sleep(0.5)
-        n_mon = 6
-        for i in range(n_mon):
-            r = one(urls[i % 2], toks[5], "mon")
-            f.check(r[0] == 202, "monitor phase: request %d got %s" % (i, r[0]))
-        time.sleep(0.3)
-        mon.terminate()
-        mon.wait(timeout=10)
-        with open(mon_path, errors="replace") as mf:
-            lines = [l for l in mf.read().splitlines() if "[" in l]
-        client_cmds, lua_cmds = [], []
-        for l in lines:
+    # -- 1. one atomic script per request, Redis server time
+    mon_path = os.path.join(sb.dir, "monitor.txt")
+    with open(mon_path, "wb") as mf:
+        mon = subprocess.Popen(["redis-cli", "-p", str(redis.port), "monitor"], stdout=mf,
+                               stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    n_mon = 6
+    for i in range(n_mon):
+        r = one(urls[i % 2], toks[5], "mon")
+        f.check(r[0] == 202, "monitor phase: request %d got %s" % (i, r[0]))
+    time.sleep(0.3)
+    mon.terminate()
+    mon.wait(timeout=10)
+    with open(mon_path, errors="replace") as mf:
+        lines = [l for l in mf.read().splitlines() if "[" in l]
+    client_cmds, lua_cmds = [], []
+    for l in lines:
+        try:
+            who = l.split("[", 1)[1].split("]", 1)[0]
+            cmd = l.split("]", 1)[1].strip().split(" ")[0].strip('"').upper()
+        except IndexError:
+            continue
+        (lua_cmds if " lua" in " " + who else client_cmds).append(cmd)
+    scripts = [c for c in client_cmds if c in SCRIPT_CMDS]
+    other = sorted({c for c in client_cmds if c not in SCRIPT_CMDS | HOUSEKEEPING})
+    f.check(len(scripts) >= n_mon, "Redis MONITOR: %d script calls for %d requests (%s)" %
+            (len(scripts), n_mon, client_cmds[:20]))
+    f.check(len(scripts) <= 2 * n_mon, "Redis MONITOR: %d script calls for %d requests: "
+            "more than one round trip per request?" % (len(scripts), n_mon))
+    f.check(not other, "Redis MONITOR: commands outside one atomic script: %s" % other)
+    f.check("TIME" in lua_cmds, "Redis MONITOR: the script never reads the server clock "
+            "(no TIME inside it; lua commands seen: %s)" % sorted(set(lua_cmds)))
+    log("MONITOR: %d script calls, lua commands %s" % (len(scripts), sorted(set(lua_cmds))))
+
+    # -- 2. shared limit across both collectors, second client unaffected
+    time.sleep(1.0)
+    side = []
+    side_stop = threading.Event()
+
+    def side_client():
+        i = 0
+        while not side_stop.is_set():
             try:
-                who = l.split("[", 1)[1].split("]", 1)[0]
-                cmd = l.split("]", 1)[1].strip().split(" ")[0].strip('"').upper()
-            except IndexError:
-                continue
-            (lua_cmds if " lua" in " " + who else client_cmds).append(cmd)
-        scripts = [c for c in client_cmds if c in SCRIPT_CMDS]
-        other = sorted({c for c in client_cmds if c not in SCRIPT_CMDS | HOUSEKEEPING})
-        f.check(len(scripts) >= n_mon, "Redis MONITOR: %d script calls for %d requests (%s)" %
-                (len(scripts), n_mon, client_cmds[:20]))
-        f.check(len(scripts) <= 2 * n_mon, "Redis MONITOR: %d script calls for %d requests: "
-                "more than one round trip per request?" % (len(scripts), n_mon))
-        f.check(not other, "Redis MONITOR: commands outside one atomic script: %s" % other)
-        f.check("TIME" in lua_cmds, "Redis MONITOR: the script never reads the server clock "
-                "(no TIME inside it; lua commands seen: %s)" % sorted(set(lua_cmds)))
-        log("MONITOR: %d script calls, lua commands %s" % (len(scripts), sorted(set(lua_cmds))))
-
-        # -- 2. shared limit across both collectors, second client unaffected
-        time.sleep(1.0)
-        side = []
-        side_stop = threading.Event()
-
-        def side_client():
-            i = 0
-            while not side_stop.is_set():
-                try:
-                    r = one(urls[i % 2], toks[1], "side")
-                    side.append(r[0])
-                except eotest.HttpError as e:
-                    side.append(str(e))
-                i += 1
-                side_stop.wait(0.1)
-        th = threading.Thread(target=side_client)
-        th.start()
-        res, T = hammer(urls, toks[0], WINDOW)
-        side_stop.set()
-        th.join(timeout=30)
-        window_check(f, "client 1 on both collectors (Redis)", res, T, RATE, BURST,
-                     per_url=urls)
-        check_headers(f, "client 1", res, BURST)
-        f.check(len(side) >= 10 and all(s == 202 for s in side),
-                "client 2 (own limit, 10 req/s) while client 1 was limited: %s" %
-                sorted(set(map(str, side))))
-        log("client 2 during the window: %d requests, statuses %s" % (len(side), set(side)))
-
-        # -- 3. a write key's own limit
-        res, T = hammer(urls, "Bearer " + wk["writeKey"], WINDOW * 0.75)
-        window_check(f, "write key on both collectors (Redis)", res, T, RATE, BURST,
-                     per_url=urls)
-        check_headers(f, "write key", res, BURST)
-
-        # -- 4. Redis stopped
-        redis.stop()
-        log("redis stopped")
-        sts = []
-        for i in range(30):
-            try:
-                sts.append(one(urls[i % 2], toks[2], "down")[0])
+                r = one(urls[i % 2], toks[1], "side")
+                side.append(r[0])
             except eotest.HttpError as e:
-                sts.append(str(e))
-        f.check(all(s in (202, 429) for s in sts),
-                "requests right after Redis stopped: %s (expected 202/429 only)" %
-                sorted(set(map(str, sts))))
-        for c in colls:
-            ok = eotest.wait_until(lambda: [l for l in c.grep(WARN_LINE)
-                                            if '"warn' in l or "warn" in l.lower()], 10)
-            f.check(ok, "%s: no warn line %r within 10 s of Redis stopping" % (c.name, WARN_LINE))
+                side.append(str(e))
+            i += 1
+            side_stop.wait(0.1)
+    th = threading.Thread(target=side_client)
+    th.start()
+    res, T = hammer(urls, toks[0], WINDOW)
+    side_stop.set()
+    th.join(timeout=30)
+    window_check(f, "client 1 on both collectors (Redis)", res, T, RATE, BURST,
+                 per_url=urls)
+    check_headers(f, "client 1", res, BURST)
+    f.check(len(side) >= 10 and all(s == 202 for s in side),
+            "client 2 (own limit, 10 req/s) while client 1 was limited: %s" %
+            sorted(set(map(str, side))))
+    log("client 2 during the window: %d requests, statuses %s" % (len(side), set(side)))
+
+    # -- 3. a write key's own limit
+    res, T = hammer(urls, "Bearer " + wk["writeKey"], WINDOW * 0.75)
+    window_check(f, "write key on both collectors (Redis)", res, T, RATE, BURST,
+                 per_url=urls)
+    check_headers(f, "write key", res, BURST)
+
+    # -- 4. Redis stopped
+    redis.stop()
+    log("redis stopped")
+    sts = []
+    for i in range(30):
+        try:
+            sts.append(one(urls[i % 2], toks[2], "down")[0])
+        except eotest.HttpError as e:
+            sts.append(str(e))
+    f.check(all(s in (202, 429) for s in sts),
+            "requests right after Redis stopped: %s (expected 202/429 only)" %
+            sorted(set(map(str, sts))))
+    for c in colls:
+        ok = eotest.wait_until(lambda: [l for l in c.grep(WARN_LINE)
+                                        if '"warn' in l or "warn" in l.lower()], 10)
+        f.check(ok, "%s: no warn line %r within 10 s of Redis stopping" % (c.name, WARN_LINE))
+        st, body = readyz(c.url("/readyz"))
+        f.check(st == 200 and isinstance(body, dict) and body.get("rateLimiter") == "local",
+                "%s /readyz with Redis down: %s %r, expected 200 with rateLimiter local" %
+                (c.name, st, body))
+    time.sleep(1.0)
+    res, T = hammer(urls, toks[3], WINDOW)
+    lr, lb = RATE / INSTANCES, max(1, BURST // INSTANCES)
+    for u, c in zip(urls, colls):
+        window_check(f, "%s alone, Redis down (local %g/s burst %d)" % (c.name, lr, lb),
+                     [x for x in res if x[0] == u], T, lr, lb)
+    check_headers(f, "Redis down", res, lb)
+    for c in colls:
+        f.check(c.running(), "%s is not running after Redis stopped" % c.name)
+        # "say so in logs and metrics"
+        st, m = metrics(c.url("/metrics"))
+        lab = '{role="collector"}'
+        f.check(st == 200 and m.get("eventops_ratelimit_shared" + lab) == 0,
+                "%s /metrics with Redis down: eventops_ratelimit_shared %r, expected 0" %
+                (c.name, m.get("eventops_ratelimit_shared" + lab)))
+        for name in ("eventops_ratelimit_local_decisions_total",
+                     "eventops_ratelimit_redis_errors_total", "eventops_rate_limited_total"):
+            f.check((m.get(name + lab) or 0) > 0, "%s /metrics with Redis down: %s is %r, "
+                    "expected > 0" % (c.name, name, m.get(name + lab)))
+
+    # -- 5. Redis back
+    redis.start()
+    log("redis started again on :%d" % redis.port)
+    t0 = time.monotonic()
+
+    def back(c, u):
+        try:
+            one(u, toks[4], "back")
             st, body = readyz(c.url("/readyz"))
-            f.check(st == 200 and isinstance(body, dict) and body.get("rateLimiter") == "local",
-                    "%s /readyz with Redis down: %s %r, expected 200 with rateLimiter local" %
-                    (c.name, st, body))
-        time.sleep(1.0)
-        res, T = hammer(urls, toks[3], WINDOW)
-        lr, lb = RATE / INSTANCES, max(1, BURST // INSTANCES)
-        for u, c in zip(urls, colls):
-            window_check(f, "%s alone, Redis down (local %g/s burst %d)" % (c.name, lr, lb),
-                         [x for x in res if x[0] == u], T, lr, lb)
-        check_headers(f, "Redis down", res, lb)
-        for c in colls:
-            f.check(c.running(), "%s is not running after Redis stopped" % c.name)
-            # "say so in logs and metrics"
-            st, m = metrics(c.url("/metrics"))
-            lab = '{role="collector"}'
-            f.check(st == 200 and m.get("eventops_ratelimit_shared" + lab) == 0,
-                    "%s /metrics with Redis down: eventops_ratelimit_shared %r, expected 0" %
-                    (c.name, m.get("eventops_ratelimit_shared" + lab)))
-            for name in ("eventops_ratelimit_local_decisions_total",
-                         "eventops_ratelimit_redis_errors_total", "eventops_rate_limited_total"):
-                f.check((m.get(name + lab) or 0) > 0, "%s /metrics with Redis down: %s is %r, "
-                        "expected > 0" % (c.name, name, m.get(name + lab)))
+        except eotest.HttpError:
+            return False
+        return isinstance(body, dict) and body.get("rateLimiter") == "redis"
+    for c, u in zip(colls, urls):
+        ok = eotest.wait_until(lambda: back(c, u), 10, interval=0.1)
+        f.check(ok, "%s: /readyz not back to rateLimiter redis within 10 s of Redis "
+                "restarting" % c.name)
+        if ok:
+            log("%s back on Redis after %.1f s" % (c.name, time.monotonic() - t0))
+        st, m = metrics(c.url("/metrics"))
+        f.check(m.get('eventops_ratelimit_shared{role="collector"}') == 1,
+                "%s /metrics after Redis came back: eventops_ratelimit_shared %r, expected 1"
+                % (c.name, m.get('eventops_ratelimit_shared{role="collector"}')))
+        ok = eotest.wait_until(lambda: c.grep(BACK_LINE), 5)
+        f.check(ok, "%s: no log line %r after Redis came back" % (c.name, BACK_LINE))
+        lines = c.grep(BACK_LINE)
+        if lines:
+            f.check('"level":"info"' in lines[-1], "%s: %r is not an info line: %s" %
+                    (c.name, BACK_LINE, lines[-1]))
+    warn = c1.grep(WARN_LINE)
+    if warn:
+        f.check('"level":"warn"' in warn[0], "the Redis-unavailable line is not at warn "
+                "level: %s" % warn[0])
 
-        # -- 5. Redis back
-        redis.start()
-        log("redis started again on :%d" % redis.port)
-        t0 = time.monotonic()
-
-        def back(c, u):
-            try:
-                one(u, toks[4], "back")
-                st, body = readyz(c.url("/readyz"))
-            except eotest.HttpError:
-                return False
-            return isinstance(body, dict) and body.get("rateLimiter") == "redis"
-        for c, u in zip(colls, urls):
-            ok = eotest.wait_until(lambda: back(c, u), 10, interval=0.1)
-            f.check(ok, "%s: /readyz not back to rateLimiter redis within 10 s of Redis "
-                    "restarting" % c.name)
-            if ok:
-                log("%s back on Redis after %.1f s" % (c.name, time.monotonic() - t0))
-            st, m = metrics(c.url("/metrics"))
-            f.check(m.get('eventops_ratelimit_shared{role="collector"}') == 1,
-                    "%s /metrics after Redis came back: eventops_ratelimit_shared %r, expected 1"
-                    % (c.name, m.get('eventops_ratelimit_shared{role="collector"}')))
-            ok = eotest.wait_until(lambda: c.grep(BACK_LINE), 5)
-            f.check(ok, "%s: no log line %r after Redis came back" % (c.name, BACK_LINE))
-            lines = c.grep(BACK_LINE)
-            if lines:
-                f.check('"level":"info"' in lines[-1], "%s: %r is not an info line: %s" %
-                        (c.name, BACK_LINE, lines[-1]))
-        warn = c1.grep(WARN_LINE)
-        if warn:
-            f.check('"level":"warn"' in warn[0], "the Redis-unavailable line is not at warn "
-                    "level: %s" % warn[0])
-
-        sb.check_clean_end(running=sb.roles)
-        return sb.report("rate limiting: shared via Redis, per client/write key, local fallback")
+    sb.check_clean_end(running=sb.roles)
+    return sb.report("rate limiting: shared via Redis, per client/write key, local fallback")
 
 
 if __name__ == "__main__":
