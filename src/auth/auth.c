@@ -484,12 +484,9 @@ int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t err
     }
     a->issued = eo_metrics_counter(a->metrics, "eventops_auth_tokens_issued_total",
                                    "Access tokens issued.", "role=\"auth\"");
-    for (int i = 0; i < 8; i++) {
-        char labels[96];
-        snprintf(labels, sizeof labels, "role=\"auth\",error=\"%s\"", error_names[i]);
-        a->errors[i] = eo_metrics_counter(a->metrics, "eventops_auth_token_errors_total",
-                                          "Token requests refused, by OAuth error code.", labels);
-    }
+    eo_metrics_counters(a->metrics, "eventops_auth_token_errors_total",
+                        "Token requests refused, by OAuth error code.", "auth", "error",
+                        error_names, 8, a->errors);
     eo_metrics_build_info(a->metrics, "auth");
     int r = eo_secret_hash("not a secret", 12, a->dummy_hash);
     if (r < 0) {

@@ -484,21 +484,15 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
         free(c);
         return EO_ENOMEM;
     }
-    char labels[128];
-    for (int i = 0; i < AUTH_REASONS; i++) {
-        snprintf(labels, sizeof labels, "role=\"collector\",reason=\"%s\"", auth_reason_names[i]);
-        c->auth_failures[i] =
-            eo_metrics_counter(c->metrics, "eventops_auth_failures_total",
-                               "Requests refused by authentication, by reason.", labels);
-    }
+    eo_metrics_counters(c->metrics, "eventops_auth_failures_total",
+                        "Requests refused by authentication, by reason.", "collector", "reason",
+                        auth_reason_names, AUTH_REASONS, c->auth_failures);
     c->accepted =
         eo_metrics_counter(c->metrics, "eventops_events_accepted_total",
                            "Events acknowledged by Kafka and answered 202.", "role=\"collector\"");
-    for (size_t i = 0; i < REJECT_REASONS; i++) {
-        snprintf(labels, sizeof labels, "role=\"collector\",reason=\"%s\"", reject_reasons[i]);
-        c->rejected[i] = eo_metrics_counter(c->metrics, "eventops_events_rejected_total",
-                                            "Events refused by validation, by reason.", labels);
-    }
+    eo_metrics_counters(c->metrics, "eventops_events_rejected_total",
+                        "Events refused by validation, by reason.", "collector", "reason",
+                        reject_reasons, REJECT_REASONS, c->rejected);
     c->batch_size = eo_metrics_histogram(c->metrics, "eventops_batch_size_events",
                                          "Events per ingest request.", "role=\"collector\"",
                                          eo_metrics_size_buckets, eo_metrics_size_nbuckets);

@@ -33,7 +33,7 @@ typedef enum MHD_Result MHD_RESULT;
 #define EO_STR_(x) #x
 #define EO_STR(x) EO_STR_(x)
 
-/* The series of one route (index nroutes: GET /metrics, nroutes + 1: anything else). */
+/* The series of one route (index nroutes: anything else). */
 typedef struct {
     eo_counter_t *codes[5]; /* 1xx .. 5xx */
     eo_histogram_t *latency;
@@ -43,6 +43,7 @@ struct eo_http_server {
     struct MHD_Daemon *daemon;
     eo_http_options_t opt;
     route_metrics_t *rm;
+    eo_http_route_t *routes; /* opt.routes: the role's, then GET /metrics */
     eo_gauge_t *in_flight;
     uint16_t port;
     bool quiesced;        /* only the stopping thread reads or writes it */
@@ -466,6 +467,19 @@ static void *check_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return NULL; /* the request's state is made by access_handler */
 }
 
+/* GET /metrics, a route of every server given a registry. */
+static void on_metrics(eo_http_req_t *req, void *ud)
+{
+    eo_buf_t text;
+    eo_buf_init(&text, 16 * 1024 * 1024);
+    static const char *const plain[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
+    if (eo_metrics_write(req->srv->opt.metrics, &text) == 0)
+        eo_http_respond(req, 200, text.data, text.len, plain);
+    else
+        eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL, NULL);
+    eo_buf_done(&text);
+}
+
 static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -495,7 +509,7 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
         eo_log_thread_role(srv->opt.role); /* this pool thread serves one role */
         atomic_fetch_add(&srv->active, 1);
         req->start_us = eo_clock_mono_us();
-        req->metrics_slot = srv->opt.nroutes + 1;
+        req->metrics_slot = srv->opt.nroutes;
         eo_gauge_add(srv->in_flight, 1);
         identify(req);
 
@@ -514,25 +528,6 @@ static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const c
             eo_http_respond_error(req, 503, "shutting_down",
                                   "the server is shutting down; retry on a new connection", NULL,
                                   closing);
-            return queue_answer(req);
-        }
-        if (srv->opt.metrics && strcmp(url, "/metrics") == 0) {
-            req->metrics_slot = srv->opt.nroutes;
-            if (strcmp(method, "GET") != 0) {
-                static const char *const allow[] = {"Allow", "GET", NULL};
-                eo_http_respond_error(req, 405, "method_not_allowed",
-                                      "this method is not allowed on this path", NULL, allow);
-                return queue_answer(req);
-            }
-            eo_buf_t text;
-            eo_buf_init(&text, 16 * 1024 * 1024);
-            static const char *const plain[] = {"Content-Type", "text/plain; version=0.0.4", NULL};
-            if (eo_metrics_write(srv->opt.metrics, &text) == 0)
-                eo_http_respond(req, 200, text.data, text.len, plain);
-            else
-                eo_http_respond_error(req, 503, "overloaded", "metrics could not be written", NULL,
-                                      NULL);
-            eo_buf_done(&text);
             return queue_answer(req);
         }
         bool path_known;
@@ -663,12 +658,12 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     atomic_fetch_sub(&srv->active, 1);
 }
 
-/* Registers the request series of every route (a path served by several methods shares them),
- * GET /metrics and "other". */
+/* Registers the request series of every route (a path served by several methods shares them)
+ * and "other". */
 static int register_metrics(eo_http_server_t *srv)
 {
     const eo_http_options_t *o = &srv->opt;
-    srv->rm = calloc(o->nroutes + 2, sizeof *srv->rm);
+    srv->rm = calloc(o->nroutes + 1, sizeof *srv->rm);
     if (!srv->rm)
         return EO_ENOMEM;
     const char *role = o->role ? o->role : "unknown";
@@ -676,10 +671,8 @@ static int register_metrics(eo_http_server_t *srv)
     snprintf(labels, sizeof labels, "role=\"%s\"", role);
     srv->in_flight = eo_metrics_gauge(o->metrics, "eventops_http_requests_in_flight",
                                       "HTTP requests being handled.", labels);
-    for (size_t i = 0; i < o->nroutes + 2; i++) {
-        const char *route = i < o->nroutes    ? o->routes[i].path
-                            : i == o->nroutes ? "/metrics"
-                                              : "other";
+    for (size_t i = 0; i < o->nroutes + 1; i++) {
+        const char *route = i < o->nroutes ? o->routes[i].path : "other";
         for (int c = 0; c < 5; c++) {
             snprintf(labels, sizeof labels, "role=\"%s\",route=\"%s\",code=\"%dxx\"", role, route,
                      c + 1);
@@ -712,7 +705,19 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
     if (!srv)
         return EO_ENOMEM;
     srv->opt = *opt;
+    /* the role's routes, and GET /metrics when there is a registry to serve */
+    srv->routes = calloc(opt->nroutes + 1, sizeof *srv->routes);
+    if (!srv->routes) {
+        free(srv);
+        return EO_ENOMEM;
+    }
+    memcpy(srv->routes, opt->routes, opt->nroutes * sizeof *srv->routes);
+    if (opt->metrics)
+        srv->routes[srv->opt.nroutes++] =
+            (eo_http_route_t){"GET", "/metrics", NULL, on_metrics, false};
+    srv->opt.routes = srv->routes;
     if (opt->metrics && register_metrics(srv) < 0) {
+        free(srv->routes);
         free(srv);
         return EO_ENOMEM;
     }
@@ -730,6 +735,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
     } else {
         snprintf(err, errlen, "not a numeric IP address: %s", opt->addr);
         free(srv->rm);
+        free(srv->routes);
         free(srv);
         return EO_EINVAL;
     }
@@ -755,6 +761,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s port %u", opt->addr, (unsigned)opt->port);
         free(srv->rm);
+        free(srv->routes);
         free(srv);
         return EO_EIO;
     }
@@ -796,5 +803,6 @@ void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms)
     eo_http_server_drain(srv, timeout_ms);
     MHD_stop_daemon(srv->daemon);
     free(srv->rm);
+    free(srv->routes);
     free(srv);
 }

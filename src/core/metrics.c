@@ -425,3 +425,13 @@ int eo_metrics_write(eo_metrics_t *m, eo_buf_t *out)
     pthread_mutex_unlock(&m->lock);
     return r ? r : write_process(out);
 }
+
+void eo_metrics_counters(eo_metrics_t *m, const char *name, const char *help, const char *role,
+                         const char *label, const char *const *values, size_t n, eo_counter_t **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char labels[256];
+        snprintf(labels, sizeof labels, "role=\"%s\",%s=\"%s\"", role, label, values[i]);
+        out[i] = eo_metrics_counter(m, name, help, labels);
+    }
+}

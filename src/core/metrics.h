@@ -30,6 +30,10 @@ eo_counter_t *eo_metrics_counter(eo_metrics_t *m, const char *name, const char *
                                  const char *labels);
 eo_gauge_t *eo_metrics_gauge(eo_metrics_t *m, const char *name, const char *help,
                              const char *labels);
+/* One counter per value of a label: out[i] is name{role="ROLE",LABEL="values[i]"}. */
+void eo_metrics_counters(eo_metrics_t *m, const char *name, const char *help, const char *role,
+                         const char *label, const char *const *values, size_t n,
+                         eo_counter_t **out);
 /* bounds: ascending upper bounds (the +Inf bucket is added). */
 eo_histogram_t *eo_metrics_histogram(eo_metrics_t *m, const char *name, const char *help,
                                      const char *labels, const double *bounds, size_t nbounds);

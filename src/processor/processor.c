@@ -862,13 +862,9 @@ static int register_metrics(eo_processor_t *p)
                                           "Events inserted into PostgreSQL.", role);
     p->duplicates = eo_metrics_counter(p->metrics, "eventops_processor_duplicates_skipped_total",
                                        "Records skipped because their messageId was stored.", role);
-    for (int i = 0; i < 5; i++) {
-        char labels[96];
-        snprintf(labels, sizeof labels, "role=\"processor\",reason=\"%s\"", dead_reasons[i]);
-        p->dead_letters[i] =
-            eo_metrics_counter(p->metrics, "eventops_processor_dead_letters_total",
-                               "Records sent to the dead-letter topic, by reason.", labels);
-    }
+    eo_metrics_counters(p->metrics, "eventops_processor_dead_letters_total",
+                        "Records sent to the dead-letter topic, by reason.", "processor", "reason",
+                        dead_reasons, 5, p->dead_letters);
     p->db_write = eo_metrics_histogram(p->metrics, "eventops_processor_db_write_seconds",
                                        "Time to store one batch in PostgreSQL.", role,
                                        eo_metrics_latency_buckets, eo_metrics_latency_nbuckets);

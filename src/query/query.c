@@ -691,12 +691,9 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
                 "Query cache lookups and failed stores, by endpoint and result.", labels);
         }
     }
-    for (int i = 0; i < AUTH_REASONS; i++) {
-        snprintf(labels, sizeof labels, "role=\"query\",reason=\"%s\"", auth_reason_names[i]);
-        q->auth_failures[i] =
-            eo_metrics_counter(q->metrics, "eventops_auth_failures_total",
-                               "Requests refused by authentication, by reason.", labels);
-    }
+    eo_metrics_counters(q->metrics, "eventops_auth_failures_total",
+                        "Requests refused by authentication, by reason.", "query", "reason",
+                        auth_reason_names, AUTH_REASONS, q->auth_failures);
     eo_metrics_build_info(q->metrics, "query");
     if ((r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
                           &q->creds, err, errlen)) < 0)

@@ -548,7 +548,9 @@ def source_routes():
         http_c = fh.read()
     generic = set()
     for path in ("/metrics", "/openapi.json"):
-        if re.search(r'strcmp\(\s*url\s*,\s*"%s"\s*\)' % re.escape(path), http_c):
+        # a path http.c compares the URL with, or a route it adds to every role's table
+        if re.search(r'strcmp\(\s*url\s*,\s*"%s"\s*\)' % re.escape(path), http_c) or \
+                re.search(r'\{\s*"GET"\s*,\s*"%s"' % re.escape(path), http_c):
             generic.add(("GET", path))
     for role in ROLES:
         if out[role]:  # a role that exists
