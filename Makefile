@@ -18,9 +18,10 @@ build: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Test build: clang, AddressSanitizer + UndefinedBehaviorSanitizer, libFuzzer harnesses.
+# Test build: clang, AddressSanitizer + UndefinedBehaviorSanitizer, libFuzzer harnesses, fault
+# injection (src/core/fault.h).
 build-test: deps
-	@CC=clang cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEO_SANITIZE=ON -DEO_FUZZ=ON >/dev/null
+	@CC=clang cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEO_SANITIZE=ON -DEO_FUZZ=ON -DEO_FAULT_INJECTION=ON >/dev/null
 	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS)
 
 stack-up: deps

@@ -1,5 +1,6 @@
 /* The collector's event sink: an idempotent librdkafka producer (acks=all) whose delivery
- * reports call back per message. A background thread serves the reports. Thread-safe. */
+ * reports call back per message. A background thread serves the reports and rebuilds the
+ * producer in the process when librdkafka makes it unusable (a fatal error). Thread-safe. */
 #ifndef EO_COLLECTOR_KAFKA_SINK_H
 #define EO_COLLECTOR_KAFKA_SINK_H
 
@@ -20,8 +21,9 @@ typedef void (*eo_sink_done_fn)(void *opaque, int err);
 int eo_kafka_sink_new(const eo_config_t *cfg, eo_sink_done_fn done, eo_kafka_sink_t **out,
                       char *err, size_t errlen) EO_MUST_CHECK;
 
-/* Counts deliveries in m: eventops_kafka_produce_latency_seconds, _delivery_errors_total and
- * the gauge eventops_kafka_messages_queued (role="collector"). Call before producing. */
+/* Counts deliveries in m: eventops_kafka_produce_latency_seconds, _delivery_errors_total,
+ * eventops_kafka_client_rebuilds_total and the gauge eventops_kafka_messages_queued
+ * (role="collector"). Call before producing. */
 int eo_kafka_sink_register_metrics(eo_kafka_sink_t *sink, eo_metrics_t *m) EO_MUST_CHECK;
 
 /* Enqueues one record (copied) with the headers x-request-id and traceparent (either may be
@@ -31,7 +33,8 @@ int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen,
                           size_t len, const char *request_id, const char *traceparent,
                           void *opaque) EO_MUST_CHECK;
 
-/* True when the brokers answer (a metadata request within timeout_ms succeeds). */
+/* True when the producer is usable and the brokers answer (a metadata request within
+ * timeout_ms succeeds). */
 bool eo_kafka_sink_ready(eo_kafka_sink_t *sink, int timeout_ms);
 
 /* Fails every record not yet acknowledged (their callbacks report EO_EUNAVAIL). */

@@ -92,6 +92,18 @@ static const cfg_var_t vars[] = {
       "cap of the backoff while PostgreSQL is unavailable, ms"),
     I(partitions_ahead_days, "EVENTOPS_PARTITIONS_AHEAD_DAYS", 7, 1, 366,
       "daily events partitions created ahead of today"),
+    I(kafka_session_timeout_ms, "EVENTOPS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 3600000,
+      "consumer group session timeout, ms (within the broker's group.min/max.session.timeout.ms)"),
+    I(kafka_txn_timeout_ms, "EVENTOPS_KAFKA_TXN_TIMEOUT_MS", 60000, 1000, 900000,
+      "longest a processor transaction may stay open (transaction.timeout.ms); a commit not "
+      "finished by then rebuilds the producer, ms"),
+    I(kafka_call_timeout_ms, "EVENTOPS_KAFKA_CALL_TIMEOUT_MS", 1000, 100, 60000,
+      "longest one blocking Kafka call of a consuming loop may take before the loop serves the "
+      "group again, ms"),
+    I(kafka_lag_interval_ms, "EVENTOPS_KAFKA_LAG_INTERVAL_MS", 1000, 100, 600000,
+      "how often the consumer lag is measured at the brokers, ms"),
+    I(processor_stall_ms, "EVENTOPS_PROCESSOR_STALL_MS", 30000, 1000, 86400000,
+      "a backlog with no committed progress for this long makes the processor not ready, ms"),
     I(shutdown_timeout_ms, "EVENTOPS_SHUTDOWN_TIMEOUT_MS", 10000, 100, 600000,
       "how long a role drains on SIGTERM before giving up, ms"),
     S(auth_addr, "EVENTOPS_AUTH_ADDR", "127.0.0.1", "auth role listen address"),

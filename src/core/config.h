@@ -52,6 +52,11 @@ typedef struct {
     int64_t batch_max_wait_ms;
     int64_t retry_max_backoff_ms;
     int64_t partitions_ahead_days;
+    int64_t kafka_session_timeout_ms;
+    int64_t kafka_txn_timeout_ms;
+    int64_t kafka_call_timeout_ms;
+    int64_t kafka_lag_interval_ms;
+    int64_t processor_stall_ms;
     int64_t shutdown_timeout_ms;
     /* auth */
     char auth_addr[64];

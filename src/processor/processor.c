@@ -11,8 +11,22 @@
  * A crash between 2 and 3 redelivers the batch: storage skips what it has, and the aborted
  * Kafka transaction means dead letters are never doubled for read_committed readers.
  *
- * Threads: the processor thread owns everything here except `stopping` and `ready` (atomics
- * read by the main and HTTP threads). */
+ * Kafka failures (issue 10). No Kafka call blocks the loop for longer than
+ * EVENTOPS_KAFKA_CALL_TIMEOUT_MS: a transaction call that times out is retried while the loop
+ * serves the group with its partitions paused, until EVENTOPS_KAFKA_TXN_TIMEOUT_MS. A
+ * transaction that must abort is aborted, and the consumer is rewound to the group's committed
+ * offsets. A client librdkafka made unusable (a fatal error), or a transaction whose outcome
+ * stayed unknown, is rebuilt in the process: a new producer with the same transactional.id
+ * (init_transactions settles the old one's open transaction, committed or aborted), then a
+ * rewind to the committed offsets, which are right whatever that outcome was; a new consumer
+ * starts from them by itself. The batch in hand is dropped uncommitted and read again, so the
+ * guarantee holds; the process exits (non-zero) only when a client cannot be built at all.
+ * The group uses dynamic membership: a broker outage longer than the session timeout ends in
+ * a rejoin, never in static-membership fencing (librdkafka #3437).
+ *
+ * Threads: the processor thread owns everything here except `stopping`, `pg_ok` and
+ * `kafka_ok` (atomics read by the main and HTTP threads) and the lag monitor (its own
+ * thread, stream/kafka_lag.h). */
 #include "processor/processor.h"
 
 #include <jansson.h>
@@ -23,6 +37,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/fault.h"
 #include "core/http.h"
 #include "core/kafka.h"
 #include "core/log.h"
@@ -30,6 +45,7 @@
 #include "core/signals.h"
 #include "domain/record.h"
 #include "processor/pg_store.h"
+#include "stream/kafka_lag.h"
 
 typedef struct {
     rd_kafka_message_t *msg;
@@ -68,9 +84,14 @@ struct eo_processor {
     eo_http_server_t *http;
     pthread_t thread;
     atomic_bool stopping;
-    atomic_bool ready;
-    bool storing; /* the workers are working on items */
-    bool revoked; /* partitions were revoked while storing: drop the batch in hand */
+    atomic_bool pg_ok;    /* PostgreSQL took the last write or ping */
+    atomic_bool kafka_ok; /* both clients are usable and no transaction is stuck */
+    bool busy;            /* a batch is being stored or committed: a revocation must not free it */
+    bool revoked;         /* partitions were revoked while busy */
+    bool consumer_broken; /* fatal error: rebuild the consumer */
+    bool producer_broken; /* fatal error or unknown transaction outcome: rebuild the producer */
+    bool rewind_pending;  /* the consumer must go back to the group's committed offsets */
+    eo_kafka_lag_t *lag;
     item_t *items;
     size_t nitems, cap;
     rd_kafka_message_t **held; /* polled while paused, processed next */
@@ -81,13 +102,11 @@ struct eo_processor {
     eo_counter_t *batches, *rows_inserted, *duplicates;
     eo_counter_t *dead_letters[5]; /* by dead_reasons */
     eo_histogram_t *db_write, *batch_size;
-    pthread_mutex_t lag_lock;
-    struct partition_lag {
-        int32_t partition;
-        int64_t lag;
-    } * lags;     /* guarded by lag_lock: from librdkafka's statistics */
-    size_t nlags; /* guarded by lag_lock */
+    eo_counter_t *rebuilds[2]; /* by rebuilt_clients */
+    eo_counter_t *aborts;
 };
+
+static const char *const rebuilt_clients[2] = {"consumer", "producer"};
 
 /* The dead-letter reasons of the metrics (anything else is "invalid": a validation code). */
 static const char *const dead_reasons[5] = {"undecodable", "invalid", "refused_by_database",
@@ -171,19 +190,34 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         eo_log_info("partitions assigned", "count", n, NULL);
         rd_kafka_assign(rk, parts);
+        /* librdkafka keeps a partition's pause across a revocation: one revoked while
+         * serve_paused() had it paused would come back paused and never be fetched again */
+        rd_kafka_resume_partitions(rk, parts);
+        if (eo_kafka_lag_set_assigned(p->lag, parts) < 0)
+            eo_log_warn("out of memory: the stall check keeps the previous assignment", NULL);
     } else {
         eo_log_info("partitions revoked", "count", n, NULL);
-        if (p->storing)
+        if (p->busy)
             p->revoked = true;
         else
             clear_items(p);
         clear_held(p);
         rd_kafka_assign(rk, NULL);
+        eo_kafka_lag_clear_assigned(p->lag);
     }
 }
 
+/* Both clients' error callback (inside their polls). Fatal errors are acted on by the loop,
+ * which checks rd_kafka_fatal_error() of each client. */
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        eo_log_error("kafka client failed fatally; it will be rebuilt", "client", rd_kafka_name(rk),
+                     "error", why, NULL);
+        return;
+    }
     eo_log_warn("kafka error", "error", reason, "code", rd_kafka_err2name(err), NULL);
 }
 
@@ -233,12 +267,23 @@ static int add_item(eo_processor_t *p, rd_kafka_message_t *m)
     return 0;
 }
 
-/* Polls one message; NULL on timeout. Errors other than end-of-partition are logged. */
+/* True when librdkafka made the client unusable. */
+static bool client_failed(rd_kafka_t *rk)
+{
+    return rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Polls one message; NULL on timeout, on an error (logged, except end-of-partition), and once
+ * the consumer failed fatally (it is then marked for a rebuild and not polled again). */
 static rd_kafka_message_t *poll_one(eo_processor_t *p, int timeout_ms)
 {
+    if (p->consumer_broken)
+        return NULL;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, timeout_ms);
     if (m && m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL || client_failed(p->consumer))
+            p->consumer_broken = true;
+        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             eo_log_warn("kafka consume error", "error", rd_kafka_message_errstr(m), NULL);
         rd_kafka_message_destroy(m);
         return NULL;
@@ -269,7 +314,7 @@ static void collect(eo_processor_t *p)
         p->nheld -= take;
     }
     int64_t deadline = eo_clock_mono_us() + p->cfg.batch_max_wait_ms * 1000;
-    while (p->nitems < max && !atomic_load(&p->stopping)) {
+    while (p->nitems < max && !atomic_load(&p->stopping) && !p->consumer_broken) {
         int64_t left = (deadline - eo_clock_mono_us()) / 1000;
         if (left <= 0)
             break;
@@ -282,39 +327,52 @@ static void collect(eo_processor_t *p)
         if (add_item(p, m) < 0)
             cannot_take(p, m);
     }
-    if (atomic_load(&p->stopping) && eo_signals_failed())
-        clear_items(p); /* never commit a batch with a hole in it */
+    if ((atomic_load(&p->stopping) && eo_signals_failed()) || p->consumer_broken)
+        clear_items(p); /* never commit a batch with a hole in it, or through a dead consumer */
 }
 
-/* Pauses consumption and sleeps for the backoff while still serving the group protocol;
- * messages that arrive meanwhile are held for the next batch. Returns false when the batch in
- * hand must be dropped (partitions revoked) or the processor stops. */
-static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_us)
+/* True when a stop must not wait for the batch in hand any longer. */
+static bool must_quit(eo_processor_t *p, int64_t stop_deadline_us)
+{
+    return atomic_load(&p->stopping) &&
+           (eo_signals_failed() || eo_clock_mono_us() > stop_deadline_us);
+}
+
+/* Serves the group protocol for up to ms with the assigned partitions paused: rebalance
+ * callbacks run, and messages fetched before the pause are held for the next batch. Returns
+ * early on a revocation, a consumer failure or a stop that must not wait. */
+static void serve_paused(eo_processor_t *p, int64_t ms)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(p->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+    if (!p->consumer_broken && rd_kafka_assignment(p->consumer, &parts) == 0 && parts) {
         rd_kafka_pause_partitions(p->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
     }
-    int64_t until = eo_clock_mono_us() + *delay_ms * 1000;
-    while (eo_clock_mono_us() < until && !p->revoked) {
-        if (atomic_load(&p->stopping) &&
-            (eo_signals_failed() || eo_clock_mono_us() > stop_deadline_us))
-            break;
+    int64_t until = eo_clock_mono_us() + ms * 1000;
+    while (eo_clock_mono_us() < until && !p->revoked && !p->consumer_broken &&
+           !(atomic_load(&p->stopping) && eo_signals_failed())) {
         rd_kafka_message_t *m = poll_one(p, 50);
         if (m && hold(p, m) < 0)
             cannot_take(p, m);
     }
-    *delay_ms =
-        *delay_ms * 2 > p->cfg.retry_max_backoff_ms ? p->cfg.retry_max_backoff_ms : *delay_ms * 2;
-    if (rd_kafka_assignment(p->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+    if (!p->consumer_broken && rd_kafka_assignment(p->consumer, &parts) == 0 && parts) {
         rd_kafka_resume_partitions(p->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
     }
-    if (p->revoked)
-        return false;
-    return !(atomic_load(&p->stopping) &&
-             (eo_signals_failed() || eo_clock_mono_us() > stop_deadline_us));
+}
+
+/* Sleeps for the backoff while serving the group (serve_paused), then doubles it up to the
+ * cap. Returns false when the batch in hand must be dropped (partitions revoked, consumer
+ * failed) or the processor stops. */
+static bool backoff(eo_processor_t *p, int64_t *delay_ms, int64_t stop_deadline_us)
+{
+    int64_t until = eo_clock_mono_us() + *delay_ms * 1000;
+    while (eo_clock_mono_us() < until && !p->revoked && !p->consumer_broken &&
+           !must_quit(p, stop_deadline_us))
+        serve_paused(p, (until - eo_clock_mono_us()) / 1000 + 1);
+    *delay_ms =
+        *delay_ms * 2 > p->cfg.retry_max_backoff_ms ? p->cfg.retry_max_backoff_ms : *delay_ms * 2;
+    return !p->revoked && !p->consumer_broken && !must_quit(p, stop_deadline_us);
 }
 
 /* Stores recs[0..n) (items idx[0..n)), splitting on EO_EDATA to isolate rows the database
@@ -489,12 +547,12 @@ static int store_batch(eo_processor_t *p, size_t *inserted)
         }
         if (!err)
             break;
-        atomic_store(&p->ready, false);
+        atomic_store(&p->pg_ok, false);
         eo_log_warn("postgres unavailable; pausing consumption", "error", err, NULL);
         if (!backoff(p, &delay, stop_deadline))
             return EO_ETIMEOUT;
     }
-    atomic_store(&p->ready, true);
+    atomic_store(&p->pg_ok, true);
     return 0;
 }
 
@@ -503,14 +561,90 @@ static void add_header(rd_kafka_headers_t *h, const char *name, const char *valu
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-/* Step 3: dead letters and offsets in one Kafka transaction. Returns 0, or EO_EIO when the
- * transaction was aborted (the caller rewinds), or EO_EUNAVAIL when the producer is fenced or
- * failed fatally (the process must restart). */
+static rd_kafka_t *producer_new(eo_processor_t *p, char *err, size_t errlen);
+static rd_kafka_t *consumer_new(eo_processor_t *p, char *err, size_t errlen);
+
+/* Stops the process with a failure (the reason is logged by the caller). */
+static void fail_stop(eo_processor_t *p)
+{
+    atomic_store(&p->stopping, true);
+    eo_signals_request_stop(true);
+}
+
+/* Runs a transaction call until it succeeds, fails for good, or the deadline passes; a
+ * retriable failure (a timeout while the broker is away) is retried after serving the group
+ * for a moment. Returns NULL or the last error (caller owns it). */
+typedef rd_kafka_error_t *(*txn_call_fn)(eo_processor_t *p, void *arg);
+
+static rd_kafka_error_t *txn_retry(eo_processor_t *p, txn_call_fn call, void *arg,
+                                   int64_t deadline_us)
+{
+    for (;;) {
+        rd_kafka_error_t *e = call(p, arg);
+        if (!e || !rd_kafka_error_is_retriable(e) || eo_clock_mono_us() >= deadline_us ||
+            atomic_load(&p->stopping))
+            return e; /* stopping: what is uncommitted is read again after the restart */
+        rd_kafka_error_destroy(e);
+        serve_paused(p, 50);
+    }
+}
+
+typedef struct {
+    rd_kafka_topic_partition_list_t *offsets;
+    rd_kafka_consumer_group_metadata_t *group;
+} send_offsets_t;
+
+static rd_kafka_error_t *send_offsets(eo_processor_t *p, void *arg)
+{
+    send_offsets_t *a = arg;
+    return rd_kafka_send_offsets_to_transaction(p->producer, a->offsets, a->group,
+                                                (int)p->cfg.kafka_call_timeout_ms);
+}
+
+static rd_kafka_error_t *commit(eo_processor_t *p, void *arg)
+{
+    return rd_kafka_commit_transaction(p->producer, (int)p->cfg.kafka_call_timeout_ms);
+}
+
+static rd_kafka_error_t *abort_txn(eo_processor_t *p, void *arg)
+{
+    return rd_kafka_abort_transaction(p->producer, (int)p->cfg.kafka_call_timeout_ms);
+}
+
+/* A transaction call failed (e is consumed). The batch is not committed and the consumer must
+ * go back to the committed offsets. A transaction that can be aborted is (retrying timeouts
+ * until the deadline); one that cannot, or whose producer failed fatally, marks the producer
+ * for a rebuild, whose init_transactions settles it. Returns EO_EIO. */
+static int txn_failed(eo_processor_t *p, rd_kafka_error_t *e, int64_t deadline_us)
+{
+    eo_log_warn("kafka transaction failed", "error", rd_kafka_error_string(e), "code",
+                rd_kafka_error_name(e), NULL);
+    bool abortable = !rd_kafka_error_is_fatal(e) &&
+                     (rd_kafka_error_txn_requires_abort(e) || rd_kafka_error_is_retriable(e));
+    rd_kafka_error_destroy(e);
+    p->rewind_pending = true;
+    if (abortable) {
+        e = txn_retry(p, abort_txn, NULL, deadline_us);
+        if (!e) {
+            eo_counter_add(p->aborts, 1);
+            return EO_EIO;
+        }
+        eo_log_warn("kafka transaction abort failed", "error", rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+    }
+    p->producer_broken = true;
+    return EO_EIO;
+}
+
+/* Step 3: dead letters and offsets in one Kafka transaction. Returns 0 when committed, or
+ * EO_EIO when not (see txn_failed). No call blocks longer than EVENTOPS_KAFKA_CALL_TIMEOUT_MS;
+ * the whole is bounded by EVENTOPS_KAFKA_TXN_TIMEOUT_MS. */
 static int commit_batch(eo_processor_t *p, size_t *dead)
 {
+    int64_t deadline = eo_clock_mono_us() + p->cfg.kafka_txn_timeout_ms * 1000;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
     if (e)
-        goto failed;
+        return txn_failed(p, e, deadline);
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
     *dead = 0;
     for (size_t i = 0; i < p->nitems; i++) {
@@ -543,98 +677,160 @@ static int commit_batch(eo_processor_t *p, size_t *dead)
             rd_kafka_headers_destroy(h);
             rd_kafka_topic_partition_list_destroy(offsets);
             e = rd_kafka_error_new(perr, "producing a dead letter: %s", rd_kafka_err2str(perr));
-            goto failed;
+            return txn_failed(p, e, deadline);
         }
         (*dead)++;
     }
-    rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
-    e = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, 30000);
-    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    send_offsets_t a = {offsets, rd_kafka_consumer_group_metadata(p->consumer)};
+    e = txn_retry(p, send_offsets, &a, deadline);
+    rd_kafka_consumer_group_metadata_destroy(a.group);
     rd_kafka_topic_partition_list_destroy(offsets);
-    if (e)
-        goto failed;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        e = rd_kafka_commit_transaction(p->producer, 30000);
-        if (!e)
-            return 0;
-        if (!rd_kafka_error_is_retriable(e))
-            break;
-        rd_kafka_error_destroy(e);
-        e = NULL;
-    }
-failed:
     if (!e)
-        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "commit retries exhausted");
-    eo_log_warn("kafka transaction failed", "error", rd_kafka_error_string(e), NULL);
-    bool fatal = rd_kafka_error_is_fatal(e);
-    rd_kafka_error_destroy(e);
-    if (fatal)
-        return EO_EUNAVAIL;
-    e = rd_kafka_abort_transaction(p->producer, 30000);
-    if (e) {
-        eo_log_warn("kafka transaction abort failed", "error", rd_kafka_error_string(e), NULL);
-        fatal = rd_kafka_error_is_fatal(e);
-        rd_kafka_error_destroy(e);
-        if (fatal)
-            return EO_EUNAVAIL;
-    }
-    return EO_EIO;
+        e = txn_retry(p, commit, NULL, deadline);
+    return e ? txn_failed(p, e, deadline) : 0;
 }
 
-/* Moves the consumer back to the first offset of each partition in the batch. */
-static void rewind_batch(eo_processor_t *p)
+/* Moves the consumer to the group's committed offsets (the log start where there is none) on
+ * every assigned partition, dropping what was held. Returns 0, or EO_EUNAVAIL when the brokers
+ * did not answer in time (the loop tries again). */
+static int rewind_to_committed(eo_processor_t *p)
 {
-    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < p->nitems; i++) {
-        rd_kafka_message_t *m = p->items[i].msg;
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(pos, topic, m->partition);
-        if (!tp) {
-            tp = rd_kafka_topic_partition_list_add(pos, topic, m->partition);
-            tp->offset = m->offset;
-        } else if (m->offset < tp->offset) {
-            tp->offset = m->offset;
+    clear_held(p);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(p->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return EO_EUNAVAIL;
+    int timeout = (int)p->cfg.kafka_call_timeout_ms, r = 0;
+    if (parts->cnt > 0 && rd_kafka_committed(p->consumer, parts, timeout) != 0)
+        r = EO_EUNAVAIL;
+    for (int i = 0; r == 0 && i < parts->cnt; i++) {
+        if (parts->elems[i].err)
+            r = EO_EUNAVAIL;
+        else if (parts->elems[i].offset < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (r == 0 && parts->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, parts, timeout);
+        if (e) {
+            eo_log_warn("kafka rewind failed; trying again", "error", rd_kafka_error_string(e),
+                        NULL);
+            rd_kafka_error_destroy(e);
+            r = EO_EUNAVAIL;
         }
     }
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, pos, 10000);
-    if (e) {
-        /* going on would commit offsets past the batch: stop, and let the restart read it */
-        eo_log_error("rewind failed; stopping", "error", rd_kafka_error_string(e), NULL);
-        rd_kafka_error_destroy(e);
-        atomic_store(&p->stopping, true);
-        eo_signals_request_stop(true);
+    if (r == 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", parts->cnt);
+        eo_log_info("consumer rewound to the committed offsets", "partitions", n, NULL);
+        p->rewind_pending = false;
     }
-    rd_kafka_topic_partition_list_destroy(pos);
-    clear_held(p); /* they lie after the rewind point and come again */
+    rd_kafka_topic_partition_list_destroy(parts);
+    return r;
+}
+
+/* A new transactional producer with the same transactional.id: init_transactions fences the
+ * old one and settles its open transaction. Timeouts are retried while serving the group; a
+ * fatal failure stops the process. */
+static void rebuild_producer(eo_processor_t *p)
+{
+    char why[512] = "transaction outcome unknown";
+    if (client_failed(p->producer))
+        rd_kafka_fatal_error(p->producer, why, sizeof why);
+    eo_log_warn("rebuilding the kafka producer", "reason", why, NULL);
+    atomic_store(&p->kafka_ok, false);
+    eo_counter_add(p->rebuilds[1], 1);
+    rd_kafka_purge(p->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(p->producer);
+    char err[512];
+    if (!(p->producer = producer_new(p, err, sizeof err))) {
+        eo_log_error("cannot rebuild the kafka producer; stopping", "error", err, NULL);
+        fail_stop(p);
+        return;
+    }
+    int64_t delay = 100;
+    while (!atomic_load(&p->stopping)) {
+        rd_kafka_error_t *e =
+            rd_kafka_init_transactions(p->producer, (int)p->cfg.kafka_call_timeout_ms);
+        if (!e) {
+            eo_log_info("kafka producer rebuilt", NULL);
+            p->producer_broken = false;
+            p->rewind_pending = true;
+            return;
+        }
+        bool fatal = rd_kafka_error_is_fatal(e);
+        if (fatal)
+            eo_log_error("cannot rebuild the kafka producer; stopping", "error",
+                         rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+        if (fatal) {
+            fail_stop(p);
+            return;
+        }
+        serve_paused(p, delay);
+        delay = delay * 2 > 2000 ? 2000 : delay * 2;
+    }
+}
+
+/* A new consumer (a new group member): it starts from the committed offsets. */
+static void rebuild_consumer(eo_processor_t *p)
+{
+    char why[512] = "";
+    rd_kafka_fatal_error(p->consumer, why, sizeof why);
+    eo_log_warn("rebuilding the kafka consumer", "reason", why, NULL);
+    atomic_store(&p->kafka_ok, false);
+    eo_counter_add(p->rebuilds[0], 1);
+    clear_held(p);
+    eo_kafka_lag_clear_assigned(p->lag);
+    rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    char err[512];
+    if (!(p->consumer = consumer_new(p, err, sizeof err))) {
+        eo_log_error("cannot rebuild the kafka consumer; stopping", "error", err, NULL);
+        fail_stop(p);
+        return;
+    }
+    eo_log_info("kafka consumer rebuilt", NULL);
+    p->consumer_broken = false;
+    p->rewind_pending = false;
+}
+
+/* Before a batch: rebuilds failed clients and rewinds when needed. Returns true when both
+ * clients are usable and positioned at the committed offsets. */
+static bool heal_kafka(eo_processor_t *p)
+{
+    if (eo_fault_take("processor-consumer-fatal"))
+        rd_kafka_test_fatal_error(p->consumer, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+                                  "fault injection");
+    if (eo_fault_take("processor-producer-fatal"))
+        rd_kafka_test_fatal_error(p->producer, RD_KAFKA_RESP_ERR_PRODUCER_FENCED,
+                                  "fault injection");
+    if (!p->producer_broken && client_failed(p->producer))
+        p->producer_broken = true;
+    if (!p->consumer_broken && client_failed(p->consumer))
+        p->consumer_broken = true;
+    if (p->producer_broken)
+        rebuild_producer(p);
+    if (!atomic_load(&p->stopping) && p->consumer_broken)
+        rebuild_consumer(p);
+    if (atomic_load(&p->stopping))
+        return false;
+    if (p->rewind_pending && !p->producer_broken && rewind_to_committed(p) < 0)
+        serve_paused(p, 100);
+    bool ok = !p->producer_broken && !p->consumer_broken && !p->rewind_pending;
+    atomic_store(&p->kafka_ok, ok);
+    return ok;
 }
 
 static void process_batch(eo_processor_t *p)
 {
     size_t inserted = 0, dead = 0;
     int64_t t0 = eo_clock_mono_us();
-    p->storing = true;
+    p->busy = true;
     int stored = store_batch(p, &inserted);
-    p->storing = false;
     int64_t t1 = eo_clock_mono_us();
-    if (stored < 0) {
-        clear_items(p); /* not committed: redelivered after the rebalance or restart */
-        p->revoked = false;
-        return;
-    }
-    if (p->revoked) {
-        clear_items(p);
-        p->revoked = false;
-        return;
-    }
-    int r = commit_batch(p, &dead);
-    if (r == EO_EUNAVAIL) {
-        eo_log_error("kafka producer failed fatally; stopping", NULL);
-        eo_signals_request_stop(true);
-        atomic_store(&p->stopping, true);
-    } else if (r < 0) {
-        rewind_batch(p);
-    } else {
+    /* not committed: read again after the rebalance, rebuild or restart */
+    int r = stored < 0 || p->revoked || p->consumer_broken ? EO_EIO : commit_batch(p, &dead);
+    p->busy = false;
+    p->revoked = false;
+    if (r == 0) {
         char n[24], ins[24], d[24], store_ms[24], commit_ms[24];
         snprintf(n, sizeof n, "%zu", p->nitems);
         snprintf(ins, sizeof ins, "%zu", inserted);
@@ -684,8 +880,10 @@ static void *run(void *arg)
                 p->next_ensure_us = now + 3600 * INT64_C(1000000);
             }
             p->next_ping_us = now + 2000000;
-            atomic_store(&p->ready, eo_pg_store_ok(p->workers[0].store));
+            atomic_store(&p->pg_ok, eo_pg_store_ok(p->workers[0].store));
         }
+        if (!heal_kafka(p))
+            continue;
         collect(p);
         if (p->nitems) {
             process_batch(p);
@@ -693,14 +891,15 @@ static void *run(void *arg)
         } else if (eo_clock_mono_us() >= p->next_ping_us) {
             char err[512];
             bool ok = eo_pg_store_ping(p->workers[0].store, err, sizeof err) == 0;
-            if (!ok && atomic_load(&p->ready))
+            if (!ok && atomic_load(&p->pg_ok))
                 eo_log_warn("postgres unavailable", "error", err, NULL);
-            atomic_store(&p->ready, ok);
+            atomic_store(&p->pg_ok, ok);
             p->next_ping_us = eo_clock_mono_us() + 2000000;
         }
     }
     /* the batch in hand was finished by the loop; leave the group */
-    rd_kafka_consumer_close(p->consumer);
+    if (p->consumer && !p->consumer_broken)
+        rd_kafka_consumer_close(p->consumer);
     return NULL;
 }
 
@@ -709,12 +908,30 @@ static void on_healthz(eo_http_req_t *req, void *ud)
     eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
 }
 
+/* What readiness and the status gauges say, read from any thread. */
+typedef struct {
+    bool postgres, kafka, stalled, ready;
+} status_t;
+
+static status_t status_now(eo_processor_t *p)
+{
+    status_t st;
+    st.postgres = atomic_load(&p->pg_ok);
+    st.kafka = atomic_load(&p->kafka_ok) && eo_kafka_lag_brokers_up(p->lag);
+    st.stalled = eo_kafka_lag_stalled(p->lag, p->cfg.processor_stall_ms);
+    st.ready = st.postgres && st.kafka && !st.stalled && !atomic_load(&p->stopping);
+    return st;
+}
+
 static void on_readyz(eo_http_req_t *req, void *ud)
 {
-    eo_processor_t *p = ud;
-    bool ok = atomic_load(&p->ready) && !atomic_load(&p->stopping);
-    const char *body = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"unavailable\"}";
-    eo_http_respond(req, ok ? 200 : 503, body, strlen(body), NULL);
+    status_t st = status_now(ud);
+    char body[128];
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"%s\",\"postgres\":%s,\"kafka\":%s,\"stalled\":%s}",
+                     st.ready ? "ready" : "unavailable", st.postgres ? "true" : "false",
+                     st.kafka ? "true" : "false", st.stalled ? "true" : "false");
+    eo_http_respond(req, st.ready ? 200 : 503, body, (size_t)n, NULL);
 }
 
 static const eo_http_route_t routes[] = {
@@ -744,55 +961,6 @@ static void stop_workers(eo_processor_t *p)
     p->workers = NULL;
 }
 
-/* librdkafka statistics (consumer thread): keeps the lag of each assigned partition of the
- * events topic. Returns 0: librdkafka frees the JSON. */
-static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
-{
-    eo_processor_t *p = opaque;
-    json_t *doc = json_loadb(json, len, 0, NULL);
-    json_t *parts = json_object_get(
-        json_object_get(json_object_get(doc, "topics"), p->cfg.events_topic), "partitions");
-    size_t n = 0, cap = json_object_size(parts);
-    struct partition_lag *lags = cap ? calloc(cap, sizeof *lags) : NULL;
-    const char *key;
-    json_t *v;
-    json_object_foreach(parts, key, v)
-    {
-        json_int_t id = json_integer_value(json_object_get(v, "partition"));
-        const char *state = json_string_value(json_object_get(v, "fetch_state"));
-        if (!lags || id < 0 || !state || !strcmp(state, "none"))
-            continue; /* the internal partition, or not assigned */
-        /* The end: the last stable offset (read_committed), else the high watermark. The
-         * start: the furthest of the offset handed to us, the committed one (transactions
-         * commit through the producer, so librdkafka's own consumer_lag never moves) and the
-         * stored one; none known yet: the low watermark, where consumption begins. */
-        json_int_t end = json_integer_value(json_object_get(v, "ls_offset"));
-        if (end < 0)
-            end = json_integer_value(json_object_get(v, "hi_offset"));
-        json_int_t base = -1;
-        static const char *const starts[] = {"app_offset", "committed_offset", "stored_offset"};
-        for (int k = 0; k < 3; k++) {
-            json_t *o = json_object_get(v, starts[k]);
-            if (json_is_integer(o) && json_integer_value(o) > base)
-                base = json_integer_value(o);
-        }
-        if (base < 0)
-            base = json_integer_value(json_object_get(v, "lo_offset"));
-        if (end < 0 || base < 0)
-            continue;
-        json_int_t lag = end > base ? end - base : 0;
-        lags[n].partition = (int32_t)id;
-        lags[n++].lag = (int64_t)lag;
-    }
-    json_decref(doc);
-    pthread_mutex_lock(&p->lag_lock);
-    free(p->lags);
-    p->lags = lags;
-    p->nlags = n;
-    pthread_mutex_unlock(&p->lag_lock);
-    return 0;
-}
-
 static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, const char *const *kv,
                               eo_processor_t *p, char *err, size_t errlen)
 {
@@ -805,10 +973,8 @@ static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, cons
     }
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-    if (type == RD_KAFKA_CONSUMER) {
+    if (type == RD_KAFKA_CONSUMER)
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-        rd_kafka_conf_set_stats_cb(conf, on_stats);
-    }
     char reason[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, reason, sizeof reason);
     if (!rk) {
@@ -818,41 +984,28 @@ static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, cons
     return rk; /* conf is owned by rk on success */
 }
 
-/* Consumer lag per assigned partition and PostgreSQL's state, at each scrape. The lags come
- * from librdkafka's statistics (every 2 s): high watermark minus the larger of the consumed
- * and the committed offset, which is right also before a partition's first message. */
-static int write_lag(eo_buf_t *out, void *ud)
+/* The state gauges at each scrape (the lag gauges come from the lag monitor). */
+static int write_status(eo_buf_t *out, void *ud)
 {
-    eo_processor_t *p = ud;
-    int r = eo_buf_printf(out,
-                          "# HELP eventops_processor_postgres_up 1 while the processor can write "
-                          "to PostgreSQL.\n# TYPE eventops_processor_postgres_up gauge\n"
-                          "eventops_processor_postgres_up{role=\"processor\"} %d\n"
-                          "# HELP eventops_kafka_consumer_lag Records of an assigned partition not "
-                          "yet processed.\n"
-                          "# TYPE eventops_kafka_consumer_lag gauge\n",
-                          atomic_load(&p->ready) ? 1 : 0);
-    pthread_mutex_lock(&p->lag_lock);
-    for (size_t i = 0; r == 0 && i < p->nlags; i++)
-        r = eo_buf_printf(out,
-                          "eventops_kafka_consumer_lag{role=\"processor\",topic=\"%s\","
-                          "partition=\"%d\"} %lld\n",
-                          p->cfg.events_topic, (int)p->lags[i].partition,
-                          (long long)p->lags[i].lag);
-    pthread_mutex_unlock(&p->lag_lock);
-    return r;
-}
-
-static void free_metrics(eo_processor_t *p)
-{
-    eo_metrics_free(p->metrics);
-    free(p->lags);
-    pthread_mutex_destroy(&p->lag_lock);
+    status_t st = status_now(ud);
+    return eo_buf_printf(out,
+                         "# HELP eventops_processor_postgres_up 1 while the processor can write "
+                         "to PostgreSQL.\n# TYPE eventops_processor_postgres_up gauge\n"
+                         "eventops_processor_postgres_up{role=\"processor\"} %d\n"
+                         "# HELP eventops_processor_kafka_up 1 while the brokers answer and the "
+                         "processor's Kafka clients are usable.\n"
+                         "# TYPE eventops_processor_kafka_up gauge\n"
+                         "eventops_processor_kafka_up{role=\"processor\"} %d\n"
+                         "# HELP eventops_processor_stalled 1 while a partition of this "
+                         "processor has a backlog and no committed progress for "
+                         "EVENTOPS_PROCESSOR_STALL_MS.\n"
+                         "# TYPE eventops_processor_stalled gauge\n"
+                         "eventops_processor_stalled{role=\"processor\"} %d\n",
+                         st.postgres, st.kafka, st.stalled);
 }
 
 static int register_metrics(eo_processor_t *p)
 {
-    pthread_mutex_init(&p->lag_lock, NULL);
     if (!(p->metrics = eo_metrics_new()))
         return EO_ENOMEM;
     const char *role = "role=\"processor\"";
@@ -871,8 +1024,99 @@ static int register_metrics(eo_processor_t *p)
     p->batch_size = eo_metrics_histogram(p->metrics, "eventops_processor_batch_size_events",
                                          "Records per batch.", role, eo_metrics_size_buckets,
                                          eo_metrics_size_nbuckets);
+    eo_metrics_counters(p->metrics, "eventops_kafka_client_rebuilds_total",
+                        "Kafka clients rebuilt in the process after a fatal error or a "
+                        "transaction of unknown outcome.",
+                        "processor", "client", rebuilt_clients, 2, p->rebuilds);
+    p->aborts = eo_metrics_counter(p->metrics, "eventops_processor_transactions_aborted_total",
+                                   "Kafka transactions aborted (the batch is read again).", role);
     eo_metrics_build_info(p->metrics, "processor");
-    return eo_metrics_add_collector(p->metrics, write_lag, p);
+    int r = eo_metrics_add_collector(p->metrics, write_status, p);
+    return r < 0 ? r : eo_metrics_add_collector(p->metrics, eo_kafka_lag_write_metrics, p->lag);
+}
+
+/* The transactional producer of dead letters and offsets. */
+static rd_kafka_t *producer_new(eo_processor_t *p, char *err, size_t errlen)
+{
+    char txn_id[160], txn_timeout[24];
+    snprintf(txn_id, sizeof txn_id, "eventops-%s", p->cfg.processor_id);
+    snprintf(txn_timeout, sizeof txn_timeout, "%lld", (long long)p->cfg.kafka_txn_timeout_ms);
+    const char *kv[] = {"client.id",
+                        "eventops-processor-dlq",
+                        "transactional.id",
+                        txn_id,
+                        "transaction.timeout.ms",
+                        txn_timeout,
+                        "acks",
+                        "all",
+                        "linger.ms",
+                        "0",
+                        NULL};
+    return new_client(&p->cfg, RD_KAFKA_PRODUCER, kv, p, err, errlen);
+}
+
+/* A consumer subscribed to the events topic. Dynamic membership (no group.instance.id): a
+ * session that times out while the brokers are away rejoins as a new member instead of being
+ * fenced. max.poll.interval.ms is far above the longest the loop goes without polling (one
+ * Kafka call, EVENTOPS_KAFKA_CALL_TIMEOUT_MS, or one storage attempt). */
+static rd_kafka_t *consumer_new(eo_processor_t *p, char *err, size_t errlen)
+{
+    char session[24];
+    snprintf(session, sizeof session, "%lld", (long long)p->cfg.kafka_session_timeout_ms);
+    const char *kv[] = {"group.id",
+                        p->cfg.processor_group,
+                        "client.id",
+                        "eventops-processor",
+                        "enable.auto.commit",
+                        "false",
+                        "enable.auto.offset.store",
+                        "false",
+                        "auto.offset.reset",
+                        "earliest",
+                        "isolation.level",
+                        "read_committed",
+                        "session.timeout.ms",
+                        session,
+                        "max.poll.interval.ms",
+                        "300000",
+                        "fetch.wait.max.ms",
+                        "50",
+                        "enable.partition.eof",
+                        "false",
+                        NULL};
+    rd_kafka_t *rk = new_client(&p->cfg, RD_KAFKA_CONSUMER, kv, p, err, errlen);
+    if (!rk)
+        return NULL;
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, p->cfg.events_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (kerr) {
+        snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(kerr));
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return NULL;
+    }
+    return rk;
+}
+
+/* Frees what eo_processor_start made (on its failure, or at the end of stop). */
+static void destroy(eo_processor_t *p)
+{
+    eo_http_server_free(p->http, 1000);
+    if (p->consumer) /* closed by the loop, unless it failed */
+        rd_kafka_destroy_flags(p->consumer,
+                               p->consumer_broken ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+    if (p->producer) {
+        rd_kafka_flush(p->producer, 5000);
+        rd_kafka_destroy(p->producer);
+    }
+    stop_workers(p);
+    eo_kafka_lag_free(p->lag);
+    eo_metrics_free(p->metrics);
+    free(p->items);
+    free(p->held);
+    free(p);
 }
 
 int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, size_t errlen)
@@ -883,50 +1127,23 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
         return EO_ENOMEM;
     p->cfg = *cfg;
     eo_event_limits_from_config(&p->lim, cfg);
-    if (register_metrics(p) < 0) {
-        free_metrics(p);
-        free(p);
-        return EO_ENOMEM;
+    int r;
+    eo_kafka_lag_options_t lag_opt = {
+        .brokers = cfg->kafka_brokers,
+        .group = cfg->processor_group,
+        .topic = cfg->events_topic,
+        .role = "processor",
+        .interval_ms = cfg->kafka_lag_interval_ms,
+    };
+    if ((r = eo_kafka_lag_new(&lag_opt, &p->lag, err, errlen)) < 0)
+        goto fail;
+    if ((r = register_metrics(p)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
     }
-    char txn_id[160];
-    snprintf(txn_id, sizeof txn_id, "eventops-%s", cfg->processor_id);
-    const char *consumer_kv[] = {"group.id",
-                                 cfg->processor_group,
-                                 "group.instance.id",
-                                 cfg->processor_id,
-                                 "client.id",
-                                 "eventops-processor",
-                                 "enable.auto.commit",
-                                 "false",
-                                 "enable.auto.offset.store",
-                                 "false",
-                                 "auto.offset.reset",
-                                 "earliest",
-                                 "isolation.level",
-                                 "read_committed",
-                                 "session.timeout.ms",
-                                 "10000",
-                                 "fetch.wait.max.ms",
-                                 "50",
-                                 "enable.partition.eof",
-                                 "false",
-                                 "statistics.interval.ms",
-                                 "2000",
-                                 NULL};
-    const char *producer_kv[] = {"client.id",
-                                 "eventops-processor-dlq",
-                                 "transactional.id",
-                                 txn_id,
-                                 "transaction.timeout.ms",
-                                 "60000",
-                                 "acks",
-                                 "all",
-                                 "linger.ms",
-                                 "0",
-                                 NULL};
-    int r = EO_EIO;
-    if (!(p->consumer = new_client(cfg, RD_KAFKA_CONSUMER, consumer_kv, p, err, errlen)) ||
-        !(p->producer = new_client(cfg, RD_KAFKA_PRODUCER, producer_kv, p, err, errlen)))
+    r = EO_EIO;
+    if (!(p->consumer = consumer_new(p, err, errlen)) ||
+        !(p->producer = producer_new(p, err, errlen)))
         goto fail;
     rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, 30000);
     if (e) {
@@ -935,15 +1152,7 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
         r = EO_EUNAVAIL;
         goto fail;
     }
-    rd_kafka_poll_set_consumer(p->consumer);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, cfg->events_topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(p->consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (kerr) {
-        snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(kerr));
-        goto fail;
-    }
+    atomic_store(&p->kafka_ok, true);
     p->nworkers = (size_t)cfg->processor_workers;
     if (!(p->workers = calloc(p->nworkers, sizeof *p->workers))) {
         r = EO_ENOMEM;
@@ -992,14 +1201,7 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
     *out = p;
     return 0;
 fail:
-    eo_http_server_free(p->http, 0);
-    stop_workers(p);
-    if (p->producer)
-        rd_kafka_destroy(p->producer);
-    if (p->consumer)
-        rd_kafka_destroy(p->consumer);
-    free_metrics(p);
-    free(p);
+    destroy(p);
     return r;
 }
 
@@ -1011,14 +1213,6 @@ void eo_processor_stop(eo_processor_t *p)
     pthread_join(p->thread, NULL);
     clear_items(p);
     clear_held(p);
-    eo_http_server_free(p->http, 1000);
-    rd_kafka_destroy(p->consumer);
-    rd_kafka_flush(p->producer, 5000);
-    rd_kafka_destroy(p->producer);
-    stop_workers(p);
-    free(p->items);
-    free(p->held);
+    destroy(p);
     eo_log_info("processor stopped", NULL);
-    free_metrics(p);
-    free(p);
 }
