@@ -10,7 +10,7 @@ REQUIRED=(
     zlib1g-dev libcmocka-dev libcurl4-openssl-dev libargon2-dev
     postgresql-15 postgresql-client-15 redis-server kcat wrk prometheus
     maven openjdk-17-jre-headless
-    python3 python3-cryptography python3-jsonschema
+    python3 python3-cryptography python3-jsonschema python3-confluent-kafka
     curl ca-certificates uuid-runtime procps iproute2
 )
 # libFuzzer and sanitizer runtimes for clang 14; installed only where the archive has it.

@@ -22,6 +22,12 @@ Auth (issue 3): sb.create_signing_key(), sb.create_client(tenant, scopes), sb.au
 role on sb.auth_port), sb.get_token(client_id, secret) / sb.token(...); the JWT helpers
 (b64url_encode/decode, decode_jwt, forge, sign_eddsa) build hostile tokens byte by byte.
 
+Tests that disturb the stack itself (test_outages, test_kafka_crash): pg_answers, pg_stop,
+pg_restore, stack_up (`scripts/stack.sh up`), kafka_pid, kafka_answers,
+check_brokers_are_the_stacks, Watchdog (a detached process that restores the stack should the
+test be killed), ready_status; send() returns a Sent (status, headers, body, timing) and
+check_storage() checks that accepted events are stored exactly once with exact rollups.
+
 Everything a sandbox creates is unique to it (database eo_e2e_<hex>, topics e2e.<hex>.events
 and e2e.<hex>.dlq, consumer group, processor id, free TCP ports, signing-key folder), so runs
 are isolated and repeatable. Process logs (JSON lines on stderr) go to files in a temporary
@@ -44,6 +50,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import Counter, defaultdict
 
 __all__ = [
     "Sandbox", "Role", "Failures", "HttpError", "free_port", "dsn_with_dbname", "psql",
@@ -51,6 +58,9 @@ __all__ = [
     "log", "rand_hex", "b64url_encode", "b64url_decode", "decode_jwt", "forge", "sign_eddsa",
     "eddsa_signer", "jwt_parts", "SANITIZER_MARKERS", "form_encode", "basic_auth",
     "parse_www_authenticate", "check_bearer_error", "Redis", "run_with_redis",
+    "STACK_SH", "STACK_DIR", "pg_answers", "pg_stop", "stack_up", "pg_restore", "kafka_pid",
+    "kafka_answers", "check_brokers_are_the_stacks", "Watchdog", "ready_status", "Sent", "send",
+    "stored_count", "check_storage", "rollup_mismatches",
 ]
 
 _T0 = time.monotonic()
@@ -1133,3 +1143,219 @@ class Sandbox:
             return 1
         print("PASSED")
         return 0
+
+# ---------------------------------------------------------------------------------------------
+# The stack's services, for tests that stop or kill them (test_outages, test_kafka_crash). Each
+# such test restores what it disturbed in a `finally` and keeps a Watchdog running meanwhile.
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STACK_SH = os.path.join(ROOT, "scripts", "stack.sh")
+STACK_DIR = os.path.realpath(os.environ.get("EVENTOPS_STACK_DIR") or os.path.join(ROOT, ".stack"))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PG_DIR = os.path.join(STACK_DIR, "pg")
+PG_DATA = os.path.join(PG_DIR, "data")
+KAFKA_PIDFILE = os.path.join(STACK_DIR, "kafka", "kafka.pid")
+KAFKA_PROPS = os.path.join(STACK_DIR, "kafka", "server.properties")
+
+
+def pg_answers(timeout=5):
+    """True when the stack's PostgreSQL runs `SELECT 1`."""
+    env = dict(os.environ, PGCONNECT_TIMEOUT="3")
+    try:
+        p = subprocess.run(["psql", "-X", "-At", "-d", os.environ["EVENTOPS_PG_DSN"], "-c",
+                            "SELECT 1"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return p.returncode == 0 and p.stdout.strip() == b"1"
+
+
+def pg_stop():
+    """Stops the stack's PostgreSQL at once (as its `postgres` OS user when root)."""
+    cmd = [os.path.join(PG_BIN, "pg_ctl"), "-D", PG_DATA, "stop", "-m", "immediate", "-w",
+           "-t", "30"]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    p = subprocess.run(cmd, cwd=PG_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("pg_ctl stop failed (%d): %s%s" % (p.returncode, p.stdout, p.stderr))
+
+
+def stack_up(timeout=240):
+    """`scripts/stack.sh up` (starts whatever is down; handles a stale postmaster.pid)."""
+    try:
+        p = subprocess.run([STACK_SH, "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, text=True)
+    except subprocess.TimeoutExpired:
+        log("scripts/stack.sh up did not finish in %d s" % timeout)
+        return False
+    if p.returncode != 0:
+        log("scripts/stack.sh up failed (%d): %s" % (p.returncode, p.stderr.strip()))
+    return p.returncode == 0
+
+
+def pg_restore():
+    """Restarts PostgreSQL through scripts/stack.sh and waits until it answers (bounded)."""
+    for attempt in (1, 2):
+        stack_up()
+        if wait_until(pg_answers, 30, interval=0.5):
+            return True
+        log("PostgreSQL does not answer after `scripts/stack.sh up` (attempt %d)" % attempt)
+    return False
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def kafka_pid():
+    """The pid of the stack's broker (kafka.Kafka with the stack's server.properties)."""
+    want = "kafka.Kafka " + KAFKA_PROPS
+    try:
+        with open(KAFKA_PIDFILE) as f:
+            pid = int(f.read().strip())
+        if want in _cmdline(pid):
+            return pid
+    except (OSError, ValueError):
+        pass
+    for d in os.listdir("/proc"):
+        if d.isdigit() and want in _cmdline(int(d)):
+            return int(d)
+    raise RuntimeError("no running kafka.Kafka %s (scripts/stack.sh up?)" % KAFKA_PROPS)
+
+
+def kafka_answers():
+    """True when the broker returns metadata with every partition led (kcat -L)."""
+    try:
+        p = subprocess.run(["kcat", "-L", "-b", os.environ["EVENTOPS_KAFKA_BROKERS"], "-m", "3"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return p.returncode == 0 and b"broker" in p.stdout and b"leader -1" not in p.stdout
+
+
+def check_brokers_are_the_stacks():
+    """The broker that gets SIGSTOPped must be the one EVENTOPS_KAFKA_BROKERS names."""
+    port = os.environ["EVENTOPS_KAFKA_BROKERS"].split(",")[0].rsplit(":", 1)[-1]
+    try:
+        with open(KAFKA_PROPS) as f:
+            props = f.read()
+    except OSError as e:
+        raise RuntimeError("cannot read %s: %s" % (KAFKA_PROPS, e)) from e
+    if ":%s\n" % port not in props and ":%s," % port not in props:
+        raise RuntimeError("EVENTOPS_KAFKA_BROKERS (%s) is not the stack's broker (%s)" %
+                           (os.environ["EVENTOPS_KAFKA_BROKERS"], KAFKA_PROPS))
+
+
+class Watchdog:
+    """A detached process that restores the stack after `after` seconds unless cancelled, so
+    that a killed test never leaves Kafka stopped or PostgreSQL down for the tests after it."""
+
+    def __init__(self, after, kafka_pid=None):
+        if kafka_pid is not None:
+            code = ("import os,signal,time\ntime.sleep(%f)\n"
+                    "try: os.kill(%d, signal.SIGCONT)\nexcept OSError: pass\n" % (after, kafka_pid))
+        else:
+            code = ("import subprocess,time\ntime.sleep(%f)\n"
+                    "subprocess.run([%r, 'up'], stdout=subprocess.DEVNULL, "
+                    "stderr=subprocess.DEVNULL)\n" % (after, STACK_SH))
+        self.proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def cancel(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def ready_status(url, timeout=5):
+    """The HTTP status of GET url (e.g. a /readyz), None when nothing answered."""
+    try:
+        st, _, _ = http_get(url, timeout=timeout)
+        return st
+    except HttpError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests that record their answer, and the storage check of the outage tests
+
+class Sent:
+    """Result of one request: status ("ERR" when no answer), headers, body, seconds taken."""
+
+    def __init__(self, status, hdrs, body, elapsed, t_send, t_end, error=None):
+        self.status, self.hdrs, self.body = status, hdrs, body
+        self.elapsed, self.t_send, self.t_end, self.error = elapsed, t_send, t_end, error
+
+    def __repr__(self):
+        return "<%s %.2fs %s>" % (self.status, self.elapsed,
+                                  self.error or json.dumps(self.body)[:160])
+
+
+def send(url, events, key, timeout=30, conn=None):
+    t0 = time.monotonic()
+    try:
+        st, hdrs, body = post_json(url, events, key=key, timeout=timeout, conn=conn)
+        t1 = time.monotonic()
+        return Sent(st, hdrs, body, t1 - t0, t0, t1)
+    except HttpError as e:
+        t1 = time.monotonic()
+        return Sent("ERR", {}, None, t1 - t0, t0, t1, error=str(e))
+
+
+def stored_count(sb):
+    return int(sb.scalar("SELECT count(*) FROM event_ids"))
+
+
+def rollup_mismatches(sb):
+    """Rows (tenant, granularity, type, bucket, events, rollup) where a rollup of the sandbox's
+    database differs from COUNT(*) of its events, at every granularity, per type and for all
+    types (event_type ''); at most 20. Empty when the rollups are exact."""
+    return sb.sql("""
+        WITH g(granularity) AS (VALUES ('minute'), ('quarter'), ('hour'), ('day')),
+        e AS (SELECT ev.tenant_id, g.granularity, coalesce(ev.event_type, '') AS event_type,
+                     b.bucket_start, count(*) AS n
+              FROM events ev CROSS JOIN g CROSS JOIN LATERAL (SELECT CASE g.granularity
+                  WHEN 'quarter' THEN date_bin('15 minutes', ev.occurred_at,
+                                               TIMESTAMPTZ '2000-01-01 00:00:00+00')
+                  ELSE date_trunc(g.granularity, ev.occurred_at) END AS bucket_start) b
+              GROUP BY GROUPING SETS ((ev.tenant_id, g.granularity, ev.event_type, b.bucket_start),
+                                      (ev.tenant_id, g.granularity, b.bucket_start)))
+        SELECT tenant_id, granularity, event_type, bucket_start, e.n, r.count
+        FROM e FULL JOIN rollups r USING (tenant_id, granularity, event_type, bucket_start)
+        WHERE e.n IS DISTINCT FROM r.count ORDER BY 1, 2, 3, 4 LIMIT 20""")
+
+
+def check_storage(sb, F, accepted, sent, what):
+    """accepted / sent: tenant_id -> set of messageIds that got a 202 / were ever sent. Every
+    accepted event is stored exactly once, nothing else except events that were sent (a 503'd
+    event may have reached Kafka), and the rollups equal COUNT(*)."""
+    rows = sb.sql("SELECT tenant_id, message_id FROM events")
+    dup = Counter(rows)
+    dups = [k for k, n in dup.items() if n > 1]
+    F.check(not dups, "%s: %d (tenant, messageId) stored more than once, e.g. %s" %
+            (what, len(dups), dups[:5]))
+    stored = defaultdict(set)
+    for t, m in rows:
+        stored[t].add(m)
+    for t in set(accepted) | set(stored):
+        acc, got, snt = accepted.get(t, set()), stored.get(t, set()), sent.get(t, set())
+        F.check(acc <= got, "%s: tenant %s: accepted events not stored: %s" % (
+            what, t, describe_set_diff("accepted", acc, "stored", got)))
+        F.check(got <= snt, "%s: tenant %s: stored events that were never sent: %s" %
+                (what, t, sorted(got - snt)[:10]))
+        if got != acc:
+            log("%s: tenant %s: %d stored events got no 202 (503'd and never resent)" %
+                (what, t, len(got - acc)))
+    n_ids = stored_count(sb)
+    F.check(n_ids == len(rows), "%s: event_ids has %d rows, events %d" % (what, n_ids, len(rows)))
+    mism = rollup_mismatches(sb)
+    F.check(not mism, "%s: rollups differ from COUNT(*) of events (tenant, granularity, type, "
+            "bucket, events, rollup): %s" % (what, mism))
+    return len(rows)

@@ -93,6 +93,7 @@ ROLE_FAMILIES = {
         "eventops_kafka_produce_latency_seconds": "histogram",
         "eventops_kafka_messages_queued": "gauge",
         "eventops_kafka_delivery_errors_total": "counter",
+        "eventops_kafka_client_rebuilds_total": "counter",
         "eventops_auth_failures_total": "counter",
     }),
     "processor": dict(COMMON_FAMILIES, **{
@@ -103,7 +104,12 @@ ROLE_FAMILIES = {
         "eventops_processor_db_write_seconds": "histogram",
         "eventops_processor_batch_size_events": "histogram",
         "eventops_kafka_consumer_lag": "gauge",
+        "eventops_kafka_consumer_lag_age_seconds": "gauge",
         "eventops_processor_postgres_up": "gauge",
+        "eventops_processor_kafka_up": "gauge",
+        "eventops_processor_stalled": "gauge",
+        "eventops_kafka_client_rebuilds_total": "counter",
+        "eventops_processor_transactions_aborted_total": "counter",
     }),
     "auth": dict(COMMON_FAMILIES, **RATELIMIT_FAMILIES, **{
         "eventops_auth_tokens_issued_total": "counter",

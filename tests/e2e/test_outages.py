@@ -48,7 +48,6 @@ import http.client
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -57,15 +56,10 @@ from collections import Counter, defaultdict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eotest  # noqa: E402
 from eotest import log  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STACK_SH = os.path.join(ROOT, "scripts", "stack.sh")
-STACK_DIR = os.path.realpath(os.environ.get("EVENTOPS_STACK_DIR") or os.path.join(ROOT, ".stack"))
-PG_BIN = "/usr/lib/postgresql/15/bin"
-PG_DIR = os.path.join(STACK_DIR, "pg")
-PG_DATA = os.path.join(PG_DIR, "data")
-KAFKA_PIDFILE = os.path.join(STACK_DIR, "kafka", "kafka.pid")
-KAFKA_PROPS = os.path.join(STACK_DIR, "kafka", "server.properties")
+# The stack's services and the storage check, shared with test_kafka_crash.py.
+from eotest import (Watchdog, check_brokers_are_the_stacks, check_storage,  # noqa: E402
+                    kafka_answers, kafka_pid, pg_answers, pg_restore, pg_stop, ready_status,
+                    send, stack_up, stored_count)
 
 RUN = eotest.rand_hex(6)
 PARTS = os.environ.get("E2E_PARTS", "pg,kafka,queue,shutdown").split(",")
@@ -74,123 +68,7 @@ BAD_LOG = ("Sanitizer", "runtime error:", "Fatal error in GNU libmicrohttpd")
 
 
 # ---------------------------------------------------------------------------------------------
-# The stack's services
-
-def pg_answers(timeout=5):
-    """True when the stack's PostgreSQL runs `SELECT 1`."""
-    env = dict(os.environ, PGCONNECT_TIMEOUT="3")
-    try:
-        p = subprocess.run(["psql", "-X", "-At", "-d", os.environ["EVENTOPS_PG_DSN"], "-c",
-                            "SELECT 1"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return False
-    return p.returncode == 0 and p.stdout.strip() == b"1"
-
-
-def pg_stop():
-    """Stops the stack's PostgreSQL at once (as its `postgres` OS user when root)."""
-    cmd = [os.path.join(PG_BIN, "pg_ctl"), "-D", PG_DATA, "stop", "-m", "immediate", "-w",
-           "-t", "30"]
-    if os.geteuid() == 0:
-        cmd = ["runuser", "-u", "postgres", "--"] + cmd
-    p = subprocess.run(cmd, cwd=PG_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60, text=True)
-    if p.returncode != 0:
-        raise RuntimeError("pg_ctl stop failed (%d): %s%s" % (p.returncode, p.stdout, p.stderr))
-
-
-def stack_up(timeout=240):
-    """`scripts/stack.sh up` (starts whatever is down; handles a stale postmaster.pid)."""
-    try:
-        p = subprocess.run([STACK_SH, "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=timeout, text=True)
-    except subprocess.TimeoutExpired:
-        log("scripts/stack.sh up did not finish in %d s" % timeout)
-        return False
-    if p.returncode != 0:
-        log("scripts/stack.sh up failed (%d): %s" % (p.returncode, p.stderr.strip()))
-    return p.returncode == 0
-
-
-def pg_restore():
-    """Restarts PostgreSQL through scripts/stack.sh and waits until it answers (bounded)."""
-    for attempt in (1, 2):
-        stack_up()
-        if eotest.wait_until(pg_answers, 30, interval=0.5):
-            return True
-        log("PostgreSQL does not answer after `scripts/stack.sh up` (attempt %d)" % attempt)
-    return False
-
-
-def _cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def kafka_pid():
-    """The pid of the stack's broker (kafka.Kafka with the stack's server.properties)."""
-    want = "kafka.Kafka " + KAFKA_PROPS
-    try:
-        with open(KAFKA_PIDFILE) as f:
-            pid = int(f.read().strip())
-        if want in _cmdline(pid):
-            return pid
-    except (OSError, ValueError):
-        pass
-    for d in os.listdir("/proc"):
-        if d.isdigit() and want in _cmdline(int(d)):
-            return int(d)
-    raise RuntimeError("no running kafka.Kafka %s (scripts/stack.sh up?)" % KAFKA_PROPS)
-
-
-def kafka_answers():
-    """True when the broker returns metadata with every partition led (kcat -L)."""
-    try:
-        p = subprocess.run(["kcat", "-L", "-b", os.environ["EVENTOPS_KAFKA_BROKERS"], "-m", "3"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    except subprocess.TimeoutExpired:
-        return False
-    return p.returncode == 0 and b"broker" in p.stdout and b"leader -1" not in p.stdout
-
-
-def check_brokers_are_the_stacks():
-    """The broker that gets SIGSTOPped must be the one EVENTOPS_KAFKA_BROKERS names."""
-    port = os.environ["EVENTOPS_KAFKA_BROKERS"].split(",")[0].rsplit(":", 1)[-1]
-    try:
-        with open(KAFKA_PROPS) as f:
-            props = f.read()
-    except OSError as e:
-        raise RuntimeError("cannot read %s: %s" % (KAFKA_PROPS, e)) from e
-    if ":%s\n" % port not in props and ":%s," % port not in props:
-        raise RuntimeError("EVENTOPS_KAFKA_BROKERS (%s) is not the stack's broker (%s)" %
-                           (os.environ["EVENTOPS_KAFKA_BROKERS"], KAFKA_PROPS))
-
-
-class Watchdog:
-    """A detached process that restores the stack after `after` seconds unless cancelled, so
-    that a killed test never leaves Kafka stopped or PostgreSQL down for the tests after it."""
-
-    def __init__(self, after, kafka_pid=None):
-        if kafka_pid is not None:
-            code = ("import os,signal,time\ntime.sleep(%f)\n"
-                    "try: os.kill(%d, signal.SIGCONT)\nexcept OSError: pass\n" % (after, kafka_pid))
-        else:
-            code = ("import subprocess,time\ntime.sleep(%f)\n"
-                    "subprocess.run([%r, 'up'], stdout=subprocess.DEVNULL, "
-                    "stderr=subprocess.DEVNULL)\n" % (after, STACK_SH))
-        self.proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-    def cancel(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
+# The stack's services (the others are in eotest)
 
 class KafkaStopped:
     """Context manager: SIGSTOPs the stack's broker; on exit (always) SIGCONTs it and waits
@@ -238,29 +116,6 @@ def make_batch(prefix, n, start=0):
     events = [{"messageId": m, "eventType": "outage_test", "userId": "u-%d" % (i % 17),
                "properties": {"n": start + i, "pad": "p" * 40}} for i, m in enumerate(ids)]
     return ids, events
-
-
-class Sent:
-    """Result of one request: status ("ERR" when no answer), headers, body, seconds taken."""
-
-    def __init__(self, status, hdrs, body, elapsed, t_send, t_end, error=None):
-        self.status, self.hdrs, self.body = status, hdrs, body
-        self.elapsed, self.t_send, self.t_end, self.error = elapsed, t_send, t_end, error
-
-    def __repr__(self):
-        return "<%s %.2fs %s>" % (self.status, self.elapsed,
-                                  self.error or json.dumps(self.body)[:160])
-
-
-def send(url, events, key, timeout=30, conn=None):
-    t0 = time.monotonic()
-    try:
-        st, hdrs, body = eotest.post_json(url, events, key=key, timeout=timeout, conn=conn)
-        t1 = time.monotonic()
-        return Sent(st, hdrs, body, t1 - t0, t0, t1)
-    except eotest.HttpError as e:
-        t1 = time.monotonic()
-        return Sent("ERR", {}, None, t1 - t0, t0, t1, error=str(e))
 
 
 def error_code(body):
@@ -314,10 +169,6 @@ def send_until_202(url, ids, events, key, deadline, F, what):
     return False
 
 
-def stored_count(sb):
-    return int(sb.scalar("SELECT count(*) FROM event_ids"))
-
-
 def wait_stored(sb, n_expected, timeout, settle=2.0):
     """Waits until event_ids holds at least n_expected rows and has not changed for `settle`
     seconds. Returns the last count."""
@@ -331,47 +182,6 @@ def wait_stored(sb, n_expected, timeout, settle=2.0):
 
     eotest.wait_until(done, timeout, interval=0.3)
     return state["n"]
-
-
-def check_storage(sb, F, accepted, sent, what):
-    """accepted / sent: tenant_id -> set of messageIds that got a 202 / were ever sent. Every
-    accepted event is stored exactly once, nothing else except events that were sent (a 503'd
-    event may have reached Kafka), and the rollups equal COUNT(*)."""
-    rows = sb.sql("SELECT tenant_id, message_id FROM events")
-    dup = Counter(rows)
-    dups = [k for k, n in dup.items() if n > 1]
-    F.check(not dups, "%s: %d (tenant, messageId) stored more than once, e.g. %s" %
-            (what, len(dups), dups[:5]))
-    stored = defaultdict(set)
-    for t, m in rows:
-        stored[t].add(m)
-    for t in set(accepted) | set(stored):
-        acc, got, snt = accepted.get(t, set()), stored.get(t, set()), sent.get(t, set())
-        F.check(acc <= got, "%s: tenant %s: accepted events not stored: %s" % (
-            what, t, eotest.describe_set_diff("accepted", acc, "stored", got)))
-        F.check(got <= snt, "%s: tenant %s: stored events that were never sent: %s" %
-                (what, t, sorted(got - snt)[:10]))
-        if got != acc:
-            log("%s: tenant %s: %d stored events got no 202 (503'd and never resent)" %
-                (what, t, len(got - acc)))
-    n_ids = stored_count(sb)
-    F.check(n_ids == len(rows), "%s: event_ids has %d rows, events %d" % (what, n_ids, len(rows)))
-    mism = sb.sql("""
-        WITH g(granularity) AS (VALUES ('minute'), ('quarter'), ('hour'), ('day')),
-        e AS (SELECT ev.tenant_id, g.granularity, coalesce(ev.event_type, '') AS event_type,
-                     b.bucket_start, count(*) AS n
-              FROM events ev CROSS JOIN g CROSS JOIN LATERAL (SELECT CASE g.granularity
-                  WHEN 'quarter' THEN date_bin('15 minutes', ev.occurred_at,
-                                               TIMESTAMPTZ '2000-01-01 00:00:00+00')
-                  ELSE date_trunc(g.granularity, ev.occurred_at) END AS bucket_start) b
-              GROUP BY GROUPING SETS ((ev.tenant_id, g.granularity, ev.event_type, b.bucket_start),
-                                      (ev.tenant_id, g.granularity, b.bucket_start)))
-        SELECT tenant_id, granularity, event_type, bucket_start, e.n, r.count
-        FROM e FULL JOIN rollups r USING (tenant_id, granularity, event_type, bucket_start)
-        WHERE e.n IS DISTINCT FROM r.count ORDER BY 1, 2, 3, 4 LIMIT 20""")
-    F.check(not mism, "%s: rollups differ from COUNT(*) of events (tenant, granularity, type, "
-            "bucket, events, rollup): %s" % (what, mism))
-    return len(rows)
 
 
 def stop_roles(F, roles, what, timeout=60):
@@ -401,14 +211,6 @@ def log_times(role, needle):
         except (ValueError, KeyError):
             continue
     return out
-
-
-def ready_status(url, timeout=5):
-    try:
-        st, _, _ = eotest.http_get(url, timeout=timeout)
-        return st
-    except eotest.HttpError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
