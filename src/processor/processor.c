@@ -612,18 +612,18 @@ static rd_kafka_error_t *abort_txn(eo_processor_t *p, void *arg)
 }
 
 /* A transaction call failed (e is consumed). The batch is not committed and the consumer must
- * go back to the committed offsets. A transaction that can be aborted is (retrying timeouts
- * until the deadline); one that cannot, or whose producer failed fatally, marks the producer
- * for a rebuild, whose init_transactions settles it. Returns EO_EIO. */
+ * go back to the committed offsets. Unless the producer failed fatally the transaction is
+ * aborted (timeouts retried until the deadline); one that cannot be aborted, or whose producer
+ * failed fatally, marks the producer for a rebuild, whose init_transactions settles it.
+ * Returns EO_EIO. */
 static int txn_failed(eo_processor_t *p, rd_kafka_error_t *e, int64_t deadline_us)
 {
     eo_log_warn("kafka transaction failed", "error", rd_kafka_error_string(e), "code",
                 rd_kafka_error_name(e), NULL);
-    bool abortable = !rd_kafka_error_is_fatal(e) &&
-                     (rd_kafka_error_txn_requires_abort(e) || rd_kafka_error_is_retriable(e));
+    bool fatal = rd_kafka_error_is_fatal(e);
     rd_kafka_error_destroy(e);
     p->rewind_pending = true;
-    if (abortable) {
+    if (!fatal) { /* an abort is refused where it cannot be (e.g. a commit under way) */
         e = txn_retry(p, abort_txn, NULL, deadline_us);
         if (!e) {
             eo_counter_add(p->aborts, 1);
