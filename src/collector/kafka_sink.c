@@ -122,6 +122,8 @@ static void retire(rd_kafka_t *old, rd_kafka_topic_t *topic)
     rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     for (int i = 0; i < 100 && rd_kafka_outq_len(old) > 0; i++)
         rd_kafka_poll(old, 50);
+    if (rd_kafka_outq_len(old) > 0) /* purged records report at once: not seen so far */
+        eo_log_warn("kafka producer retired with records unreported", NULL);
     rd_kafka_topic_destroy(topic);
     rd_kafka_destroy(old);
 }
