@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "admin/admin_internal.h"
-#include "auth/keystore.h"
-#include "auth/secret.h"
+#include "access/keystore.h"
+#include "access/secret.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/pg.h"

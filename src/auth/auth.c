@@ -13,8 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth/keystore.h"
-#include "auth/secret.h"
+#include "access/keystore.h"
+#include "access/secret.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/http.h"

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth/bearer.h"
-#include "auth/keystore.h"
-#include "collector/credentials.h"
+#include "access/bearer.h"
+#include "access/keystore.h"
+#include "access/credentials.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/http.h"

@@ -1,12 +1,11 @@
-/* The collector's in-memory view of active credentials: write keys (by SHA-256 of the key) and
- * OAuth clients (by client id), each with its tenant and rate limit override. Reloaded from
- * PostgreSQL every refresh interval by a background thread. A credential missing from memory
- * is looked up in the database (one indexed query, one at a time, at most a configured number
- * per second), so that a new key or client works at once; a revoked one stops working within
- * one interval. Thread-safe: lookups take a
- * read lock on the current table. */
-#ifndef EO_COLLECTOR_CREDENTIALS_H
-#define EO_COLLECTOR_CREDENTIALS_H
+/* The resource servers' (collector, query) in-memory view of active credentials: write keys (by
+ * SHA-256 of the key) and OAuth clients (by client id), each with its tenant and rate limit
+ * override. Reloaded from PostgreSQL every refresh interval by a background thread. A credential
+ * missing from memory is looked up in the database (one indexed query, one at a time, at most a
+ * configured number per second), so that a new key or client works at once; a revoked one stops
+ * working within one interval. Thread-safe: lookups take a read lock on the current table. */
+#ifndef EO_ACCESS_CREDENTIALS_H
+#define EO_ACCESS_CREDENTIALS_H
 
 #include <stdbool.h>
 #include <stddef.h>

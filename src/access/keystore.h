@@ -8,8 +8,8 @@
  * A keystore keeps the current key set of one source, a key folder or a JWKS URL, reloaded
  * every refresh interval by a background thread and on demand (a token with an unknown kid)
  * at most once per minimum interval. Readers take a reference on an immutable set. */
-#ifndef EO_AUTH_KEYSTORE_H
-#define EO_AUTH_KEYSTORE_H
+#ifndef EO_ACCESS_KEYSTORE_H
+#define EO_ACCESS_KEYSTORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Key folders and keystores (see keystore.h).
  * Threads: `set` is guarded by `lock` (readers take a reference and leave); reloads are
  * serialised by `reload_lock` (the ticker's thread and eo_keystore_refetch). */
-#include "auth/keystore.h"
+#include "access/keystore.h"
 
 #include <curl/curl.h>
 #include <dirent.h>

@@ -1,8 +1,8 @@
 /* OAuth client credentials: ids "cl_<16 hex>", secrets "cs_<43 base64url>" (256 random bits),
  * stored as argon2id PHC strings (OWASP's minimum: m=19 MiB, t=2, p=1). libargon2 is used
  * from this file only. */
-#ifndef EO_AUTH_SECRET_H
-#define EO_AUTH_SECRET_H
+#ifndef EO_ACCESS_SECRET_H
+#define EO_ACCESS_SECRET_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* Client ids, secrets and their argon2id hashes (see secret.h). */
-#include "auth/secret.h"
+#include "access/secret.h"
 
 #include <argon2.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* Bearer JWT verification with a per-thread cache (see bearer.h). */
-#include "auth/bearer.h"
+#include "access/bearer.h"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

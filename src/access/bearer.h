@@ -4,13 +4,13 @@
  * sends the same token for many minutes; cached entries are keyed by the token's SHA-256 and
  * valid for the key-set generation they were verified under (a withdrawn key empties them) and
  * until the token expires. Revocation of the client is the caller's check, on every request. */
-#ifndef EO_AUTH_BEARER_H
-#define EO_AUTH_BEARER_H
+#ifndef EO_ACCESS_BEARER_H
+#define EO_ACCESS_BEARER_H
 
 #include <stddef.h>
 
-#include "auth/keystore.h"
-#include "collector/credentials.h"
+#include "access/keystore.h"
+#include "access/credentials.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "domain/jwt.h"

@@ -2,7 +2,7 @@
  * by the SHA-256 of "client:" + client id, in one open-addressing table.
  * Threads: the ticker's thread and missing lookups (serialised by refresh_lock) rebuild the
  * table; readers hold `lock` (rwlock) while reading the current table. */
-#include "collector/credentials.h"
+#include "access/credentials.h"
 
 #include <openssl/crypto.h>
 #include <pthread.h>
