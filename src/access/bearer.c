@@ -72,19 +72,6 @@ int eo_bearer_verify(eo_keystore_t *keys, const eo_config_t *cfg, const char *to
     return 0;
 }
 
-void eo_bearer_refuse(eo_http_req_t *req, const char *why)
-{
-    char challenge[320], clean[200];
-    snprintf(clean, sizeof clean, "%s", why);
-    for (char *p = clean; *p; p++)
-        if (*p == '"' || *p == '\\')
-            *p = '\'';
-    snprintf(challenge, sizeof challenge,
-             "Bearer realm=\"eventops\", error=\"invalid_token\", error_description=\"%s\"", clean);
-    const char *h[] = {"WWW-Authenticate", challenge, NULL};
-    eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
-}
-
 const char *eo_bearer_jwt(const char *authorization, size_t *n)
 {
     if (strncasecmp(authorization, "Bearer ", 7) != 0)
@@ -125,21 +112,4 @@ eo_bearer_result_t eo_bearer_authorize(eo_keystore_t *keys, const eo_config_t *c
         return EO_BEARER_INVALID;
     }
     return EO_BEARER_OK;
-}
-
-void eo_bearer_answer(eo_http_req_t *req, eo_bearer_result_t r, const char *scope, const char *why,
-                      const char *retry_after)
-{
-    if (r == EO_BEARER_UNAVAILABLE) {
-        const char *h[] = {"Retry-After", retry_after, NULL};
-        eo_http_respond_error(req, 503, "credentials_unavailable", why, NULL, h);
-    } else if (r == EO_BEARER_SCOPE) {
-        char challenge[160];
-        snprintf(challenge, sizeof challenge,
-                 "Bearer realm=\"eventops\", error=\"insufficient_scope\", scope=\"%s\"", scope);
-        const char *h[] = {"WWW-Authenticate", challenge, NULL};
-        eo_http_respond_error(req, 403, "insufficient_scope", why, "Authorization", h);
-    } else {
-        eo_bearer_refuse(req, why);
-    }
 }

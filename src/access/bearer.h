@@ -12,7 +12,6 @@
 #include "access/keystore.h"
 #include "access/credentials.h"
 #include "core/config.h"
-#include "core/http.h"
 #include "domain/jwt.h"
 
 /* Verifies token (n bytes). Returns 0 with claims' sub, tenant_id and scope filled;
@@ -20,9 +19,6 @@
  * loaded right now. */
 int eo_bearer_verify(eo_keystore_t *keys, const eo_config_t *cfg, const char *token, size_t n,
                      eo_jwt_claims_t *claims, char *why, size_t whylen) EO_MUST_CHECK;
-
-/* Answers 401 invalid_token (RFC 6750) naming why, in the body and in WWW-Authenticate. */
-void eo_bearer_refuse(eo_http_req_t *req, const char *why);
 
 /* The token in an Authorization value "Bearer TOKEN" (spaces trimmed, length in *n) when it has
  * the shape of a JWT (two dots; a write key has one); NULL otherwise. */
@@ -42,10 +38,5 @@ eo_bearer_result_t eo_bearer_authorize(eo_keystore_t *keys, const eo_config_t *c
                                        eo_creds_t *creds, const char *token, size_t n,
                                        const char *scope, eo_cred_t *cred, char *why,
                                        size_t whylen);
-
-/* Answers a refusal of eo_bearer_authorize: 401 invalid_token, 403 insufficient_scope naming
- * scope, or 503 credentials_unavailable with Retry-After: retry_after. */
-void eo_bearer_answer(eo_http_req_t *req, eo_bearer_result_t r, const char *scope, const char *why,
-                      const char *retry_after);
 
 #endif

@@ -276,14 +276,3 @@ void eo_creds_free(eo_creds_t *wk)
     free(wk->dsn);
     free(wk);
 }
-
-bool eo_cred_rate_limit(eo_ratelimit_t *rl, const eo_config_t *cfg, const eo_cred_t *cred,
-                        const char *kind, eo_http_req_t *req, const char *who,
-                        eo_ratelimit_headers_t *hdrs)
-{
-    char key[128];
-    snprintf(key, sizeof key, "eo:rl:{%s}:%s:%s", cred->tenant_id, kind, cred->id);
-    return eo_ratelimit_http(rl, req, key,
-                             (double)(cred->rate > 0 ? cred->rate : cfg->rate_limit_rate),
-                             cred->burst > 0 ? cred->burst : cfg->rate_limit_burst, who, hdrs);
-}

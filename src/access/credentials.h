@@ -13,8 +13,6 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/http.h"
-#include "core/ratelimit.h"
 
 typedef struct eo_creds eo_creds_t;
 
@@ -38,13 +36,6 @@ int eo_creds_write_key(eo_creds_t *c, const char *key, size_t len, eo_cred_t *ou
 
 /* Finds an active (not revoked) OAuth client; same results as eo_creds_write_key. */
 int eo_creds_client(eo_creds_t *c, const char *client_id, eo_cred_t *out);
-
-/* Takes one request from cred's rate limit (its own rate and burst, else cfg's defaults), keyed
- * eo:rl:{tenant}:<kind>:<id>; fills hdrs, and answers 429 (calling the credential who) and
- * returns false when over it. */
-bool eo_cred_rate_limit(eo_ratelimit_t *rl, const eo_config_t *cfg, const eo_cred_t *cred,
-                        const char *kind, eo_http_req_t *req, const char *who,
-                        eo_ratelimit_headers_t *hdrs);
 
 /* True when the last reload succeeded within three refresh intervals. */
 bool eo_creds_fresh(eo_creds_t *c);

@@ -10,9 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "access/bearer.h"
+#include "access/access.h"
 #include "access/keystore.h"
 #include "access/credentials.h"
 #include "collector/kafka_sink.h"
@@ -23,24 +22,11 @@
 #include "core/openapi.h"
 #include "core/random.h"
 #include "core/ratelimit.h"
-#include "domain/b64.h"
 #include "domain/batch.h"
 #include "domain/jwt.h"
 #include "domain/record.h"
 #include "domain/uuid7.h"
 
-#define MAX_WRITE_KEY 1024
-
-/* Why a request was refused before its body was read (the metrics' reason label). */
-enum {
-    AUTH_MISSING,
-    AUTH_MALFORMED,
-    AUTH_INVALID_WRITE_KEY,
-    AUTH_INVALID_TOKEN,
-    AUTH_INSUFFICIENT_SCOPE,
-    AUTH_UNAVAILABLE,
-    AUTH_REASONS
-};
 /* The per-event refusal codes of src/domain (the metrics' reason label; anything else is
  * "other", the last). */
 static const char *const reject_reasons[] = {"missing_field",
@@ -66,14 +52,10 @@ static void count_rejected(eo_counter_t *const *rejected, const char *code)
     eo_counter_add(rejected[i], 1);
 }
 
-static const char *const auth_reason_names[AUTH_REASONS] = {
-    "missing_credentials", "malformed_credentials", "invalid_write_key",
-    "invalid_token",       "insufficient_scope",    "credentials_unavailable"};
-
 struct eo_collector {
     eo_config_t cfg;
     eo_metrics_t *metrics;
-    eo_counter_t *auth_failures[AUTH_REASONS];
+    eo_access_policy_t access;
     eo_counter_t *accepted;
     eo_counter_t *rejected[16]; /* by reject_reasons */
     eo_histogram_t *batch_size;
@@ -109,94 +91,12 @@ static void ingest_free(void *p)
     free(in);
 }
 
-static const char *const auth_challenge[] = {
-    "WWW-Authenticate", "Bearer realm=\"eventops\", Basic realm=\"eventops\"", NULL};
-
-/* Trims spaces around h's value after a scheme of skip bytes; returns the start, length in n. */
-static const char *credential_of(const char *h, size_t skip, size_t *n)
-{
-    const char *k = h + skip;
-    while (*k == ' ')
-        k++;
-    size_t len = strlen(k);
-    while (len > 0 && k[len - 1] == ' ')
-        len--;
-    *n = len;
-    return k;
-}
-
-/* Extracts a write key from Bearer KEY or Basic base64(KEY[:]). Returns 0, or EO_EINVAL. */
-static int write_key_of(const char *h, char *key, size_t cap, size_t *len)
-{
-    size_t n;
-    if (!strncasecmp(h, "Bearer ", 7)) {
-        const char *k = credential_of(h, 7, &n);
-        if (n == 0 || n >= cap)
-            return EO_EINVAL;
-        memcpy(key, k, n);
-        *len = n;
-        return 0;
-    }
-    if (!strncasecmp(h, "Basic ", 6)) {
-        const char *k = credential_of(h, 6, &n);
-        int d = eo_b64_decode(k, n, (uint8_t *)key, cap);
-        if (d <= 0)
-            return EO_EINVAL;
-        char *colon = memchr(key, ':', (size_t)d);
-        *len = colon ? (size_t)(colon - key) : (size_t)d;
-        return *len == 0 ? EO_EINVAL : 0;
-    }
-    return EO_EINVAL;
-}
-
-/* Answers 401 invalid_token (RFC 6750) with the reason. */
-static void refuse_token(eo_collector_t *c, eo_http_req_t *req, const char *why)
-{
-    eo_counter_add(c->auth_failures[AUTH_INVALID_TOKEN], 1);
-    eo_bearer_refuse(req, why);
-}
-
-static void credentials_unavailable(eo_collector_t *c, eo_http_req_t *req, const char *what)
-{
-    eo_counter_add(c->auth_failures[AUTH_UNAVAILABLE], 1);
-    const char *h[] = {"Retry-After", c->retry_after, NULL};
-    eo_http_respond_error(req, 503, "credentials_unavailable", what, NULL, h);
-}
-
-/* Verifies a bearer JWT for ingestion; fills cred from the client it names. Answers and
- * returns false when refused. */
-static bool verify_token(eo_collector_t *c, eo_http_req_t *req, const char *token, size_t n,
-                         eo_cred_t *cred)
-{
-    if (!c->token_keys) {
-        refuse_token(c, req,
-                     "this collector accepts write keys only (no token key source is "
-                     "configured)");
-        return false;
-    }
-    char why[160];
-    eo_bearer_result_t r = eo_bearer_authorize(c->token_keys, &c->cfg, c->creds, token, n,
-                                               "events:write", cred, why, sizeof why);
-    if (r == EO_BEARER_OK)
-        return true;
-    eo_counter_add(c->auth_failures[r == EO_BEARER_SCOPE         ? AUTH_INSUFFICIENT_SCOPE
-                                    : r == EO_BEARER_UNAVAILABLE ? AUTH_UNAVAILABLE
-                                                                 : AUTH_INVALID_TOKEN],
-                   1);
-    eo_bearer_answer(req, r, "events:write", why, c->retry_after);
-    return false;
-}
-
 static bool ingest_on_headers(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
-    const char *h = eo_http_header(req, "Authorization");
-    if (!h || !*h) {
-        eo_counter_add(c->auth_failures[AUTH_MISSING], 1);
-        eo_http_respond_error(req, 401, "missing_credentials",
-                              "send an access token or a write key as 'Authorization: Bearer "
-                              "...' (a write key also as the HTTP Basic user name)",
-                              "Authorization", auth_challenge);
+    eo_access_t a;
+    if (eo_access_check(&c->access, eo_http_header(req, "Authorization"), &a) != EO_ACCESS_OK) {
+        eo_access_answer(&c->access, req, &a);
         return false;
     }
     ingest_t *in = calloc(1, sizeof *in);
@@ -206,39 +106,10 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
     }
     in->c = c;
     in->req = req;
+    memcpy(in->tenant_id, a.cred.tenant_id, sizeof in->tenant_id);
+    in->rl = a.rl;
     eo_http_set_user(req, in, ingest_free);
-    eo_cred_t cred;
-    size_t n;
-    const char *bearer = eo_bearer_jwt(h, &n);
-    if (bearer) {
-        if (!verify_token(c, req, bearer, n, &cred))
-            return false;
-        memcpy(in->tenant_id, cred.tenant_id, sizeof in->tenant_id);
-        return eo_cred_rate_limit(c->limiter, &c->cfg, &cred, "client", req, "credential", &in->rl);
-    }
-    char key[MAX_WRITE_KEY];
-    size_t len = 0;
-    if (strlen(h) > MAX_WRITE_KEY || write_key_of(h, key, sizeof key, &len) < 0) {
-        eo_counter_add(c->auth_failures[AUTH_MALFORMED], 1);
-        eo_http_respond_error(req, 401, "malformed_credentials",
-                              "the Authorization header is not 'Bearer TOKEN', 'Bearer KEY' or "
-                              "'Basic base64'",
-                              "Authorization", auth_challenge);
-        return false;
-    }
-    int r = eo_creds_write_key(c->creds, key, len, &cred);
-    if (r == EO_EUNAVAIL) {
-        credentials_unavailable(c, req, "write keys cannot be checked right now; retry later");
-        return false;
-    }
-    if (r < 0) {
-        eo_counter_add(c->auth_failures[AUTH_INVALID_WRITE_KEY], 1);
-        eo_http_respond_error(req, 401, "invalid_write_key", "unknown or revoked write key",
-                              "Authorization", auth_challenge);
-        return false;
-    }
-    memcpy(in->tenant_id, cred.tenant_id, sizeof in->tenant_id);
-    return eo_cred_rate_limit(c->limiter, &c->cfg, &cred, "wk", req, "credential", &in->rl);
+    return true;
 }
 
 static void finish_one(ingest_t *in)
@@ -484,9 +355,16 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
         free(c);
         return EO_ENOMEM;
     }
-    eo_metrics_counters(c->metrics, "eventops_auth_failures_total",
-                        "Requests refused by authentication, by reason.", "collector", "reason",
-                        auth_reason_names, AUTH_REASONS, c->auth_failures);
+    c->access = (eo_access_policy_t){
+        .cfg = &c->cfg,
+        .scope = "events:write",
+        .write_keys = true,
+        .missing = "send an access token or a write key as 'Authorization: Bearer ...' (a write "
+                   "key also as the HTTP Basic user name)",
+        .no_tokens = "this collector accepts write keys only (no token key source is configured)",
+        .who = "credential",
+    };
+    eo_access_register_metrics(&c->access, c->metrics, "collector");
     c->accepted =
         eo_metrics_counter(c->metrics, "eventops_events_accepted_total",
                            "Events acknowledged by Kafka and answered 202.", "role=\"collector\"");
@@ -519,6 +397,9 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
                                  cfg->rate_limit_instances};
     if ((r = eo_ratelimit_new(&ro, &c->limiter, err, errlen)) < 0)
         goto fail;
+    c->access.creds = c->creds;
+    c->access.keys = c->token_keys;
+    c->access.limiter = c->limiter;
     if ((r = eo_ratelimit_register_metrics(c->limiter, c->metrics, "collector")) < 0 ||
         (r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
         (r = eo_kafka_sink_register_metrics(c->sink, c->metrics)) < 0)

@@ -328,29 +328,3 @@ int eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const cha
     snprintf(rl->role, sizeof rl->role, "%s", role);
     return eo_metrics_add_collector(m, write_shared, rl);
 }
-
-bool eo_ratelimit_http(eo_ratelimit_t *rl, eo_http_req_t *req, const char *key, double rate,
-                       int64_t burst, const char *who, eo_ratelimit_headers_t *hdrs)
-{
-    eo_ratelimit_result_t res;
-    eo_ratelimit_take(rl, key, rate, burst, &res);
-    snprintf(hdrs->limit, sizeof hdrs->limit, "%lld", (long long)res.limit);
-    snprintf(hdrs->remaining, sizeof hdrs->remaining, "%lld", (long long)res.remaining);
-    snprintf(hdrs->reset, sizeof hdrs->reset, "%lld", (long long)res.reset_s);
-    if (res.allowed)
-        return true;
-    char retry[24], msg[160];
-    snprintf(retry, sizeof retry, "%lld", (long long)res.retry_after_s);
-    snprintf(msg, sizeof msg, "too many requests for this %s; retry after %s s", who, retry);
-    const char *h[] = {"Retry-After",
-                       retry,
-                       "RateLimit-Limit",
-                       hdrs->limit,
-                       "RateLimit-Remaining",
-                       hdrs->remaining,
-                       "RateLimit-Reset",
-                       hdrs->reset,
-                       NULL};
-    eo_http_respond_error(req, 429, "rate_limited", msg, NULL, h);
-    return false;
-}

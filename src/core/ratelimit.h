@@ -16,7 +16,6 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "core/http.h"
 #include "core/metrics.h"
 
 typedef struct eo_ratelimit eo_ratelimit_t;
@@ -60,11 +59,5 @@ void eo_ratelimit_free(eo_ratelimit_t *rl);
 typedef struct {
     char limit[24], remaining[24], reset[24];
 } eo_ratelimit_headers_t;
-
-/* Takes one request for key (see eo_ratelimit_take) and fills hdrs. When over the limit it
- * answers 429 rate_limited with Retry-After and RateLimit-* (who: what the message calls the
- * credential) and returns false. */
-bool eo_ratelimit_http(eo_ratelimit_t *rl, eo_http_req_t *req, const char *key, double rate,
-                       int64_t burst, const char *who, eo_ratelimit_headers_t *hdrs);
 
 #endif

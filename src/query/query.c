@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "access/bearer.h"
+#include "access/access.h"
 #include "access/keystore.h"
 #include "access/credentials.h"
 #include "core/buf.h"
@@ -34,10 +34,6 @@
 static const char *const endpoint_names[EP_COUNT_ALL] = {
     "count", "trend", "unique_users", "breakdown", "funnel", "retention", "types", "events"};
 
-enum { AUTH_MISSING, AUTH_INVALID_TOKEN, AUTH_SCOPE, AUTH_UNAVAILABLE, AUTH_REASONS };
-static const char *const auth_reason_names[AUTH_REASONS] = {
-    "missing_credentials", "invalid_token", "insufficient_scope", "credentials_unavailable"};
-
 enum { CACHE_HIT, CACHE_MISS, CACHE_ERROR };
 
 struct eo_query {
@@ -45,7 +41,7 @@ struct eo_query {
     eo_metrics_t *metrics;
     eo_histogram_t *duration[EP_COUNT_ALL];
     eo_counter_t *cache_c[EP_COUNT_ALL][3];
-    eo_counter_t *auth_failures[AUTH_REASONS];
+    eo_access_policy_t access;
     eo_creds_t *creds;
     eo_keystore_t *keys;
     eo_ratelimit_t *limiter;
@@ -153,15 +149,7 @@ static const char *zone_find(eo_query_t *q, const char *name)
 
 /* ---- authentication ---- */
 
-static const char *const missing_challenge[] = {"WWW-Authenticate", "Bearer realm=\"eventops\"",
-                                                NULL};
-
-static void refuse_token(eo_query_t *q, eo_http_req_t *req, const char *why)
-{
-    eo_counter_add(q->auth_failures[AUTH_INVALID_TOKEN], 1);
-    eo_bearer_refuse(req, why);
-}
-
+/* 503 with Retry-After: the database cannot answer now. */
 static void unavailable(eo_query_t *q, eo_http_req_t *req, const char *code, const char *what)
 {
     const char *h[] = {"Retry-After", q->retry_after, NULL};
@@ -171,33 +159,9 @@ static void unavailable(eo_query_t *q, eo_http_req_t *req, const char *code, con
 static bool on_headers(eo_http_req_t *req, void *ud)
 {
     eo_query_t *q = ud;
-    const char *h = eo_http_header(req, "Authorization");
-    if (!h || !*h) {
-        eo_counter_add(q->auth_failures[AUTH_MISSING], 1);
-        eo_http_respond_error(req, 401, "missing_credentials",
-                              "send an access token with the events:read scope as "
-                              "'Authorization: Bearer TOKEN'",
-                              "Authorization", missing_challenge);
-        return false;
-    }
-    size_t n;
-    const char *tok = eo_bearer_jwt(h, &n);
-    if (!tok) {
-        refuse_token(q, req,
-                     "the query API takes access tokens only ('Authorization: Bearer TOKEN'); "
-                     "write keys are for ingestion");
-        return false;
-    }
-    eo_cred_t cred;
-    char why[160];
-    eo_bearer_result_t r = eo_bearer_authorize(q->keys, &q->cfg, q->creds, tok, n, "events:read",
-                                               &cred, why, sizeof why);
-    if (r != EO_BEARER_OK) {
-        eo_counter_add(q->auth_failures[r == EO_BEARER_SCOPE         ? AUTH_SCOPE
-                                        : r == EO_BEARER_UNAVAILABLE ? AUTH_UNAVAILABLE
-                                                                     : AUTH_INVALID_TOKEN],
-                       1);
-        eo_bearer_answer(req, r, "events:read", why, q->retry_after);
+    eo_access_t a;
+    if (eo_access_check(&q->access, eo_http_header(req, "Authorization"), &a) != EO_ACCESS_OK) {
+        eo_access_answer(&q->access, req, &a);
         return false;
     }
     qctx_t *ctx = calloc(1, sizeof *ctx);
@@ -205,9 +169,10 @@ static bool on_headers(eo_http_req_t *req, void *ud)
         eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
         return false;
     }
-    memcpy(ctx->tenant_id, cred.tenant_id, sizeof ctx->tenant_id);
+    memcpy(ctx->tenant_id, a.cred.tenant_id, sizeof ctx->tenant_id);
+    ctx->rl = a.rl;
     eo_http_set_user(req, ctx, free);
-    return eo_cred_rate_limit(q->limiter, &q->cfg, &cred, "client", req, "client", &ctx->rl);
+    return true;
 }
 
 /* ---- parameters ---- */
@@ -691,9 +656,16 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
                 "Query cache lookups and failed stores, by endpoint and result.", labels);
         }
     }
-    eo_metrics_counters(q->metrics, "eventops_auth_failures_total",
-                        "Requests refused by authentication, by reason.", "query", "reason",
-                        auth_reason_names, AUTH_REASONS, q->auth_failures);
+    q->access = (eo_access_policy_t){
+        .cfg = &q->cfg,
+        .scope = "events:read",
+        .missing = "send an access token with the events:read scope as 'Authorization: Bearer "
+                   "TOKEN'",
+        .no_tokens = "the query API takes access tokens only ('Authorization: Bearer TOKEN'); "
+                     "write keys are for ingestion",
+        .who = "client",
+    };
+    eo_access_register_metrics(&q->access, q->metrics, "query");
     eo_metrics_build_info(q->metrics, "query");
     if ((r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
                           &q->creds, err, errlen)) < 0)
@@ -712,6 +684,9 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
         goto fail;
     if ((r = eo_ratelimit_register_metrics(q->limiter, q->metrics, "query")) < 0)
         goto fail;
+    q->access.creds = q->creds;
+    q->access.keys = q->keys;
+    q->access.limiter = q->limiter;
     if (strcmp(cfg->query_cache, "on") == 0 && !cfg->redis_url[0])
         eo_log_warn("query: EVENTOPS_REDIS_URL is empty, answers are not cached", NULL);
     if (strcmp(cfg->query_cache, "on") == 0 && cfg->redis_url[0] &&
