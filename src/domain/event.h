@@ -59,7 +59,8 @@ typedef struct {
     json_t *properties;            /* borrowed object, or NULL for {} */
     json_t *context;               /* borrowed object, or NULL for {} */
     char id_storage[2][24];        /* decimal text of integer userId / anonymousId */
-} eo_event_t;
+} eo_event_t; /* user_id and anonymous_id may point into id_storage: never copy a normalised
+               * event by value (fill it where it stays; a copy's ids would dangle) */
 
 /* Flags of eo_event_normalize. */
 enum {

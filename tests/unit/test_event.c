@@ -322,16 +322,16 @@ static void test_rules_table(void **state)
 }
 
 /* Normalises text (quotes as '), asserting success; *root must be released by the caller. */
-static eo_event_t accept(const char *text, unsigned flags, const eo_event_limits_t *lim,
-                         json_t **root)
+/* Normalises text into *ev, which must stay where it is: an eo_event_t points into itself
+ * (the decimal text of an integer id), so it is filled in place, never returned by value. */
+static void accept(const char *text, unsigned flags, const eo_event_limits_t *lim, json_t **root,
+                   eo_event_t *ev)
 {
     *root = load(text);
-    eo_event_t ev;
     eo_event_error_t err;
-    int r = eo_event_normalize(*root, lim, RECV, flags, &ev, &err);
+    int r = eo_event_normalize(*root, lim, RECV, flags, ev, &err);
     if (r != 0)
         fail_msg("%s: rejected: %s %s %s", text, err.code, err.field, err.message);
-    return ev;
 }
 
 static void test_alias_values(void **state)
@@ -347,12 +347,14 @@ static void test_alias_values(void **state)
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         json_t *root;
-        eo_event_t ev = accept(texts[i], 0, &lim, &root);
+        eo_event_t ev;
+        accept(texts[i], 0, &lim, &root, &ev);
         assert_true(str_is(ev.event_type, "click"));
         json_decref(root);
     }
     json_t *root;
-    eo_event_t ev = accept("{'event':'e','userId':'u','metadata':{'plan':'pro'}}", 0, &lim, &root);
+    eo_event_t ev;
+    accept("{'event':'e','userId':'u','metadata':{'plan':'pro'}}", 0, &lim, &root, &ev);
     assert_non_null(ev.properties);
     assert_string_equal(json_string_value(json_object_get(ev.properties, "plan")), "pro");
     assert_null(ev.context);
@@ -377,7 +379,8 @@ static void test_integer_ids(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *root;
-        eo_event_t ev = accept(cases[i].json, 0, &lim, &root);
+        eo_event_t ev;
+        accept(cases[i].json, 0, &lim, &root, &ev);
         if (!str_is(ev.user_id, cases[i].user) || !str_is(ev.anonymous_id, cases[i].anon))
             fail_msg("%s: ids '%.*s' '%.*s'", cases[i].json, (int)ev.user_id.len,
                      ev.user_id.s ? ev.user_id.s : "", (int)ev.anonymous_id.len,
@@ -394,7 +397,7 @@ static void test_time_values(void **state)
     eo_event_t ev;
 
     /* no timestamp: occurred = received */
-    ev = accept("{'eventType':'e','userId':'u'}", 0, &lim, &root);
+    accept("{'eventType':'e','userId':'u'}", 0, &lim, &root, &ev);
     assert_true(ev.occurred_at_us == RECV);
     assert_true(ev.original_timestamp_us == EO_NO_TIME);
     assert_true(ev.sent_at_us == EO_NO_TIME);
@@ -402,39 +405,39 @@ static void test_time_values(void **state)
     json_decref(root);
 
     /* timestamp without sentAt: kept as sent */
-    ev = accept("{'eventType':'e','userId':'u','timestamp':'2023-12-31T23:59:00.25+00:00'}", 0,
-                &lim, &root);
+    accept("{'eventType':'e','userId':'u','timestamp':'2023-12-31T23:59:00.25+00:00'}", 0, &lim,
+           &root, &ev);
     assert_true(ev.occurred_at_us == RECV - 60 * S_US + 250000);
     assert_true(ev.original_timestamp_us == RECV - 60 * S_US + 250000);
     json_decref(root);
 
     /* device clock 30 min behind: occurred = timestamp + (received - sentAt) */
-    ev = accept("{'eventType':'e','userId':'u','timestamp':'2023-12-31T23:00:00Z',"
-                "'sentAt':'2023-12-31T23:30:00Z'}",
-                0, &lim, &root);
+    accept("{'eventType':'e','userId':'u','timestamp':'2023-12-31T23:00:00Z',"
+           "'sentAt':'2023-12-31T23:30:00Z'}",
+           0, &lim, &root, &ev);
     assert_true(ev.original_timestamp_us == RECV - 3600 * S_US);
     assert_true(ev.sent_at_us == RECV - 1800 * S_US);
     assert_true(ev.occurred_at_us == RECV - 1800 * S_US);
     json_decref(root);
 
     /* device clock 10 h ahead, in another zone */
-    ev = accept("{'eventType':'e','userId':'u','timestamp':'2024-01-01T15:29:40.5+05:30',"
-                "'sentAt':'2024-01-01T10:00:30Z'}",
-                0, &lim, &root);
+    accept("{'eventType':'e','userId':'u','timestamp':'2024-01-01T15:29:40.5+05:30',"
+           "'sentAt':'2024-01-01T10:00:30Z'}",
+           0, &lim, &root, &ev);
     assert_true(ev.occurred_at_us == RECV - 49500000);
     json_decref(root);
 
     /* sentAt without timestamp: occurred = received, sentAt kept */
-    ev = accept("{'eventType':'e','userId':'u','sentAt':'2023-12-01T00:00:00Z'}", 0, &lim, &root);
+    accept("{'eventType':'e','userId':'u','sentAt':'2023-12-01T00:00:00Z'}", 0, &lim, &root, &ev);
     assert_true(ev.occurred_at_us == RECV);
     assert_true(ev.original_timestamp_us == EO_NO_TIME);
     assert_true(ev.sent_at_us == RECV - 31 * 86400 * S_US);
     json_decref(root);
 
     /* record mode: the stored timestamp is used as is, originalTimestamp is read */
-    ev = accept("{'messageId':'m','eventType':'e','userId':'u','timestamp':'2023-12-31T23:59:50Z',"
-                "'originalTimestamp':'2020-01-01T00:00:00Z','sentAt':'2019-12-31T00:00:00Z'}",
-                EO_EVENT_FROM_RECORD, &lim, &root);
+    accept("{'messageId':'m','eventType':'e','userId':'u','timestamp':'2023-12-31T23:59:50Z',"
+           "'originalTimestamp':'2020-01-01T00:00:00Z','sentAt':'2019-12-31T00:00:00Z'}",
+           EO_EVENT_FROM_RECORD, &lim, &root, &ev);
     assert_true(ev.occurred_at_us == RECV - 10 * S_US);
     assert_true(ev.original_timestamp_us == INT64_C(1577836800000000));
     assert_true(ev.sent_at_us == INT64_C(1577836800000000) - 86400 * S_US);
@@ -448,10 +451,11 @@ static void test_nulls_are_absent(void **state)
     (void)state;
     const eo_event_limits_t lim = small_limits();
     json_t *root;
-    eo_event_t ev = accept("{'eventType':'e','event':null,'name':null,'userId':'u',"
-                           "'anonymousId':null,'messageId':null,'timestamp':null,'sentAt':null,"
-                           "'properties':null,'metadata':null,'context':null}",
-                           0, &lim, &root);
+    eo_event_t ev;
+    accept("{'eventType':'e','event':null,'name':null,'userId':'u',"
+           "'anonymousId':null,'messageId':null,'timestamp':null,'sentAt':null,"
+           "'properties':null,'metadata':null,'context':null}",
+           0, &lim, &root, &ev);
     assert_true(str_is(ev.event_type, "e"));
     assert_true(str_is(ev.user_id, "u"));
     assert_null(ev.anonymous_id.s);
@@ -672,7 +676,8 @@ static void test_encode_round_trip(void **state)
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         json_t *root;
-        eo_event_t ev = accept(texts[i], 0, &lim, &root);
+        eo_event_t ev;
+        accept(texts[i], 0, &lim, &root, &ev);
         check_round_trip(texts[i], &ev, "0190a5b6-0000-7000-8000-000000000001", &lim);
         json_decref(root);
     }
@@ -685,9 +690,10 @@ static void test_encode_exact_text(void **state)
     eo_event_limits_t lim;
     eo_event_limits_default(&lim);
     json_t *root;
-    eo_event_t ev = accept("{'event':'Signed Up','userId':7,'timestamp':'2024-01-01T00:00:00Z',"
-                           "'properties':{'plan':'pro'}}",
-                           0, &lim, &root);
+    eo_event_t ev;
+    accept("{'event':'Signed Up','userId':7,'timestamp':'2024-01-01T00:00:00Z',"
+           "'properties':{'plan':'pro'}}",
+           0, &lim, &root, &ev);
     eo_buf_t buf;
     eo_buf_init(&buf, 4096);
     eo_str_t mid = {"m-1", 3};
@@ -708,8 +714,8 @@ static void test_encode_message_id(void **state)
     eo_event_limits_t lim;
     eo_event_limits_default(&lim);
     json_t *root;
-    eo_event_t ev =
-        accept("{'eventType':'e','userId':'u','messageId':'client-id'}", 0, &lim, &root);
+    eo_event_t ev;
+    accept("{'eventType':'e','userId':'u','messageId':'client-id'}", 0, &lim, &root, &ev);
     eo_buf_t buf;
     eo_buf_init(&buf, 4096);
     assert_int_equal(eo_event_encode(&ev, (eo_str_t){"server-id", 9}, &buf), 0);
@@ -718,7 +724,7 @@ static void test_encode_message_id(void **state)
     json_decref(root);
 
     eo_buf_reset(&buf);
-    ev = accept("{'eventType':'e','userId':'u'}", 0, &lim, &root);
+    accept("{'eventType':'e','userId':'u'}", 0, &lim, &root, &ev);
     assert_int_equal(eo_event_encode(&ev, (eo_str_t){"server-id", 9}, &buf), 0);
     assert_non_null(strstr(buf.data, "\"messageId\":\"server-id\""));
     json_decref(root);
@@ -733,10 +739,10 @@ static void test_encode_buffer_cap(void **state)
     eo_event_limits_t lim;
     eo_event_limits_default(&lim);
     json_t *root;
-    eo_event_t ev =
-        accept("{'eventType':'e','userId':'u','properties':{'long':'0123456789012345678901234567"
-               "890123456789'}}",
-               0, &lim, &root);
+    eo_event_t ev;
+    accept("{'eventType':'e','userId':'u','properties':{'long':'0123456789012345678901234567"
+           "890123456789'}}",
+           0, &lim, &root, &ev);
     eo_buf_t buf;
     size_t full;
     eo_buf_init(&buf, 4096);
