@@ -98,10 +98,14 @@ def run(sb, proxy):
         "EVENTOPS_AUTH_JWKS_URL": "http://127.0.0.1:%d/jwks.json" % proxy.port},
         name="collector-proxy")
     colls = [c_jwks, c_dir, c_proxy]
-    for r in [auth, auth_short] + colls:
-        r.start()
-    for r in [auth, auth_short] + colls:
-        r.wait_ready()
+    # The auth roles first: a collector started at the same moment may fetch the JWKS before
+    # the auth role listens, and then answers 503 until its next reload (a start-up race of
+    # this test, not the rotation it checks).
+    for group in ([auth, auth_short], colls):
+        for r in group:
+            r.start()
+        for r in group:
+            r.wait_ready()
     log("auth :%d, short-TTL auth :%d, collectors %s" %
         (auth.port, auth_short.port, ", ".join("%s :%d" % (x.name, x.port) for x in colls)))
 
