@@ -48,17 +48,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     sink->done(msg->_private, err);
 }
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        eo_log_error("kafka producer failed fatally; it will be rebuilt", "error", why, NULL);
-        return;
-    }
-    eo_log_warn("kafka producer error", "error", reason, "code", rd_kafka_err2name(err), NULL);
-}
-
 /* A new idempotent producer and its topic handle, or -1 with the reason in err. */
 static int producer_new(eo_kafka_sink_t *sink, rd_kafka_t **rk, rd_kafka_topic_t **topic, char *err,
                         size_t errlen)
@@ -98,7 +87,7 @@ static int producer_new(eo_kafka_sink_t *sink, rd_kafka_t **rk, rd_kafka_topic_t
     }
     rd_kafka_conf_set_opaque(conf, sink);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_error_cb(conf, eo_kafka_on_error); /* fatal: the poller rebuilds */
     char reason[512];
     if (!(*rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason))) {
         snprintf(err, errlen, "kafka producer: %s", reason);
@@ -219,10 +208,7 @@ int eo_kafka_sink_register_metrics(eo_kafka_sink_t *sink, eo_metrics_t *m)
                                       "Events Kafka did not acknowledge (timeout, broker error).",
                                       "role=\"collector\"");
     static const char *const clients[] = {"producer"};
-    eo_metrics_counters(m, "eventops_kafka_client_rebuilds_total",
-                        "Kafka clients rebuilt in the process after a fatal error or a "
-                        "transaction of unknown outcome.",
-                        "collector", "client", clients, 1, &sink->rebuilds);
+    eo_kafka_rebuild_counters(m, "collector", clients, 1, &sink->rebuilds);
     return eo_metrics_add_collector(m, write_queued, sink);
 }
 

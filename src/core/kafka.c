@@ -30,6 +30,28 @@ rd_kafka_conf_t *eo_kafka_conf_new(const char *brokers, char *err, size_t errlen
     return conf;
 }
 
+void eo_kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        eo_log_error("kafka client failed fatally; it will be rebuilt", "client", rd_kafka_name(rk),
+                     "error", why, NULL);
+        return;
+    }
+    eo_log_warn("kafka error", "client", rd_kafka_name(rk), "error", reason, "code",
+                rd_kafka_err2name(err), NULL);
+}
+
+void eo_kafka_rebuild_counters(eo_metrics_t *m, const char *role, const char *const *clients,
+                               size_t n, eo_counter_t **out)
+{
+    eo_metrics_counters(m, "eventops_kafka_client_rebuilds_total",
+                        "Kafka clients rebuilt in the process after a fatal error or a "
+                        "transaction of unknown outcome.",
+                        role, "client", clients, n, out);
+}
+
 int eo_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
                  size_t errlen)
 {

@@ -1,5 +1,6 @@
 /* librdkafka helpers shared by the roles: configuration with errors in the caller's buffer,
- * and librdkafka's own log lines routed into our JSON log. */
+ * librdkafka's own log lines routed into our JSON log, one error callback for every client,
+ * and the counters of clients rebuilt after a fatal error. */
 #ifndef EO_CORE_KAFKA_H
 #define EO_CORE_KAFKA_H
 
@@ -7,6 +8,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/metrics.h"
 
 /* A new configuration with bootstrap.servers set and logging routed to eo_log. Caller owns it
  * (rd_kafka_conf_destroy, or hand it to rd_kafka_new). NULL on failure (err filled). */
@@ -19,5 +21,14 @@ int eo_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value, char
 /* Sets several pairs: kv = {key, value, key, value, ..., NULL}. */
 int eo_kafka_set_all(rd_kafka_conf_t *conf, const char *const *kv, char *err,
                      size_t errlen) EO_MUST_CHECK;
+
+/* The error callback of every client (rd_kafka_conf_set_error_cb): a fatal error, after which
+ * librdkafka refuses all work and the owner rebuilds the client, is logged as an error with its
+ * cause and the client's name; any other error as a warning. */
+void eo_kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+
+/* Registers eventops_kafka_client_rebuilds_total{role, client} for clients[0..n) into out. */
+void eo_kafka_rebuild_counters(eo_metrics_t *m, const char *role, const char *const *clients,
+                               size_t n, eo_counter_t **out);
 
 #endif

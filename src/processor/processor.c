@@ -207,20 +207,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Both clients' error callback (inside their polls). Fatal errors are acted on by the loop,
- * which checks rd_kafka_fatal_error() of each client. */
-static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        eo_log_error("kafka client failed fatally; it will be rebuilt", "client", rd_kafka_name(rk),
-                     "error", why, NULL);
-        return;
-    }
-    eo_log_warn("kafka error", "error", reason, "code", rd_kafka_err2name(err), NULL);
-}
-
 static void clear_items(eo_processor_t *p)
 {
     for (size_t i = 0; i < p->nitems; i++) {
@@ -972,7 +958,7 @@ static rd_kafka_t *new_client(const eo_config_t *cfg, rd_kafka_type_t type, cons
         return NULL;
     }
     rd_kafka_conf_set_opaque(conf, p);
-    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_error_cb(conf, eo_kafka_on_error); /* fatal: the loop rebuilds */
     if (type == RD_KAFKA_CONSUMER)
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     char reason[512];
@@ -1024,10 +1010,7 @@ static int register_metrics(eo_processor_t *p)
     p->batch_size = eo_metrics_histogram(p->metrics, "eventops_processor_batch_size_events",
                                          "Records per batch.", role, eo_metrics_size_buckets,
                                          eo_metrics_size_nbuckets);
-    eo_metrics_counters(p->metrics, "eventops_kafka_client_rebuilds_total",
-                        "Kafka clients rebuilt in the process after a fatal error or a "
-                        "transaction of unknown outcome.",
-                        "processor", "client", rebuilt_clients, 2, p->rebuilds);
+    eo_kafka_rebuild_counters(p->metrics, "processor", rebuilt_clients, 2, p->rebuilds);
     p->aborts = eo_metrics_counter(p->metrics, "eventops_processor_transactions_aborted_total",
                                    "Kafka transactions aborted (the batch is read again).", role);
     eo_metrics_build_info(p->metrics, "processor");

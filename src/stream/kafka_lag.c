@@ -205,16 +205,6 @@ bool eo_kafka_lag_stalled(eo_kafka_lag_t *lag, int64_t stall_ms)
     return stalled;
 }
 
-int64_t eo_kafka_lag_total(eo_kafka_lag_t *lag)
-{
-    pthread_mutex_lock(&lag->lock);
-    int64_t total = lag->measured_us ? 0 : -1;
-    for (size_t i = 0; i < lag->nparts; i++)
-        total += eo_lag_of(&lag->parts[i]);
-    pthread_mutex_unlock(&lag->lock);
-    return total;
-}
-
 int eo_kafka_lag_write_metrics(eo_buf_t *out, void *ud)
 {
     eo_kafka_lag_t *lag = ud;

@@ -59,9 +59,6 @@ bool eo_kafka_lag_brokers_up(eo_kafka_lag_t *lag);
  * no committed progress for stall_ms (domain/lag.h). */
 bool eo_kafka_lag_stalled(eo_kafka_lag_t *lag, int64_t stall_ms);
 
-/* The backlog summed over the topic's partitions at the last measurement (-1: none yet). */
-int64_t eo_kafka_lag_total(eo_kafka_lag_t *lag);
-
 /* Appends the gauges eventops_kafka_consumer_lag{role,topic,partition} (every partition of
  * the topic) and eventops_kafka_consumer_lag_age_seconds{role} (time since the last
  * measurement; -1 before the first). A metrics collector (core/metrics.h). */
