@@ -12,6 +12,7 @@ void eo_buf_init(eo_buf_t *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->err = 0;
 }
 
 void eo_buf_done(eo_buf_t *b)
@@ -21,13 +22,21 @@ void eo_buf_done(eo_buf_t *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->err = 0;
 }
 
 void eo_buf_reset(eo_buf_t *b)
 {
-    b->len = 0;
-    if (b->data)
-        b->data[0] = '\0';
+    eo_buf_truncate(b, 0);
+}
+
+void eo_buf_truncate(eo_buf_t *b, size_t len)
+{
+    if (len < b->len) {
+        b->len = len;
+        b->data[len] = '\0';
+    }
+    b->err = 0;
 }
 
 char *eo_buf_steal(eo_buf_t *b, size_t *len)
@@ -37,10 +46,11 @@ char *eo_buf_steal(eo_buf_t *b, size_t *len)
         *len = b->len;
     b->data = NULL;
     b->len = b->cap = 0;
+    b->err = 0;
     return p;
 }
 
-int eo_buf_reserve(eo_buf_t *b, size_t extra)
+static int reserve(eo_buf_t *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
         return EO_ELIMIT;
@@ -60,9 +70,9 @@ int eo_buf_reserve(eo_buf_t *b, size_t extra)
     return 0;
 }
 
-int eo_buf_append(eo_buf_t *b, const void *p, size_t n)
+static int append(eo_buf_t *b, const void *p, size_t n)
 {
-    int r = eo_buf_reserve(b, n);
+    int r = reserve(b, n);
     if (r < 0)
         return r;
     if (n)
@@ -72,38 +82,26 @@ int eo_buf_append(eo_buf_t *b, const void *p, size_t n)
     return 0;
 }
 
-int eo_buf_append_str(eo_buf_t *b, const char *s)
+__attribute__((format(printf, 2, 0))) static int vprintf_(eo_buf_t *b, const char *fmt, va_list ap)
 {
-    return eo_buf_append(b, s, strlen(s));
-}
-
-int eo_buf_append_char(eo_buf_t *b, char c)
-{
-    return eo_buf_append(b, &c, 1);
-}
-
-int eo_buf_printf(eo_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     if (n < 0)
         return EO_EINVAL;
-    int r = eo_buf_reserve(b, (size_t)n);
+    int r = reserve(b, (size_t)n);
     if (r < 0)
         return r;
-    va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
     return 0;
 }
 
-int eo_buf_append_json_str(eo_buf_t *b, const char *s, size_t n)
+static int json_str(eo_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    int r = eo_buf_reserve(b, n + 2);
+    int r = reserve(b, n + 2);
     if (r < 0)
         return r;
     b->data[b->len++] = '"';
@@ -112,7 +110,7 @@ int eo_buf_append_json_str(eo_buf_t *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        if ((r = eo_buf_append(b, s + start, i - start)) < 0)
+        if ((r = append(b, s + start, i - start)) < 0)
             return r;
         char esc[7] = {'\\', 0};
         size_t elen = 2;
@@ -140,18 +138,18 @@ int eo_buf_append_json_str(eo_buf_t *b, const char *s, size_t n)
             esc[5] = hex[c & 15];
             elen = 6;
         }
-        if ((r = eo_buf_append(b, esc, elen)) < 0)
+        if ((r = append(b, esc, elen)) < 0)
             return r;
         start = i + 1;
     }
-    if ((r = eo_buf_append(b, s + start, n - start)) < 0)
+    if ((r = append(b, s + start, n - start)) < 0)
         return r;
-    return eo_buf_append_char(b, '"');
+    return append(b, "\"", 1);
 }
 
-int eo_buf_append_copy_text(eo_buf_t *b, const char *s, size_t n)
+static int copy_text(eo_buf_t *b, const char *s, size_t n)
 {
-    int r = eo_buf_reserve(b, n);
+    int r = reserve(b, n);
     if (r < 0)
         return r;
     size_t start = 0;
@@ -173,12 +171,100 @@ int eo_buf_append_copy_text(eo_buf_t *b, const char *s, size_t n)
         default:
             continue;
         }
-        if ((r = eo_buf_append(b, s + start, i - start)) < 0)
+        if ((r = append(b, s + start, i - start)) < 0)
             return r;
         char esc[2] = {'\\', e};
-        if ((r = eo_buf_append(b, esc, 2)) < 0)
+        if ((r = append(b, esc, 2)) < 0)
             return r;
         start = i + 1;
     }
-    return eo_buf_append(b, s + start, n - start);
+    return append(b, s + start, n - start);
+}
+
+/* Every public appender records its first failure in b->err; the eo_buf_put* ones also do
+ * nothing once it is set, so a sequence of them is checked once with eo_buf_error(). */
+static int note(eo_buf_t *b, int r)
+{
+    if (r < 0 && !b->err)
+        b->err = r;
+    return r;
+}
+
+int eo_buf_reserve(eo_buf_t *b, size_t extra)
+{
+    return note(b, reserve(b, extra));
+}
+
+int eo_buf_append(eo_buf_t *b, const void *p, size_t n)
+{
+    return note(b, append(b, p, n));
+}
+
+int eo_buf_append_str(eo_buf_t *b, const char *s)
+{
+    return note(b, append(b, s, strlen(s)));
+}
+
+int eo_buf_append_char(eo_buf_t *b, char c)
+{
+    return note(b, append(b, &c, 1));
+}
+
+int eo_buf_printf(eo_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vprintf_(b, fmt, ap);
+    va_end(ap);
+    return note(b, r);
+}
+
+int eo_buf_append_json_str(eo_buf_t *b, const char *s, size_t n)
+{
+    return note(b, json_str(b, s, n));
+}
+
+int eo_buf_append_copy_text(eo_buf_t *b, const char *s, size_t n)
+{
+    return note(b, copy_text(b, s, n));
+}
+
+void eo_buf_put(eo_buf_t *b, const void *p, size_t n)
+{
+    if (!b->err)
+        note(b, append(b, p, n));
+}
+
+void eo_buf_puts(eo_buf_t *b, const char *s)
+{
+    if (!b->err)
+        note(b, append(b, s, strlen(s)));
+}
+
+void eo_buf_putc(eo_buf_t *b, char c)
+{
+    if (!b->err)
+        note(b, append(b, &c, 1));
+}
+
+void eo_buf_putf(eo_buf_t *b, const char *fmt, ...)
+{
+    if (b->err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    note(b, vprintf_(b, fmt, ap));
+    va_end(ap);
+}
+
+void eo_buf_put_json_str(eo_buf_t *b, const char *s, size_t n)
+{
+    if (!b->err)
+        note(b, json_str(b, s, n));
+}
+
+void eo_buf_put_copy_text(eo_buf_t *b, const char *s, size_t n)
+{
+    if (!b->err)
+        note(b, copy_text(b, s, n));
 }

@@ -296,16 +296,55 @@ static void test_copy_text(void **state)
     }
 }
 
+/* The put family remembers the first error: later puts do nothing (even ones that would fit),
+ * eo_buf_error() reports it, and truncate/reset clear it. The append family records it too. */
+static void test_sticky_error(void **state)
+{
+    (void)state;
+    eo_buf_t b;
+    eo_buf_init(&b, 8);
+    assert_int_equal(eo_buf_error(&b), 0);
+    eo_buf_puts(&b, "abc");
+    eo_buf_putf(&b, "%d", 12);
+    assert_int_equal(eo_buf_error(&b), 0);
+    assert_string_equal(b.data, "abc12");
+    eo_buf_puts(&b, "toolong"); /* fails: 5 + 7 > 8 */
+    assert_int_equal(eo_buf_error(&b), EO_ELIMIT);
+    eo_buf_putc(&b, 'x'); /* would fit, but the buffer is failed */
+    eo_buf_put(&b, "y", 1);
+    eo_buf_put_json_str(&b, "", 0);
+    eo_buf_put_copy_text(&b, "z", 1);
+    assert_string_equal(b.data, "abc12");
+    assert_int_equal(eo_buf_error(&b), EO_ELIMIT);
+
+    eo_buf_truncate(&b, 3); /* drops the tail and the error */
+    assert_int_equal(eo_buf_error(&b), 0);
+    assert_string_equal(b.data, "abc");
+    eo_buf_put_json_str(&b, "q", 1);
+    assert_string_equal(b.data, "abc\"q\"");
+    eo_buf_truncate(&b, 100); /* longer than the content: only clears the error */
+    assert_int_equal(b.len, 6);
+
+    /* the append family records the first error but each call stands alone */
+    assert_int_equal(eo_buf_append_str(&b, "12345"), EO_ELIMIT);
+    assert_int_equal(eo_buf_append_char(&b, '!'), 0);
+    assert_int_equal(eo_buf_error(&b), EO_ELIMIT);
+    eo_buf_reset(&b);
+    assert_int_equal(eo_buf_error(&b), 0);
+    assert_int_equal(b.len, 0);
+    eo_buf_putf(&b, "%s", "0123456789");
+    assert_int_equal(eo_buf_error(&b), EO_ELIMIT);
+    eo_buf_done(&b);
+    assert_int_equal(eo_buf_error(&b), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_done),
-        cmocka_unit_test(test_append_and_grow),
-        cmocka_unit_test(test_cap),
-        cmocka_unit_test(test_printf),
-        cmocka_unit_test(test_reset_and_steal),
-        cmocka_unit_test(test_json_str),
-        cmocka_unit_test(test_json_str_parses_back),
+        cmocka_unit_test(test_init_done), cmocka_unit_test(test_append_and_grow),
+        cmocka_unit_test(test_cap),       cmocka_unit_test(test_sticky_error),
+        cmocka_unit_test(test_printf),    cmocka_unit_test(test_reset_and_steal),
+        cmocka_unit_test(test_json_str),  cmocka_unit_test(test_json_str_parses_back),
         cmocka_unit_test(test_copy_text),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
