@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/array.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/ticker.h"
@@ -123,15 +124,8 @@ int eo_keydir_load(const char *dir, eo_jwt_keyset_t **out, char *err, size_t err
         if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0 ||
             !eo_jwt_kid_valid(de->d_name, len - 4))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            char **k = realloc(kids, cap * sizeof *k);
-            if (!k) {
-                r = EO_ENOMEM;
-                break;
-            }
-            kids = k;
-        }
+        if ((r = EO_ARRAY_RESERVE(kids, cap, n + 1, 8)) < 0)
+            break;
         if (!(kids[n] = strndup(de->d_name, len - 4)))
             r = EO_ENOMEM;
         else

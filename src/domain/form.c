@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
+
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
@@ -140,16 +142,8 @@ int eo_form_parse(const char *body, size_t len, size_t max_pairs, eo_form_t *for
             r = EO_EPARSE;
             break;
         }
-        if (form->count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            eo_form_pair_t *p = realloc(form->pairs, ncap * sizeof *p);
-            if (!p) {
-                r = EO_ENOMEM;
-                break;
-            }
-            form->pairs = p;
-            cap = ncap;
-        }
+        if ((r = EO_ARRAY_RESERVE(form->pairs, cap, form->count + 1, 8)) < 0)
+            break;
         eo_form_pair_t *pair = &form->pairs[form->count];
         pair->name = decoded(start, nlen, &r);
         pair->value =

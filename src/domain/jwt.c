@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "domain/b64.h"
 
 #define HEADER_MAX 1024 /* decoded JOSE header, bytes */
@@ -53,14 +54,8 @@ int eo_jwt_keyset_add(eo_jwt_keyset_t *ks, const char *kid, EVP_PKEY *pkey)
         return EO_EINVAL;
     if (eo_jwt_keyset_find(ks, kid))
         return EO_EEXIST;
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 4;
-        entry_t *e = realloc(ks->entries, cap * sizeof *e);
-        if (!e)
-            return EO_ENOMEM;
-        ks->entries = e;
-        ks->cap = cap;
-    }
+    if (EO_ARRAY_RESERVE(ks->entries, ks->cap, ks->n + 1, 4) < 0)
+        return EO_ENOMEM;
     if (!EVP_PKEY_up_ref(pkey))
         return EO_ENOMEM;
     entry_t *e = &ks->entries[ks->n++];
