@@ -21,7 +21,7 @@ while IFS= read -r file; do
         case $dir in
         core) [[ $target == core ]] && ok=1 ;;
         domain)
-            [[ $target == domain || $inc == core/buf.h || $inc == core/error.h ||
+            [[ $target == domain || $inc == core/buf.h || $inc == core/error.h || $inc == core/array.h ||
                 $inc == core/config.h ]] && ok=1
             ;;
         access | stream)

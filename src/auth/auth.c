@@ -62,12 +62,12 @@ static void oauth_error(eo_auth_t *a, eo_http_req_t *req, unsigned status, const
     eo_counter_add(a->errors[e], 1);
     eo_buf_t b;
     eo_buf_init(&b, 4096);
-    int r = eo_buf_append_str(&b, "{\"error\":");
-    r = r ? r : eo_buf_append_json_str(&b, code, strlen(code));
-    r = r ? r : eo_buf_append_str(&b, ",\"error_description\":");
-    r = r ? r : eo_buf_append_json_str(&b, description, strlen(description));
-    r = r ? r : eo_buf_append_str(&b, "}");
-    if (r == 0)
+    eo_buf_puts(&b, "{\"error\":");
+    eo_buf_put_json_str(&b, code, strlen(code));
+    eo_buf_puts(&b, ",\"error_description\":");
+    eo_buf_put_json_str(&b, description, strlen(description));
+    eo_buf_putc(&b, '}');
+    if (!eo_buf_error(&b))
         eo_http_respond(req, status, b.data, b.len, headers ? headers : no_cache);
     else
         eo_http_respond(req, status, "{\"error\":\"server_error\"}", 24, no_cache);
@@ -363,15 +363,16 @@ static void on_token(eo_http_req_t *req, void *ud)
     eo_buf_t out;
     eo_buf_init(&out, 8192);
     int r = nkeys ? 0 : EO_EUNAVAIL;
-    r = r ? r : eo_buf_append_str(&out, "{\"access_token\":\"");
-    if (r == 0)
+    if (r == 0) {
+        eo_buf_puts(&out, "{\"access_token\":\"");
         r = eo_jwt_sign(&claims, a->cfg.auth_issuer, a->cfg.auth_audience,
                         eo_jwt_keyset_key(set, nkeys - 1), eo_jwt_keyset_kid(set, nkeys - 1), &out);
-    r = r ? r
-          : eo_buf_printf(&out, "\",\"token_type\":\"Bearer\",\"expires_in\":%lld,\"scope\":",
-                          (long long)a->cfg.auth_token_ttl_s);
-    r = r ? r : eo_buf_append_json_str(&out, claims.scope, strlen(claims.scope));
-    r = r ? r : eo_buf_append_str(&out, "}");
+        eo_buf_putf(&out, "\",\"token_type\":\"Bearer\",\"expires_in\":%lld,\"scope\":",
+                    (long long)a->cfg.auth_token_ttl_s);
+        eo_buf_put_json_str(&out, claims.scope, strlen(claims.scope));
+        eo_buf_putc(&out, '}');
+        r = r ? r : eo_buf_error(&out);
+    }
     eo_jwt_keyset_unref(set);
     if (r == 0) {
         eo_http_respond(req, 200, out.data, out.len, no_cache);

@@ -144,18 +144,20 @@ static void on_delivered(void *opaque, int err)
 static int append_item_error(eo_buf_t *errors, size_t index, eo_str_t message_id,
                              const eo_event_error_t *e)
 {
-    int r = eo_buf_append_str(errors, errors->len ? "," : "");
-    r = r ? r : eo_buf_printf(errors, "{\"index\":%zu,\"messageId\":", index);
-    if (!r)
-        r = message_id.s ? eo_buf_append_json_str(errors, message_id.s, message_id.len)
-                         : eo_buf_append_str(errors, "null");
-    r = r ? r : eo_buf_append_str(errors, ",\"error\":{\"code\":");
-    r = r ? r : eo_buf_append_json_str(errors, e->code, strlen(e->code));
-    r = r ? r : eo_buf_append_str(errors, ",\"message\":");
-    r = r ? r : eo_buf_append_json_str(errors, e->message, strlen(e->message));
-    r = r ? r : eo_buf_append_str(errors, ",\"field\":");
-    r = r ? r : eo_buf_append_json_str(errors, e->field, strlen(e->field));
-    return r ? r : eo_buf_append_str(errors, "}}");
+    eo_buf_puts(errors, errors->len ? "," : "");
+    eo_buf_putf(errors, "{\"index\":%zu,\"messageId\":", index);
+    if (message_id.s)
+        eo_buf_put_json_str(errors, message_id.s, message_id.len);
+    else
+        eo_buf_puts(errors, "null");
+    eo_buf_puts(errors, ",\"error\":{\"code\":");
+    eo_buf_put_json_str(errors, e->code, strlen(e->code));
+    eo_buf_puts(errors, ",\"message\":");
+    eo_buf_put_json_str(errors, e->message, strlen(e->message));
+    eo_buf_puts(errors, ",\"field\":");
+    eo_buf_put_json_str(errors, e->field, strlen(e->field));
+    eo_buf_puts(errors, "}}");
+    return eo_buf_error(errors);
 }
 
 /* Spans of one encoded record inside the shared buffers. */
@@ -213,13 +215,14 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
             if (vr == 0) {
                 s->val_len = values.len - s->val_off;
                 s->key_len = keys.len - s->key_off;
-                r = eo_buf_append_str(&ids, accepted ? "," : "");
-                r = r ? r : eo_buf_append_json_str(&ids, mid.s, mid.len);
+                eo_buf_puts(&ids, accepted ? "," : "");
+                eo_buf_put_json_str(&ids, mid.s, mid.len);
+                r = eo_buf_error(&ids);
                 accepted++;
                 continue;
             }
-            values.len = s->val_off; /* drop the partial record */
-            keys.len = s->key_off;
+            eo_buf_truncate(&values, s->val_off); /* drop the partial record */
+            eo_buf_truncate(&keys, s->key_off);
             if (vr != EO_ELIMIT || strcmp(e.code, "too_large") != 0) {
                 r = vr;
                 break;
@@ -244,12 +247,11 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
         }
         eo_buf_t out;
         eo_buf_init(&out, max);
-        r = eo_buf_append_str(&out, "{\"error\":{\"code\":\"no_valid_events\",\"message\":"
-                                    "\"no event in the batch is valid\"},\"accepted\":0,"
-                                    "\"errors\":[");
-        r = r ? r : eo_buf_append(&out, errors.data, errors.len);
-        r = r ? r : eo_buf_append_str(&out, "]}");
-        if (r == 0)
+        eo_buf_puts(&out, "{\"error\":{\"code\":\"no_valid_events\",\"message\":"
+                          "\"no event in the batch is valid\"},\"accepted\":0,\"errors\":[");
+        eo_buf_put(&out, errors.data, errors.len);
+        eo_buf_puts(&out, "]}");
+        if (!eo_buf_error(&out))
             eo_http_respond(req, 400, out.data, out.len, NULL);
         else
             eo_http_respond_error(req, 400, "no_valid_events", "no event is valid", NULL, NULL);
@@ -258,16 +260,16 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     }
     eo_buf_t out;
     eo_buf_init(&out, max);
-    r = eo_buf_printf(&out, "{\"accepted\":%zu,\"messageIds\":[", accepted);
-    r = r ? r : eo_buf_append(&out, ids.data, ids.len);
-    r = r ? r : eo_buf_append_str(&out, "]");
-    if (!r && errors.len) {
-        r = eo_buf_append_str(&out, ",\"errors\":[");
-        r = r ? r : eo_buf_append(&out, errors.data, errors.len);
-        r = r ? r : eo_buf_append_str(&out, "]");
+    eo_buf_putf(&out, "{\"accepted\":%zu,\"messageIds\":[", accepted);
+    eo_buf_put(&out, ids.data, ids.len);
+    eo_buf_putc(&out, ']');
+    if (errors.len) {
+        eo_buf_puts(&out, ",\"errors\":[");
+        eo_buf_put(&out, errors.data, errors.len);
+        eo_buf_putc(&out, ']');
     }
-    r = r ? r : eo_buf_append_str(&out, "}");
-    if (r < 0) {
+    eo_buf_putc(&out, '}');
+    if (eo_buf_error(&out)) {
         eo_buf_done(&out);
         eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
                               NULL);

@@ -67,27 +67,27 @@ void eo_log(eo_log_level_t level, const char *msg, ...)
 
     eo_buf_t b;
     eo_buf_init(&b, 16384);
-    int r = eo_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":", tbuf, level_name(level));
+    eo_buf_putf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":", tbuf, level_name(level));
     const char *role = thread_role ? thread_role : log_role;
-    r = r ? r : eo_buf_append_json_str(&b, role, strlen(role));
-    r = r ? r : eo_buf_append_str(&b, ",\"msg\":");
-    r = r ? r : eo_buf_append_json_str(&b, msg, strlen(msg));
+    eo_buf_put_json_str(&b, role, strlen(role));
+    eo_buf_puts(&b, ",\"msg\":");
+    eo_buf_put_json_str(&b, msg, strlen(msg));
     va_list ap;
     va_start(ap, msg);
     const char *key;
-    while (!r && (key = va_arg(ap, const char *))) {
+    while (!eo_buf_error(&b) && (key = va_arg(ap, const char *))) {
         const char *val = va_arg(ap, const char *);
-        r = eo_buf_append_char(&b, ',');
-        r = r ? r : eo_buf_append_json_str(&b, key, strlen(key));
-        r = r ? r : eo_buf_append_char(&b, ':');
-        if (!r)
-            r = val ? eo_buf_append_json_str(&b, val, strnlen(val, EO_LOG_VALUE_MAX))
-                    : eo_buf_append_str(&b, "null");
+        eo_buf_putc(&b, ',');
+        eo_buf_put_json_str(&b, key, strlen(key));
+        eo_buf_putc(&b, ':');
+        if (val)
+            eo_buf_put_json_str(&b, val, strnlen(val, EO_LOG_VALUE_MAX));
+        else
+            eo_buf_puts(&b, "null");
     }
     va_end(ap);
-    if (!r)
-        r = eo_buf_append_str(&b, "}\n");
-    if (!r) {
+    eo_buf_puts(&b, "}\n");
+    if (!eo_buf_error(&b)) {
         ssize_t w = write(STDERR_FILENO, b.data, b.len);
         (void)w;
     }

@@ -491,9 +491,11 @@ int eo_jwt_sign(const eo_jwt_claims_t *claims, const char *issuer, const char *a
     json_decref(c);
     size_t start = out->len;
     int r = hs && cs ? 0 : EO_ENOMEM;
-    r = r ? r : append_b64url(out, hs, strlen(hs));
-    r = r ? r : eo_buf_append_char(out, '.');
-    r = r ? r : append_b64url(out, cs, strlen(cs));
+    if (r == 0) {
+        r = append_b64url(out, hs, strlen(hs));
+        r = r ? r : eo_buf_append_char(out, '.');
+        r = r ? r : append_b64url(out, cs, strlen(cs));
+    }
     free(hs);
     free(cs);
     if (r < 0)

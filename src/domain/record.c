@@ -46,9 +46,10 @@ int eo_record_encode(const char *tenant_id, int64_t received_at_us, const eo_eve
 int eo_record_key(const char *tenant_id, const eo_event_t *ev, eo_buf_t *out)
 {
     eo_str_t who = ev->user_id.s ? ev->user_id : ev->anonymous_id;
-    int r = eo_buf_append_str(out, tenant_id);
-    r = r ? r : eo_buf_append_char(out, ':');
-    return r ? r : eo_buf_append(out, who.s, who.len);
+    eo_buf_puts(out, tenant_id);
+    eo_buf_putc(out, ':');
+    eo_buf_put(out, who.s, who.len);
+    return eo_buf_error(out);
 }
 
 int eo_record_decode(const void *bytes, size_t len, const eo_event_limits_t *lim, eo_record_t *rec,
