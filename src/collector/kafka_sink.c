@@ -184,18 +184,13 @@ int eo_kafka_sink_new(const eo_config_t *cfg, eo_sink_done_fn done, eo_kafka_sin
     return 0;
 }
 
-static int write_queued(eo_buf_t *out, void *ud)
+static double read_queued(void *ud)
 {
     eo_kafka_sink_t *sink = ud;
     pthread_rwlock_rdlock(&sink->swap);
     int queued = rd_kafka_outq_len(sink->rk);
     pthread_rwlock_unlock(&sink->swap);
-    return eo_buf_printf(out,
-                         "# HELP eventops_kafka_messages_queued Messages produced and not yet "
-                         "acknowledged by Kafka.\n"
-                         "# TYPE eventops_kafka_messages_queued gauge\n"
-                         "eventops_kafka_messages_queued{role=\"collector\"} %d\n",
-                         queued);
+    return queued;
 }
 
 int eo_kafka_sink_register_metrics(eo_kafka_sink_t *sink, eo_metrics_t *m)
@@ -209,7 +204,9 @@ int eo_kafka_sink_register_metrics(eo_kafka_sink_t *sink, eo_metrics_t *m)
                                       "role=\"collector\"");
     static const char *const clients[] = {"producer"};
     eo_kafka_rebuild_counters(m, "collector", clients, 1, &sink->rebuilds);
-    return eo_metrics_add_collector(m, write_queued, sink);
+    return eo_metrics_gauge_fn(m, "eventops_kafka_messages_queued",
+                               "Messages produced and not yet acknowledged by Kafka.",
+                               "role=\"collector\"", read_queued, sink);
 }
 
 int eo_kafka_sink_produce(eo_kafka_sink_t *sink, const void *key, size_t keylen, const void *value,

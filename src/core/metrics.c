@@ -32,7 +32,9 @@ struct eo_counter {
 };
 
 struct eo_gauge {
-    atomic_ullong bits; /* a double */
+    atomic_ullong bits;       /* a double */
+    double (*read)(void *ud); /* a callback gauge: the value read at each write */
+    void *ud;
 };
 
 struct eo_histogram {
@@ -256,6 +258,22 @@ void eo_metrics_build_info(eo_metrics_t *m, const char *role)
         eo_metrics_gauge(m, "eventops_build_info", "The running build (always 1).", labels), 1);
 }
 
+int eo_metrics_gauge_fn(eo_metrics_t *m, const char *name, const char *help, const char *labels,
+                        double (*read)(void *ud), void *ud)
+{
+    if (!m)
+        return EO_EINVAL;
+    bool created;
+    pthread_mutex_lock(&m->lock);
+    series_t *s = series_of(m, name, help, labels, KIND_GAUGE, &created);
+    if (s) {
+        s->u.gauge.read = read;
+        s->u.gauge.ud = ud;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return s ? 0 : EO_ENOMEM;
+}
+
 int eo_metrics_add_collector(eo_metrics_t *m, int (*collect)(eo_buf_t *, void *), void *ud)
 {
     collector_t *c = calloc(1, sizeof *c);
@@ -284,45 +302,49 @@ static void shortest(double v, char out[32])
 
 /* A sample value: integers exactly, others in their shortest exact form; NaN/Inf spelled the
  * Prometheus way. */
-static int write_value(eo_buf_t *out, double v)
+static void write_value(eo_buf_t *out, double v)
 {
-    if (isnan(v))
-        return eo_buf_append_str(out, "NaN");
-    if (isinf(v))
-        return eo_buf_append_str(out, v > 0 ? "+Inf" : "-Inf");
-    if (v == floor(v) && fabs(v) < 9e15)
-        return eo_buf_printf(out, "%.0f", v);
     char text[32];
-    shortest(v, text);
-    return eo_buf_append_str(out, text);
+    if (isnan(v))
+        eo_buf_puts(out, "NaN");
+    else if (isinf(v))
+        eo_buf_puts(out, v > 0 ? "+Inf" : "-Inf");
+    else if (v == floor(v) && fabs(v) < 9e15)
+        eo_buf_putf(out, "%.0f", v);
+    else {
+        shortest(v, text);
+        eo_buf_puts(out, text);
+    }
 }
 
-static int write_sample(eo_buf_t *out, const char *name, const char *suffix, const char *labels,
-                        const char *extra, double v)
+static void write_sample(eo_buf_t *out, const char *name, const char *suffix, const char *labels,
+                         const char *extra, double v)
 {
     bool any = labels[0] || extra[0];
-    int r = eo_buf_printf(out, "%s%s%s%s%s%s%s ", name, suffix, any ? "{" : "", labels,
-                          labels[0] && extra[0] ? "," : "", extra, any ? "}" : "");
-    r = r ? r : write_value(out, v);
-    return r ? r : eo_buf_append_char(out, '\n');
+    eo_buf_putf(out, "%s%s%s%s%s%s%s ", name, suffix, any ? "{" : "", labels,
+                labels[0] && extra[0] ? "," : "", extra, any ? "}" : "");
+    write_value(out, v);
+    eo_buf_putc(out, '\n');
 }
 
-static int write_family(eo_buf_t *out, const family_t *f)
+static double gauge_value(const eo_gauge_t *g)
+{
+    return g->read ? g->read(g->ud) : double_of(atomic_load(&g->bits));
+}
+
+static void write_family(eo_buf_t *out, const family_t *f)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
-    int r = eo_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
-                          types[f->kind]);
-    for (const series_t *s = f->series; r == 0 && s; s = s->next) {
+    eo_buf_putf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, types[f->kind]);
+    for (const series_t *s = f->series; !eo_buf_error(out) && s; s = s->next) {
         if (f->kind == KIND_COUNTER) {
-            r = write_sample(out, f->name, "", s->labels, "",
-                             (double)atomic_load(&s->u.counter.value));
+            write_sample(out, f->name, "", s->labels, "", (double)atomic_load(&s->u.counter.value));
         } else if (f->kind == KIND_GAUGE) {
-            r = write_sample(out, f->name, "", s->labels, "",
-                             double_of(atomic_load(&s->u.gauge.bits)));
+            write_sample(out, f->name, "", s->labels, "", gauge_value(&s->u.gauge));
         } else {
             const eo_histogram_t *h = &s->u.histogram;
             uint64_t cumulative = 0;
-            for (size_t i = 0; r == 0 && h->counts && i <= h->nbounds; i++) {
+            for (size_t i = 0; h->counts && i <= h->nbounds; i++) {
                 cumulative += atomic_load(&h->counts[i]);
                 char le[48], bound[32];
                 if (i < h->nbounds) {
@@ -330,19 +352,16 @@ static int write_family(eo_buf_t *out, const family_t *f)
                     snprintf(le, sizeof le, "le=\"%s\"", bound);
                 } else
                     snprintf(le, sizeof le, "le=\"+Inf\"");
-                r = write_sample(out, f->name, "_bucket", s->labels, le, (double)cumulative);
+                write_sample(out, f->name, "_bucket", s->labels, le, (double)cumulative);
             }
-            r = r ? r
-                  : write_sample(out, f->name, "_sum", s->labels, "",
-                                 double_of(atomic_load(&h->sum_bits)));
-            r = r ? r : write_sample(out, f->name, "_count", s->labels, "", (double)cumulative);
+            write_sample(out, f->name, "_sum", s->labels, "", double_of(atomic_load(&h->sum_bits)));
+            write_sample(out, f->name, "_count", s->labels, "", (double)cumulative);
         }
     }
-    return r;
 }
 
 /* process_* metrics from /proc (Linux). */
-static int write_process(eo_buf_t *out)
+static void write_process(eo_buf_t *out)
 {
     long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
     double rss = 0, vsize = 0, cpu = 0, start = 0, fds = 0, max_fds = 0;
@@ -384,46 +403,40 @@ static int write_process(eo_buf_t *out)
         fds -= 1; /* the directory stream itself */
     }
     max_fds = (double)sysconf(_SC_OPEN_MAX);
-    int r = eo_buf_append_str(out, "# HELP process_cpu_seconds_total Total user and system CPU "
-                                   "time spent in seconds.\n# TYPE process_cpu_seconds_total "
-                                   "counter\nprocess_cpu_seconds_total ");
-    r = r ? r : write_value(out, cpu);
-    r = r ? r
-          : eo_buf_append_str(out, "\n# HELP process_resident_memory_bytes Resident memory size "
-                                   "in bytes.\n# TYPE process_resident_memory_bytes gauge\n"
-                                   "process_resident_memory_bytes ");
-    r = r ? r : write_value(out, rss);
-    r = r ? r
-          : eo_buf_append_str(out, "\n# HELP process_virtual_memory_bytes Virtual memory size in "
-                                   "bytes.\n# TYPE process_virtual_memory_bytes gauge\n"
-                                   "process_virtual_memory_bytes ");
-    r = r ? r : write_value(out, vsize);
-    r = r ? r
-          : eo_buf_append_str(out, "\n# HELP process_open_fds Number of open file descriptors.\n"
-                                   "# TYPE process_open_fds gauge\nprocess_open_fds ");
-    r = r ? r : write_value(out, fds);
-    r = r ? r
-          : eo_buf_append_str(out, "\n# HELP process_max_fds Maximum number of open file "
-                                   "descriptors.\n# TYPE process_max_fds gauge\nprocess_max_fds ");
-    r = r ? r : write_value(out, max_fds);
-    r = r ? r
-          : eo_buf_append_str(out, "\n# HELP process_start_time_seconds Start time of the "
-                                   "process since unix epoch in seconds.\n# TYPE "
-                                   "process_start_time_seconds gauge\nprocess_start_time_seconds ");
-    r = r ? r : write_value(out, start);
-    return r ? r : eo_buf_append_char(out, '\n');
+    static const struct {
+        const char *name, *help, *type;
+    } proc[] = {
+        {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+         "counter"},
+        {"process_resident_memory_bytes", "Resident memory size in bytes.", "gauge"},
+        {"process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge"},
+        {"process_open_fds", "Number of open file descriptors.", "gauge"},
+        {"process_max_fds", "Maximum number of open file descriptors.", "gauge"},
+        {"process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+         "gauge"},
+    };
+    const double values[] = {cpu, rss, vsize, fds, max_fds, start};
+    for (size_t i = 0; i < sizeof proc / sizeof proc[0]; i++) {
+        eo_buf_putf(out, "# HELP %s %s\n# TYPE %s %s\n", proc[i].name, proc[i].help, proc[i].name,
+                    proc[i].type);
+        write_sample(out, proc[i].name, "", "", "", values[i]);
+    }
 }
 
 int eo_metrics_write(eo_metrics_t *m, eo_buf_t *out)
 {
-    int r = 0;
+    int r = eo_buf_error(out);
     pthread_mutex_lock(&m->lock);
-    for (const family_t *f = m->families; r == 0 && f; f = f->next)
-        r = write_family(out, f);
+    for (const family_t *f = m->families; r == 0 && f; f = f->next) {
+        write_family(out, f);
+        r = eo_buf_error(out);
+    }
     for (const collector_t *c = m->collectors; r == 0 && c; c = c->next)
         r = c->collect(out, c->ud);
     pthread_mutex_unlock(&m->lock);
-    return r ? r : write_process(out);
+    if (r == 0)
+        write_process(out);
+    return r ? r : eo_buf_error(out);
 }
 
 void eo_metrics_counters(eo_metrics_t *m, const char *name, const char *help, const char *role,

@@ -43,6 +43,12 @@ void eo_gauge_set(eo_gauge_t *g, double v);
 void eo_gauge_add(eo_gauge_t *g, double delta);
 void eo_histogram_observe(eo_histogram_t *h, double v);
 
+/* Registers a callback gauge name{labels}: read(ud) is called at each write (under the
+ * registry's lock, so it must not register metrics) for values that are state rather than
+ * events, e.g. "is PostgreSQL up". EO_ENOMEM, or EO_EINVAL when m is NULL. */
+int eo_metrics_gauge_fn(eo_metrics_t *m, const char *name, const char *help, const char *labels,
+                        double (*read)(void *ud), void *ud) EO_MUST_CHECK;
+
 /* Adds a callback run at each write, after the registered families: it appends whole lines
  * (HELP, TYPE and samples) for values known only then (e.g. consumer lag per partition). */
 int eo_metrics_add_collector(eo_metrics_t *m, int (*collect)(eo_buf_t *out, void *ud),

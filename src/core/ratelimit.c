@@ -57,7 +57,6 @@ struct eo_ratelimit {
     atomic_llong down_until_us; /* monotonic; 0: Redis in use */
     atomic_bool down;           /* the last decision was local because of Redis */
     eo_counter_t *refused_c, *redis_errors_c, *local_c; /* NULL until registered */
-    char role[32];                                      /* of the metrics */
     shard_t shards[SHARDS];
 };
 
@@ -304,15 +303,9 @@ bool eo_ratelimit_shared(eo_ratelimit_t *rl)
 
 /* eventops_ratelimit_shared, read from the limiter's state at each scrape (a gauge set on
  * every switch could be left wrong by two threads switching at once). */
-static int write_shared(eo_buf_t *out, void *ud)
+static double read_shared(void *ud)
 {
-    eo_ratelimit_t *rl = ud;
-    return eo_buf_printf(out,
-                         "# HELP eventops_ratelimit_shared 1 while limits are shared through "
-                         "Redis, 0 while this instance limits locally.\n"
-                         "# TYPE eventops_ratelimit_shared gauge\n"
-                         "eventops_ratelimit_shared{role=\"%s\"} %d\n",
-                         rl->role, eo_ratelimit_shared(rl) ? 1 : 0);
+    return eo_ratelimit_shared(ud) ? 1 : 0;
 }
 
 int eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const char *role)
@@ -325,6 +318,8 @@ int eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const cha
                                             "Rate-limit decisions Redis failed to make.", labels);
     rl->local_c = eo_metrics_counter(m, "eventops_ratelimit_local_decisions_total",
                                      "Decisions made by the local fallback limiter.", labels);
-    snprintf(rl->role, sizeof rl->role, "%s", role);
-    return eo_metrics_add_collector(m, write_shared, rl);
+    return eo_metrics_gauge_fn(m, "eventops_ratelimit_shared",
+                               "1 while limits are shared through Redis, 0 while this instance "
+                               "limits locally.",
+                               labels, read_shared, rl);
 }

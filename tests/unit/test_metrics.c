@@ -92,6 +92,34 @@ static void test_collector_and_build_info(void **state)
     eo_metrics_free(m);
 }
 
+static double read_half(void *ud)
+{
+    return *(int *)ud / 2.0;
+}
+
+/* A callback gauge is read at each write, written with its family's HELP and TYPE, and a
+ * second series of the same family shares them. */
+static void test_gauge_fn(void **state)
+{
+    eo_metrics_t *m = eo_metrics_new();
+    int v = 3, w = 10;
+    assert_int_equal(eo_metrics_gauge_fn(m, "t_up", "Up or not.", "role=\"a\"", read_half, &v), 0);
+    assert_int_equal(eo_metrics_gauge_fn(m, "t_up", "Up or not.", "role=\"b\"", read_half, &w), 0);
+    char *text = render(m);
+    assert_has(text, "# HELP t_up Up or not.\n# TYPE t_up gauge\nt_up{role=\"a\"} 1.5\n"
+                     "t_up{role=\"b\"} 5\n");
+    free(text);
+    v = 8;
+    text = render(m);
+    assert_has(text, "t_up{role=\"a\"} 4\n");
+    free(text);
+    /* a name already registered as another type is refused */
+    assert_non_null(eo_metrics_counter(m, "t_count", "A counter.", ""));
+    assert_int_equal(eo_metrics_gauge_fn(m, "t_count", "x", "", read_half, &v), EO_ENOMEM);
+    assert_int_equal(eo_metrics_gauge_fn(NULL, "t_x", "x", "", read_half, &v), EO_EINVAL);
+    eo_metrics_free(m);
+}
+
 static eo_counter_t *shared_counter;
 static eo_histogram_t *shared_hist;
 
@@ -126,9 +154,8 @@ static void test_concurrent_updates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counter_and_gauge),
-        cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_collector_and_build_info),
+        cmocka_unit_test(test_counter_and_gauge),        cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_collector_and_build_info), cmocka_unit_test(test_gauge_fn),
         cmocka_unit_test(test_concurrent_updates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
