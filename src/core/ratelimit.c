@@ -1,6 +1,6 @@
 /* GCRA rate limiter on Redis with a local fallback (see ratelimit.h).
- * Threads: each thread's Redis connection lives in thread-specific data (freed when the
- * thread exits); `down_until_us` and the counters are atomics; each local shard has a mutex. */
+ * Threads: each thread has its own Redis connection with a shared down/retry switch
+ * (core/tconn.h); the counters are atomics; each local shard has a mutex. */
 #include "core/ratelimit.h"
 
 #include <hiredis/hiredis.h>
@@ -50,21 +50,13 @@ typedef struct {
 } shard_t;
 
 struct eo_ratelimit {
-    eo_redis_addr_t addr;
-    int64_t timeout_ms, retry_ms, instances;
+    eo_redis_target_t redis;
+    int64_t instances;
     char sha[41];
-    pthread_key_t conn_key;
-    atomic_llong down_until_us; /* monotonic; 0: Redis in use */
-    atomic_bool down;           /* the last decision was local because of Redis */
+    eo_tconn_t conn; /* per thread; down: the last decision was local because of Redis */
     eo_counter_t *refused_c, *redis_errors_c, *local_c; /* NULL until registered */
     shard_t shards[SHARDS];
 };
-
-static void conn_free(void *p)
-{
-    if (p)
-        redisFree(p);
-}
 
 int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,
                      size_t errlen)
@@ -73,19 +65,19 @@ int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, ch
     eo_ratelimit_t *rl = calloc(1, sizeof *rl);
     if (!rl)
         return EO_ENOMEM;
-    int r = eo_redis_parse_url(opt->redis_url, &rl->addr, err, errlen);
+    int r = eo_redis_parse_url(opt->redis_url, &rl->redis.addr, err, errlen);
     if (r < 0) {
         free(rl);
         return r;
     }
-    rl->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 50;
-    rl->retry_ms = opt->retry_ms > 0 ? opt->retry_ms : 1000;
+    rl->redis.timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 50;
     rl->instances = opt->instances > 0 ? opt->instances : 1;
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)script, strlen(script), digest);
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
         snprintf(rl->sha + 2 * i, 3, "%02x", digest[i]);
-    if (pthread_key_create(&rl->conn_key, conn_free) != 0) {
+    eo_tconn_ops_t ops = eo_redis_tconn_ops(&rl->redis, opt->retry_ms > 0 ? opt->retry_ms : 1000);
+    if (eo_tconn_init(&rl->conn, &ops) < 0) {
         free(rl);
         return EO_ENOMEM;
     }
@@ -99,8 +91,7 @@ void eo_ratelimit_free(eo_ratelimit_t *rl)
 {
     if (!rl)
         return;
-    conn_free(pthread_getspecific(rl->conn_key)); /* the calling thread's own */
-    pthread_key_delete(rl->conn_key);
+    eo_tconn_done(&rl->conn);
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_destroy(&rl->shards[i].lock);
         free(rl->shards[i].slots);
@@ -203,28 +194,11 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
 
 /* ---- Redis ---- */
 
-/* This thread's connection, connected (and authenticated) when needed; NULL on failure. */
-static redisContext *thread_conn(eo_ratelimit_t *rl, char *err, size_t errlen)
-{
-    redisContext *c = pthread_getspecific(rl->conn_key);
-    if (c && !c->err)
-        return c;
-    if (c) {
-        redisFree(c);
-        pthread_setspecific(rl->conn_key, NULL);
-    }
-    c = eo_redis_connect(&rl->addr, rl->timeout_ms, err, errlen);
-    if (!c)
-        return NULL;
-    pthread_setspecific(rl->conn_key, c);
-    return c;
-}
-
 /* Runs the script; returns 0 with res filled, or EO_EUNAVAIL (reason in err). */
 static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
                       eo_ratelimit_result_t *res, char *err, size_t errlen)
 {
-    redisContext *c = thread_conn(rl, err, errlen);
+    redisContext *c = eo_tconn_get(&rl->conn, err, errlen);
     if (!c)
         return EO_EUNAVAIL;
     char rate_s[32], burst_s[24];
@@ -244,10 +218,8 @@ static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t 
                  : c->err                              ? c->errstr
                                                        : "unexpected reply");
         freeReplyObject(rep);
-        if (c->err || !rep) {
-            redisFree(c);
-            pthread_setspecific(rl->conn_key, NULL);
-        }
+        if (c->err || !rep)
+            eo_tconn_drop(&rl->conn);
         return EO_EUNAVAIL;
     }
     res->allowed = rep->element[0]->integer == 1;
@@ -268,23 +240,17 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
     if (burst < 1)
         burst = 1;
     bool done = false;
-    if (rl->addr.set) {
-        int64_t now = eo_clock_mono_us();
-        if (now >= atomic_load(&rl->down_until_us)) {
-            char err[256] = "";
-            if (take_redis(rl, key, rate, burst, res, err, sizeof err) == 0) {
-                done = true;
-                if (atomic_exchange(&rl->down, false)) {
-                    eo_log_info("rate limiter: Redis back, limits shared again", NULL);
-                }
-            } else {
-                eo_counter_add(rl->redis_errors_c, 1);
-                atomic_store(&rl->down_until_us, now + rl->retry_ms * 1000);
-                if (!atomic_exchange(&rl->down, true)) {
-                    eo_log_warn("rate limiter: Redis unavailable, limiting locally", "error", err,
-                                NULL);
-                }
-            }
+    if (rl->redis.addr.set && !eo_tconn_waiting(&rl->conn)) {
+        char err[256] = "";
+        if (take_redis(rl, key, rate, burst, res, err, sizeof err) == 0) {
+            done = true;
+            if (eo_tconn_ok(&rl->conn))
+                eo_log_info("rate limiter: Redis back, limits shared again", NULL);
+        } else {
+            eo_counter_add(rl->redis_errors_c, 1);
+            if (eo_tconn_fail(&rl->conn))
+                eo_log_warn("rate limiter: Redis unavailable, limiting locally", "error", err,
+                            NULL);
         }
     }
     if (!done)
@@ -298,7 +264,7 @@ void eo_ratelimit_take(eo_ratelimit_t *rl, const char *key, double rate, int64_t
 
 bool eo_ratelimit_shared(eo_ratelimit_t *rl)
 {
-    return rl->addr.set && !atomic_load(&rl->down);
+    return rl->redis.addr.set && !eo_tconn_down(&rl->conn);
 }
 
 /* eventops_ratelimit_shared, read from the limiter's state at each scrape (a gauge set on

@@ -97,3 +97,28 @@ redisContext *eo_redis_connect(const eo_redis_addr_t *a, int64_t timeout_ms, cha
     }
     return c;
 }
+
+static void *tconn_open(void *ud, char *err, size_t errlen)
+{
+    const eo_redis_target_t *t = ud;
+    return eo_redis_connect(&t->addr, t->timeout_ms, err, errlen);
+}
+
+static bool tconn_usable(const void *conn)
+{
+    return ((const redisContext *)conn)->err == 0;
+}
+
+static void tconn_close(void *conn)
+{
+    redisFree(conn);
+}
+
+eo_tconn_ops_t eo_redis_tconn_ops(const eo_redis_target_t *target, int64_t retry_ms)
+{
+    return (eo_tconn_ops_t){.open = tconn_open,
+                            .usable = tconn_usable,
+                            .close = tconn_close,
+                            .ud = (void *)target,
+                            .retry_ms = retry_ms};
+}

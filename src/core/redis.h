@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/tconn.h"
 
 typedef struct {
     bool set; /* false: no Redis configured */
@@ -26,5 +27,15 @@ int eo_redis_parse_url(const char *url, eo_redis_addr_t *a, char *err, size_t er
  * failure. */
 redisContext *eo_redis_connect(const eo_redis_addr_t *a, int64_t timeout_ms, char *err,
                                size_t errlen);
+
+/* Where to connect and the timeout of the connect and of every command. */
+typedef struct {
+    eo_redis_addr_t addr;
+    int64_t timeout_ms;
+} eo_redis_target_t;
+
+/* Per-thread connection operations (core/tconn.h) opening hiredis connections to target,
+ * which must outlive them; a connection with an error is reopened. */
+eo_tconn_ops_t eo_redis_tconn_ops(const eo_redis_target_t *target, int64_t retry_ms);
 
 #endif

@@ -1,6 +1,6 @@
 /* Query cache on Redis (see cache.h).
- * Threads: each thread's connection lives in thread-specific data; `down_until_us` and `down`
- * are atomics. */
+ * Threads: each thread has its own Redis connection with a shared down/retry switch
+ * (core/tconn.h). */
 #include "query/cache.h"
 
 #include <pthread.h>
@@ -14,18 +14,9 @@
 #include "core/redis.h"
 
 struct eo_qcache {
-    eo_redis_addr_t addr;
-    int64_t timeout_ms, retry_ms;
-    pthread_key_t conn_key;
-    atomic_llong down_until_us; /* monotonic */
-    atomic_bool down;
+    eo_redis_target_t redis;
+    eo_tconn_t conn;
 };
-
-static void conn_free(void *p)
-{
-    if (p)
-        redisFree(p);
-}
 
 int eo_qcache_new(const char *url, int64_t timeout_ms, int64_t retry_ms, eo_qcache_t **out,
                   char *err, size_t errlen)
@@ -34,13 +25,13 @@ int eo_qcache_new(const char *url, int64_t timeout_ms, int64_t retry_ms, eo_qcac
     eo_qcache_t *c = calloc(1, sizeof *c);
     if (!c)
         return EO_ENOMEM;
-    int r = eo_redis_parse_url(url, &c->addr, err, errlen);
-    if (r < 0 || pthread_key_create(&c->conn_key, conn_free) != 0) {
+    int r = eo_redis_parse_url(url, &c->redis.addr, err, errlen);
+    c->redis.timeout_ms = timeout_ms > 0 ? timeout_ms : 50;
+    eo_tconn_ops_t ops = eo_redis_tconn_ops(&c->redis, retry_ms > 0 ? retry_ms : 1000);
+    if (r < 0 || eo_tconn_init(&c->conn, &ops) < 0) {
         free(c);
         return r < 0 ? r : EO_ENOMEM;
     }
-    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 50;
-    c->retry_ms = retry_ms > 0 ? retry_ms : 1000;
     *out = c;
     return 0;
 }
@@ -49,15 +40,13 @@ void eo_qcache_free(eo_qcache_t *c)
 {
     if (!c)
         return;
-    conn_free(pthread_getspecific(c->conn_key));
-    pthread_key_delete(c->conn_key);
+    eo_tconn_done(&c->conn);
     free(c);
 }
 
 static void mark_down(eo_qcache_t *c, const char *why)
 {
-    atomic_store(&c->down_until_us, eo_clock_mono_us() + c->retry_ms * 1000);
-    if (!atomic_exchange(&c->down, true))
+    if (eo_tconn_fail(&c->conn))
         eo_log_warn("query cache: Redis unavailable, answering from PostgreSQL", "error", why,
                     NULL);
 }
@@ -65,22 +54,12 @@ static void mark_down(eo_qcache_t *c, const char *why)
 /* This thread's connection, or NULL (Redis marked down, or connecting failed). */
 static redisContext *conn_of(eo_qcache_t *c)
 {
-    if (!c->addr.set || eo_clock_mono_us() < atomic_load(&c->down_until_us))
+    if (!c->redis.addr.set || eo_tconn_waiting(&c->conn))
         return NULL;
-    redisContext *rc = pthread_getspecific(c->conn_key);
-    if (rc && !rc->err)
-        return rc;
-    if (rc) {
-        redisFree(rc);
-        pthread_setspecific(c->conn_key, NULL);
-    }
     char err[256];
-    rc = eo_redis_connect(&c->addr, c->timeout_ms, err, sizeof err);
-    if (!rc) {
+    redisContext *rc = eo_tconn_get(&c->conn, err, sizeof err);
+    if (!rc)
         mark_down(c, err);
-        return NULL;
-    }
-    pthread_setspecific(c->conn_key, rc);
     return rc;
 }
 
@@ -94,17 +73,15 @@ static bool reply_ok(eo_qcache_t *c, redisContext *rc, redisReply *rep, int type
              rep && rep->type == REDIS_REPLY_ERROR ? rep->str
              : rc->err                             ? rc->errstr
                                                    : "unexpected reply");
-    if (rc->err || !rep) {
-        redisFree(rc);
-        pthread_setspecific(c->conn_key, NULL);
-    }
+    if (rc->err || !rep)
+        eo_tconn_drop(&c->conn);
     mark_down(c, why);
     return false;
 }
 
 static void mark_up(eo_qcache_t *c)
 {
-    if (atomic_load(&c->down) && atomic_exchange(&c->down, false))
+    if (eo_tconn_ok(&c->conn))
         eo_log_info("query cache: Redis back", NULL);
 }
 
@@ -148,7 +125,7 @@ int eo_qcache_set(eo_qcache_t *c, const char *key, const char *val, size_t len, 
 
 const char *eo_qcache_state(eo_qcache_t *c)
 {
-    if (!c->addr.set)
+    if (!c->redis.addr.set)
         return "off";
-    return atomic_load(&c->down) ? "down" : "redis";
+    return eo_tconn_down(&c->conn) ? "down" : "redis";
 }
