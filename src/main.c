@@ -14,77 +14,112 @@
 #include "processor/processor.h"
 #include "query/query.h"
 
+/* The long-running roles, in start order (each may rely on the ones before it being up in
+ * `eventops all`); they stop in reverse order, so the collector stops accepting first and the
+ * processor drains last. A role's start/stop pair is adapted to untyped handles here. */
+#define ROLE_ADAPTERS(name, type, prefix)                                                          \
+    static int start_##name(const eo_config_t *cfg, void **h, char *err, size_t errlen)            \
+    {                                                                                              \
+        type *p = NULL;                                                                            \
+        int r = prefix##_start(cfg, &p, err, errlen);                                              \
+        *h = p;                                                                                    \
+        return r;                                                                                  \
+    }                                                                                              \
+    static void stop_##name(void *h)                                                               \
+    {                                                                                              \
+        prefix##_stop(h);                                                                          \
+    }
+
+ROLE_ADAPTERS(processor, eo_processor_t, eo_processor)
+ROLE_ADAPTERS(auth, eo_auth_t, eo_auth)
+ROLE_ADAPTERS(query, eo_query_t, eo_query)
+ROLE_ADAPTERS(collector, eo_collector_t, eo_collector)
+
+typedef struct {
+    const char *name, *summary;
+    int (*start)(const eo_config_t *cfg, void **h, char *err, size_t errlen);
+    void (*stop)(void *h);
+} role_t;
+
+enum { PROCESSOR, AUTH, QUERY, COLLECTOR, NROLES };
+
+static const role_t roles[NROLES] = {
+    [PROCESSOR] = {"processor", "Kafka consumer storing events and rollups in PostgreSQL",
+                   start_processor, stop_processor},
+    [AUTH] = {"auth", "OAuth2 token endpoint (client credentials) and JWKS", start_auth, stop_auth},
+    [QUERY] = {"query", "analytics API: counts, trends, users, funnels, retention", start_query,
+               stop_query},
+    [COLLECTOR] = {"collector", "HTTP ingest API (validate, authenticate, publish to Kafka)",
+                   start_collector, stop_collector},
+};
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: eventops COMMAND [--help]\n\n"
-                 "  collector   HTTP ingest API (validate, authenticate, publish to Kafka)\n"
-                 "  processor   Kafka consumer storing events and rollups in PostgreSQL\n"
-                 "  auth        OAuth2 token endpoint (client credentials) and JWKS\n"
-                 "  query       analytics API: counts, trends, users, funnels, retention\n"
-                 "  all         collector, processor, auth and query in one process\n"
+    fprintf(out, "usage: eventops COMMAND [--help]\n\n");
+    for (int i = NROLES - 1; i >= 0; i--)
+        fprintf(out, "  %-10s  %s\n", roles[i].name, roles[i].summary);
+    fprintf(out, "  all         collector, processor, auth and query in one process\n"
                  "  migrate     apply the SQL schema migrations\n"
                  "  admin       tenants and write keys (eventops admin --help)\n\n");
     eo_config_print_help(out);
 }
 
-/* Runs the chosen long-running roles until SIGTERM/SIGINT, then stops them in order. */
-static int run_roles(const char *role, bool collector, bool processor, bool auth, bool query)
+/* In `eventops all`, the auth role needs signing keys and the query role a way to check
+ * tokens; without them they are left out with a warning (alone, auth refuses to start). */
+static int choose(const eo_config_t *cfg, bool all, bool on[NROLES])
+{
+    if (on[AUTH] && !all && !cfg->auth_key_dir[0]) {
+        eo_log_error("auth cannot start", "error", "EVENTOPS_AUTH_KEY_DIR is not set", NULL);
+        return -1;
+    }
+    if (on[AUTH] && all && !cfg->auth_key_dir[0]) {
+        eo_log_warn("auth role not started: EVENTOPS_AUTH_KEY_DIR is not set", NULL);
+        on[AUTH] = false;
+    }
+    if (on[QUERY] && all && !cfg->auth_key_dir[0] && !cfg->auth_jwks_url[0]) {
+        eo_log_warn("query role not started: neither EVENTOPS_AUTH_KEY_DIR nor "
+                    "EVENTOPS_AUTH_JWKS_URL is set",
+                    NULL);
+        on[QUERY] = false;
+    }
+    return 0;
+}
+
+/* Runs the chosen long-running roles until SIGTERM/SIGINT, then stops them in reverse order;
+ * a role that fails to start stops the ones already running. */
+static int run_roles(const char *cmd, bool all, bool on[NROLES])
 {
     eo_config_t cfg;
     char err[512];
-    eo_log_setup(role, EO_LOG_INFO);
+    eo_log_setup(cmd, EO_LOG_INFO);
     if (eo_config_load(&cfg, err, sizeof err) < 0) {
         eo_log_error("bad configuration", "error", err, NULL);
         return 2;
     }
-    eo_log_setup(role, eo_log_level_parse(cfg.log_level));
+    eo_log_setup(cmd, eo_log_level_parse(cfg.log_level));
     eo_signals_block();
-    eo_processor_t *proc = NULL;
-    eo_collector_t *coll = NULL;
-    eo_auth_t *au = NULL;
-    eo_query_t *qu = NULL;
-    if (auth && !collector && !cfg.auth_key_dir[0]) {
-        eo_log_error("auth cannot start", "error", "EVENTOPS_AUTH_KEY_DIR is not set", NULL);
+    if (choose(&cfg, all, on) < 0)
         return 2;
+    void *handle[NROLES] = {0};
+    int started = 0, rc = 0;
+    for (; started < NROLES; started++) {
+        if (on[started] && roles[started].start(&cfg, &handle[started], err, sizeof err) < 0) {
+            char what[64];
+            snprintf(what, sizeof what, "%s failed to start", roles[started].name);
+            eo_log_error(what, "error", err, NULL);
+            rc = 1;
+            break;
+        }
     }
-    if (auth && collector && !cfg.auth_key_dir[0]) {
-        eo_log_warn("auth role not started: EVENTOPS_AUTH_KEY_DIR is not set", NULL);
-        auth = false;
+    if (rc == 0) {
+        int sig = eo_signals_wait();
+        eo_log_info("shutting down", "signal", sig == 0 ? "internal" : strsignal(sig), NULL);
     }
-    if (query && collector && !cfg.auth_key_dir[0] && !cfg.auth_jwks_url[0]) {
-        eo_log_warn("query role not started: neither EVENTOPS_AUTH_KEY_DIR nor "
-                    "EVENTOPS_AUTH_JWKS_URL is set",
-                    NULL);
-        query = false;
-    }
-    if (processor && eo_processor_start(&cfg, &proc, err, sizeof err) < 0) {
-        eo_log_error("processor failed to start", "error", err, NULL);
-        return 1;
-    }
-    if (auth && eo_auth_start(&cfg, &au, err, sizeof err) < 0) {
-        eo_log_error("auth failed to start", "error", err, NULL);
-        eo_processor_stop(proc);
-        return 1;
-    }
-    if (query && eo_query_start(&cfg, &qu, err, sizeof err) < 0) {
-        eo_log_error("query failed to start", "error", err, NULL);
-        eo_auth_stop(au);
-        eo_processor_stop(proc);
-        return 1;
-    }
-    if (collector && eo_collector_start(&cfg, &coll, err, sizeof err) < 0) {
-        eo_log_error("collector failed to start", "error", err, NULL);
-        eo_query_stop(qu);
-        eo_auth_stop(au);
-        eo_processor_stop(proc);
-        return 1;
-    }
-    int sig = eo_signals_wait();
-    eo_log_info("shutting down", "signal", sig == 0 ? "internal" : strsignal(sig), NULL);
-    eo_collector_stop(coll); /* stop accepting first, then drain the pipeline */
-    eo_query_stop(qu);
-    eo_auth_stop(au);
-    eo_processor_stop(proc);
+    while (started-- > 0)
+        if (on[started])
+            roles[started].stop(handle[started]);
+    if (rc)
+        return rc;
     bool failed = eo_signals_failed();
     eo_log_info("stopped", "clean", failed ? "false" : "true", NULL);
     return failed ? 1 : 0;
@@ -110,9 +145,10 @@ int main(int argc, char **argv)
         eo_log_setup("admin", EO_LOG_WARN);
         return eo_admin_main(argc - 1, argv + 1);
     }
-    bool coll = !strcmp(cmd, "collector"), proc = !strcmp(cmd, "processor"),
-         auth = !strcmp(cmd, "auth"), query = !strcmp(cmd, "query"), all = !strcmp(cmd, "all");
-    if (!coll && !proc && !auth && !query && !all) {
+    bool all = !strcmp(cmd, "all"), on[NROLES], any = all;
+    for (int i = 0; i < NROLES; i++)
+        any |= on[i] = all || !strcmp(cmd, roles[i].name);
+    if (!any) {
         fprintf(stderr, "eventops: unknown command '%s'\n\n", cmd);
         usage(stderr);
         return 2;
@@ -123,7 +159,7 @@ int main(int argc, char **argv)
         return 0;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
-    int rc = run_roles(cmd, coll || all, proc || all, auth || all, query || all);
+    int rc = run_roles(cmd, all, on);
     curl_global_cleanup();
     return rc;
 }
