@@ -169,20 +169,21 @@ int eo_jwks_parse(const char *json, size_t len, eo_jwt_keyset_t **out, char *err
 
 int eo_jwks_write(const eo_jwt_keyset_t *ks, eo_buf_t *out)
 {
-    int r = eo_buf_append_str(out, "{\"keys\":[");
-    for (size_t i = 0; r == 0 && i < eo_jwt_keyset_count(ks); i++) {
+    eo_buf_puts(out, "{\"keys\":[");
+    for (size_t i = 0; i < eo_jwt_keyset_count(ks); i++) {
         uint8_t raw[ED25519_PUB];
         size_t n = sizeof raw;
         if (!EVP_PKEY_get_raw_public_key(ks->entries[i].pkey, raw, &n) || n != ED25519_PUB)
             return EO_EINVAL;
         char x[EO_B64URL_LEN(ED25519_PUB) + 1];
         eo_b64url_encode(raw, n, x);
-        r = eo_buf_printf(out,
-                          "%s{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"kid\":\"%s\","
-                          "\"alg\":\"EdDSA\",\"use\":\"sig\"}",
-                          i ? "," : "", x, ks->entries[i].kid);
+        eo_buf_putf(out,
+                    "%s{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"kid\":\"%s\","
+                    "\"alg\":\"EdDSA\",\"use\":\"sig\"}",
+                    i ? "," : "", x, ks->entries[i].kid);
     }
-    return r ? r : eo_buf_append_str(out, "]}");
+    eo_buf_puts(out, "]}");
+    return eo_buf_error(out);
 }
 
 /* ---- keys ---- */
