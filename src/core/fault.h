@@ -5,7 +5,8 @@
  * A fault is armed by creating the file $EVENTOPS_FAULT_DIR/<name>; the next eo_fault_take(name)
  * removes it and returns true, once. Names in use: processor-consumer-fatal,
  * processor-producer-fatal, collector-producer-fatal (a fabricated fatal librdkafka error,
- * rd_kafka_test_fatal_error, in that client). Any thread may call it. */
+ * rd_kafka_test_fatal_error, in that client; the processor's are taken by the stream module
+ * stream/kafka_consumer.c under the names the processor gives it). Any thread may call it. */
 #ifndef EO_CORE_FAULT_H
 #define EO_CORE_FAULT_H
 

@@ -1,4 +1,5 @@
-/* PostgreSQL event store (see pg_store.h). State is owned by the processor thread. */
+/* PostgreSQL event store (see pg_store.h). A store is used by one thread at a time: the storage
+ * worker that owns it, or the processor loop while the workers wait. */
 #include "processor/pg_store.h"
 
 #include <jansson.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/buf.h"
 #include "core/pg.h"
 #include "domain/json_out.h"
@@ -19,7 +21,8 @@ typedef struct {
     size_t cap, count;
 } tenant_set_t;
 
-struct eo_pg_store {
+typedef struct {
+    eo_store_t base; /* first: the port's functions cast back */
     char *dsn;
     PGconn *conn;
     bool ok;
@@ -28,7 +31,7 @@ struct eo_pg_store {
     size_t ndays, days_cap;
     eo_buf_t copy;
     eo_buf_t scratch;
-};
+} pg_store_t;
 
 static const char setup_sql[] =
     "SET TimeZone = 'UTC';"
@@ -141,23 +144,25 @@ static int tenant_add(tenant_set_t *s, const char *id)
     return 0;
 }
 
-int eo_pg_store_new(const char *dsn, eo_pg_store_t **out)
+static const eo_store_ops_t pg_ops;
+
+int eo_pg_store_new(const char *dsn, eo_store_t **out)
 {
-    eo_pg_store_t *st = calloc(1, sizeof *st);
+    pg_store_t *st = calloc(1, sizeof *st);
     if (!st || !(st->dsn = strdup(dsn))) {
         free(st);
         return EO_ENOMEM;
     }
+    st->base.ops = &pg_ops;
     eo_buf_init(&st->copy, STORE_COPY_MAX);
     eo_buf_init(&st->scratch, STORE_COPY_MAX);
-    *out = st;
+    *out = &st->base;
     return 0;
 }
 
-void eo_pg_store_free(eo_pg_store_t *st)
+static void pg_free(eo_store_t *base)
 {
-    if (!st)
-        return;
+    pg_store_t *st = (pg_store_t *)base;
     PQfinish(st->conn);
     free(st->tenants.ids);
     free(st->days);
@@ -167,13 +172,13 @@ void eo_pg_store_free(eo_pg_store_t *st)
     free(st);
 }
 
-bool eo_pg_store_ok(const eo_pg_store_t *st)
+static bool pg_ok(const eo_store_t *base)
 {
-    return st->ok;
+    return ((const pg_store_t *)base)->ok;
 }
 
 /* Connects (again) when needed. */
-static int ensure_conn(eo_pg_store_t *st, char *err, size_t errlen)
+static int ensure_conn(pg_store_t *st, char *err, size_t errlen)
 {
     if (st->conn && PQstatus(st->conn) == CONNECTION_OK)
         return 0;
@@ -190,7 +195,7 @@ static int ensure_conn(eo_pg_store_t *st, char *err, size_t errlen)
     return 0;
 }
 
-static int finish_call(eo_pg_store_t *st, int r)
+static int finish_call(pg_store_t *st, int r)
 {
     st->ok = r == 0 || r == EO_EDATA;
     if (r < 0 && st->conn && PQstatus(st->conn) == CONNECTION_OK &&
@@ -201,7 +206,7 @@ static int finish_call(eo_pg_store_t *st, int r)
     return r;
 }
 
-static bool day_known(const eo_pg_store_t *st, int64_t day)
+static bool day_known(const pg_store_t *st, int64_t day)
 {
     size_t lo = 0, hi = st->ndays;
     while (lo < hi) {
@@ -216,18 +221,12 @@ static bool day_known(const eo_pg_store_t *st, int64_t day)
     return false;
 }
 
-static int day_add(eo_pg_store_t *st, int64_t day)
+static int day_add(pg_store_t *st, int64_t day)
 {
     if (day_known(st, day))
         return 0;
-    if (st->ndays == st->days_cap) {
-        size_t cap = st->days_cap ? st->days_cap * 2 : 64;
-        int64_t *d = realloc(st->days, cap * sizeof *d);
-        if (!d)
-            return EO_ENOMEM;
-        st->days = d;
-        st->days_cap = cap;
-    }
+    if (EO_ARRAY_RESERVE(st->days, st->days_cap, st->ndays + 1, 64) < 0)
+        return EO_ENOMEM;
     size_t i = st->ndays;
     while (i > 0 && st->days[i - 1] > day) {
         st->days[i] = st->days[i - 1];
@@ -244,7 +243,7 @@ static int64_t day_of(int64_t us)
     return (us < 0 && us % 86400000000LL) ? d - 1 : d;
 }
 
-static int ensure_day(eo_pg_store_t *st, int64_t day, char *err, size_t errlen)
+static int ensure_day(pg_store_t *st, int64_t day, char *err, size_t errlen)
 {
     if (day_known(st, day))
         return 0;
@@ -261,17 +260,19 @@ static int ensure_day(eo_pg_store_t *st, int64_t day, char *err, size_t errlen)
     return r < 0 ? r : day_add(st, day);
 }
 
-int eo_pg_store_ping(eo_pg_store_t *st, char *err, size_t errlen)
+static int pg_ping(eo_store_t *base, char *err, size_t errlen)
 {
+    pg_store_t *st = (pg_store_t *)base;
     int r = ensure_conn(st, err, errlen);
     if (r == 0)
         r = eo_pg_exec(st->conn, "SELECT 1", err, errlen);
     return finish_call(st, r);
 }
 
-int eo_pg_store_ensure_ahead(eo_pg_store_t *st, int64_t now_us, int64_t ahead_days, char *err,
-                             size_t errlen)
+static int pg_ensure_ahead(eo_store_t *base, int64_t now_us, int64_t ahead_days, char *err,
+                           size_t errlen)
 {
+    pg_store_t *st = (pg_store_t *)base;
     int r = ensure_conn(st, err, errlen);
     int64_t today = day_of(now_us);
     for (int64_t day = today - 1; r == 0 && day <= today + ahead_days; day++)
@@ -279,9 +280,10 @@ int eo_pg_store_ensure_ahead(eo_pg_store_t *st, int64_t now_us, int64_t ahead_da
     return finish_call(st, r);
 }
 
-int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, bool *known,
-                              char *err, size_t errlen)
+static int pg_check_tenants(eo_store_t *base, eo_record_t *const *recs, size_t n, bool *known,
+                            char *err, size_t errlen)
 {
+    pg_store_t *st = (pg_store_t *)base;
     eo_buf_t missing;
     eo_buf_init(&missing, (size_t)1 << 26);
     tenant_set_t asked = {NULL, 0, 0}; /* each unknown tenant goes into the query once */
@@ -291,12 +293,14 @@ int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_
         if (known[i] || tenant_known(&asked, recs[i]->tenant_id))
             continue;
         r = tenant_add(&asked, recs[i]->tenant_id);
-        r = r ? r : eo_buf_printf(&missing, "%s%s", missing.len ? "," : "{", recs[i]->tenant_id);
+        eo_buf_putf(&missing, "%s%s", missing.len ? "," : "{", recs[i]->tenant_id);
+        r = r ? r : eo_buf_error(&missing);
     }
     free(asked.ids);
     if (r == 0 && missing.len > 0) {
-        r = eo_buf_append_char(&missing, '}');
-        r = r ? r : ensure_conn(st, err, errlen);
+        eo_buf_putc(&missing, '}');
+        if ((r = eo_buf_error(&missing)) == 0)
+            r = ensure_conn(st, err, errlen);
         PGresult *res = NULL;
         const char *params[] = {missing.data};
         if (r == 0)
@@ -314,57 +318,70 @@ int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_
     return r;
 }
 
-static int copy_str(eo_buf_t *b, eo_str_t s)
+static void copy_str(eo_buf_t *b, eo_str_t s)
 {
-    return s.s ? eo_buf_append_copy_text(b, s.s, s.len) : eo_buf_append_str(b, "\\N");
+    if (s.s)
+        eo_buf_put_copy_text(b, s.s, s.len);
+    else
+        eo_buf_puts(b, "\\N");
 }
 
-static int copy_time(eo_buf_t *b, int64_t us)
+static void copy_time(eo_buf_t *b, int64_t us)
 {
-    if (us == EO_NO_TIME)
-        return eo_buf_append_str(b, "\\N");
+    if (us == EO_NO_TIME) {
+        eo_buf_puts(b, "\\N");
+        return;
+    }
     char t[EO_RFC3339_MAX];
-    return eo_buf_append(b, t, eo_rfc3339_format(us, t));
+    eo_buf_put(b, t, eo_rfc3339_format(us, t));
 }
 
-/* JSON text of obj, escaped for COPY; scratch holds the unescaped text. */
+/* JSON text of obj, escaped for COPY; scratch holds the unescaped text. Returns 0, or the
+ * error of the JSON text (an append to b is checked with eo_buf_error). */
 static int copy_json(eo_buf_t *b, eo_buf_t *scratch, json_t *obj)
 {
-    if (!obj)
-        return eo_buf_append_str(b, "{}");
+    if (!obj) {
+        eo_buf_puts(b, "{}");
+        return 0;
+    }
     eo_buf_reset(scratch);
     int r = eo_json_append(scratch, obj);
-    return r < 0 ? r : eo_buf_append_copy_text(b, scratch->data, scratch->len);
+    if (r == 0)
+        eo_buf_put_copy_text(b, scratch->data, scratch->len);
+    return r;
 }
 
+/* Appends one COPY line. Returns 0 or the first error. */
 static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec, size_t seq)
 {
     const eo_event_t *ev = &rec->ev;
-    int r = eo_buf_append(b, rec->tenant_id, 36);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_str(b, ev->message_id);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_str(b, ev->event_type);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_str(b, ev->user_id);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_str(b, ev->anonymous_id);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_time(b, ev->occurred_at_us);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_time(b, rec->received_at_us);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_time(b, ev->sent_at_us);
-    r = r ? r : eo_buf_append_char(b, '\t');
-    r = r ? r : copy_json(b, scratch, ev->properties);
-    r = r ? r : eo_buf_append_char(b, '\t');
+    eo_buf_put(b, rec->tenant_id, 36);
+    eo_buf_putc(b, '\t');
+    copy_str(b, ev->message_id);
+    eo_buf_putc(b, '\t');
+    copy_str(b, ev->event_type);
+    eo_buf_putc(b, '\t');
+    copy_str(b, ev->user_id);
+    eo_buf_putc(b, '\t');
+    copy_str(b, ev->anonymous_id);
+    eo_buf_putc(b, '\t');
+    copy_time(b, ev->occurred_at_us);
+    eo_buf_putc(b, '\t');
+    copy_time(b, rec->received_at_us);
+    eo_buf_putc(b, '\t');
+    copy_time(b, ev->sent_at_us);
+    eo_buf_putc(b, '\t');
+    int r = copy_json(b, scratch, ev->properties);
+    eo_buf_putc(b, '\t');
     r = r ? r : copy_json(b, scratch, ev->context);
-    return r ? r : eo_buf_printf(b, "\t%zu\n", seq);
+    eo_buf_putf(b, "\t%zu\n", seq);
+    return r ? r : eo_buf_error(b);
 }
 
-int eo_pg_store_write(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, size_t *inserted,
-                      char *err, size_t errlen)
+static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t *inserted,
+                    char *err, size_t errlen)
 {
+    pg_store_t *st = (pg_store_t *)base;
     *inserted = 0;
     int r = ensure_conn(st, err, errlen);
     for (size_t i = 0; r == 0 && i < n; i++)
@@ -390,3 +407,12 @@ int eo_pg_store_write(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, siz
         *inserted = 0;
     return finish_call(st, r);
 }
+
+static const eo_store_ops_t pg_ops = {
+    .check_tenants = pg_check_tenants,
+    .write = pg_write,
+    .ping = pg_ping,
+    .ok = pg_ok,
+    .ensure_ahead = pg_ensure_ahead,
+    .free = pg_free,
+};

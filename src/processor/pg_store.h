@@ -1,39 +1,20 @@
-/* The processor's event store over PostgreSQL: one transaction per batch through COPY into a
- * staging table, then inserts that skip (tenant, messageId) pairs already stored and roll up
- * only the rows really inserted. Also keeps daily partitions and a cache of known tenants.
- * Used by the processor thread only. */
+/* The processor's event store over PostgreSQL, an adapter of the store port (store.h): one
+ * transaction per batch through COPY into a staging table, then inserts that skip (tenant,
+ * messageId) pairs already stored and roll up only the rows really inserted. Also keeps daily
+ * partitions and a cache of known tenants.
+ *
+ * Threads: a store has its own connection and is used by one thread at a time; each storage
+ * worker owns one (store_pool.h), and the processor loop uses the first worker's between
+ * batches, while the workers wait. */
 #ifndef EO_PROCESSOR_PG_STORE_H
 #define EO_PROCESSOR_PG_STORE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "core/error.h"
-#include "domain/record.h"
+#include "processor/store.h"
 
-typedef struct eo_pg_store eo_pg_store_t;
-
-int eo_pg_store_new(const char *dsn, eo_pg_store_t **out) EO_MUST_CHECK;
-void eo_pg_store_free(eo_pg_store_t *st);
-
-/* Creates the daily partitions from today-1 to today+ahead (UTC); now_us is wall time. */
-int eo_pg_store_ensure_ahead(eo_pg_store_t *st, int64_t now_us, int64_t ahead_days, char *err,
-                             size_t errlen) EO_MUST_CHECK;
-
-/* Sets known[i] for each record whose tenant exists. EO_EUNAVAIL/EO_EIO on failure. */
-int eo_pg_store_check_tenants(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, bool *known,
-                              char *err, size_t errlen) EO_MUST_CHECK;
-
-/* Stores the records in one transaction; *inserted counts the new rows. Returns 0, EO_EDATA
- * (the data itself was refused: split the batch), or EO_EUNAVAIL / EO_EIO (retry later). */
-int eo_pg_store_write(eo_pg_store_t *st, eo_record_t *const *recs, size_t n, size_t *inserted,
-                      char *err, size_t errlen) EO_MUST_CHECK;
-
-/* Checks that the database answers (reconnecting when needed). */
-int eo_pg_store_ping(eo_pg_store_t *st, char *err, size_t errlen) EO_MUST_CHECK;
-
-/* True when the last database call succeeded. */
-bool eo_pg_store_ok(const eo_pg_store_t *st);
+/* A store connecting to dsn at its first call (and again whenever the connection broke).
+ * Returns 0 or EO_ENOMEM; the caller owns *out (eo_store_free). The write refuses with EO_EDATA
+ * what the database refuses as data (SQLSTATE class 22/23) or a batch too large to copy. */
+int eo_pg_store_new(const char *dsn, eo_store_t **out) EO_MUST_CHECK;
 
 #endif

@@ -57,7 +57,7 @@ static const char rollup_mismatch_sql[] =
 
 typedef struct {
     it_db_t db;
-    eo_pg_store_t *st;
+    eo_store_t *st;
     char tenant_a[37], tenant_b[37];
     eo_event_limits_t lim;
     int64_t now_us;
@@ -86,7 +86,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    eo_pg_store_free(fx.st);
+    eo_store_free(fx.st);
     fx.st = NULL;
     it_db_drop(&fx.db);
     return 0;
@@ -156,10 +156,10 @@ static size_t write_ok(batch_t *b)
 {
     char err[512] = "";
     size_t inserted = 999999;
-    int r = eo_pg_store_write(fx.st, b->ptrs, b->n, &inserted, err, sizeof err);
+    int r = eo_store_write(fx.st, b->ptrs, b->n, &inserted, err, sizeof err);
     if (r < 0)
-        fail_msg("eo_pg_store_write: %s: %s", eo_strerror(r), err);
-    assert_true(eo_pg_store_ok(fx.st));
+        fail_msg("eo_store_write: %s: %s", eo_strerror(r), err);
+    assert_true(eo_store_ok(fx.st));
     return inserted;
 }
 
@@ -392,13 +392,13 @@ static void test_old_events_get_partitions(void **state)
     }
     assert_int_equal(q("%s", rollup_mismatch_sql), 0);
     /* a new store (empty partition cache) writing to existing partitions works too */
-    eo_pg_store_t *st2;
+    eo_store_t *st2;
     assert_int_equal(eo_pg_store_new(fx.db.dsn, &st2), 0);
     char err[512] = "";
     size_t inserted = 99;
-    assert_int_equal(eo_pg_store_write(st2, b.ptrs, b.n, &inserted, err, sizeof err), 0);
+    assert_int_equal(eo_store_write(st2, b.ptrs, b.n, &inserted, err, sizeof err), 0);
     assert_int_equal(inserted, 0);
-    eo_pg_store_free(st2);
+    eo_store_free(st2);
     batch_done(&b);
 }
 
@@ -415,7 +415,7 @@ static void test_check_tenants(void **state)
     bool known[5];
     char err[512] = "";
     memset(known, 0xff, sizeof known);
-    assert_int_equal(eo_pg_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
+    assert_int_equal(eo_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
     assert_true(known[0]);
     assert_false(known[1]);
     assert_true(known[2]);
@@ -423,7 +423,7 @@ static void test_check_tenants(void **state)
     assert_true(known[4]);
     /* again, from the cache */
     memset(known, 0xff, sizeof known);
-    assert_int_equal(eo_pg_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
+    assert_int_equal(eo_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
     assert_true(known[0] && !known[1] && known[2] && !known[3] && known[4]);
     /* a tenant created later is found (unknown ids are not cached as unknown) */
     assert_int_equal(it_pg_exec(fx.db.dsn,
@@ -431,7 +431,7 @@ static void test_check_tenants(void **state)
                                 " ('00000000-0000-4000-8000-00000000beef', 'late tenant')"),
                      0);
     memset(known, 0, sizeof known);
-    assert_int_equal(eo_pg_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
+    assert_int_equal(eo_store_check_tenants(fx.st, b.ptrs, b.n, known, err, sizeof err), 0);
     for (int i = 0; i < 5; i++)
         assert_true(known[i]);
     batch_done(&b);
@@ -443,21 +443,20 @@ static void test_unavailable(void **state)
     assert_true(port > 0);
     char dsn[256];
     snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%u user=eventops dbname=eventops", port);
-    eo_pg_store_t *st;
+    eo_store_t *st;
     assert_int_equal(eo_pg_store_new(dsn, &st), 0);
     batch_t b = {0};
     batch_add(&b, fx.tenant_a, "down-1", "x", "u", fx.now_us);
     char err[512] = "";
     size_t inserted = 99;
-    assert_int_equal(eo_pg_store_write(st, b.ptrs, b.n, &inserted, err, sizeof err), EO_EUNAVAIL);
+    assert_int_equal(eo_store_write(st, b.ptrs, b.n, &inserted, err, sizeof err), EO_EUNAVAIL);
     assert_int_equal(inserted, 0);
     assert_true(err[0] != '\0');
-    assert_false(eo_pg_store_ok(st));
+    assert_false(eo_store_ok(st));
     bool known[1];
-    assert_int_equal(eo_pg_store_check_tenants(st, b.ptrs, b.n, known, err, sizeof err),
-                     EO_EUNAVAIL);
-    assert_int_equal(eo_pg_store_ensure_ahead(st, fx.now_us, 2, err, sizeof err), EO_EUNAVAIL);
-    eo_pg_store_free(st);
+    assert_int_equal(eo_store_check_tenants(st, b.ptrs, b.n, known, err, sizeof err), EO_EUNAVAIL);
+    assert_int_equal(eo_store_ensure_ahead(st, fx.now_us, 2, err, sizeof err), EO_EUNAVAIL);
+    eo_store_free(st);
     batch_done(&b);
 }
 
