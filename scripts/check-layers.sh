@@ -4,7 +4,8 @@
 #   core/      core/                          infrastructure: no domain rules, no role
 #   domain/    domain/, core/{buf,error,config}.h   pure logic: buffers, error codes, limits
 #   access/    access/, core/, domain/        what the collector and query roles share to admit
-#   stream/    stream/, core/, domain/        what the consuming roles share (Kafka group lag)
+#   stream/    stream/, core/, domain/        what the consuming roles share (Kafka consume-transform-
+#                                             produce, group lag); never a role's folder
 #   <role>/    its own folder, core/, domain/, access/, stream/   never another role's header
 #   main.c     anything (subcommand dispatch)
 set -euo pipefail
