@@ -406,24 +406,20 @@ static const eo_http_route_t routes[] = {
     {"GET", "/readyz", NULL, on_readyz, false},
 };
 
-/* The state gauges at each scrape (the lag gauges come from the lag monitor). */
-static int write_status(eo_buf_t *out, void *ud)
+/* The state gauges, read at each scrape (the lag gauges come from the lag monitor). */
+static double read_postgres_up(void *ud)
 {
-    status_t st = status_now(ud);
-    return eo_buf_printf(out,
-                         "# HELP eventops_processor_postgres_up 1 while the processor can write "
-                         "to PostgreSQL.\n# TYPE eventops_processor_postgres_up gauge\n"
-                         "eventops_processor_postgres_up{role=\"processor\"} %d\n"
-                         "# HELP eventops_processor_kafka_up 1 while the brokers answer and the "
-                         "processor's Kafka clients are usable.\n"
-                         "# TYPE eventops_processor_kafka_up gauge\n"
-                         "eventops_processor_kafka_up{role=\"processor\"} %d\n"
-                         "# HELP eventops_processor_stalled 1 while a partition of this "
-                         "processor has a backlog and no committed progress for "
-                         "EVENTOPS_PROCESSOR_STALL_MS.\n"
-                         "# TYPE eventops_processor_stalled gauge\n"
-                         "eventops_processor_stalled{role=\"processor\"} %d\n",
-                         st.postgres, st.kafka, st.stalled);
+    return status_now(ud).postgres;
+}
+
+static double read_kafka_up(void *ud)
+{
+    return status_now(ud).kafka;
+}
+
+static double read_stalled(void *ud)
+{
+    return status_now(ud).stalled;
 }
 
 static int register_metrics(eo_processor_t *p)
@@ -448,7 +444,19 @@ static int register_metrics(eo_processor_t *p)
                                          eo_metrics_size_nbuckets);
     eo_kafka_consumer_register_metrics(p->metrics, "processor", &p->kafka_metrics);
     eo_metrics_build_info(p->metrics, "processor");
-    int r = eo_metrics_add_collector(p->metrics, write_status, p);
+    int r = eo_metrics_gauge_fn(p->metrics, "eventops_processor_postgres_up",
+                                "1 while the processor can write to PostgreSQL.", role,
+                                read_postgres_up, p);
+    r = r < 0 ? r
+              : eo_metrics_gauge_fn(p->metrics, "eventops_processor_kafka_up",
+                                    "1 while the brokers answer and the processor's Kafka clients "
+                                    "are usable.",
+                                    role, read_kafka_up, p);
+    r = r < 0 ? r
+              : eo_metrics_gauge_fn(p->metrics, "eventops_processor_stalled",
+                                    "1 while a partition of this processor has a backlog and no "
+                                    "committed progress for EVENTOPS_PROCESSOR_STALL_MS.",
+                                    role, read_stalled, p);
     return r < 0 ? r : eo_metrics_add_collector(p->metrics, eo_kafka_lag_write_metrics, p->lag);
 }
 
