@@ -1,17 +1,14 @@
-/* The query endpoints: SQL and JSON answers (docs/query.md says which table answers what).
- * Every statement is parameterised and filters on the tenant first. */
+/* The query endpoints: SQL and JSON answers (docs/query.md says which table answers what), and
+ * the table of endpoints (eo_q_endpoints, at the end). Every statement is parameterised and
+ * filters on the tenant first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/pg.h"
+#include "domain/buckets.h"
 #include "domain/rfc3339.h"
 #include "query/query_internal.h"
-
-#define US_PER_MIN INT64_C(60000000)
-#define US_PER_QUARTER (15 * US_PER_MIN)
-#define US_PER_HOUR (60 * US_PER_MIN)
-#define US_PER_DAY (24 * US_PER_HOUR)
 
 /* ---- helpers ---- */
 
@@ -30,39 +27,39 @@ static int64_t num(const PGresult *res, int row, int col)
 }
 
 /* Appends "key":"<UTC time>" (RFC 3339). */
-static int put_time(eo_buf_t *b, const char *key, int64_t us)
+static void put_time(eo_buf_t *b, const char *key, int64_t us)
 {
     char t[EO_RFC3339_MAX];
     eo_rfc3339_format(us, t);
-    return eo_buf_printf(b, "\"%s\":\"%s\"", key, t);
+    eo_buf_putf(b, "\"%s\":\"%s\"", key, t);
 }
 
-static int put_str_or_null(eo_buf_t *b, const char *key, const char *s)
+static void put_str_or_null(eo_buf_t *b, const char *key, const char *s)
 {
-    int r = eo_buf_printf(b, "\"%s\":", key);
-    if (r == 0)
-        r = s ? eo_buf_append_json_str(b, s, strlen(s)) : eo_buf_append_str(b, "null");
-    return r;
+    eo_buf_putf(b, "\"%s\":", key);
+    if (s)
+        eo_buf_put_json_str(b, s, strlen(s));
+    else
+        eo_buf_puts(b, "null");
 }
 
 /* {["eventType":..,]"from":..,"to":.. (no closing brace) */
-static int put_open(eo_buf_t *b, const qreq_t *r, bool event_type)
+static void put_open(eo_buf_t *b, const qreq_t *r, bool event_type)
 {
-    int rc = eo_buf_append_char(b, '{');
+    eo_buf_putc(b, '{');
     if (event_type) {
-        rc = rc ? rc : put_str_or_null(b, "eventType", r->event_type);
-        rc = rc ? rc : eo_buf_append_char(b, ',');
+        put_str_or_null(b, "eventType", r->event_type);
+        eo_buf_putc(b, ',');
     }
-    rc = rc ? rc : put_time(b, "from", r->from_us);
-    rc = rc ? rc : eo_buf_append_char(b, ',');
-    rc = rc ? rc : put_time(b, "to", r->to_us);
-    return rc;
+    put_time(b, "from", r->from_us);
+    eo_buf_putc(b, ',');
+    put_time(b, "to", r->to_us);
 }
 
-static int put_interval_tz(eo_buf_t *b, const qreq_t *r)
+static void put_interval_tz(eo_buf_t *b, const qreq_t *r)
 {
-    int rc = eo_buf_printf(b, ",\"interval\":\"%s\",\"tz\":", eo_q_unit_name(r->unit));
-    return rc ? rc : eo_buf_append_json_str(b, r->tz, strlen(r->tz));
+    eo_buf_putf(b, ",\"interval\":\"%s\",\"tz\":", eo_q_unit_name(r->unit));
+    eo_buf_put_json_str(b, r->tz, strlen(r->tz));
 }
 
 /* Bucket starts (UTC microseconds) and the zone's offset at each (seconds). */
@@ -78,14 +75,15 @@ static void buckets_free(buckets_t *bk)
     free(bk->offset);
 }
 
+/* The buckets of [from, to) in the request's zone: their local starts come from PostgreSQL
+ * (eventops_buckets, exact across DST changes); the first starts at or before from. */
 static int fetch_buckets(PGconn *conn, const qreq_t *r, eo_q_unit_t unit, buckets_t *bk,
                          const char **field, char *err, size_t errlen)
 {
     memset(bk, 0, sizeof *bk);
-    int64_t max = r->cfg->query_max_buckets;
-    int64_t estimate = (r->to_us - r->from_us) / (eo_q_unit_min_s(unit) * 1000000) + 2;
-    if (estimate > 4 * max + 8) {
-        *field = r->ep == EP_RETENTION ? "period" : "interval";
+    int64_t max = r->max_buckets;
+    if (eo_buckets_too_many(r->from_us, r->to_us, unit, max)) {
+        *field = r->unit_field;
         snprintf(err, errlen, "the range holds far more than %lld %s buckets", (long long)max,
                  eo_q_unit_name(unit));
         return EO_ELIMIT;
@@ -105,7 +103,7 @@ static int fetch_buckets(PGconn *conn, const qreq_t *r, eo_q_unit_t unit, bucket
     int n = PQntuples(res);
     if (n > max) {
         PQclear(res);
-        *field = r->ep == EP_RETENTION ? "period" : "interval";
+        *field = r->unit_field;
         snprintf(err, errlen, "the range holds %d %s buckets; at most %lld are allowed", n,
                  eo_q_unit_name(unit), (long long)max);
         return EO_ELIMIT;
@@ -123,114 +121,44 @@ static int fetch_buckets(PGconn *conn, const qreq_t *r, eo_q_unit_t unit, bucket
         bk->n++;
     }
     PQclear(res);
-    if (bk->n == 0 || bk->start[0] > r->from_us) { /* no boundary at or before from */
-        memmove(bk->start + 1, bk->start, bk->n * sizeof *bk->start);
-        memmove(bk->offset + 1, bk->offset, bk->n * sizeof *bk->offset);
-        bk->start[0] = r->from_us;
-        bk->offset[0] = bk->n ? bk->offset[1] : 0;
-        bk->n++;
-    }
+    bk->n = eo_buckets_anchor(bk->start, bk->offset, bk->n, r->from_us);
     return 0;
 }
 
 /* A PostgreSQL array literal of times: {"t1","t2",...}. */
-static int put_time_array(eo_buf_t *b, const int64_t *us, size_t n)
+static void put_time_array(eo_buf_t *b, const int64_t *us, size_t n)
 {
-    int rc = eo_buf_append_char(b, '{');
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    eo_buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
         char t[EO_RFC3339_MAX];
         eo_rfc3339_format(us[i], t);
-        rc = eo_buf_printf(b, "%s\"%s\"", i ? "," : "", t);
+        eo_buf_putf(b, "%s\"%s\"", i ? "," : "", t);
     }
-    return rc ? rc : eo_buf_append_char(b, '}');
+    eo_buf_putc(b, '}');
 }
 
 /* ---- count and trend: rollups ---- */
 
-#define MAX_RAW 8 /* sub-minute pieces: only at a from or to that is not a whole minute */
-
-typedef struct {
-    eo_buf_t g, s, e;                 /* rollup pieces: granularity, start, end (array literals) */
-    int64_t rs[MAX_RAW], re[MAX_RAW]; /* raw pieces (under a minute each) */
-    size_t n, nraw;
-    int level; /* the pending rollup piece, merged with its neighbour of the same granularity */
-    int64_t ps, pe;
-    int rc;
-} pieces_t;
-
-#define LEVELS 4 /* rollup granularities, largest first; LEVELS itself stands for raw events */
-static const int64_t level_us[LEVELS] = {US_PER_DAY, US_PER_HOUR, US_PER_QUARTER, US_PER_MIN};
-static const char *const level_name[LEVELS] = {"day", "hour", "quarter", "minute"};
-
-static int64_t floor_to(int64_t t, int64_t g)
+/* The rollup pieces as three array literals: granularity, start, end. */
+static void put_pieces(eo_buf_t *g, eo_buf_t *s, eo_buf_t *e, const eo_pieces_t *pc)
 {
-    int64_t q = t / g;
-    if (t % g != 0 && t < 0)
-        q--;
-    return q * g;
-}
-
-static int64_t ceil_to(int64_t t, int64_t g)
-{
-    int64_t f = floor_to(t, g);
-    return f == t ? t : f + g;
-}
-
-static void flush(pieces_t *p)
-{
-    if (p->rc || p->level < 0)
-        return;
-    char ts[EO_RFC3339_MAX], te[EO_RFC3339_MAX];
-    eo_rfc3339_format(p->ps, ts);
-    eo_rfc3339_format(p->pe, te);
-    const char *sep = p->n ? "," : "";
-    p->rc = eo_buf_printf(&p->g, "%s%s", sep, level_name[p->level]);
-    p->rc = p->rc ? p->rc : eo_buf_printf(&p->s, "%s\"%s\"", sep, ts);
-    p->rc = p->rc ? p->rc : eo_buf_printf(&p->e, "%s\"%s\"", sep, te);
-    p->n++;
-    p->level = -1;
-}
-
-static void piece(pieces_t *p, int level, int64_t s, int64_t e)
-{
-    if (level == LEVELS) { /* raw: never merged (its start names its bucket) */
-        if (p->nraw == MAX_RAW) {
-            p->rc = EO_ELIMIT;
-            return;
-        }
-        p->rs[p->nraw] = s;
-        p->re[p->nraw] = e;
-        p->nraw++;
-        return;
+    eo_buf_putc(g, '{');
+    eo_buf_putc(s, '{');
+    eo_buf_putc(e, '{');
+    for (size_t i = 0; i < pc->n; i++) {
+        char ts[EO_RFC3339_MAX], te[EO_RFC3339_MAX];
+        eo_rfc3339_format(pc->rollup[i].start_us, ts);
+        eo_rfc3339_format(pc->rollup[i].end_us, te);
+        const char *sep = i ? "," : "";
+        eo_buf_putf(g, "%s%s", sep, eo_level_name(pc->rollup[i].level));
+        eo_buf_putf(s, "%s\"%s\"", sep, ts);
+        eo_buf_putf(e, "%s\"%s\"", sep, te);
     }
-    if (p->level == level && p->pe == s) { /* rollup rows in it still lie in one bucket each */
-        p->pe = e;
-        return;
+    eo_buf_t *arrays[] = {g, s, e};
+    for (int i = 0; i < 3; i++) {
+        eo_buf_putc(arrays[i], '}');
+        eo_buf_putc(arrays[i], '\0');
     }
-    flush(p);
-    p->level = level;
-    p->ps = s;
-    p->pe = e;
-}
-
-/* Cuts [s, e) into whole UTC days, then hours, quarter hours and minutes, then the sub-minute
- * rest, in time order. */
-static void split(pieces_t *p, int64_t s, int64_t e, int level)
-{
-    if (s >= e)
-        return;
-    if (level == LEVELS) {
-        piece(p, LEVELS, s, e);
-        return;
-    }
-    int64_t cs = ceil_to(s, level_us[level]), fe = floor_to(e, level_us[level]);
-    if (cs >= fe) {
-        split(p, s, e, level + 1);
-        return;
-    }
-    split(p, s, cs, level + 1);
-    piece(p, level, cs, fe);
-    split(p, fe, e, level + 1);
 }
 
 /* Rollup rows of every piece, each named by its start, and the events of each sub-minute piece
@@ -249,50 +177,44 @@ static const char counts_raw_sql[] =
     "  AND occurred_at < $%zu::timestamptz AND ($5::text IS NULL OR event_type = $5))";
 
 /* Counts per bucket: counts[i] for [starts[i], starts[i+1]) (the last ends at to), all clipped
- * to [from, to). Each bucket is cut on its own: a UTC day's rollup row may straddle a local
- * midnight, so it is used only where the whole day lies inside one bucket. */
+ * to [from, to). Each bucket is cut on its own (domain/buckets.h): a UTC day's rollup row may
+ * straddle a local midnight, so it is used only where the whole day lies inside one bucket. */
 static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, size_t n,
                          int64_t *counts, char *err, size_t errlen)
 {
-    pieces_t p = {.level = -1};
-    eo_buf_t *arrays[] = {&p.g, &p.s, &p.e};
-    for (int i = 0; i < 3; i++) {
-        eo_buf_init(arrays[i], 64 << 20);
-        if (!p.rc)
-            p.rc = eo_buf_append_char(arrays[i], '{');
-    }
-    for (size_t i = 0; i < n; i++) {
-        int64_t s = starts[i] > r->from_us ? starts[i] : r->from_us;
-        int64_t e = i + 1 < n && starts[i + 1] < r->to_us ? starts[i + 1] : r->to_us;
-        split(&p, s, e, 0);
-    }
-    flush(&p);
-    int rc = p.rc;
-    for (int i = 0; rc == 0 && i < 3; i++) {
-        rc = eo_buf_append_char(arrays[i], '}');
-        rc = rc ? rc : eo_buf_append_char(arrays[i], '\0');
-    }
-    eo_buf_t bounds, sql;
+    eo_pieces_t pc;
+    eo_pieces_init(&pc);
+    int rc = eo_pieces_cut(&pc, starts, n, r->from_us, r->to_us);
+    eo_buf_t g, s, e, bounds, sql;
+    eo_buf_init(&g, 64 << 20);
+    eo_buf_init(&s, 64 << 20);
+    eo_buf_init(&e, 64 << 20);
     eo_buf_init(&bounds, 64 << 20);
     eo_buf_init(&sql, 1 << 20);
-    rc = rc ? rc : put_time_array(&bounds, starts, n);
-    rc = rc ? rc : eo_buf_append_char(&bounds, '\0');
-    rc = rc ? rc : eo_buf_append_str(&sql, counts_sql);
-    char raw_times[2 * MAX_RAW][EO_RFC3339_MAX];
-    const char *params[6 + 2 * MAX_RAW] = {r->tenant_id, p.g.data,      p.s.data,
-                                           p.e.data,     r->event_type, bounds.data};
-    for (size_t k = 0; rc == 0 && k < p.nraw; k++) {
-        eo_rfc3339_format(p.rs[k], raw_times[2 * k]);
-        eo_rfc3339_format(p.re[k], raw_times[2 * k + 1]);
-        params[6 + 2 * k] = raw_times[2 * k];
-        params[7 + 2 * k] = raw_times[2 * k + 1];
-        rc = eo_buf_printf(&sql, counts_raw_sql, 7 + 2 * k, 7 + 2 * k, 8 + 2 * k);
+    char raw_times[2 * EO_PIECES_MAX_RAW][EO_RFC3339_MAX];
+    const char *params[6 + 2 * EO_PIECES_MAX_RAW] = {r->tenant_id, NULL, NULL, NULL, r->event_type};
+    if (rc == 0) {
+        put_pieces(&g, &s, &e, &pc);
+        put_time_array(&bounds, starts, n);
+        eo_buf_putc(&bounds, '\0');
+        eo_buf_puts(&sql, counts_sql);
+        for (size_t k = 0; k < pc.nraw; k++) {
+            eo_rfc3339_format(pc.raw_start[k], raw_times[2 * k]);
+            eo_rfc3339_format(pc.raw_end[k], raw_times[2 * k + 1]);
+            params[6 + 2 * k] = raw_times[2 * k];
+            params[7 + 2 * k] = raw_times[2 * k + 1];
+            eo_buf_putf(&sql, counts_raw_sql, 7 + 2 * k, 7 + 2 * k, 8 + 2 * k);
+        }
+        eo_buf_puts(&sql, ") AS x GROUP BY 1");
+        eo_buf_putc(&sql, '\0');
+        eo_buf_t *bufs[] = {&g, &s, &e, &bounds, &sql};
+        for (size_t i = 0; rc == 0 && i < sizeof bufs / sizeof bufs[0]; i++)
+            rc = eo_buf_error(bufs[i]);
     }
-    rc = rc ? rc : eo_buf_append_str(&sql, ") AS x GROUP BY 1");
-    rc = rc ? rc : eo_buf_append_char(&sql, '\0');
+    params[1] = g.data, params[2] = s.data, params[3] = e.data, params[5] = bounds.data;
     PGresult *res = NULL;
     if (rc == 0) {
-        rc = query(conn, sql.data, (int)(6 + 2 * p.nraw), params, &res, err, errlen);
+        rc = query(conn, sql.data, (int)(6 + 2 * pc.nraw), params, &res, err, errlen);
     } else {
         snprintf(err, errlen, "cannot build the counting query: %s", eo_strerror(rc));
     }
@@ -303,38 +225,41 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
             counts[b - 1] += num(res, i, 1);
     }
     PQclear(res);
-    for (int i = 0; i < 3; i++)
-        eo_buf_done(arrays[i]);
+    eo_pieces_done(&pc);
+    eo_buf_done(&g);
+    eo_buf_done(&s);
+    eo_buf_done(&e);
     eo_buf_done(&bounds);
     eo_buf_done(&sql);
     return rc;
 }
 
-int eo_q_count(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-               size_t errlen)
+static int answer_count(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
+                        size_t errlen)
 {
     int64_t start = r->from_us, count = 0;
     int rc = bucket_counts(conn, r, &start, 1, &count, err, errlen);
     if (rc < 0)
         return rc;
-    rc = put_open(out, r, true);
-    return rc ? rc : eo_buf_printf(out, ",\"count\":%lld}", (long long)count);
+    put_open(out, r, true);
+    eo_buf_putf(out, ",\"count\":%lld}", (long long)count);
+    return eo_buf_error(out);
 }
 
-static int put_series(eo_buf_t *out, const buckets_t *bk, const int64_t *values, const char *name)
+static void put_series(eo_buf_t *out, const buckets_t *bk, const int64_t *values, const char *name)
 {
-    int rc = eo_buf_append_str(out, ",\"series\":[");
-    for (size_t i = 0; rc == 0 && i < bk->n; i++) {
+    eo_buf_puts(out, ",\"series\":[");
+    for (size_t i = 0; i < bk->n; i++) {
         char t[EO_RFC3339_MAX];
         eo_rfc3339_format_local(bk->start[i], bk->offset[i], t);
-        rc = eo_buf_printf(out, "%s{\"start\":\"%s\",\"%s\":%lld}", i ? "," : "", t, name,
-                           (long long)values[i]);
+        eo_buf_putf(out, "%s{\"start\":\"%s\",\"%s\":%lld}", i ? "," : "", t, name,
+                    (long long)values[i]);
     }
-    return rc ? rc : eo_buf_append_char(out, ']');
+    eo_buf_putc(out, ']');
 }
 
-int eo_q_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-               size_t errlen)
+static int answer_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
+                        size_t errlen)
 {
     buckets_t bk;
     int rc = fetch_buckets(conn, r, r->unit, &bk, field, err, errlen);
@@ -342,14 +267,17 @@ int eo_q_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
         return rc;
     int64_t *counts = calloc(bk.n, sizeof *counts);
     rc = counts ? bucket_counts(conn, r, bk.start, bk.n, counts, err, errlen) : EO_ENOMEM;
-    int64_t total = 0;
-    for (size_t i = 0; rc == 0 && i < bk.n; i++)
-        total += counts[i];
-    rc = rc ? rc : put_open(out, r, true);
-    rc = rc ? rc : put_interval_tz(out, r);
-    rc = rc ? rc : eo_buf_printf(out, ",\"total\":%lld", (long long)total);
-    rc = rc ? rc : put_series(out, &bk, counts, "count");
-    rc = rc ? rc : eo_buf_append_char(out, '}');
+    if (rc == 0) {
+        int64_t total = 0;
+        for (size_t i = 0; i < bk.n; i++)
+            total += counts[i];
+        put_open(out, r, true);
+        put_interval_tz(out, r);
+        eo_buf_putf(out, ",\"total\":%lld", (long long)total);
+        put_series(out, &bk, counts, "count");
+        eo_buf_putc(out, '}');
+        rc = eo_buf_error(out);
+    }
     free(counts);
     buckets_free(&bk);
     return rc;
@@ -372,8 +300,8 @@ static const char unique_series_sql[] =
     " width_bucket(occurred_at, $5::timestamptz[]) AS b, coalesce(user_id, "
     "anonymous_id)" UNIQUE_FROM ") AS s GROUP BY b";
 
-int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                      size_t errlen)
+static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
+                               char *err, size_t errlen)
 {
     buckets_t bk = {0};
     int rc = 0;
@@ -386,8 +314,9 @@ int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char *
     size_t n = r->has_unit ? bk.n : 1;
     eo_buf_t bounds;
     eo_buf_init(&bounds, 64 << 20);
-    rc = put_time_array(&bounds, starts, n);
-    rc = rc ? rc : eo_buf_append_char(&bounds, '\0');
+    put_time_array(&bounds, starts, n);
+    eo_buf_putc(&bounds, '\0');
+    rc = eo_buf_error(&bounds);
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX];
     eo_rfc3339_format(r->from_us, from);
     eo_rfc3339_format(r->to_us, to);
@@ -409,15 +338,16 @@ int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char *
             users[b - 1] = num(res, i, 1);
     }
     PQclear(res);
-    rc = rc ? rc : put_open(out, r, true);
-    if (r->has_unit) {
-        rc = rc ? rc : put_interval_tz(out, r);
-        rc = rc ? rc : eo_buf_printf(out, ",\"users\":%lld", (long long)total);
-        rc = rc ? rc : put_series(out, &bk, users, "users");
-    } else {
-        rc = rc ? rc : eo_buf_printf(out, ",\"users\":%lld", (long long)total);
+    if (rc == 0) {
+        put_open(out, r, true);
+        if (r->has_unit)
+            put_interval_tz(out, r);
+        eo_buf_putf(out, ",\"users\":%lld", (long long)total);
+        if (r->has_unit)
+            put_series(out, &bk, users, "users");
+        eo_buf_putc(out, '}');
+        rc = eo_buf_error(out);
     }
-    rc = rc ? rc : eo_buf_append_char(out, '}');
     free(users);
     eo_buf_done(&bounds);
     buckets_free(&bk);
@@ -426,8 +356,8 @@ int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char *
 
 /* ---- breakdown: events ---- */
 
-int eo_q_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                   size_t errlen)
+static int answer_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
+                            char *err, size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], limit[24];
     eo_rfc3339_format(r->from_us, from);
@@ -456,25 +386,26 @@ int eo_q_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
     int64_t total = 0;
     for (int i = 0; i < PQntuples(res); i++)
         total += num(res, i, 2);
-    rc = put_open(out, r, true);
-    rc = rc ? rc : eo_buf_append_str(out, ",\"property\":");
-    rc = rc ? rc : eo_buf_append_json_str(out, r->property, strlen(r->property));
-    rc = rc ? rc : eo_buf_printf(out, ",\"total\":%lld,\"values\":[", (long long)total);
-    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+    put_open(out, r, true);
+    eo_buf_puts(out, ",\"property\":");
+    eo_buf_put_json_str(out, r->property, strlen(r->property));
+    eo_buf_putf(out, ",\"total\":%lld,\"values\":[", (long long)total);
+    for (int i = 0; i < PQntuples(res); i++) {
         int k = (int)num(res, i, 0);
         const char *val = k == 0 ? PQgetvalue(res, i, 1) : k == 1 ? "(other)" : "(none)";
-        rc = eo_buf_append_str(out, i ? ",{\"value\":" : "{\"value\":");
-        rc = rc ? rc : eo_buf_append_json_str(out, val, strlen(val));
-        rc = rc ? rc : eo_buf_printf(out, ",\"count\":%lld}", (long long)num(res, i, 2));
+        eo_buf_puts(out, i ? ",{\"value\":" : "{\"value\":");
+        eo_buf_put_json_str(out, val, strlen(val));
+        eo_buf_putf(out, ",\"count\":%lld}", (long long)num(res, i, 2));
     }
     PQclear(res);
-    return rc ? rc : eo_buf_append_str(out, "]}");
+    eo_buf_puts(out, "]}");
+    return eo_buf_error(out);
 }
 
 /* ---- funnel: events ---- */
 
-int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                size_t errlen)
+static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
+                         char *err, size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], within[24];
     eo_rfc3339_format(r->from_us, from);
@@ -491,65 +422,65 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
     char within_text[32];
     snprintf(within_text, sizeof within_text, "%lld%c", (long long)(r->within_s / units[u].s),
              units[u].unit);
-    const char *p[4 + MAX_STEPS];
-    char *steps[MAX_STEPS] = {0};
+    const char *p[4 + EO_QREQ_MAX_STEPS];
+    char *steps[EO_QREQ_MAX_STEPS] = {0};
     p[0] = r->tenant_id, p[1] = from, p[2] = to, p[3] = within;
     eo_buf_t sql;
     eo_buf_init(&sql, 1 << 20);
-    int rc = eo_buf_append_str(
-        &sql, "WITH s1 AS (SELECT coalesce(user_id, anonymous_id) AS u, min(occurred_at) AS t1,"
-              " min(occurred_at) AS t FROM events WHERE tenant_id = $1::uuid"
-              " AND event_type = $5 AND occurred_at >= $2::timestamptz"
-              " AND occurred_at < $3::timestamptz GROUP BY 1)");
+    eo_buf_puts(&sql,
+                "WITH s1 AS (SELECT coalesce(user_id, anonymous_id) AS u, min(occurred_at) AS t1,"
+                " min(occurred_at) AS t FROM events WHERE tenant_id = $1::uuid"
+                " AND event_type = $5 AND occurred_at >= $2::timestamptz"
+                " AND occurred_at < $3::timestamptz GROUP BY 1)");
+    int rc = 0;
     for (size_t k = 0; rc == 0 && k < r->nsteps; k++) {
         steps[k] = strndup(r->steps[k], r->step_len[k]);
         if (!steps[k])
             rc = EO_ENOMEM;
         p[4 + k] = steps[k];
     }
-    for (size_t k = 1; rc == 0 && k < r->nsteps; k++) {
+    for (size_t k = 1; k < r->nsteps; k++) {
         bool same = r->step_len[k] == r->step_len[k - 1] &&
                     memcmp(r->steps[k], r->steps[k - 1], r->step_len[k]) == 0;
-        rc =
-            eo_buf_printf(&sql,
-                          ", s%zu AS (SELECT s.u, s.t1, min(e.occurred_at) AS t FROM s%zu AS s"
-                          " JOIN events AS e ON e.tenant_id = $1::uuid AND e.event_type = $%zu"
-                          " AND coalesce(e.user_id, e.anonymous_id) = s.u AND e.occurred_at %s s.t"
-                          " AND e.occurred_at < s.t1 + make_interval(secs => $4::bigint)"
-                          " AND e.occurred_at >= $2::timestamptz"
-                          " AND e.occurred_at < $3::timestamptz + make_interval(secs => $4::bigint)"
-                          " GROUP BY s.u, s.t1)",
-                          k + 1, k, k + 5, same ? ">" : ">=");
+        eo_buf_putf(&sql,
+                    ", s%zu AS (SELECT s.u, s.t1, min(e.occurred_at) AS t FROM s%zu AS s"
+                    " JOIN events AS e ON e.tenant_id = $1::uuid AND e.event_type = $%zu"
+                    " AND coalesce(e.user_id, e.anonymous_id) = s.u AND e.occurred_at %s s.t"
+                    " AND e.occurred_at < s.t1 + make_interval(secs => $4::bigint)"
+                    " AND e.occurred_at >= $2::timestamptz"
+                    " AND e.occurred_at < $3::timestamptz + make_interval(secs => $4::bigint)"
+                    " GROUP BY s.u, s.t1)",
+                    k + 1, k, k + 5, same ? ">" : ">=");
     }
-    rc = rc ? rc : eo_buf_append_str(&sql, " SELECT ");
-    for (size_t k = 0; rc == 0 && k < r->nsteps; k++)
-        rc = eo_buf_printf(&sql, "%s(SELECT count(*) FROM s%zu)", k ? ", " : "", k + 1);
-    rc = rc ? rc : eo_buf_append_char(&sql, '\0');
+    eo_buf_puts(&sql, " SELECT ");
+    for (size_t k = 0; k < r->nsteps; k++)
+        eo_buf_putf(&sql, "%s(SELECT count(*) FROM s%zu)", k ? ", " : "", k + 1);
+    eo_buf_putc(&sql, '\0');
+    rc = rc ? rc : eo_buf_error(&sql);
     PGresult *res = NULL;
     if (rc == 0)
         rc = query(conn, sql.data, (int)(4 + r->nsteps), p, &res, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
-    rc = rc ? rc : put_open(out, r, false);
-    rc = rc ? rc
-            : eo_buf_printf(out, ",\"within\":\"%s\",\"withinSeconds\":%lld,\"steps\":[",
-                            within_text, (long long)r->within_s);
-    int64_t first = 0, prev = 0;
-    for (size_t k = 0; rc == 0 && k < r->nsteps; k++) {
-        int64_t users = num(res, 0, (int)k);
-        if (k == 0)
-            first = prev = users;
-        rc = eo_buf_append_str(out, k ? ",{\"eventType\":" : "{\"eventType\":");
-        rc = rc ? rc : eo_buf_append_json_str(out, r->steps[k], r->step_len[k]);
-        rc = rc ? rc
-                : eo_buf_printf(out,
-                                ",\"users\":%lld,\"conversionRate\":%.6g,"
-                                "\"stepConversionRate\":%.6g}",
-                                (long long)users, first ? (double)users / (double)first : 0.0,
-                                prev ? (double)users / (double)prev : 0.0);
-        prev = users;
+    if (rc == 0) {
+        put_open(out, r, false);
+        eo_buf_putf(out, ",\"within\":\"%s\",\"withinSeconds\":%lld,\"steps\":[", within_text,
+                    (long long)r->within_s);
+        int64_t first = 0, prev = 0;
+        for (size_t k = 0; k < r->nsteps; k++) {
+            int64_t users = num(res, 0, (int)k);
+            if (k == 0)
+                first = prev = users;
+            eo_buf_puts(out, k ? ",{\"eventType\":" : "{\"eventType\":");
+            eo_buf_put_json_str(out, r->steps[k], r->step_len[k]);
+            eo_buf_putf(out, ",\"users\":%lld,\"conversionRate\":%.6g,\"stepConversionRate\":%.6g}",
+                        (long long)users, first ? (double)users / (double)first : 0.0,
+                        prev ? (double)users / (double)prev : 0.0);
+            prev = users;
+        }
+        eo_buf_puts(out, "]}");
+        rc = eo_buf_error(out);
     }
-    rc = rc ? rc : eo_buf_append_str(out, "]}");
     PQclear(res);
     for (size_t k = 0; k < r->nsteps; k++)
         free(steps[k]);
@@ -559,8 +490,8 @@ int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
 
 /* ---- retention: events ---- */
 
-int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                   size_t errlen)
+static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
+                            char *err, size_t errlen)
 {
     buckets_t cohorts; /* the cohorts the range can hold count against the bucket limit */
     int rc = fetch_buckets(conn, r, r->unit, &cohorts, field, err, errlen);
@@ -598,20 +529,17 @@ int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
         8, p, &res, err, errlen);
     if (rc < 0)
         return rc;
-    rc = put_open(out, r, false);
-    rc = rc ? rc : eo_buf_append_str(out, ",\"startEvent\":");
-    rc = rc ? rc : eo_buf_append_json_str(out, r->start_event, strlen(r->start_event));
-    rc = rc ? rc : eo_buf_append_str(out, ",\"returnEvent\":");
-    rc = rc ? rc : eo_buf_append_json_str(out, r->return_event, strlen(r->return_event));
-    rc = rc ? rc
-            : eo_buf_printf(out, ",\"period\":\"%s\",\"periods\":%lld,\"tz\":", unit,
-                            (long long)r->periods);
-    rc = rc ? rc : eo_buf_append_json_str(out, r->tz, strlen(r->tz));
-    rc = rc ? rc : eo_buf_append_str(out, ",\"cohorts\":[");
+    put_open(out, r, false);
+    eo_buf_puts(out, ",\"startEvent\":");
+    eo_buf_put_json_str(out, r->start_event, strlen(r->start_event));
+    eo_buf_puts(out, ",\"returnEvent\":");
+    eo_buf_put_json_str(out, r->return_event, strlen(r->return_event));
+    eo_buf_putf(out, ",\"period\":\"%s\",\"periods\":%lld,\"tz\":", unit, (long long)r->periods);
+    eo_buf_put_json_str(out, r->tz, strlen(r->tz));
+    eo_buf_puts(out, ",\"cohorts\":[");
     size_t np = (size_t)r->periods + 1;
     int64_t *kept = calloc(np, sizeof *kept);
-    if (!kept)
-        rc = EO_ENOMEM;
+    rc = kept ? 0 : EO_ENOMEM;
     int rows = PQntuples(res);
     bool first = true;
     for (int i = 0; rc == 0 && i < rows;) {
@@ -626,26 +554,27 @@ int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **fi
         }
         char t[EO_RFC3339_MAX];
         eo_rfc3339_format_local(start, offset, t);
-        rc = eo_buf_printf(out, "%s{\"start\":\"%s\",\"users\":%lld,\"retained\":[",
-                           first ? "" : ",", t, (long long)size);
+        eo_buf_putf(out, "%s{\"start\":\"%s\",\"users\":%lld,\"retained\":[", first ? "" : ",", t,
+                    (long long)size);
         first = false;
-        for (size_t k = 0; rc == 0 && k < np; k++)
-            rc = eo_buf_printf(out, "%s%lld", k ? "," : "", (long long)kept[k]);
-        rc = rc ? rc : eo_buf_append_str(out, "],\"rates\":[");
-        for (size_t k = 0; rc == 0 && k < np; k++)
-            rc = eo_buf_printf(out, "%s%.6g", k ? "," : "",
-                               size ? (double)kept[k] / (double)size : 0.0);
-        rc = rc ? rc : eo_buf_append_str(out, "]}");
+        for (size_t k = 0; k < np; k++)
+            eo_buf_putf(out, "%s%lld", k ? "," : "", (long long)kept[k]);
+        eo_buf_puts(out, "],\"rates\":[");
+        for (size_t k = 0; k < np; k++)
+            eo_buf_putf(out, "%s%.6g", k ? "," : "", size ? (double)kept[k] / (double)size : 0.0);
+        eo_buf_puts(out, "]}");
+        rc = eo_buf_error(out);
     }
     free(kept);
     PQclear(res);
-    return rc ? rc : eo_buf_append_str(out, "]}");
+    eo_buf_puts(out, "]}");
+    return rc ? rc : eo_buf_error(out);
 }
 
 /* ---- types: rollups, then one minute of events per end ---- */
 
-int eo_q_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-               size_t errlen)
+static int answer_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
+                        size_t errlen)
 {
     const char *p[] = {r->tenant_id};
     PGresult *res;
@@ -671,25 +600,26 @@ int eo_q_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
                    1, p, &res, err, errlen);
     if (rc < 0)
         return rc;
-    rc = eo_buf_append_str(out, "{\"types\":[");
-    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+    eo_buf_puts(out, "{\"types\":[");
+    for (int i = 0; i < PQntuples(res); i++) {
         const char *type = PQgetvalue(res, i, 0);
-        rc = eo_buf_append_str(out, i ? ",{\"eventType\":" : "{\"eventType\":");
-        rc = rc ? rc : eo_buf_append_json_str(out, type, strlen(type));
-        rc = rc ? rc : eo_buf_printf(out, ",\"count\":%lld,", (long long)num(res, i, 1));
-        rc = rc ? rc : put_time(out, "firstSeen", num(res, i, 2));
-        rc = rc ? rc : eo_buf_append_char(out, ',');
-        rc = rc ? rc : put_time(out, "lastSeen", num(res, i, 3));
-        rc = rc ? rc : eo_buf_append_char(out, '}');
+        eo_buf_puts(out, i ? ",{\"eventType\":" : "{\"eventType\":");
+        eo_buf_put_json_str(out, type, strlen(type));
+        eo_buf_putf(out, ",\"count\":%lld,", (long long)num(res, i, 1));
+        put_time(out, "firstSeen", num(res, i, 2));
+        eo_buf_putc(out, ',');
+        put_time(out, "lastSeen", num(res, i, 3));
+        eo_buf_putc(out, '}');
     }
     PQclear(res);
-    return rc ? rc : eo_buf_append_str(out, "]}");
+    eo_buf_puts(out, "]}");
+    return eo_buf_error(out);
 }
 
 /* ---- raw events: the events primary key (or the user index) ---- */
 
-int eo_q_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                size_t errlen)
+static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
+                         char *err, size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], cur[EO_RFC3339_MAX], limit[24];
     eo_rfc3339_format(r->from_us, from);
@@ -721,45 +651,76 @@ int eo_q_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field
     if (rc < 0)
         return rc;
     int rows = PQntuples(res);
-    rc = eo_buf_append_str(out, "{\"events\":[");
-    for (int i = 0; rc == 0 && i < rows; i++) {
+    eo_buf_puts(out, "{\"events\":[");
+    for (int i = 0; i < rows; i++) {
         const char *mid = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
-        rc = eo_buf_append_str(out, i ? ",{\"messageId\":" : "{\"messageId\":");
-        rc = rc ? rc : eo_buf_append_json_str(out, mid, strlen(mid));
-        rc = rc ? rc : eo_buf_append_str(out, ",\"eventType\":");
-        rc = rc ? rc : eo_buf_append_json_str(out, type, strlen(type));
-        rc = rc ? rc : eo_buf_append_char(out, ',');
-        rc = rc ? rc
-                : put_str_or_null(out, "userId",
-                                  PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2));
-        rc = rc ? rc : eo_buf_append_char(out, ',');
-        rc = rc ? rc
-                : put_str_or_null(out, "anonymousId",
-                                  PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
-        rc = rc ? rc : eo_buf_append_char(out, ',');
-        rc = rc ? rc : put_time(out, "timestamp", num(res, i, 4));
-        rc = rc ? rc : eo_buf_append_char(out, ',');
-        rc = rc ? rc : put_time(out, "receivedAt", num(res, i, 5));
+        eo_buf_puts(out, i ? ",{\"messageId\":" : "{\"messageId\":");
+        eo_buf_put_json_str(out, mid, strlen(mid));
+        eo_buf_puts(out, ",\"eventType\":");
+        eo_buf_put_json_str(out, type, strlen(type));
+        eo_buf_putc(out, ',');
+        put_str_or_null(out, "userId", PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2));
+        eo_buf_putc(out, ',');
+        put_str_or_null(out, "anonymousId", PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
+        eo_buf_putc(out, ',');
+        put_time(out, "timestamp", num(res, i, 4));
+        eo_buf_putc(out, ',');
+        put_time(out, "receivedAt", num(res, i, 5));
         if (PQgetisnull(res, i, 6)) {
-            rc = rc ? rc : eo_buf_append_str(out, ",\"sentAt\":null");
+            eo_buf_puts(out, ",\"sentAt\":null");
         } else {
-            rc = rc ? rc : eo_buf_append_char(out, ',');
-            rc = rc ? rc : put_time(out, "sentAt", num(res, i, 6));
+            eo_buf_putc(out, ',');
+            put_time(out, "sentAt", num(res, i, 6));
         }
-        rc = rc ? rc : eo_buf_printf(out, ",\"properties\":%s", PQgetvalue(res, i, 7));
-        rc = rc ? rc : eo_buf_printf(out, ",\"context\":%s}", PQgetvalue(res, i, 8));
+        eo_buf_putf(out, ",\"properties\":%s", PQgetvalue(res, i, 7));
+        eo_buf_putf(out, ",\"context\":%s}", PQgetvalue(res, i, 8));
     }
-    rc = rc ? rc : eo_buf_append_str(out, "],\"nextCursor\":");
-    if (rc == 0 && rows > 0 && rows == r->limit) {
-        char c[EO_Q_CURSOR_MAX];
-        const char *mid = PQgetvalue(res, rows - 1, 0);
-        if (eo_q_cursor_encode(num(res, rows - 1, 4), mid, strlen(mid), c) == 0)
-            rc = eo_buf_printf(out, "\"%s\"}", c);
-        else
-            rc = eo_buf_append_str(out, "null}");
-    } else {
-        rc = rc ? rc : eo_buf_append_str(out, "null}");
-    }
+    eo_buf_puts(out, "],\"nextCursor\":");
+    char c[EO_Q_CURSOR_MAX];
+    const char *last = rows > 0 ? PQgetvalue(res, rows - 1, 0) : NULL;
+    if (rows > 0 && rows == r->limit &&
+        eo_q_cursor_encode(num(res, rows - 1, 4), last, strlen(last), c) == 0)
+        eo_buf_putf(out, "\"%s\"}", c);
+    else
+        eo_buf_puts(out, "null}");
     PQclear(res);
-    return rc;
+    return eo_buf_error(out);
 }
+
+/* ---- the table: one row per endpoint (and its operation in docs/openapi.json) ---- */
+
+const eo_q_endpoint_t eo_q_endpoints[] = {
+    {"/events/count", "count", {.params = "eventType from to"}, answer_count, true},
+    {"/events/trend",
+     "trend",
+     {.params = "eventType interval from to tz",
+      .has_default_interval = true,
+      .default_interval = EO_Q_DAY},
+     answer_trend,
+     true},
+    {"/events/unique-users",
+     "unique_users",
+     {.params = "eventType from to interval tz"},
+     answer_unique_users,
+     true},
+    {"/events/breakdown",
+     "breakdown",
+     {.params = "eventType property from to limit", .default_limit = 10},
+     answer_breakdown,
+     true},
+    {"/events/funnel", "funnel", {.params = "steps within from to"}, answer_funnel, true},
+    {"/events/retention",
+     "retention",
+     {.params = "startEvent returnEvent period periods from to tz"},
+     answer_retention,
+     true},
+    {"/events/types", "types", {.params = ""}, answer_types, true},
+    {"/events",
+     "events",
+     {.params = "eventType userId from to limit cursor"},
+     answer_events,
+     false},
+};
+const size_t eo_q_nendpoints = sizeof eo_q_endpoints / sizeof eo_q_endpoints[0];
+_Static_assert(sizeof eo_q_endpoints / sizeof eo_q_endpoints[0] <= EO_Q_MAX_ENDPOINTS,
+               "query.c routes at most EO_Q_MAX_ENDPOINTS endpoints");

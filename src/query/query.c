@@ -1,4 +1,5 @@
-/* Query role (see query.h): authentication, parameters, cache, PostgreSQL connections.
+/* Query role (see query.h): authentication, parameters, cache, PostgreSQL connections; the
+ * routes, metrics and dispatch come from the table of endpoints (eo_q_endpoints, endpoints.c).
  * Threads: MHD's pool threads run the handlers. Each thread keeps its own PostgreSQL
  * connection (thread-specific data, closed when the thread ends); the zone list is loaded
  * once under zones_lock and read-only afterwards. */
@@ -6,7 +7,6 @@
 
 #include <openssl/sha.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,23 +24,16 @@
 #include "core/openapi.h"
 #include "core/pg.h"
 #include "core/ratelimit.h"
-#include "domain/rfc3339.h"
 #include "query/cache.h"
 #include "query/query_internal.h"
-
-#define MAX_ARGS 16
-#define DEFAULT_RANGE_US (INT64_C(7) * 86400 * 1000000)
-
-static const char *const endpoint_names[EP_COUNT_ALL] = {
-    "count", "trend", "unique_users", "breakdown", "funnel", "retention", "types", "events"};
 
 enum { CACHE_HIT, CACHE_MISS, CACHE_ERROR };
 
 struct eo_query {
     eo_config_t cfg;
     eo_metrics_t *metrics;
-    eo_histogram_t *duration[EP_COUNT_ALL];
-    eo_counter_t *cache_c[EP_COUNT_ALL][3];
+    eo_histogram_t *duration[EO_Q_MAX_ENDPOINTS];
+    eo_counter_t *cache_c[EO_Q_MAX_ENDPOINTS][3];
     eo_access_policy_t access;
     eo_creds_t *creds;
     eo_keystore_t *keys;
@@ -141,12 +134,6 @@ static int zones_load(eo_query_t *q, PGconn *c, char *err, size_t errlen)
     return rc;
 }
 
-static const char *zone_find(eo_query_t *q, const char *name)
-{
-    char **hit = bsearch(&name, q->zones, q->nzones, sizeof *q->zones, cmp_str);
-    return hit ? *hit : NULL;
-}
-
 /* ---- authentication ---- */
 
 /* 503 with Retry-After: the database cannot answer now. */
@@ -177,302 +164,72 @@ static bool on_headers(eo_http_req_t *req, void *ud)
 
 /* ---- parameters ---- */
 
-typedef struct {
-    const char *allowed; /* space-separated names */
-    const char *name[MAX_ARGS];
-    const char *value[MAX_ARGS];
-    size_t len[MAX_ARGS];
-    size_t n;
-    char bad_field[72];
-    char bad_msg[160];
-} args_t;
-
-static bool name_allowed(const char *allowed, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = allowed; *p;) {
-        size_t w = strcspn(p, " ");
-        if (w == n && memcmp(p, name, n) == 0)
-            return true;
-        p += w;
-        while (*p == ' ')
-            p++;
-    }
-    return false;
-}
-
 static bool collect_arg(void *ud, const char *name, const char *value, size_t value_len)
 {
-    args_t *a = ud;
-    snprintf(a->bad_field, sizeof a->bad_field, "%.64s", name);
-    for (char *p = a->bad_field; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
-    if (!name_allowed(a->allowed, name)) {
-        snprintf(a->bad_msg, sizeof a->bad_msg, "unknown parameter; this endpoint takes: %s",
-                 a->allowed);
-        return false;
-    }
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->name[i], name) == 0) {
-            snprintf(a->bad_msg, sizeof a->bad_msg, "the parameter is given more than once");
-            return false;
-        }
-    if (!value || strlen(value) != value_len || !eo_q_text_ok(value, value_len)) {
-        snprintf(a->bad_msg, sizeof a->bad_msg,
-                 !value ? "the parameter has no value"
-                        : "the value holds a control character or is not UTF-8");
-        return false;
-    }
-    if (a->n == MAX_ARGS) {
-        snprintf(a->bad_msg, sizeof a->bad_msg, "too many parameters");
-        return false;
-    }
-    a->name[a->n] = name;
-    a->value[a->n] = value;
-    a->len[a->n] = value_len;
-    a->n++;
-    a->bad_field[0] = '\0';
-    return true;
+    return eo_qargs_add(ud, name, value, value_len);
 }
 
-static const char *arg(const args_t *a, const char *name, size_t *len)
+/* Parses and checks the request's parameters into r (domain/query_request.h); answers 400 and
+ * returns false on a bad one. */
+static bool parse_request(eo_query_t *q, eo_http_req_t *req, const eo_q_endpoint_t *ep, qreq_t *r)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->name[i], name) == 0) {
-            if (len)
-                *len = a->len[i];
-            return a->value[i];
-        }
-    return NULL;
-}
-
-__attribute__((format(printf, 3, 4))) static void bad_param(eo_http_req_t *req, const char *field,
-                                                            const char *fmt, ...)
-{
-    char detail[224], msg[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    snprintf(msg, sizeof msg, "%s %s", field, detail);
-    eo_http_respond_error(req, 400, "invalid_parameter", msg, field, NULL);
-}
-
-static const char *const allowed_args[EP_COUNT_ALL] = {
-    "eventType from to",
-    "eventType interval from to tz",
-    "eventType from to interval tz",
-    "eventType property from to limit",
-    "steps within from to",
-    "startEvent returnEvent period periods from to tz",
-    "",
-    "eventType userId from to limit cursor",
-};
-
-/* An event-type-like text parameter: 1..max bytes. */
-static bool text_param(eo_http_req_t *req, const args_t *a, const char *name, size_t max,
-                       bool required, const char **out)
-{
-    size_t len;
-    const char *v = arg(a, name, &len);
-    *out = v;
-    if (!v && required) {
-        bad_param(req, name, "is required");
-        return false;
-    }
-    if (v && (len == 0 || len > max)) {
-        char d[64];
-        snprintf(d, sizeof d, "%zu", max);
-        bad_param(req, name, "must be 1 to %s bytes", d);
-        return false;
-    }
-    return true;
-}
-
-/* Parses and checks the request's parameters into r; answers 400 and returns false on a bad
- * one. */
-static bool parse_request(eo_query_t *q, eo_http_req_t *req, endpoint_t ep, qreq_t *r)
-{
-    args_t a = {.allowed = allowed_args[ep]};
+    eo_qargs_t a;
+    eo_qargs_init(&a, &ep->spec);
     eo_http_query_each(req, collect_arg, &a);
-    if (a.bad_field[0] || a.bad_msg[0]) {
-        eo_http_respond_error(req, 400, "invalid_parameter", a.bad_msg, a.bad_field, NULL);
+    const eo_qreq_env_t env = {
+        .now_us = eo_clock_now_us(),
+        .max_event_type_bytes = q->cfg.max_event_type_bytes,
+        .max_id_bytes = q->cfg.max_id_bytes,
+        .max_periods = q->cfg.query_max_periods,
+        .max_limit = q->cfg.query_max_limit,
+        .max_funnel_steps = q->cfg.query_max_funnel_steps,
+        .max_within_s = q->cfg.query_max_within_s,
+        .max_buckets = q->cfg.query_max_buckets,
+        .zones = (const char *const *)q->zones,
+        .nzones = q->nzones,
+    };
+    eo_qreq_error_t error;
+    if (eo_qreq_parse(&ep->spec, &a, &env, r, &error) < 0) {
+        eo_http_respond_error(req, 400, "invalid_parameter", error.message, error.field, NULL);
         return false;
-    }
-    memset(r, 0, sizeof *r);
-    r->ep = ep;
-    r->cfg = &q->cfg;
-    size_t max_type = (size_t)q->cfg.max_event_type_bytes;
-    if (!text_param(req, &a, "eventType", max_type, false, &r->event_type))
-        return false;
-    /* from / to */
-    size_t len;
-    const char *v;
-    bool has_from = false, has_to = false;
-    if ((v = arg(&a, "from", &len))) {
-        if (eo_rfc3339_parse(v, len, &r->from_us) < 0) {
-            bad_param(req, "from", "%s", "must be an RFC 3339 time, e.g. 2026-03-29T00:00:00Z");
-            return false;
-        }
-        has_from = true;
-    }
-    if ((v = arg(&a, "to", &len))) {
-        if (eo_rfc3339_parse(v, len, &r->to_us) < 0) {
-            bad_param(req, "to", "%s", "must be an RFC 3339 time, e.g. 2026-03-30T00:00:00Z");
-            return false;
-        }
-        has_to = true;
-    }
-    if (!has_to) {
-        int64_t now = eo_clock_now_us();
-        r->to_us = (now / 1000000 + 1) * 1000000; /* the next whole second */
-        if (has_from && r->from_us >= r->to_us) {
-            bad_param(req, "from", "%s", "must be before to (default: now)");
-            return false;
-        }
-    }
-    if (!has_from)
-        r->from_us = r->to_us - DEFAULT_RANGE_US;
-    if (r->from_us >= r->to_us) {
-        bad_param(req, "from", "%s", "must be before to");
-        return false;
-    }
-    /* tz */
-    r->tz = "UTC";
-    if ((v = arg(&a, "tz", &len))) {
-        r->tz = eo_q_zone_shape_ok(v, len) ? zone_find(q, v) : NULL;
-        if (!r->tz) {
-            bad_param(req, "tz", "%s", "must be an IANA time zone name, e.g. Europe/Berlin");
-            return false;
-        }
-    }
-    /* interval / period */
-    if ((v = arg(&a, "interval", &len))) {
-        if (eo_q_interval(v, len, &r->unit) < 0) {
-            bad_param(req, "interval", "%s",
-                      "must be minute, hour, day, week or month (or hourly, daily, weekly, "
-                      "monthly)");
-            return false;
-        }
-        r->has_unit = true;
-    } else if (ep == EP_TREND) {
-        r->unit = EO_Q_DAY;
-        r->has_unit = true;
-    }
-    if (ep == EP_RETENTION) {
-        r->unit = EO_Q_DAY;
-        if ((v = arg(&a, "period", &len)) && eo_q_period(v, len, &r->unit) < 0) {
-            bad_param(req, "period", "%s", "must be day or week (or daily, weekly)");
-            return false;
-        }
-        r->has_unit = true;
-        r->periods = 7;
-        if ((v = arg(&a, "periods", &len)) &&
-            eo_q_int(v, len, 1, q->cfg.query_max_periods, &r->periods) < 0) {
-            char d[32];
-            snprintf(d, sizeof d, "%lld", (long long)q->cfg.query_max_periods);
-            bad_param(req, "periods", "must be an integer from 1 to %s", d);
-            return false;
-        }
-        if (!text_param(req, &a, "startEvent", max_type, true, &r->start_event) ||
-            !text_param(req, &a, "returnEvent", max_type, true, &r->return_event))
-            return false;
-    }
-    /* limit */
-    r->limit = ep == EP_BREAKDOWN ? 10 : 100;
-    if ((v = arg(&a, "limit", &len)) &&
-        eo_q_int(v, len, 1, q->cfg.query_max_limit, &r->limit) < 0) {
-        char d[32];
-        snprintf(d, sizeof d, "%lld", (long long)q->cfg.query_max_limit);
-        bad_param(req, "limit", "must be an integer from 1 to %s", d);
-        return false;
-    }
-    if (ep == EP_BREAKDOWN) {
-        if (!(v = arg(&a, "property", &len))) {
-            bad_param(req, "property", "%s", "is required (a path such as plan)");
-            return false;
-        }
-        if (eo_q_property(v, len, r->property_path, sizeof r->property_path) < 0) {
-            bad_param(req, "property", "%s",
-                      "must be 1 to 4 names joined by '.', each 1 to 64 of A-Z a-z 0-9 _ $ -");
-            return false;
-        }
-        r->property = v;
-    }
-    if (ep == EP_FUNNEL) {
-        if (!(v = arg(&a, "steps", &len)) ||
-            eo_q_list(v, len, (size_t)q->cfg.query_max_funnel_steps, max_type, r->steps,
-                      r->step_len, &r->nsteps) < 0 ||
-            r->nsteps < 2) {
-            char d[32];
-            snprintf(d, sizeof d, "%lld", (long long)q->cfg.query_max_funnel_steps);
-            bad_param(req, "steps", "must list 2 to %s event types, comma-separated", d);
-            return false;
-        }
-        r->within_s = 86400;
-        if ((v = arg(&a, "within", &len))) {
-            if (eo_q_within(v, len, q->cfg.query_max_within_s, &r->within_s) < 0) {
-                char d[32];
-                snprintf(d, sizeof d, "%lld", (long long)q->cfg.query_max_within_s);
-                bad_param(req, "within",
-                          "must be a number and a unit s, m, h, d or w (e.g. 1d), from 1 s to "
-                          "%s s",
-                          d);
-                return false;
-            }
-        }
-    }
-    if (ep == EP_EVENTS) {
-        if (!text_param(req, &a, "userId", (size_t)q->cfg.max_id_bytes, false, &r->user_id))
-            return false;
-        if ((v = arg(&a, "cursor", &len))) {
-            if (eo_q_cursor_decode(v, len, &r->cursor_us, r->cursor_id, sizeof r->cursor_id) < 0) {
-                bad_param(req, "cursor", "%s",
-                          "is not a cursor this API gave (pass nextCursor back unchanged)");
-                return false;
-            }
-            r->has_cursor = true;
-        }
     }
     return true;
 }
 
 /* The cache key: tenant, endpoint, and the SHA-256 of the normalised parameters. */
-static int cache_key(const qreq_t *r, char *out, size_t cap)
+static int cache_key(const eo_q_endpoint_t *ep, const qreq_t *r, char *out, size_t cap)
 {
     eo_buf_t b;
     eo_buf_init(&b, 1 << 20);
-    bool ranged = r->ep != EP_TYPES; /* types is all-time */
-    int rc =
-        eo_buf_printf(&b, "v1|%lld|%lld|%s|%s|%d|%lld|%lld|%lld|",
-                      (long long)(ranged ? r->from_us : 0), (long long)(ranged ? r->to_us : 0),
-                      r->tz ? r->tz : "", r->has_unit ? eo_q_unit_name(r->unit) : "", r->has_unit,
-                      (long long)r->limit, (long long)r->periods, (long long)r->within_s);
+    eo_buf_putf(&b, "v1|%lld|%lld|%s|%s|%d|%lld|%lld|%lld|",
+                (long long)(r->ranged ? r->from_us : 0), (long long)(r->ranged ? r->to_us : 0),
+                r->tz ? r->tz : "", r->has_unit ? eo_q_unit_name(r->unit) : "", r->has_unit,
+                (long long)r->limit, (long long)r->periods, (long long)r->within_s);
     const char *texts[] = {r->event_type, r->property, r->start_event, r->return_event};
-    for (size_t i = 0; rc == 0 && i < 4; i++) {
-        rc = texts[i] ? eo_buf_printf(&b, "%zu:", strlen(texts[i])) : eo_buf_append_str(&b, "-:");
-        rc = rc ? rc : texts[i] ? eo_buf_append_str(&b, texts[i]) : 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (texts[i]) {
+            eo_buf_putf(&b, "%zu:", strlen(texts[i]));
+            eo_buf_puts(&b, texts[i]);
+        } else {
+            eo_buf_puts(&b, "-:");
+        }
     }
-    for (size_t i = 0; rc == 0 && i < r->nsteps; i++) {
-        rc = eo_buf_printf(&b, "|%zu:", r->step_len[i]);
-        rc = rc ? rc : eo_buf_append(&b, r->steps[i], r->step_len[i]);
+    for (size_t i = 0; i < r->nsteps; i++) {
+        eo_buf_putf(&b, "|%zu:", r->step_len[i]);
+        eo_buf_put(&b, r->steps[i], r->step_len[i]);
     }
+    int rc = eo_buf_error(&b);
     if (rc == 0) {
         unsigned char d[SHA256_DIGEST_LENGTH];
         SHA256((const unsigned char *)(b.data ? b.data : ""), b.len, d);
         char hex[2 * SHA256_DIGEST_LENGTH + 1];
         for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
             snprintf(hex + 2 * i, 3, "%02x", d[i]);
-        snprintf(out, cap, "eo:q:{%s}:%s:%s", r->tenant_id, endpoint_names[r->ep], hex);
+        snprintf(out, cap, "eo:q:{%s}:%s:%s", r->tenant_id, ep->name, hex);
     }
     eo_buf_done(&b);
     return rc;
 }
-
-static const endpoint_fn endpoint_fns[EP_COUNT_ALL] = {
-    eo_q_count,  eo_q_trend,     eo_q_unique_users, eo_q_breakdown,
-    eo_q_funnel, eo_q_retention, eo_q_types,        eo_q_events};
 
 static void answer(eo_http_req_t *req, const char *body, size_t len, const char *cache_state,
                    const qctx_t *ctx)
@@ -491,8 +248,10 @@ static void answer(eo_http_req_t *req, const char *body, size_t len, const char 
     eo_http_respond(req, 200, body, len, h);
 }
 
-static void handle(eo_http_req_t *req, eo_query_t *q, endpoint_t ep)
+/* Answers one request to endpoint i of eo_q_endpoints. */
+static void handle(eo_http_req_t *req, eo_query_t *q, size_t i)
 {
+    const eo_q_endpoint_t *ep = &eo_q_endpoints[i];
     int64_t t0 = eo_clock_mono_us();
     qctx_t *ctx = eo_http_user(req);
     char err[512] = "";
@@ -510,17 +269,17 @@ static void handle(eo_http_req_t *req, eo_query_t *q, endpoint_t ep)
         return;
     memcpy(r.tenant_id, ctx->tenant_id, sizeof r.tenant_id);
     char key[192];
-    bool cacheable = q->cache && ep != EP_EVENTS && cache_key(&r, key, sizeof key) == 0;
+    bool cacheable = q->cache && ep->cacheable && cache_key(ep, &r, key, sizeof key) == 0;
     const char *state = "bypass";
     if (cacheable) {
         char *val;
         size_t len;
         int c = eo_qcache_get(q->cache, key, &val, &len);
-        eo_counter_add(q->cache_c[ep][c == 1 ? CACHE_HIT : c == 0 ? CACHE_MISS : CACHE_ERROR], 1);
+        eo_counter_add(q->cache_c[i][c == 1 ? CACHE_HIT : c == 0 ? CACHE_MISS : CACHE_ERROR], 1);
         if (c == 1) {
             answer(req, val, len, "hit", ctx);
             free(val);
-            eo_histogram_observe(q->duration[ep], (double)(eo_clock_mono_us() - t0) / 1e6);
+            eo_histogram_observe(q->duration[i], (double)(eo_clock_mono_us() - t0) / 1e6);
             return;
         }
         state = c == 0 ? "miss" : "bypass";
@@ -534,16 +293,16 @@ static void handle(eo_http_req_t *req, eo_query_t *q, endpoint_t ep)
     eo_buf_t out;
     eo_buf_init(&out, 256 << 20);
     const char *field = NULL;
-    int rc = endpoint_fns[ep](conn, &r, &out, &field, err, sizeof err);
+    int rc = ep->answer(conn, &r, &out, &field, err, sizeof err);
     conn_check(q, conn);
     if (rc == EO_ELIMIT) {
         eo_http_respond_error(req, 400, "invalid_parameter", err, field, NULL);
     } else if (rc == EO_ETIMEOUT) {
-        eo_log_warn("query: statement timeout", "endpoint", endpoint_names[ep], NULL);
+        eo_log_warn("query: statement timeout", "endpoint", ep->name, NULL);
         unavailable(q, req, "query_timeout",
                     "the query took longer than the configured limit; narrow the range");
     } else if (rc < 0) {
-        eo_log_warn("query failed", "endpoint", endpoint_names[ep], "error", err, NULL);
+        eo_log_warn("query failed", "endpoint", ep->name, "error", err, NULL);
         unavailable(q, req, "database_unavailable", "the database could not answer; retry later");
     } else {
         answer(req, out.data, out.len, state, ctx);
@@ -552,26 +311,40 @@ static void handle(eo_http_req_t *req, eo_query_t *q, endpoint_t ep)
             int64_t ttl =
                 open ? q->cfg.query_cache_open_ttl_ms : q->cfg.query_cache_closed_ttl_s * 1000;
             if (eo_qcache_set(q->cache, key, out.data, out.len, ttl) < 0)
-                eo_counter_add(q->cache_c[ep][CACHE_ERROR], 1);
+                eo_counter_add(q->cache_c[i][CACHE_ERROR], 1);
         }
     }
     eo_buf_done(&out);
-    eo_histogram_observe(q->duration[ep], (double)(eo_clock_mono_us() - t0) / 1e6);
+    eo_histogram_observe(q->duration[i], (double)(eo_clock_mono_us() - t0) / 1e6);
 }
 
-#define HANDLER(fn, ep)                                                                            \
-    static void fn(eo_http_req_t *req, void *ud)                                                   \
+/* One route callback per row of the endpoint table: the HTTP layer tells a handler its route
+ * only by the function it calls. */
+#define ON_ENDPOINT(i)                                                                             \
+    static void on_endpoint_##i(eo_http_req_t *req, void *ud)                                      \
     {                                                                                              \
-        handle(req, ud, ep);                                                                       \
+        handle(req, ud, i);                                                                        \
     }
-HANDLER(on_count, EP_COUNT)
-HANDLER(on_trend, EP_TREND)
-HANDLER(on_unique_users, EP_UNIQUE_USERS)
-HANDLER(on_breakdown, EP_BREAKDOWN)
-HANDLER(on_funnel, EP_FUNNEL)
-HANDLER(on_retention, EP_RETENTION)
-HANDLER(on_types, EP_TYPES)
-HANDLER(on_events, EP_EVENTS)
+ON_ENDPOINT(0)
+ON_ENDPOINT(1)
+ON_ENDPOINT(2)
+ON_ENDPOINT(3)
+ON_ENDPOINT(4)
+ON_ENDPOINT(5)
+ON_ENDPOINT(6)
+ON_ENDPOINT(7)
+ON_ENDPOINT(8)
+ON_ENDPOINT(9)
+ON_ENDPOINT(10)
+ON_ENDPOINT(11)
+ON_ENDPOINT(12)
+ON_ENDPOINT(13)
+ON_ENDPOINT(14)
+ON_ENDPOINT(15)
+static void (*const on_endpoint[EO_Q_MAX_ENDPOINTS])(eo_http_req_t *, void *) = {
+    on_endpoint_0,  on_endpoint_1,  on_endpoint_2,  on_endpoint_3, on_endpoint_4,  on_endpoint_5,
+    on_endpoint_6,  on_endpoint_7,  on_endpoint_8,  on_endpoint_9, on_endpoint_10, on_endpoint_11,
+    on_endpoint_12, on_endpoint_13, on_endpoint_14, on_endpoint_15};
 
 static void on_healthz(eo_http_req_t *req, void *ud)
 {
@@ -601,19 +374,45 @@ static void on_readyz(eo_http_req_t *req, void *ud)
     eo_http_respond(req, ready ? 200 : 503, body, (size_t)n, NULL);
 }
 
+/* The routes: the endpoints of eo_q_endpoints in its order, then the role's own. The HTTP layer
+ * tells a handler its route only by the function it calls, and test_openapi reads this table
+ * from the source to compare it with the OpenAPI document, so the paths are written here as
+ * well; routes_check() refuses to start when they differ from the endpoint table's. */
 static const eo_http_route_t routes[] = {
-    {"GET", "/events/count", on_headers, on_count, false},
-    {"GET", "/events/trend", on_headers, on_trend, false},
-    {"GET", "/events/unique-users", on_headers, on_unique_users, false},
-    {"GET", "/events/breakdown", on_headers, on_breakdown, false},
-    {"GET", "/events/funnel", on_headers, on_funnel, false},
-    {"GET", "/events/retention", on_headers, on_retention, false},
-    {"GET", "/events/types", on_headers, on_types, false},
-    {"GET", "/events", on_headers, on_events, false},
+    {"GET", "/events/count", on_headers, on_endpoint_0, false},
+    {"GET", "/events/trend", on_headers, on_endpoint_1, false},
+    {"GET", "/events/unique-users", on_headers, on_endpoint_2, false},
+    {"GET", "/events/breakdown", on_headers, on_endpoint_3, false},
+    {"GET", "/events/funnel", on_headers, on_endpoint_4, false},
+    {"GET", "/events/retention", on_headers, on_endpoint_5, false},
+    {"GET", "/events/types", on_headers, on_endpoint_6, false},
+    {"GET", "/events", on_headers, on_endpoint_7, false},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
 };
+
+/* 0 when route i is endpoint i of the table (path and handler) for every endpoint, and no other
+ * route is an endpoint's; EO_EINVAL with the first difference in err. */
+static int routes_check(char *err, size_t errlen)
+{
+    size_t nroutes = sizeof routes / sizeof routes[0];
+    for (size_t i = 0; i < nroutes; i++) {
+        bool endpoint = i < eo_q_nendpoints;
+        if (endpoint ? strcmp(routes[i].path, eo_q_endpoints[i].path) != 0 ||
+                           routes[i].on_request != on_endpoint[i]
+                     : routes[i].on_headers == on_headers) {
+            snprintf(err, errlen, "query: route %s does not match the endpoint table (%s)",
+                     routes[i].path, endpoint ? eo_q_endpoints[i].path : "no endpoint");
+            return EO_EINVAL;
+        }
+    }
+    if (nroutes < eo_q_nendpoints) {
+        snprintf(err, errlen, "query: endpoint %s has no route", eo_q_endpoints[nroutes].path);
+        return EO_EINVAL;
+    }
+    return 0;
+}
 
 int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t errlen)
 {
@@ -628,21 +427,24 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
         snprintf(err, errlen, "EVENTOPS_QUERY_CACHE must be on or off");
         return EO_EINVAL;
     }
+    int r = routes_check(err, errlen);
+    if (r < 0)
+        return r;
     eo_query_t *q = calloc(1, sizeof *q);
     if (!q)
         return EO_ENOMEM;
     q->cfg = *cfg;
     pthread_mutex_init(&q->zones_lock, NULL);
     snprintf(q->retry_after, sizeof q->retry_after, "%lld", (long long)cfg->retry_after_s);
-    int r = EO_ENOMEM;
+    r = EO_ENOMEM;
     if (pthread_key_create(&q->conn_key, conn_free) != 0)
         goto fail;
     q->conn_key_made = true;
     if (!(q->metrics = eo_metrics_new()))
         goto fail;
     char labels[160];
-    for (int e = 0; e < EP_COUNT_ALL; e++) {
-        snprintf(labels, sizeof labels, "role=\"query\",endpoint=\"%s\"", endpoint_names[e]);
+    for (size_t e = 0; e < eo_q_nendpoints; e++) {
+        snprintf(labels, sizeof labels, "role=\"query\",endpoint=\"%s\"", eo_q_endpoints[e].name);
         q->duration[e] =
             eo_metrics_histogram(q->metrics, "eventops_query_duration_seconds",
                                  "Time to answer a query (cache included), by endpoint.", labels,
@@ -650,7 +452,7 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
         static const char *const results[3] = {"hit", "miss", "error"};
         for (int k = 0; k < 3; k++) {
             snprintf(labels, sizeof labels, "role=\"query\",endpoint=\"%s\",result=\"%s\"",
-                     endpoint_names[e], results[k]);
+                     eo_q_endpoints[e].name, results[k]);
             q->cache_c[e][k] = eo_metrics_counter(
                 q->metrics, "eventops_cache_requests_total",
                 "Query cache lookups and failed stores, by endpoint and result.", labels);

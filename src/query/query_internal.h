@@ -1,55 +1,19 @@
 /* Shared between the query role's request handling (query.c) and its endpoints
- * (endpoints.c). */
+ * (endpoints.c): the table of endpoints. Adding an endpoint is one row of eo_q_endpoints, its
+ * handler in endpoints.c, its operation in docs/openapi.json, and its path in query.c's route
+ * table (which the HTTP layer and test_openapi read; checked against this table at start). */
 #ifndef EO_QUERY_INTERNAL_H
 #define EO_QUERY_INTERNAL_H
 
 #include <libpq-fe.h>
 #include <stdbool.h>
-#include <stdint.h>
+#include <stddef.h>
 
 #include "core/buf.h"
-#include "core/config.h"
-#include "domain/qparams.h"
+#include "domain/query_request.h"
 
-typedef enum {
-    EP_COUNT,
-    EP_TREND,
-    EP_UNIQUE_USERS,
-    EP_BREAKDOWN,
-    EP_FUNNEL,
-    EP_RETENTION,
-    EP_TYPES,
-    EP_EVENTS,
-    EP_COUNT_ALL /* number of endpoints */
-} endpoint_t;
-
-#define MAX_STEPS 100
-
-/* One parsed, checked request. Strings point into the request's arguments (valid while the
- * request is handled) or into this struct. */
-typedef struct {
-    endpoint_t ep;
-    const eo_config_t *cfg;
-    char tenant_id[37];
-    const char *event_type; /* NULL: all types */
-    int64_t from_us, to_us;
-    const char *tz; /* a name from pg_timezone_names */
-    bool has_unit;
-    eo_q_unit_t unit; /* trend and unique users: interval; retention: period */
-    const char *property;
-    char property_path[2 * EO_Q_PROPERTY_MAX + 16]; /* PostgreSQL text[] literal */
-    size_t nsteps;
-    const char *steps[MAX_STEPS];
-    size_t step_len[MAX_STEPS];
-    int64_t within_s;
-    const char *start_event, *return_event;
-    int64_t periods;
-    int64_t limit;
-    const char *user_id;
-    bool has_cursor;
-    int64_t cursor_us;
-    char cursor_id[EO_Q_CURSOR_ID_MAX + 1];
-} qreq_t;
+/* One parsed, checked request (domain/query_request.h), its tenant filled in. */
+typedef eo_qreq_t qreq_t;
 
 /* Outcome of an endpoint: 0 with the JSON answer in out; EO_ELIMIT when the range holds more
  * buckets than allowed (a 400 naming field, message in err); EO_EUNAVAIL / EO_ETIMEOUT / other
@@ -57,21 +21,19 @@ typedef struct {
 typedef int (*endpoint_fn)(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
                            char *err, size_t errlen);
 
-int eo_q_count(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-               size_t errlen);
-int eo_q_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-               size_t errlen);
-int eo_q_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                      size_t errlen);
-int eo_q_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                   size_t errlen);
-int eo_q_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                size_t errlen);
-int eo_q_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                   size_t errlen);
-int eo_q_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-               size_t errlen);
-int eo_q_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                size_t errlen);
+/* One endpoint of the query API: everything the role derives per endpoint comes from here
+ * (route, metrics labels, cache key, allowed parameters, dispatch). */
+typedef struct {
+    const char *path;    /* GET path */
+    const char *name;    /* label endpoint="..." of the metrics; part of the cache key */
+    eo_qreq_spec_t spec; /* the parameters it takes and their defaults */
+    endpoint_fn answer;  /* computes the answer */
+    bool cacheable;      /* answers go through the Redis cache */
+} eo_q_endpoint_t;
+
+#define EO_Q_MAX_ENDPOINTS 16 /* handlers query.c has for routes */
+
+extern const eo_q_endpoint_t eo_q_endpoints[];
+extern const size_t eo_q_nendpoints;
 
 #endif
