@@ -24,6 +24,7 @@
 #include "core/openapi.h"
 #include "core/pg.h"
 #include "core/ratelimit.h"
+#include "core/tconn.h"
 #include "query/cache.h"
 #include "query/query_internal.h"
 
@@ -40,8 +41,8 @@ struct eo_query {
     eo_ratelimit_t *limiter;
     eo_qcache_t *cache; /* NULL: EVENTOPS_QUERY_CACHE=off */
     eo_http_server_t *http;
-    pthread_key_t conn_key;
-    bool conn_key_made;
+    eo_tconn_t conn; /* PostgreSQL, one per thread; no down window (every request tries) */
+    bool conn_made;
     pthread_mutex_t zones_lock;
     char **zones; /* sorted; set once, before zones_ready */
     atomic_bool zones_ready;
@@ -57,21 +58,11 @@ typedef struct {
 
 /* ---- PostgreSQL: one connection per thread ---- */
 
-static void conn_free(void *p)
+/* Opens a connection with the role's session settings (core/tconn.h calls it). */
+static void *pg_open(void *ud, char *err, size_t errlen)
 {
-    if (p)
-        PQfinish(p);
-}
-
-static PGconn *thread_conn(eo_query_t *q, char *err, size_t errlen)
-{
-    PGconn *c = pthread_getspecific(q->conn_key);
-    if (c && PQstatus(c) == CONNECTION_OK)
-        return c;
-    if (c) {
-        PQfinish(c);
-        pthread_setspecific(q->conn_key, NULL);
-    }
+    eo_query_t *q = ud;
+    PGconn *c;
     if (eo_pg_connect(q->cfg.pg_dsn, &c, err, errlen) < 0)
         return NULL;
     char setup[256];
@@ -83,17 +74,28 @@ static PGconn *thread_conn(eo_query_t *q, char *err, size_t errlen)
         PQfinish(c);
         return NULL;
     }
-    pthread_setspecific(q->conn_key, c);
     return c;
 }
 
-/* Drops this thread's connection when it broke (the next request reconnects). */
-static void conn_check(eo_query_t *q, PGconn *c)
+static bool pg_usable(const void *c)
 {
-    if (c && PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
-        pthread_setspecific(q->conn_key, NULL);
-    }
+    return PQstatus(c) == CONNECTION_OK;
+}
+
+static void pg_close(void *c)
+{
+    PQfinish(c);
+}
+
+static PGconn *thread_conn(eo_query_t *q, char *err, size_t errlen)
+{
+    return eo_tconn_get(&q->conn, err, errlen);
+}
+
+/* Drops this thread's connection when it broke (the next request reconnects). */
+static void conn_check(eo_query_t *q)
+{
+    eo_tconn_check(&q->conn);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -294,7 +296,7 @@ static void handle(eo_http_req_t *req, eo_query_t *q, size_t i)
     eo_buf_init(&out, 256 << 20);
     const char *field = NULL;
     int rc = ep->answer(conn, &r, &out, &field, err, sizeof err);
-    conn_check(q, conn);
+    conn_check(q);
     if (rc == EO_ELIMIT) {
         eo_http_respond_error(req, 400, "invalid_parameter", err, field, NULL);
     } else if (rc == EO_ETIMEOUT) {
@@ -362,7 +364,7 @@ static void on_readyz(eo_http_req_t *req, void *ud)
         pg = eo_pg_query(c, "SELECT 1", 0, NULL, &res, err, sizeof err) == 0;
         if (pg)
             PQclear(res);
-        conn_check(q, c);
+        conn_check(q);
     }
     bool keys = eo_keystore_ready(q->keys);
     bool ready = pg && keys && eo_creds_fresh(q->creds);
@@ -437,9 +439,10 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
     pthread_mutex_init(&q->zones_lock, NULL);
     snprintf(q->retry_after, sizeof q->retry_after, "%lld", (long long)cfg->retry_after_s);
     r = EO_ENOMEM;
-    if (pthread_key_create(&q->conn_key, conn_free) != 0)
+    eo_tconn_ops_t ops = {.open = pg_open, .usable = pg_usable, .close = pg_close, .ud = q};
+    if (eo_tconn_init(&q->conn, &ops) < 0)
         goto fail;
-    q->conn_key_made = true;
+    q->conn_made = true;
     if (!(q->metrics = eo_metrics_new()))
         goto fail;
     char labels[160];
@@ -539,9 +542,8 @@ void eo_query_stop(eo_query_t *q)
     eo_ratelimit_free(q->limiter);
     eo_keystore_free(q->keys);
     eo_creds_free(q->creds);
-    if (q->conn_key_made) {
-        conn_free(pthread_getspecific(q->conn_key));
-        pthread_key_delete(q->conn_key);
+    if (q->conn_made) {
+        eo_tconn_done(&q->conn);
     }
     for (size_t i = 0; i < q->nzones; i++)
         free(q->zones[i]);
