@@ -217,6 +217,11 @@ const char *eo_http_client_ip(eo_http_req_t *req)
     return req->ip;
 }
 
+const char *eo_http_role(eo_http_req_t *req)
+{
+    return req->srv->opt.role ? req->srv->opt.role : "";
+}
+
 void eo_http_set_user(eo_http_req_t *req, void *user, void (*free_fn)(void *))
 {
     req->user = user;

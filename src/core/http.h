@@ -76,6 +76,8 @@ void eo_http_query_each(eo_http_req_t *req,
                         void *ud);
 const char *eo_http_body(eo_http_req_t *req, size_t *len);
 const char *eo_http_client_ip(eo_http_req_t *req);
+/* The role of the server answering req (eo_http_options_t.role; "" when not set). */
+const char *eo_http_role(eo_http_req_t *req);
 /* The request id: the client's X-Request-Id when it is 1..128 of [A-Za-z0-9._:-], else a new
  * one (32 hex). Echoed in every answer's X-Request-Id. */
 const char *eo_http_request_id(eo_http_req_t *req);
