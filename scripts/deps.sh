@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages EventOps needs to build, test and run its local stack
-# (scripts/stack.sh). Does nothing, and needs no network, when all of them are installed.
+# (scripts/stack.sh), then the pinned Python test tools into .venv (scripts/venv.sh). Does
+# nothing, and needs no network, when all of them are installed.
 # Uses sudo when not run as root. Non-interactive: safe in CI (no stdin).
 set -euo pipefail
 
@@ -10,7 +11,7 @@ REQUIRED=(
     zlib1g-dev libcmocka-dev libcurl4-openssl-dev libargon2-dev
     postgresql-15 postgresql-client-15 redis-server kcat wrk prometheus
     maven openjdk-17-jre-headless
-    python3 python3-cryptography python3-jsonschema python3-confluent-kafka
+    python3 python3-venv python3-cryptography python3-jsonschema python3-confluent-kafka
     curl ca-certificates uuid-runtime procps iproute2
 )
 # libFuzzer and sanitizer runtimes for clang 14; installed only where the archive has it.
@@ -44,7 +45,7 @@ done
 
 if ((${#missing[@]} == 0 && ${#optional_missing[@]} == 0)); then
     say "all packages installed"
-    exit 0
+    exec "$(dirname "$0")/venv.sh"
 fi
 
 SUDO=()
@@ -73,3 +74,4 @@ if ((${#missing[@]} > 0)); then
     apt_get install -y -q --no-install-recommends "${missing[@]}"
 fi
 say "done"
+"$(dirname "$0")/venv.sh"
