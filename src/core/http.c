@@ -298,16 +298,16 @@ void eo_http_respond_error(eo_http_req_t *req, unsigned status, const char *code
 {
     eo_buf_t b;
     eo_buf_init(&b, 4096);
-    int r = eo_buf_append_str(&b, "{\"error\":{\"code\":");
-    r = r ? r : eo_buf_append_json_str(&b, code, strlen(code));
-    r = r ? r : eo_buf_append_str(&b, ",\"message\":");
-    r = r ? r : eo_buf_append_json_str(&b, message, strlen(message));
-    if (!r && field && *field) {
-        r = eo_buf_append_str(&b, ",\"field\":");
-        r = r ? r : eo_buf_append_json_str(&b, field, strlen(field));
+    eo_buf_puts(&b, "{\"error\":{\"code\":");
+    eo_buf_put_json_str(&b, code, strlen(code));
+    eo_buf_puts(&b, ",\"message\":");
+    eo_buf_put_json_str(&b, message, strlen(message));
+    if (field && *field) {
+        eo_buf_puts(&b, ",\"field\":");
+        eo_buf_put_json_str(&b, field, strlen(field));
     }
-    r = r ? r : eo_buf_append_str(&b, "}}");
-    if (r < 0)
+    eo_buf_puts(&b, "}}");
+    if (eo_buf_error(&b) < 0)
         eo_http_respond(req, status, "{\"error\":{\"code\":\"internal\"}}", 28, headers);
     else
         eo_http_respond(req, status, b.data, b.len, headers);
@@ -485,162 +485,206 @@ static void on_metrics(eo_http_req_t *req, void *ud)
     eo_buf_done(&text);
 }
 
-static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls)
+/* The request's state, made on libmicrohttpd's first call (NULL: no memory). */
+static struct eo_http_req *req_new(eo_http_server_t *srv, struct MHD_Connection *conn)
 {
-    eo_http_server_t *srv = cls;
-    struct eo_http_req *req = *con_cls;
-    if (!req) {
-        req = calloc(1, sizeof *req);
-        if (!req)
-            return MHD_NO;
-        pthread_mutex_init(&req->lock, NULL);
-        req->srv = srv;
-        req->conn = conn;
-        eo_buf_init(&req->body, srv->opt.max_body_bytes);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->ip,
-                          sizeof req->ip);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->ip,
-                          sizeof req->ip);
-        }
-        *con_cls = req;
-        eo_log_thread_role(srv->opt.role); /* this pool thread serves one role */
-        atomic_fetch_add(&srv->active, 1);
-        req->start_us = eo_clock_mono_us();
-        req->metrics_slot = srv->opt.nroutes;
-        eo_gauge_add(srv->in_flight, 1);
-        identify(req);
+    struct eo_http_req *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    pthread_mutex_init(&req->lock, NULL);
+    req->srv = srv;
+    req->conn = conn;
+    eo_buf_init(&req->body, srv->opt.max_body_bytes);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->ip,
+                      sizeof req->ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->ip,
+                      sizeof req->ip);
+    }
+    eo_log_thread_role(srv->opt.role); /* this pool thread serves one role */
+    atomic_fetch_add(&srv->active, 1);
+    req->start_us = eo_clock_mono_us();
+    req->metrics_slot = srv->opt.nroutes;
+    eo_gauge_add(srv->in_flight, 1);
+    identify(req);
+    return req;
+}
 
-        size_t header_bytes = strlen(url) + strlen(method) + strlen(version) + 4;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size,
-                                  &header_bytes);
-        if (header_bytes > srv->opt.max_header_bytes) {
+/* 405 with `Allow`: the methods of the routes of url (a path the server knows). */
+static MHD_RESULT refuse_method(struct eo_http_req *req, const char *url)
+{
+    const eo_http_server_t *srv = req->srv;
+    char allow[128] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < srv->opt.nroutes; i++) {
+        const eo_http_route_t *rt = &srv->opt.routes[i];
+        if (strcmp(rt->path, url) == 0 && n + strlen(rt->method) + 3 < sizeof allow)
+            n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", rt->method);
+    }
+    const char *h[] = {"Allow", allow, NULL};
+    eo_http_respond_error(req, 405, "method_not_allowed", "this method is not allowed on this path",
+                          NULL, h);
+    return queue_answer(req);
+}
+
+/* The checks of the route's body headers: a declared length over the limit (413), an encoding
+ * other than gzip or identity (415), a JSON route's content type (415). Answers and returns
+ * false on a refusal. */
+static bool body_headers_ok(struct eo_http_req *req, MHD_RESULT *result)
+{
+    const eo_http_server_t *srv = req->srv;
+    struct MHD_Connection *conn = req->conn;
+    const char *len_hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (len_hdr) {
+        char *end;
+        unsigned long long n = strtoull(len_hdr, &end, 10);
+        if (*end == '\0' && n > srv->opt.max_body_bytes) {
             char msg[128];
-            snprintf(msg, sizeof msg, "the request line and headers exceed %zu bytes",
-                     srv->opt.max_header_bytes);
-            return respond_now(req, 431, "headers_too_large", msg, NULL);
+            snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
+                     srv->opt.max_body_bytes);
+            *result = respond_now(req, 413, "body_too_large", msg, NULL);
+            return false;
         }
+    }
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (enc && *enc && strcasecmp(enc, "identity") != 0) {
+        if (strcasecmp(enc, "gzip") != 0) {
+            *result = respond_now(req, 415, "unsupported_encoding",
+                                  "Content-Encoding must be gzip or identity", NULL);
+            return false;
+        }
+        req->gzip = true;
+    }
+    if (req->route->json_body &&
+        !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
+        *result = respond_now(req, 415, "unsupported_media_type",
+                              "Content-Type must be application/json", NULL);
+        return false;
+    }
+    return true;
+}
 
-        if (atomic_load(&srv->draining)) { /* a keep-alive client's next request */
-            static const char *const closing[] = {"Retry-After", "1", "Connection", "close", NULL};
-            eo_http_respond_error(req, 503, "shutting_down",
-                                  "the server is shutting down; retry on a new connection", NULL,
-                                  closing);
-            return queue_answer(req);
-        }
-        bool path_known;
-        req->route = find_route(srv, url, method, &path_known);
-        if (req->route)
-            req->metrics_slot = (size_t)(req->route - srv->opt.routes);
-        if (!req->route) {
-            if (path_known) {
-                char allow[128] = "";
-                size_t n = 0;
-                for (size_t i = 0; i < srv->opt.nroutes; i++) {
-                    const eo_http_route_t *rt = &srv->opt.routes[i];
-                    if (strcmp(rt->path, url) == 0 && n + strlen(rt->method) + 3 < sizeof allow)
-                        n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
-                                              rt->method);
-                }
-                const char *h[] = {"Allow", allow, NULL};
-                eo_http_respond_error(req, 405, "method_not_allowed",
-                                      "this method is not allowed on this path", NULL, h);
-                return queue_answer(req);
-            }
-            return respond_now(req, 404, "not_found", "no such endpoint", NULL);
-        }
-        const char *len_hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (len_hdr) {
-            char *end;
-            unsigned long long n = strtoull(len_hdr, &end, 10);
-            if (*end == '\0' && n > srv->opt.max_body_bytes) {
-                char msg[128];
-                snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
-                         srv->opt.max_body_bytes);
-                return respond_now(req, 413, "body_too_large", msg, NULL);
-            }
-        }
-        const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-        if (enc && *enc && strcasecmp(enc, "identity") != 0) {
-            if (strcasecmp(enc, "gzip") != 0)
-                return respond_now(req, 415, "unsupported_encoding",
-                                   "Content-Encoding must be gzip or identity", NULL);
-            req->gzip = true;
-        }
-        if (req->route->json_body &&
-            !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
-            return respond_now(req, 415, "unsupported_media_type",
-                               "Content-Type must be application/json", NULL);
-        if (req->route->on_headers && !req->route->on_headers(req, srv->opt.ud))
-            return queue_answer(req);
-        return MHD_YES;
-    }
+/* libmicrohttpd's first call of a request (headers in, no body byte read): makes its state,
+ * then refuses what the headers alone decide (431, 503 while draining, 404, 405, 413, 415, the
+ * route's on_headers) or lets the body come. */
+static MHD_RESULT first_call(eo_http_server_t *srv, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, void **con_cls)
+{
+    struct eo_http_req *req = req_new(srv, conn);
+    if (!req)
+        return MHD_NO;
+    *con_cls = req;
 
-    if (req->queued) { /* answered early: swallow the rest of the body */
-        *upload_data_size = 0;
-        return MHD_YES;
+    size_t header_bytes = strlen(url) + strlen(method) + strlen(version) + 4;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size,
+                              &header_bytes);
+    if (header_bytes > srv->opt.max_header_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request line and headers exceed %zu bytes",
+                 srv->opt.max_header_bytes);
+        return respond_now(req, 431, "headers_too_large", msg, NULL);
     }
-    if (*upload_data_size > 0) {
-        /* MHD cannot queue an answer in the middle of a body: past the limit, keep reading
-         * without storing and answer at the end; a sender that goes on far past it is cut off. */
-        if (!req->too_large && eo_buf_append(&req->body, upload_data, *upload_data_size) < 0) {
-            req->too_large = true;
-            eo_buf_done(&req->body);
-        }
-        if (req->too_large) {
-            req->discarded += *upload_data_size;
-            if (req->discarded > 4 * srv->opt.max_body_bytes)
-                return MHD_NO;
-        }
-        *upload_data_size = 0;
-        return MHD_YES;
+    if (atomic_load(&srv->draining)) { /* a keep-alive client's next request */
+        static const char *const closing[] = {"Retry-After", "1", "Connection", "close", NULL};
+        eo_http_respond_error(req, 503, "shutting_down",
+                              "the server is shutting down; retry on a new connection", NULL,
+                              closing);
+        return queue_answer(req);
     }
-    if (req->too_large && !req->queued) {
+    bool path_known;
+    req->route = find_route(srv, url, method, &path_known);
+    if (!req->route)
+        return path_known ? refuse_method(req, url)
+                          : respond_now(req, 404, "not_found", "no such endpoint", NULL);
+    req->metrics_slot = (size_t)(req->route - srv->opt.routes);
+    MHD_RESULT refused;
+    if (!body_headers_ok(req, &refused))
+        return refused;
+    if (req->route->on_headers && !req->route->on_headers(req, srv->opt.ud))
+        return queue_answer(req);
+    return MHD_YES;
+}
+
+/* A chunk of the body: stored up to the limit. libmicrohttpd cannot queue an answer in the
+ * middle of a body: past the limit the rest is read without being stored and answered 413 at
+ * its end (dispatch); a sender that goes on far past it is cut off. */
+static MHD_RESULT take_body(struct eo_http_req *req, const char *data, size_t *size)
+{
+    if (!req->too_large && eo_buf_append(&req->body, data, *size) < 0) {
+        req->too_large = true;
+        eo_buf_done(&req->body);
+    }
+    if (req->too_large) {
+        req->discarded += *size;
+        if (req->discarded > 4 * req->srv->opt.max_body_bytes)
+            return MHD_NO;
+    }
+    *size = 0;
+    return MHD_YES;
+}
+
+/* The whole body is in: 413 if it passed the limit; else decompressed and handed to the route's
+ * on_request, whose answer is queued now or, when it suspended the request, once it comes
+ * (libmicrohttpd calls again after MHD_resume_connection). */
+static MHD_RESULT dispatch(struct eo_http_req *req)
+{
+    const eo_http_server_t *srv = req->srv;
+    if (req->too_large) {
         char msg[128];
         snprintf(msg, sizeof msg, "the body exceeds the limit of %zu bytes",
                  srv->opt.max_body_bytes);
         return respond_now(req, 413, "body_too_large", msg, NULL);
     }
-
-    if (!req->handled) {
-        req->handled = true;
-        if (req->gzip && req->body.len > 0) {
-            const char *why = NULL;
-            int r = gunzip(&req->body, srv->opt.max_body_bytes, &why);
-            if (r == EO_ELIMIT)
-                return respond_now(req, 413, "body_too_large", why, NULL);
-            if (r < 0)
-                return respond_now(req, 400, "invalid_gzip", why, NULL);
-        }
-        req->route->on_request(req, srv->opt.ud);
+    if (req->handled) { /* resumed after an asynchronous answer */
         pthread_mutex_lock(&req->lock);
-        if (!req->has_answer) {
-            if (!req->async) {
-                pthread_mutex_unlock(&req->lock);
-                return respond_now(req, 500, "internal", "the handler gave no answer", NULL);
-            }
-            MHD_suspend_connection(conn);
-            req->suspended = true;
-            pthread_mutex_unlock(&req->lock);
-            return MHD_YES;
-        }
+        bool ready = req->has_answer;
         pthread_mutex_unlock(&req->lock);
-        return queue_answer(req);
+        return ready ? queue_answer(req) : MHD_YES;
     }
-    /* resumed after an asynchronous answer */
+    req->handled = true;
+    if (req->gzip && req->body.len > 0) {
+        const char *why = NULL;
+        int r = gunzip(&req->body, srv->opt.max_body_bytes, &why);
+        if (r == EO_ELIMIT)
+            return respond_now(req, 413, "body_too_large", why, NULL);
+        if (r < 0)
+            return respond_now(req, 400, "invalid_gzip", why, NULL);
+    }
+    req->route->on_request(req, srv->opt.ud);
     pthread_mutex_lock(&req->lock);
-    bool ready = req->has_answer;
-    pthread_mutex_unlock(&req->lock);
-    if (!ready)
+    if (!req->has_answer) {
+        if (!req->async) {
+            pthread_mutex_unlock(&req->lock);
+            return respond_now(req, 500, "internal", "the handler gave no answer", NULL);
+        }
+        MHD_suspend_connection(req->conn);
+        req->suspended = true;
+        pthread_mutex_unlock(&req->lock);
         return MHD_YES;
+    }
+    pthread_mutex_unlock(&req->lock);
     return queue_answer(req);
+}
+
+static MHD_RESULT access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct eo_http_req *req = *con_cls;
+    if (!req)
+        return first_call(cls, conn, url, method, version, con_cls);
+    if (req->queued) { /* answered early: swallow the rest of the body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0)
+        return take_body(req, upload_data, upload_data_size);
+    return dispatch(req);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
