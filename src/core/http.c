@@ -217,6 +217,11 @@ const char *eo_http_client_ip(eo_http_req_t *req)
     return req->ip;
 }
 
+size_t eo_http_route_index(eo_http_req_t *req)
+{
+    return (size_t)(req->route - req->srv->opt.routes);
+}
+
 const char *eo_http_role(eo_http_req_t *req)
 {
     return req->srv->opt.role ? req->srv->opt.role : "";

@@ -76,6 +76,9 @@ void eo_http_query_each(eo_http_req_t *req,
                         void *ud);
 const char *eo_http_body(eo_http_req_t *req, size_t *len);
 const char *eo_http_client_ip(eo_http_req_t *req);
+/* The index in eo_http_options_t.routes of the route req matched (valid from on_headers on),
+ * so that one callback can serve several routes of a table. */
+size_t eo_http_route_index(eo_http_req_t *req);
 /* The role of the server answering req (eo_http_options_t.role; "" when not set). */
 const char *eo_http_role(eo_http_req_t *req);
 /* The request id: the client's X-Request-Id when it is 1..128 of [A-Za-z0-9._:-], else a new

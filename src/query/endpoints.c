@@ -723,4 +723,4 @@ const eo_q_endpoint_t eo_q_endpoints[] = {
 };
 const size_t eo_q_nendpoints = sizeof eo_q_endpoints / sizeof eo_q_endpoints[0];
 _Static_assert(sizeof eo_q_endpoints / sizeof eo_q_endpoints[0] <= EO_Q_MAX_ENDPOINTS,
-               "query.c routes at most EO_Q_MAX_ENDPOINTS endpoints");
+               "query.c keeps metrics for at most EO_Q_MAX_ENDPOINTS endpoints");

@@ -320,33 +320,11 @@ static void handle(eo_http_req_t *req, eo_query_t *q, size_t i)
     eo_histogram_observe(q->duration[i], (double)(eo_clock_mono_us() - t0) / 1e6);
 }
 
-/* One route callback per row of the endpoint table: the HTTP layer tells a handler its route
- * only by the function it calls. */
-#define ON_ENDPOINT(i)                                                                             \
-    static void on_endpoint_##i(eo_http_req_t *req, void *ud)                                      \
-    {                                                                                              \
-        handle(req, ud, i);                                                                        \
-    }
-ON_ENDPOINT(0)
-ON_ENDPOINT(1)
-ON_ENDPOINT(2)
-ON_ENDPOINT(3)
-ON_ENDPOINT(4)
-ON_ENDPOINT(5)
-ON_ENDPOINT(6)
-ON_ENDPOINT(7)
-ON_ENDPOINT(8)
-ON_ENDPOINT(9)
-ON_ENDPOINT(10)
-ON_ENDPOINT(11)
-ON_ENDPOINT(12)
-ON_ENDPOINT(13)
-ON_ENDPOINT(14)
-ON_ENDPOINT(15)
-static void (*const on_endpoint[EO_Q_MAX_ENDPOINTS])(eo_http_req_t *, void *) = {
-    on_endpoint_0,  on_endpoint_1,  on_endpoint_2,  on_endpoint_3, on_endpoint_4,  on_endpoint_5,
-    on_endpoint_6,  on_endpoint_7,  on_endpoint_8,  on_endpoint_9, on_endpoint_10, on_endpoint_11,
-    on_endpoint_12, on_endpoint_13, on_endpoint_14, on_endpoint_15};
+/* The callback of every endpoint route: route i is endpoint i of the table (routes_check). */
+static void on_endpoint(eo_http_req_t *req, void *ud)
+{
+    handle(req, ud, eo_http_route_index(req));
+}
 
 static void on_healthz(eo_http_req_t *req, void *ud)
 {
@@ -377,18 +355,18 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 }
 
 /* The routes: the endpoints of eo_q_endpoints in its order, then the role's own. The HTTP layer
- * tells a handler its route only by the function it calls, and test_openapi reads this table
- * from the source to compare it with the OpenAPI document, so the paths are written here as
- * well; routes_check() refuses to start when they differ from the endpoint table's. */
+ * tells a handler the index of its route, and test_openapi reads this table from the source to
+ * compare it with the OpenAPI document, so the paths are written here as well; routes_check()
+ * refuses to start when they differ from the endpoint table's. */
 static const eo_http_route_t routes[] = {
-    {"GET", "/events/count", on_headers, on_endpoint_0, false},
-    {"GET", "/events/trend", on_headers, on_endpoint_1, false},
-    {"GET", "/events/unique-users", on_headers, on_endpoint_2, false},
-    {"GET", "/events/breakdown", on_headers, on_endpoint_3, false},
-    {"GET", "/events/funnel", on_headers, on_endpoint_4, false},
-    {"GET", "/events/retention", on_headers, on_endpoint_5, false},
-    {"GET", "/events/types", on_headers, on_endpoint_6, false},
-    {"GET", "/events", on_headers, on_endpoint_7, false},
+    {"GET", "/events/count", on_headers, on_endpoint, false},
+    {"GET", "/events/trend", on_headers, on_endpoint, false},
+    {"GET", "/events/unique-users", on_headers, on_endpoint, false},
+    {"GET", "/events/breakdown", on_headers, on_endpoint, false},
+    {"GET", "/events/funnel", on_headers, on_endpoint, false},
+    {"GET", "/events/retention", on_headers, on_endpoint, false},
+    {"GET", "/events/types", on_headers, on_endpoint, false},
+    {"GET", "/events", on_headers, on_endpoint, false},
     {"GET", "/healthz", NULL, on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
@@ -402,7 +380,7 @@ static int routes_check(char *err, size_t errlen)
     for (size_t i = 0; i < nroutes; i++) {
         bool endpoint = i < eo_q_nendpoints;
         if (endpoint ? strcmp(routes[i].path, eo_q_endpoints[i].path) != 0 ||
-                           routes[i].on_request != on_endpoint[i]
+                           routes[i].on_request != on_endpoint
                      : routes[i].on_headers == on_headers) {
             snprintf(err, errlen, "query: route %s does not match the endpoint table (%s)",
                      routes[i].path, endpoint ? eo_q_endpoints[i].path : "no endpoint");

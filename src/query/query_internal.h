@@ -31,7 +31,7 @@ typedef struct {
     bool cacheable;      /* answers go through the Redis cache */
 } eo_q_endpoint_t;
 
-#define EO_Q_MAX_ENDPOINTS 16 /* handlers query.c has for routes */
+#define EO_Q_MAX_ENDPOINTS 16 /* per-endpoint metrics query.c keeps */
 
 extern const eo_q_endpoint_t eo_q_endpoints[];
 extern const size_t eo_q_nendpoints;
