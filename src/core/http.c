@@ -406,21 +406,6 @@ static MHD_RESULT add_header_size(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
-static const eo_http_route_t *find_route(eo_http_server_t *srv, const char *url, const char *method,
-                                         bool *path_known)
-{
-    *path_known = false;
-    for (size_t i = 0; i < srv->opt.nroutes; i++) {
-        const eo_http_route_t *rt = &srv->opt.routes[i];
-        if (strcmp(rt->path, url) != 0)
-            continue;
-        *path_known = true;
-        if (!strcmp(rt->method, method))
-            return rt;
-    }
-    return NULL;
-}
-
 static MHD_RESULT respond_now(struct eo_http_req *req, unsigned status, const char *code,
                               const char *msg, const char *field)
 {
@@ -523,14 +508,8 @@ static struct eo_http_req *req_new(eo_http_server_t *srv, struct MHD_Connection 
 /* 405 with `Allow`: the methods of the routes of url (a path the server knows). */
 static MHD_RESULT refuse_method(struct eo_http_req *req, const char *url)
 {
-    const eo_http_server_t *srv = req->srv;
-    char allow[128] = "";
-    size_t n = 0;
-    for (size_t i = 0; i < srv->opt.nroutes; i++) {
-        const eo_http_route_t *rt = &srv->opt.routes[i];
-        if (strcmp(rt->path, url) == 0 && n + strlen(rt->method) + 3 < sizeof allow)
-            n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", rt->method);
-    }
+    char allow[128];
+    eo_route_allow(req->srv->opt.routes, req->srv->opt.nroutes, url, allow, sizeof allow);
     const char *h[] = {"Allow", allow, NULL};
     eo_http_respond_error(req, 405, "method_not_allowed", "this method is not allowed on this path",
                           NULL, h);
@@ -601,12 +580,14 @@ static MHD_RESULT first_call(eo_http_server_t *srv, struct MHD_Connection *conn,
                               closing);
         return queue_answer(req);
     }
-    bool path_known;
-    req->route = find_route(srv, url, method, &path_known);
-    if (!req->route)
-        return path_known ? refuse_method(req, url)
-                          : respond_now(req, 404, "not_found", "no such endpoint", NULL);
-    req->metrics_slot = (size_t)(req->route - srv->opt.routes);
+    size_t idx = 0;
+    eo_route_result_t found = eo_route_find(srv->opt.routes, srv->opt.nroutes, method, url, &idx);
+    if (found == EO_ROUTE_NO_METHOD)
+        return refuse_method(req, url);
+    if (found == EO_ROUTE_NO_PATH)
+        return respond_now(req, 404, "not_found", "no such endpoint", NULL);
+    req->route = &srv->opt.routes[idx];
+    req->metrics_slot = idx;
     MHD_RESULT refused;
     if (!body_headers_ok(req, &refused))
         return refused;

@@ -30,6 +30,22 @@ typedef struct {
     bool json_body; /* POST body must be JSON: other content types get 415 */
 } eo_http_route_t;
 
+/* Routing (src/core/route.c, pure): the route of (method, path) in a table. Paths match
+ * exactly, methods case-sensitively (RFC 9110). */
+typedef enum {
+    EO_ROUTE_FOUND,     /* *index is the route's */
+    EO_ROUTE_NO_PATH,   /* 404 */
+    EO_ROUTE_NO_METHOD, /* the path exists with other methods: 405 with Allow */
+} eo_route_result_t;
+
+eo_route_result_t eo_route_find(const eo_http_route_t *routes, size_t n, const char *method,
+                                const char *path, size_t *index);
+/* Writes the methods of path's routes, in table order, as an `Allow` value ("GET, POST") into
+ * out (cap bytes, always terminated; a method that does not fit whole is left out). Returns the
+ * number of methods written. */
+size_t eo_route_allow(const eo_http_route_t *routes, size_t n, const char *path, char *out,
+                      size_t cap);
+
 typedef struct {
     const char *addr; /* numeric IPv4 or IPv6 address */
     uint16_t port;    /* 0: any free port */
