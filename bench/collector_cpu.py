@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""bench/collector_cpu.py: collector CPU per accepted event, two builds alternately.
+
+    bench/collector_cpu.py OLD_BINARY NEW_BINARY     (stack env exported, EVENTOPS_BIN any build)
+
+For same-speed checks of a change that should cost nothing: the accept-only phase of
+bench/run.sh lasts a few seconds and its rate moves by half between runs on a shared machine,
+while the CPU a collector spends per event moves much less. In one e2e sandbox (its own database
+and topics, removed afterwards), each round starts a fresh collector of each build in turn
+(order alternating between rounds), sends BENCH_CPU_EVENTS (600000) events with bench/loadgen
+(batch 100, 16 connections, as fast as accepted), and reads the collector's utime+stime from
+/proc before and after. Nothing is stored (no processor). Prints one line per run and the
+medians. Settings: BENCH_CPU_ROUNDS (6), BENCH_CPU_EVENTS, CC (cc, to build loadgen)."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+import eotest  # noqa: E402
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    bins = {"old": os.path.abspath(sys.argv[1]), "new": os.path.abspath(sys.argv[2])}
+    rounds = int(os.environ.get("BENCH_CPU_ROUNDS", "6"))
+    events = os.environ.get("BENCH_CPU_EVENTS", "600000")
+    work = tempfile.mkdtemp(prefix="eo-collector-cpu-")
+    loadgen = os.path.join(work, "loadgen")
+    subprocess.run([os.environ.get("CC", "cc"), "-std=c17", "-O2", "-o", loadgen,
+                    os.path.join(HERE, "loadgen.c"), "-lm"], check=True)
+    results = {"old": [], "new": []}
+    with eotest.Sandbox("collector-cpu", partitions=6) as sb:
+        tenant = sb.create_tenant("cpu")
+        for rnd in range(rounds):
+            for build in (("old", "new") if rnd % 2 == 0 else ("new", "old")):
+                sb.bin = bins[build]
+                coll = sb.role("collector", name="collector-%s-%d" % (build, rnd))
+                coll.start()
+                coll.wait_ready()
+                time.sleep(1)
+                before = cpu_seconds(coll.pid)
+                run = subprocess.run([loadgen, "--host", "127.0.0.1", "--port",
+                                      str(sb.collector_port), "--events", events, "--quiet",
+                                      "--seed", str(rnd)],
+                                     env=dict(os.environ, LOADGEN_WRITE_KEY=tenant["writeKey"]),
+                                     capture_output=True, text=True, timeout=600)
+                after = cpu_seconds(coll.pid)
+                coll.stop()
+                out = json.loads(run.stdout.strip().splitlines()[-1])
+                accepted = out["events_accepted"]
+                us = (after - before) / accepted * 1e6 if accepted else float("nan")
+                results[build].append((us, out.get("accepted_events_per_s")))
+                print("%s round %d: %d accepted, %.0f events/s, collector %.2f us CPU/event" %
+                      (build, rnd, accepted, out.get("accepted_events_per_s") or 0, us), flush=True)
+        code = sb.report("collector CPU per event, %d rounds" % rounds)
+    for build in ("old", "new"):
+        us = [r[0] for r in results[build]]
+        rates = [r[1] or 0 for r in results[build]]
+        print("%s: median %.2f us CPU/event (%s), median %.0f events/s" %
+              (build, statistics.median(us), ", ".join("%.2f" % u for u in us),
+               statistics.median(rates)))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
