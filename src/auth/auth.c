@@ -435,11 +435,6 @@ static void on_metadata(eo_http_req_t *req, void *ud)
     free(out);
 }
 
-static void on_healthz(eo_http_req_t *req, void *ud)
-{
-    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
-}
-
 static void on_readyz(eo_http_req_t *req, void *ud)
 {
     eo_auth_t *a = ud;
@@ -460,7 +455,7 @@ static const eo_http_route_t routes[] = {
     {"POST", "/oauth/token", token_on_headers, on_token, false},
     {"GET", "/.well-known/jwks.json", NULL, on_jwks, false},
     {"GET", "/.well-known/oauth-authorization-server", NULL, on_metadata, false},
-    {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };

@@ -312,11 +312,6 @@ static void on_batch(eo_http_req_t *req, void *ud)
     ingest_on_request(req, ud, false);
 }
 
-static void on_healthz(eo_http_req_t *req, void *ud)
-{
-    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
-}
-
 static void on_readyz(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
@@ -339,7 +334,7 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 static const eo_http_route_t routes[] = {
     {"POST", "/events", ingest_on_headers, on_event, true},
     {"POST", "/events/batch", ingest_on_headers, on_batch, true},
-    {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };

@@ -217,6 +217,11 @@ const char *eo_http_client_ip(eo_http_req_t *req)
     return req->ip;
 }
 
+void eo_http_on_healthz(eo_http_req_t *req, void *ud)
+{
+    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
+}
+
 size_t eo_http_route_index(eo_http_req_t *req)
 {
     return (size_t)(req->route - req->srv->opt.routes);

@@ -92,6 +92,9 @@ void eo_http_query_each(eo_http_req_t *req,
                         void *ud);
 const char *eo_http_body(eo_http_req_t *req, size_t *len);
 const char *eo_http_client_ip(eo_http_req_t *req);
+/* The liveness route every role serves at GET /healthz: 200 {"status":"ok"} while the process
+ * answers HTTP (readiness, which depends on the role's services, is the role's own /readyz). */
+void eo_http_on_healthz(eo_http_req_t *req, void *ud);
 /* The index in eo_http_options_t.routes of the route req matched (valid from on_headers on),
  * so that one callback can serve several routes of a table. */
 size_t eo_http_route_index(eo_http_req_t *req);

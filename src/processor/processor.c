@@ -369,11 +369,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-static void on_healthz(eo_http_req_t *req, void *ud)
-{
-    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
-}
-
 /* What readiness and the status gauges say, read from any thread. */
 typedef struct {
     bool postgres, kafka, stalled, ready;
@@ -401,7 +396,7 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 }
 
 static const eo_http_route_t routes[] = {
-    {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
 };

@@ -326,11 +326,6 @@ static void on_endpoint(eo_http_req_t *req, void *ud)
     handle(req, ud, eo_http_route_index(req));
 }
 
-static void on_healthz(eo_http_req_t *req, void *ud)
-{
-    eo_http_respond(req, 200, "{\"status\":\"ok\"}", 15, NULL);
-}
-
 static void on_readyz(eo_http_req_t *req, void *ud)
 {
     eo_query_t *q = ud;
@@ -367,7 +362,7 @@ static const eo_http_route_t routes[] = {
     {"GET", "/events/retention", on_headers, on_endpoint, false},
     {"GET", "/events/types", on_headers, on_endpoint, false},
     {"GET", "/events", on_headers, on_endpoint, false},
-    {"GET", "/healthz", NULL, on_healthz, false},
+    {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
 };

@@ -55,6 +55,7 @@ from collections import Counter, defaultdict
 __all__ = [
     "Sandbox", "Role", "Failures", "HttpError", "free_port", "dsn_with_dbname", "psql",
     "http_request", "post_json", "post_raw", "http_get", "produce", "consume", "wait_until",
+    "jsonschema",
     "log", "rand_hex", "b64url_encode", "b64url_decode", "decode_jwt", "forge", "sign_eddsa",
     "eddsa_signer", "jwt_parts", "SANITIZER_MARKERS", "form_encode", "basic_auth",
     "parse_www_authenticate", "check_bearer_error", "Redis", "run_with_redis",
@@ -83,6 +84,22 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def jsonschema():
+    """The jsonschema module (Debian's python3-jsonschema, scripts/deps.sh; 4.10 or newer for
+    draft 2020-12). When the interpreter is not Debian's own (pyenv, a venv), Debian's
+    dist-packages folder is appended to sys.path, after every other entry, so that it only
+    supplies what is missing. Fails loudly when it is not installed."""
+    try:
+        import jsonschema as js
+    except ImportError:
+        debian = "/usr/lib/python3/dist-packages"
+        if debian in sys.path or not os.path.isdir(os.path.join(debian, "jsonschema")):
+            raise
+        sys.path.append(debian)
+        import jsonschema as js
+    return js
 
 
 def env_required(name):

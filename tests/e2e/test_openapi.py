@@ -52,12 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eotest  # noqa: E402
 from eotest import log  # noqa: E402
 
-try:
-    import jsonschema
-except ImportError:  # pyenv or venv interpreters do not see Debian's python3-jsonschema
-    if os.path.isdir("/usr/lib/python3/dist-packages/jsonschema"):
-        sys.path.append("/usr/lib/python3/dist-packages")
-    import jsonschema  # noqa: E402 - fails loudly: run scripts/deps.sh
+jsonschema = eotest.jsonschema()
 from jsonschema import Draft202012Validator, FormatChecker  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
