@@ -3,30 +3,43 @@
  * summary eventId. Pure: no I/O, no clock (times are passed in, microseconds since the epoch).
  *
  * A rule, as posted (every member but name, eventType, window and aggregate is optional):
- *   {"name":"signup burst",                        1..128 bytes
- *    "eventType":"signup",                          an event type, or "*" for every type
+ *   {"name":"signup burst",                        1..128 bytes of text, not only spaces
+ *    "eventType":"signup",                          an event type (1..128 bytes, the collector's
+ *                                                   charset), or "*" for every type
  *    "window":{"type":"tumbling"|"hopping"|"sliding"|"session",
  *              "size":"5m", "slide":"1m" (hopping only), "gap":"30m" (session only),
  *              "zone":"Europe/Berlin" (tumbling "1d"/"1w" only; default "UTC")},
  *    "groupBy":["properties.plan","context.country"],   0..2 paths
  *    "aggregate":{"fn":"count"|"unique_users"|"sum"|"mean"|"min"|"max"|"rate_per_minute"|
  *                       "rolling_mean"|"rolling_sum"|"ewma",
- *                 "property":"properties.amount"  (sum, mean, min, max; and rolling_*/ewma of
+ *                 "property":"properties.amount"  (sum, mean, min, max; and rolling_* and ewma of
  *                                                  a sum: then "of":"sum", else "of":"count"),
  *                 "of":"count"|"sum", "buckets":5 (rolling_*), "span":10 (ewma)},
  *    "emit":"final"|"changes",                      default "final"
- *    "grace":"60s",                                 default 60 s
- *    "horizon":"1h",                                correction horizon, >= grace; default grace
+ *    "grace":"60s",                                 default 60 s; "0s" allowed
+ *    "horizon":"1h",                                correction horizon, >= grace, <= the limit;
+ *                                                   default grace
  *    "maxGroups":1000,                              default and cap from eo_rule_limits_t
  *    "condition":{"op":">="|">"|"<="|"<"|"==", "value":100,
  *                 "for":"0s", "keepFiringFor":"10m", "clearBelow":80, "early":true},
- *    "cooldown":"15m",
- *    "enabled":true}
- * Durations are a positive integer and a unit: ms, s, m, h, d, w ("90s", "5m", "1d").
- * Paths are "type", "userId", "anonymousId", or "properties.<key>[.<key>...]" /
- * "context.<key>[...]" (keys of [A-Za-z0-9_$-], at most 4 levels, 128 bytes).
- * Rules on sliding windows ("N within T": size is T) take count (or unique_users) only.
- * Unknown members are refused (a typo must not silently change a rule). */
+ *    "cooldown":"15m",                              default "0s"
+ *    "enabled":true}                                default true
+ * Durations are strings (a JSON number is refused): an integer and a unit, ms, s, m, h, d or w
+ * ("90s", "5m", "1d"), without sign, space or leading zero, at most 10 years (of 365 days).
+ * Zero ("0s", also "0m", ...) is allowed for grace, horizon, for, keepFiringFor and cooldown
+ * only. Paths are "type", "userId", "anonymousId", or "properties.<key>[.<key>...]" /
+ * "context.<key>[...]" (keys of [A-Za-z0-9_$-], at most 4 levels, 128 bytes in all);
+ * aggregate.property must be a properties/context path.
+ * Windows: tumbling takes size (slide is size; a "slide" member is refused); hopping takes size
+ * and slide (0 < slide < size, at most max_panes panes of gcd(size, slide)); sliding ("N within
+ * T": size is T, slide_us and gap_us are 0) takes count or unique_users only; session takes gap
+ * only (size_us and slide_us are 0). size and gap lie in [min_window_us, max_window_us].
+ * rolling_* and ewma run over the rule's consecutive windows: tumbling or hopping only.
+ * condition: op and value required; clearBelow is on the side where the condition does not hold
+ * (<= value for >= and >, >= value for <= and <, where it means "clear above"; refused for ==);
+ * early only with count, unique_users or sum, a tumbling/hopping/sliding window and >= or >.
+ * Unknown members are refused (a typo must not silently change a rule); so is null for any
+ * member (leave an optional member out instead). */
 #ifndef EO_DOMAIN_RULE_H
 #define EO_DOMAIN_RULE_H
 
@@ -43,6 +56,7 @@
 #define EO_RULE_PATH_MAX 128
 #define EO_RULE_ZONE_MAX 64
 #define EO_RULE_MAX_GROUP_BY 2
+#define EO_DURATION_MAX_US (INT64_C(3650) * 86400 * 1000000) /* 10 years of 365 days */
 
 typedef enum { EO_WIN_TUMBLING, EO_WIN_HOPPING, EO_WIN_SLIDING, EO_WIN_SESSION } eo_win_type_t;
 
@@ -94,7 +108,8 @@ typedef struct {
     char name[EO_RULE_NAME_MAX + 1];
     char event_type[129]; /* "*" = every type */
     eo_win_type_t win;
-    int64_t size_us, slide_us, gap_us; /* slide = size for tumbling; gap for session */
+    int64_t size_us, slide_us, gap_us; /* slide = size for tumbling; sliding: size only;
+                                        * session: gap only (the others 0) */
     char zone[EO_RULE_ZONE_MAX + 1];   /* "UTC" unless a day/week tumbling window names one */
     size_t ngroup;
     eo_path_t group_by[EO_RULE_MAX_GROUP_BY];
@@ -125,62 +140,92 @@ typedef struct {
 
 void eo_rule_limits_default(eo_rule_limits_t *lim);
 
-/* Parses and validates a rule definition (the JSON object as posted). Returns 0, or EO_EINVAL
- * / EO_EPARSE / EO_ELIMIT with err naming the field ("window.size", "condition.op", ...), a
- * stable code ("invalid_rule", "unknown_field", "too_large", ...) and a sentence. */
+/* Parses and validates a rule definition (the JSON object as posted; len bytes, at most
+ * lim->max_rule_bytes). Returns 0 with every default filled in, or:
+ *  - EO_ELIMIT, code "too_large" (field ""): longer than lim->max_rule_bytes;
+ *  - EO_EPARSE, code "malformed_json" (field ""): not JSON (duplicate keys included);
+ *  - EO_EINVAL with code "invalid_type" (field "" when the body is not an object),
+ *    "unknown_field", "missing_field" or "invalid_rule", and err->field naming the member as a
+ *    dotted path ("window.size", "condition.op", "groupBy[1]", an unknown "window.sise").
+ * err->field is printable ASCII (other bytes of an unknown key become '?'); err->message is one
+ * sentence. The first error in the order of the canonical JSON is reported. *rule is zeroed
+ * first and unspecified after a failure. */
 int eo_rule_parse(const char *json, size_t len, const eo_rule_limits_t *lim, eo_rule_t *rule,
                   eo_event_error_t *err) EO_MUST_CHECK;
 
-/* Appends the canonical JSON of rule (every member, defaults filled in, durations in the
- * largest whole unit). eo_rule_parse of the output gives the same rule. */
+/* Appends the canonical JSON of rule: members in the order of the comment above, every
+ * default filled in (condition only when present; window.zone only for tumbling 1d/1w windows;
+ * "of" only for rolling_* and ewma), durations in the largest unit dividing them ("300s" is "5m",
+ * "90s" stays, zero is "0s"), numbers as %.17g. eo_rule_parse of the output (with the same
+ * limits) gives an eo_rule_equal rule. EO_EINVAL for a rule no definition gives (an enum out
+ * of range, a duration that is negative or not whole milliseconds, a value not finite); else
+ * the buffer's error (EO_ELIMIT, EO_ENOMEM) or 0. */
 int eo_rule_to_json(const eo_rule_t *rule, eo_buf_t *out) EO_MUST_CHECK;
 
-/* The value of path in a decoded event, as text for grouping: a string as is, a number or
- * bool as its JSON text, null/absent/object/array as "null" (absent = false). Writes at most
- * cap - 1 bytes and a NUL; longer values are cut (grouping uses the cut text). */
+/* True when a and b are the same rule, field by field (unused paths and texts are compared as
+ * eo_rule_parse leaves them: zeroed). */
+bool eo_rule_equal(const eo_rule_t *a, const eo_rule_t *b);
+
+/* The value of path in a decoded event, as text for grouping: a string as is, an integer as
+ * %lld, a real as %.17g, a bool as true/false, null/absent/object/array as "null"; returns
+ * false when absent (a NULL userId/anonymousId, a missing key, a key below a non-object), else
+ * true. Writes at most cap - 1 bytes and a NUL (nothing when cap is 0); a longer value is cut
+ * before the first UTF-8 character that does not fit (grouping uses the cut text). */
 bool eo_rule_path_text(const eo_path_t *path, const eo_event_t *ev, char *out, size_t cap);
 
-/* The numeric value of path in ev: false when absent, not a number, or not finite. */
+/* The numeric value of path in ev (integer or real JSON numbers): false when absent, not a
+ * number (a string "12" is not), not finite, or the path is not into properties/context. */
 bool eo_rule_path_number(const eo_path_t *path, const eo_event_t *ev, double *out);
 
 /* True when the rule's condition holds for value. */
 bool eo_condition_holds(const eo_condition_t *c, double value);
 
-/* The condition's state machine per (rule, group). Times are window ends (event time), so a
- * replay gives the same transitions. */
+/* The condition's state machine per (rule, group). */
 typedef enum { EO_ALERT_NORMAL, EO_ALERT_PENDING, EO_ALERT_FIRING, EO_ALERT_RESOLVED } eo_alert_t;
 
 typedef struct {
     eo_alert_t state;
-    int64_t since_us;         /* when the condition started (pending) or stopped (firing) holding */
-    int64_t resolved_at_us;   /* for the cooldown */
-    bool holding;             /* firing: whether the condition held at the last step */
+    int64_t since_us;       /* when the condition started (pending) or stopped (firing) holding */
+    int64_t resolved_at_us; /* the last resolve, for the cooldown; INT64_MIN: never */
+    bool holding;           /* firing: whether the last step was not "cleared" (see below) */
 } eo_alert_state_t;
 
+/* Normal, never resolved. */
 void eo_alert_init(eo_alert_state_t *s);
 
-/* One observation of the window value at time at_us. Returns the new state when the step is a
- * transition that emits a summary (EO_ALERT_FIRING or EO_ALERT_RESOLVED), else -1. Rules:
- *  - normal: holds -> pending (for > 0) or firing (for == 0), unless within cooldown after the
- *    last resolve (then it stays normal);
- *  - pending: holds for >= for since it started -> firing; stops holding -> normal;
- *  - firing: stops holding (below clearBelow when set) for >= keepFiringFor -> resolved;
- *  - resolved: the next step is treated as from normal. */
+/* One observation of the window value at time at_us (steps come in time order; a step may
+ * repeat the last time, e.g. an early crossing and then the window's final value). Returns the
+ * new state when the step is a transition that emits a summary (EO_ALERT_FIRING or
+ * EO_ALERT_RESOLVED), else -1; without a condition (c->present false) always -1. "holds" is
+ * eo_condition_holds; "cleared" is value < clearBelow for >= and >, value > clearBelow for <=
+ * and < (strictly), and "does not hold" without clearBelow. Rules:
+ *  - resolved: becomes normal, then the step is taken as from normal;
+ *  - normal: holds -> firing when for == 0, else pending (since = at). Not while within
+ *    cooldown: at < last resolve + cooldown (then it stays normal, not even pending);
+ *  - pending: does not hold -> normal; holds and at - since >= for -> firing; else pending;
+ *  - firing: not cleared -> stays firing (holding; a later clear restarts keepFiringFor);
+ *    cleared -> since = the first cleared step's time, and when at - since >= keepFiringFor
+ *    -> resolved (at once with keepFiringFor 0); between clearBelow and value it stays firing.
+ * Times are window ends (event time), so a replay gives the same transitions. */
 int eo_alert_step(const eo_condition_t *c, int64_t cooldown_us, eo_alert_state_t *s, double value,
                   int64_t at_us);
 
 /* "normal", "pending", "firing", "resolved". */
 const char *eo_alert_name(eo_alert_t s);
 
-/* The summary's eventId: a name-based UUID (version 5 layout, SHA-1) of
- * tenant, rule id, rule version, group text, window start and status, as 36 lower-case
- * characters and a NUL. The same inputs always give the same id. */
-void eo_summary_event_id(const char *tenant_id, const char *rule_id, int64_t version,
-                         const char *group, int64_t window_start_us, const char *status,
-                         char out[37]);
+/* The summary's eventId: a name-based UUID (RFC 9562 version 5: SHA-1, version and variant
+ * bits set) in the namespace 90c16b62-0678-4ae8-b236-1e7d1878eab2 of the name
+ * tenant "\n" rule id "\n" version "\n" group "\n" window start "\n" status (version and
+ * start in decimal, start in microseconds; group NULL counts as ""), as 36 lower-case
+ * characters and a NUL. The same inputs always give the same id; only group may hold '\n'
+ * (ids and status do not), so the name is unambiguous. Returns 0, or EO_ENOMEM when OpenSSL
+ * could not digest (out is then ""). */
+int eo_summary_event_id(const char *tenant_id, const char *rule_id, int64_t version,
+                        const char *group, int64_t window_start_us, const char *status,
+                        char out[37]) EO_MUST_CHECK;
 
-/* Parses a duration ("90s", "5m", ...) into microseconds; EO_EINVAL when malformed, zero,
- * negative or over 10 years. */
+/* Parses a duration ("90s", "5m", ...; NUL-terminated) into microseconds; EO_EINVAL when
+ * malformed, zero, negative or over EO_DURATION_MAX_US. */
 int eo_duration_parse(const char *s, int64_t *us) EO_MUST_CHECK;
 
 #endif
