@@ -1,6 +1,7 @@
 /* Analytics rules (issue 12; docs/analytics.md): the definition a tenant posts, parsed and
  * validated into eo_rule_t, written back as canonical JSON; the condition's state machine; the
- * summary eventId. Pure: no I/O, no clock (times are passed in, microseconds since the epoch).
+ * summary eventId (rule.c: the definition; rule_eval.c: paths, the condition, the eventId).
+ * Pure: no I/O, no clock (times are passed in, microseconds since the epoch).
  *
  * A rule, as posted (every member but name, eventType, window and aggregate is optional):
  *   {"name":"signup burst",                        1..128 bytes of text, not only spaces
@@ -37,7 +38,8 @@
  * rolling_* and ewma run over the rule's consecutive windows: tumbling or hopping only.
  * condition: op and value required; clearBelow is on the side where the condition does not hold
  * (<= value for >= and >, >= value for <= and <, where it means "clear above"; refused for ==);
- * early only with count, unique_users or sum, a tumbling/hopping/sliding window and >= or >.
+ * early: true only with count, unique_users or sum, a tumbling/hopping/sliding window and
+ * >= or > (false anywhere).
  * Unknown members are refused (a typo must not silently change a rule); so is null for any
  * member (leave an optional member out instead). */
 #ifndef EO_DOMAIN_RULE_H
@@ -56,6 +58,9 @@
 #define EO_RULE_PATH_MAX 128
 #define EO_RULE_ZONE_MAX 64
 #define EO_RULE_MAX_GROUP_BY 2
+/* The longest canonical JSON of any rule (eo_rule_to_json; about 1.5 KiB at worst). A size
+ * limit below it counts as it, so that every canonical text parses again. */
+#define EO_RULE_JSON_MAX 2048
 #define EO_DURATION_MAX_US (INT64_C(3650) * 86400 * 1000000) /* 10 years of 365 days */
 
 typedef enum { EO_WIN_TUMBLING, EO_WIN_HOPPING, EO_WIN_SLIDING, EO_WIN_SESSION } eo_win_type_t;
@@ -135,14 +140,15 @@ typedef struct {
     int64_t max_groups;     /* maxGroups cap and default; 10000 */
     int64_t max_horizon_us; /* 7 days */
     int64_t max_buckets;    /* rolling buckets and ewma span; 1000 */
-    size_t max_rule_bytes;  /* the posted JSON; 16 KiB */
+    size_t max_rule_bytes;  /* the posted JSON; 16 KiB; at least EO_RULE_JSON_MAX is applied */
 } eo_rule_limits_t;
 
 void eo_rule_limits_default(eo_rule_limits_t *lim);
 
 /* Parses and validates a rule definition (the JSON object as posted; len bytes, at most
  * lim->max_rule_bytes). Returns 0 with every default filled in, or:
- *  - EO_ELIMIT, code "too_large" (field ""): longer than lim->max_rule_bytes;
+ *  - EO_ELIMIT, code "too_large" (field ""): longer than lim->max_rule_bytes (or than
+ *    EO_RULE_JSON_MAX when the limit is below it);
  *  - EO_EPARSE, code "malformed_json" (field ""): not JSON (duplicate keys included);
  *  - EO_EINVAL with code "invalid_type" (field "" when the body is not an object),
  *    "unknown_field", "missing_field" or "invalid_rule", and err->field naming the member as a
