@@ -17,10 +17,10 @@
 
 /* Loads the zone called name: 1 to 64 bytes of [A-Za-z0-9_+/-], without a leading '/', "//"
  * or ".." (so "Europe/Berlin", "Etc/GMT+5"); "UTC" is *out = NULL (the functions of tz.h take
- * NULL as UTC) without reading anything. The file is $TZDIR/<name> (TZDIR unset or empty:
- * /usr/share/zoneinfo); symbolic links are followed (tzdata uses them for aliases), but its
- * real path must stay under the real path of that directory; it must be a regular file of at
- * most 1 MiB. Returns 0 and *out (the caller frees it with eo_tz_free), or with the reason in
+ * NULL as UTC) without reading anything. The file is $TZDIR/<name> (TZDIR, read at each load,
+ * unset or empty: /usr/share/zoneinfo); symbolic links are followed (tzdata uses them for aliases),
+ * but its real path must stay under the real path of that directory; it must be a regular file of
+ * at most 1 MiB. Returns 0 and *out (the caller frees it with eo_tz_free), or with the reason in
  * err: EO_EINVAL (the name's form), EO_ENOTFOUND (no such zone, or a path leaving the
  * directory), EO_ELIMIT (file too large), EO_EPARSE (not a valid TZif file), EO_EIO (read
  * error) or EO_ENOMEM. Any thread. */
@@ -37,8 +37,9 @@ void eo_zones_free(eo_zones_t *z);
 
 /* The zone called name, loaded on first use (eo_zone_load's rules; the file is read without
  * holding the lock). NULL with err[0] == '\0' for "UTC"; NULL with the reason in err on a
- * failure, also when the cache already holds EO_ZONES_CACHE_MAX zones. The zone is borrowed
- * from the cache. Any thread. */
+ * failure, also when the cache already holds EO_ZONES_CACHE_MAX zones (errlen must be above 0
+ * to tell the two apart). The zone is borrowed from the cache. Any thread; a lookup takes the
+ * lock and compares names, so resolve a rule's zone once, not per event. */
 const eo_tz_t *eo_zones_get(eo_zones_t *z, const char *name, char *err, size_t errlen);
 
 #endif

@@ -46,7 +46,8 @@ typedef struct eo_tz eo_tz_t;
  * ascending, a transition type or designation index out of range, a UTC offset outside the
  * RFC's range (-25 h .. +26 h exclusive), an indicator other than 0 or 1, and leap-second
  * records (the "right/" zones count leap seconds in their times, which POSIX times do not).
- * The footer's POSIX TZ string is not read. Returns 0 and *out (the caller frees it with
+ * The footer's POSIX TZ string is not applied (only its framing by newlines is checked, so that
+ * a truncated file is refused). Returns 0 and *out (the caller frees it with
  * eo_tz_free), EO_EPARSE or EO_ENOMEM. */
 int eo_tz_parse(const void *data, size_t len, eo_tz_t **out, char *err,
                 size_t errlen) EO_MUST_CHECK;
