@@ -549,9 +549,12 @@ static int parse_aggregate(json_t *a, const eo_rule_limits_t *lim, eo_rule_t *ru
         return fail(err, "missing_field", "aggregate.span",
                     "'aggregate.span' is required by ewma.");
 
-    if (rule->win == EO_WIN_SLIDING && rule->fn != EO_AGG_COUNT && rule->fn != EO_AGG_UNIQUE_USERS)
+    if (rule->win == EO_WIN_SLIDING && rule->fn != EO_AGG_COUNT)
         return fail(err, "invalid_rule", "aggregate.fn",
-                    "A sliding window takes count or unique_users only, not %s.", name);
+                    "A sliding window counts events ('N within T'), not %s.", name);
+    if (rule->win == EO_WIN_SESSION && rule->fn == EO_AGG_UNIQUE_USERS)
+        return fail(err, "invalid_rule", "aggregate.fn",
+                    "A session window takes no unique_users; group it by userId instead.");
     if (series && rule->win != EO_WIN_TUMBLING && rule->win != EO_WIN_HOPPING)
         return fail(err, "invalid_rule", "aggregate.fn",
                     "%s runs over consecutive windows, so it needs a tumbling or hopping window.",

@@ -33,8 +33,8 @@
  * aggregate.property must be a properties/context path.
  * Windows: tumbling takes size (slide is size; a "slide" member is refused); hopping takes size
  * and slide (0 < slide < size, at most max_panes panes of gcd(size, slide)); sliding ("N within
- * T": size is T, slide_us and gap_us are 0) takes count or unique_users only; session takes gap
- * only (size_us and slide_us are 0). size and gap lie in [min_window_us, max_window_us].
+ * T": size is T, slide_us and gap_us are 0) takes count only; session takes gap only (size_us
+ * and slide_us are 0) and no unique_users. size and gap lie in [min_window_us, max_window_us].
  * rolling_* and ewma run over the rule's consecutive windows: tumbling or hopping only.
  * condition: op and value required; clearBelow is on the side where the condition does not hold
  * (<= value for >= and >, >= value for <= and <, where it means "clear above"; refused for ==);

@@ -510,9 +510,12 @@ int eo_kafka_consumer_txn_dead_letter(eo_kafka_consumer_t *kc, const char *topic
 
 int eo_kafka_consumer_txn_commit(eo_kafka_consumer_t *kc)
 {
-    rd_kafka_consumer_group_metadata_t *group = rd_kafka_consumer_group_metadata(kc->consumer);
-    rd_kafka_error_t *e = txn_retry(kc, send_offsets, group, kc->txn_deadline_us);
-    rd_kafka_consumer_group_metadata_destroy(group);
+    rd_kafka_error_t *e = NULL;
+    if (kc->offsets && kc->offsets->cnt > 0) { /* a transaction may only produce (a tick) */
+        rd_kafka_consumer_group_metadata_t *group = rd_kafka_consumer_group_metadata(kc->consumer);
+        e = txn_retry(kc, send_offsets, group, kc->txn_deadline_us);
+        rd_kafka_consumer_group_metadata_destroy(group);
+    }
     drop_offsets(kc);
     if (!e)
         e = txn_retry(kc, commit, NULL, kc->txn_deadline_us);

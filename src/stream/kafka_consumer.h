@@ -140,7 +140,7 @@ int eo_kafka_consumer_txn_dead_letter(eo_kafka_consumer_t *kc, const char *topic
                                       const rd_kafka_message_t *m, const char *code,
                                       const char *message, const char *field) EO_MUST_CHECK;
 
-/* Sends the recorded offsets with the group's metadata and commits. */
+/* Sends the recorded offsets (if any) with the group's metadata and commits. */
 int eo_kafka_consumer_txn_commit(eo_kafka_consumer_t *kc) EO_MUST_CHECK;
 
 #endif

@@ -178,9 +178,13 @@ static const row_t rows[] = {
     INV(W("{'type':'hopping','size':'1d','slide':'7s'}"), "invalid_rule", "window.slide"),
     INV(W("{'type':'hopping','size':'5m','slide':'1m','gap':'1m'}"), "invalid_rule", "window.gap"),
 
-    /* sliding: size only, count or unique_users */
+    /* sliding: size only, count only; session: no unique_users */
     OK(W("{'type':'sliding','size':'5m'}")),
-    OK(WA("{'type':'sliding','size':'5m'}", "{'fn':'unique_users'}")),
+    INV(WA("{'type':'sliding','size':'5m'}", "{'fn':'unique_users'}"), "invalid_rule",
+        "aggregate.fn"),
+    OK(WA("{'type':'session','gap':'5m'}", "{'fn':'count'}")),
+    INV(WA("{'type':'session','gap':'5m'}", "{'fn':'unique_users'}"), "invalid_rule",
+        "aggregate.fn"),
     INV(W("{'type':'sliding','size':'5m','slide':'1m'}"), "invalid_rule", "window.slide"),
     INV(W("{'type':'sliding'}"), "missing_field", "window.size"),
     INV(WA("{'type':'sliding','size':'5m'}", "{'fn':'sum','property':'properties.amount'}"),
@@ -761,10 +765,10 @@ static void test_canonical(void **state)
          "'value':0.10000000000000001,'for':'1500ms','keepFiringFor':'1s','early':false},"
          "'cooldown':'2h','enabled':true}"},
         {"{'name':'n','eventType':'e','window':{'type':'session','gap':'3600000ms'},"
-         "'aggregate':{'fn':'unique_users'},'emit':'changes','maxGroups':3,"
+         "'aggregate':{'fn':'count'},'emit':'changes','maxGroups':3,"
          "'condition':{'op':'>','value':1e20,'early':false}}",
          "{'name':'n','eventType':'e','window':{'type':'session','gap':'1h'},'groupBy':[],"
-         "'aggregate':{'fn':'unique_users'},'emit':'changes','grace':'1m','horizon':'1m',"
+         "'aggregate':{'fn':'count'},'emit':'changes','grace':'1m','horizon':'1m',"
          "'maxGroups':3,'condition':{'op':'>','value':1e+20,'for':'0s','keepFiringFor':'0s',"
          "'early':false},'cooldown':'0s','enabled':true}"},
     };
