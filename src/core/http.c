@@ -55,6 +55,7 @@ struct eo_http_req {
     eo_http_server_t *srv;
     struct MHD_Connection *conn;
     const eo_http_route_t *route;
+    char *path; /* the request's path, kept when its route has parameters */
     eo_buf_t body;
     bool gzip;
     bool too_large;   /* the body passed the limit: discard the rest, answer 413 at its end */
@@ -86,6 +87,7 @@ static void req_free(struct eo_http_req *req)
     if (req->user_free)
         req->user_free(req->user);
     eo_buf_done(&req->body);
+    free(req->path);
     free(req->answer);
     if (req->headers) {
         for (char **h = req->headers; *h; h++)
@@ -225,6 +227,18 @@ void eo_http_on_healthz(eo_http_req_t *req, void *ud)
 size_t eo_http_route_index(eo_http_req_t *req)
 {
     return (size_t)(req->route - req->srv->opt.routes);
+}
+
+bool eo_http_path_param(eo_http_req_t *req, const char *name, char *out, size_t cap)
+{
+    const char *value;
+    size_t n;
+    if (!req->route || !req->path ||
+        !eo_route_param(req->route->path, req->path, name, &value, &n) || n >= cap)
+        return false;
+    memcpy(out, value, n);
+    out[n] = '\0';
+    return true;
 }
 
 const char *eo_http_role(eo_http_req_t *req)
@@ -593,6 +607,8 @@ static MHD_RESULT first_call(eo_http_server_t *srv, struct MHD_Connection *conn,
         return respond_now(req, 404, "not_found", "no such endpoint", NULL);
     req->route = &srv->opt.routes[idx];
     req->metrics_slot = idx;
+    if (strchr(req->route->path, '{') && !(req->path = strdup(url)))
+        return respond_now(req, 503, "overloaded", "out of memory", NULL);
     MHD_RESULT refused;
     if (!body_headers_ok(req, &refused))
         return refused;

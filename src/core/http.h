@@ -30,8 +30,13 @@ typedef struct {
     bool json_body; /* POST body must be JSON: other content types get 415 */
 } eo_http_route_t;
 
-/* Routing (src/core/route.c, pure): the route of (method, path) in a table. Paths match
- * exactly, methods case-sensitively (RFC 9110). */
+/* Routing (src/core/route.c, pure): the route of (method, path) in a table. A route's path is
+ * made of literal text and parameter segments "{name}" (a whole segment: after a '/', up to the
+ * next '/' or the end). Literal text matches exactly; a parameter matches one non-empty segment
+ * (no '/'): "/analytics/rules/{id}" matches "/analytics/rules/42", but not "/analytics/rules",
+ * "/analytics/rules/" or "/analytics/rules/42/windows". Methods match case-sensitively
+ * (RFC 9110). Among the routes whose path matches, the first with the method, in table order,
+ * is the request's (put a literal route before a parameter route that also matches it). */
 typedef enum {
     EO_ROUTE_FOUND,     /* *index is the route's */
     EO_ROUTE_NO_PATH,   /* 404 */
@@ -45,6 +50,13 @@ eo_route_result_t eo_route_find(const eo_http_route_t *routes, size_t n, const c
  * number of methods written. */
 size_t eo_route_allow(const eo_http_route_t *routes, size_t n, const char *path, char *out,
                       size_t cap);
+/* True when path matches the route path pattern (see above). */
+bool eo_route_match(const char *pattern, const char *path);
+/* The text of parameter `name` ("id" for "{id}") of pattern in path: *value points into path,
+ * *len is its length. False when path does not match pattern or pattern has no such
+ * parameter. */
+bool eo_route_param(const char *pattern, const char *path, const char *name, const char **value,
+                    size_t *len);
 
 typedef struct {
     const char *addr; /* numeric IPv4 or IPv6 address */
@@ -98,6 +110,11 @@ void eo_http_on_healthz(eo_http_req_t *req, void *ud);
 /* The index in eo_http_options_t.routes of the route req matched (valid from on_headers on),
  * so that one callback can serve several routes of a table. */
 size_t eo_http_route_index(eo_http_req_t *req);
+/* Copies the text of the path parameter `name` of req's route ("id" for a route path
+ * "/analytics/rules/{id}"), as the request's (percent-decoded) path holds it, into out with a
+ * NUL. False when the route has no such parameter or the text does not fit in cap - 1 bytes.
+ * Valid from on_headers on. */
+bool eo_http_path_param(eo_http_req_t *req, const char *name, char *out, size_t cap);
 /* The role of the server answering req (eo_http_options_t.role; "" when not set). */
 const char *eo_http_role(eo_http_req_t *req);
 /* The request id: the client's X-Request-Id when it is 1..128 of [A-Za-z0-9._:-], else a new
