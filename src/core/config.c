@@ -171,6 +171,60 @@ static const cfg_var_t vars[] = {
       "cache life of answers over open ranges, ms"),
     I(query_cache_closed_ttl_s, "EVENTOPS_QUERY_CACHE_CLOSED_TTL_S", 3600, 1, 31622400,
       "cache life of answers over closed ranges, seconds"),
+    S(analytics_addr, "EVENTOPS_ANALYTICS_ADDR", "127.0.0.1", "analytics role listen address"),
+    I(analytics_port, "EVENTOPS_ANALYTICS_PORT", 8084, 0, 65535,
+      "analytics role listen port (0: any)"),
+    S(analytics_group, "EVENTOPS_ANALYTICS_GROUP", "eventops-analytics",
+      "Kafka consumer group of the analytics engine (reads the events topic)"),
+    S(analytics_id, "EVENTOPS_ANALYTICS_ID", "analytics-1",
+      "stable id of this analytics instance (Kafka transactional.id eventops-analytics-ID)"),
+    S(analytics_summaries_topic, "EVENTOPS_ANALYTICS_SUMMARIES_TOPIC", "eventops.summaries",
+      "topic of the summary events rules emit"),
+    S(analytics_windows_topic, "EVENTOPS_ANALYTICS_WINDOWS_TOPIC", "eventops.analytics.windows",
+      "topic of window results"),
+    S(analytics_late_topic, "EVENTOPS_ANALYTICS_LATE_TOPIC", "eventops.analytics.late",
+      "topic of events too late for their windows, with the reason"),
+    S(analytics_changelog_topic, "EVENTOPS_ANALYTICS_CHANGELOG_TOPIC",
+      "eventops.analytics.changelog", "compacted topic of the engine's state"),
+    S(analytics_sink_group, "EVENTOPS_ANALYTICS_SINK_GROUP", "eventops-analytics-sink",
+      "Kafka consumer group writing summaries and window results into PostgreSQL"),
+    I(analytics_tick_ms, "EVENTOPS_ANALYTICS_TICK_MS", 200, 10, 60000,
+      "one Kafka transaction of results, state and offsets per tick, ms"),
+    I(analytics_watermark_bound_ms, "EVENTOPS_ANALYTICS_WATERMARK_BOUND_MS", 1000, 0, 86400000,
+      "a partition's watermark is its highest event time minus this, ms"),
+    I(analytics_idle_ms, "EVENTOPS_ANALYTICS_IDLE_MS", 5000, 100, 86400000,
+      "a partition without records for this long no longer holds the watermark back, ms"),
+    I(analytics_rules_refresh_ms, "EVENTOPS_ANALYTICS_RULES_REFRESH_MS", 1000, 100, 86400000,
+      "how often the engine reloads rules (also on a PostgreSQL notification), ms"),
+    I(analytics_changes_interval_ms, "EVENTOPS_ANALYTICS_CHANGES_INTERVAL_MS", 1000, 10, 3600000,
+      "emit \"changes\": at most one update per window per this interval, ms"),
+    I(analytics_timeout_ms, "EVENTOPS_ANALYTICS_TIMEOUT_MS", 5000, 100, 3600000,
+      "statement timeout of one analytics API database call; past it the answer is 503, ms"),
+    I(analytics_max_rules_per_tenant, "EVENTOPS_ANALYTICS_MAX_RULES_PER_TENANT", 100, 1, 100000,
+      "rules (not deleted) per tenant"),
+    I(analytics_max_groups, "EVENTOPS_ANALYTICS_MAX_GROUPS", 10000, 1, 10000000,
+      "groups per rule: the cap and default of a rule's maxGroups"),
+    I(analytics_max_window_s, "EVENTOPS_ANALYTICS_MAX_WINDOW_S", 2678400, 1, 315360000,
+      "longest window size or session gap, seconds (default 31 days)"),
+    I(analytics_min_window_s, "EVENTOPS_ANALYTICS_MIN_WINDOW_S", 1, 1, 315360000,
+      "shortest window size or session gap, seconds"),
+    I(analytics_max_panes, "EVENTOPS_ANALYTICS_MAX_PANES", 1440, 1, 1000000,
+      "panes per hopping window: size / gcd(size, slide)"),
+    I(analytics_max_horizon_s, "EVENTOPS_ANALYTICS_MAX_HORIZON_S", 604800, 0, 315360000,
+      "longest correction horizon of a rule, seconds (default 7 days)"),
+    I(analytics_max_buckets, "EVENTOPS_ANALYTICS_MAX_BUCKETS", 1000, 1, 1000000,
+      "buckets of a rolling aggregate, and the largest ewma span"),
+    I(analytics_max_rule_bytes, "EVENTOPS_ANALYTICS_MAX_RULE_BYTES", 16384, 256, 1048576,
+      "a rule's JSON definition (the body of POST/PUT /analytics/rules), bytes"),
+    I(analytics_max_state_bytes_per_tenant, "EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT",
+      67108864, 65536, 1099511627776,
+      "engine state per tenant; beyond it new keys are refused and counted, bytes"),
+    I(analytics_max_streams, "EVENTOPS_ANALYTICS_MAX_STREAMS", 256, 1, 100000,
+      "open GET /analytics/stream connections in total"),
+    I(analytics_max_streams_per_tenant, "EVENTOPS_ANALYTICS_MAX_STREAMS_PER_TENANT", 16, 1, 100000,
+      "open GET /analytics/stream connections per tenant"),
+    I(analytics_sse_keepalive_s, "EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S", 15, 1, 3600,
+      "a keep-alive comment on an idle event stream every this many seconds"),
 };
 
 static int parse_int(const char *s, int64_t *out)
@@ -208,6 +262,12 @@ int eo_config_load(eo_config_t *cfg, char *err, size_t errlen)
             }
             memcpy(field, &n, sizeof n);
         }
+    }
+    if (cfg->analytics_min_window_s > cfg->analytics_max_window_s) {
+        snprintf(
+            err, errlen,
+            "EVENTOPS_ANALYTICS_MIN_WINDOW_S: must not exceed EVENTOPS_ANALYTICS_MAX_WINDOW_S");
+        return EO_EINVAL;
     }
     if (!cfg->processor_id[0]) {
         char host[64] = "local";

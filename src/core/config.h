@@ -97,6 +97,34 @@ typedef struct {
     int64_t query_open_window_s;
     int64_t query_cache_open_ttl_ms;
     int64_t query_cache_closed_ttl_s;
+    /* analytics (docs/analytics.md) */
+    char analytics_addr[64];
+    int64_t analytics_port;
+    char analytics_group[128];
+    char analytics_id[128]; /* the Kafka transactional.id is "eventops-analytics-<id>" */
+    char analytics_summaries_topic[128];
+    char analytics_windows_topic[128];
+    char analytics_late_topic[128];
+    char analytics_changelog_topic[128];
+    char analytics_sink_group[128];
+    int64_t analytics_tick_ms;
+    int64_t analytics_watermark_bound_ms;
+    int64_t analytics_idle_ms;
+    int64_t analytics_rules_refresh_ms;
+    int64_t analytics_changes_interval_ms;
+    int64_t analytics_timeout_ms;
+    int64_t analytics_max_rules_per_tenant;
+    int64_t analytics_max_groups;
+    int64_t analytics_max_window_s;
+    int64_t analytics_min_window_s;
+    int64_t analytics_max_panes;
+    int64_t analytics_max_horizon_s;
+    int64_t analytics_max_buckets;
+    int64_t analytics_max_rule_bytes;
+    int64_t analytics_max_state_bytes_per_tenant;
+    int64_t analytics_max_streams;
+    int64_t analytics_max_streams_per_tenant;
+    int64_t analytics_sse_keepalive_s;
 } eo_config_t;
 
 /* Fills cfg from the environment (defaults for unset variables). Returns 0, or EO_EINVAL with

@@ -56,6 +56,34 @@ static void test_defaults(void **state)
     assert_true(cfg.kafka_ack_timeout_ms == 5000);
     assert_true(cfg.batch_max_events == 5000);
     assert_true(cfg.shutdown_timeout_ms == 10000);
+    /* analytics */
+    assert_string_equal(cfg.analytics_addr, "127.0.0.1");
+    assert_true(cfg.analytics_port == 8084);
+    assert_string_equal(cfg.analytics_group, "eventops-analytics");
+    assert_string_equal(cfg.analytics_id, "analytics-1");
+    assert_string_equal(cfg.analytics_summaries_topic, "eventops.summaries");
+    assert_string_equal(cfg.analytics_windows_topic, "eventops.analytics.windows");
+    assert_string_equal(cfg.analytics_late_topic, "eventops.analytics.late");
+    assert_string_equal(cfg.analytics_changelog_topic, "eventops.analytics.changelog");
+    assert_string_equal(cfg.analytics_sink_group, "eventops-analytics-sink");
+    assert_true(cfg.analytics_tick_ms == 200);
+    assert_true(cfg.analytics_watermark_bound_ms == 1000);
+    assert_true(cfg.analytics_idle_ms == 5000);
+    assert_true(cfg.analytics_rules_refresh_ms == 1000);
+    assert_true(cfg.analytics_changes_interval_ms == 1000);
+    assert_true(cfg.analytics_timeout_ms == 5000);
+    assert_true(cfg.analytics_max_rules_per_tenant == 100);
+    assert_true(cfg.analytics_max_groups == 10000);
+    assert_true(cfg.analytics_max_window_s == 2678400); /* 31 days */
+    assert_true(cfg.analytics_min_window_s == 1);
+    assert_true(cfg.analytics_max_panes == 1440);
+    assert_true(cfg.analytics_max_horizon_s == 604800);
+    assert_true(cfg.analytics_max_buckets == 1000);
+    assert_true(cfg.analytics_max_rule_bytes == 16384);
+    assert_true(cfg.analytics_max_state_bytes_per_tenant == 67108864);
+    assert_true(cfg.analytics_max_streams == 256);
+    assert_true(cfg.analytics_max_streams_per_tenant == 16);
+    assert_true(cfg.analytics_sse_keepalive_s == 15);
     /* processor id defaults to processor-<hostname> */
     char host[64] = "";
     assert_int_equal(gethostname(host, sizeof host), 0);
@@ -130,6 +158,28 @@ static const row_t rows[] = {
     {"EVENTOPS_LOG_LEVEL", "123456789012345", 1},
     {"EVENTOPS_LOG_LEVEL", "1234567890123456", 0},
     {"EVENTOPS_KAFKA_EVENTS_TOPIC", "t", 1},
+    /* analytics */
+    {"EVENTOPS_ANALYTICS_PORT", "0", 1},
+    {"EVENTOPS_ANALYTICS_PORT", "65536", 0},
+    {"EVENTOPS_ANALYTICS_TICK_MS", "10", 1},
+    {"EVENTOPS_ANALYTICS_TICK_MS", "9", 0},
+    {"EVENTOPS_ANALYTICS_WATERMARK_BOUND_MS", "0", 1},
+    {"EVENTOPS_ANALYTICS_WATERMARK_BOUND_MS", "-1", 0},
+    {"EVENTOPS_ANALYTICS_MAX_RULES_PER_TENANT", "1", 1},
+    {"EVENTOPS_ANALYTICS_MAX_RULES_PER_TENANT", "0", 0},
+    {"EVENTOPS_ANALYTICS_MAX_RULE_BYTES", "256", 1},
+    {"EVENTOPS_ANALYTICS_MAX_RULE_BYTES", "255", 0},
+    {"EVENTOPS_ANALYTICS_MAX_RULE_BYTES", "1048576", 1},
+    {"EVENTOPS_ANALYTICS_MAX_RULE_BYTES", "1048577", 0},
+    {"EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT", "1099511627776", 1},
+    {"EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT", "1099511627777", 0},
+    {"EVENTOPS_ANALYTICS_MAX_HORIZON_S", "0", 1},
+    {"EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S", "0", 0},
+    {"EVENTOPS_ANALYTICS_ID", "analytics-7", 1},
+    /* the shortest window may not be longer than the longest (default 31 days) */
+    {"EVENTOPS_ANALYTICS_MIN_WINDOW_S", "2678400", 1},
+    {"EVENTOPS_ANALYTICS_MIN_WINDOW_S", "2678401", 0},
+    {"EVENTOPS_ANALYTICS_MAX_WINDOW_S", "1", 1}, /* the default minimum is 1 */
 };
 
 static void test_overrides_table(void **state)
@@ -217,6 +267,8 @@ static void test_print_help(void **state)
     assert_non_null(strstr(text, "EVENTOPS_COLLECTOR_PORT"));
     assert_non_null(strstr(text, "[8080]"));
     assert_non_null(strstr(text, "EVENTOPS_MAX_BATCH_EVENTS"));
+    assert_non_null(strstr(text, "EVENTOPS_ANALYTICS_PORT"));
+    assert_non_null(strstr(text, "[8084]"));
     free(text);
 }
 
