@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include "admin/admin.h"
+#include "analytics/analytics.h"
 #include "auth/auth.h"
 #include "collector/collector.h"
 #include "core/config.h"
@@ -31,6 +32,7 @@
     }
 
 ROLE_ADAPTERS(processor, eo_processor_t, eo_processor)
+ROLE_ADAPTERS(analytics, eo_analytics_t, eo_analytics)
 ROLE_ADAPTERS(auth, eo_auth_t, eo_auth)
 ROLE_ADAPTERS(query, eo_query_t, eo_query)
 ROLE_ADAPTERS(collector, eo_collector_t, eo_collector)
@@ -41,11 +43,13 @@ typedef struct {
     void (*stop)(void *h);
 } role_t;
 
-enum { PROCESSOR, AUTH, QUERY, COLLECTOR, NROLES };
+enum { PROCESSOR, ANALYTICS, AUTH, QUERY, COLLECTOR, NROLES };
 
 static const role_t roles[NROLES] = {
     [PROCESSOR] = {"processor", "Kafka consumer storing events and rollups in PostgreSQL",
                    start_processor, stop_processor},
+    [ANALYTICS] = {"analytics", "real-time engine: windows, rules, summary events; its rules API",
+                   start_analytics, stop_analytics},
     [AUTH] = {"auth", "OAuth2 token endpoint (client credentials) and JWKS", start_auth, stop_auth},
     [QUERY] = {"query", "analytics API: counts, trends, users, funnels, retention", start_query,
                stop_query},
@@ -58,14 +62,15 @@ static void usage(FILE *out)
     fprintf(out, "usage: eventops COMMAND [--help]\n\n");
     for (int i = NROLES - 1; i >= 0; i--)
         fprintf(out, "  %-10s  %s\n", roles[i].name, roles[i].summary);
-    fprintf(out, "  all         collector, processor, auth and query in one process\n"
+    fprintf(out, "  all         collector, processor, analytics, auth and query in one process\n"
                  "  migrate     apply the SQL schema migrations\n"
                  "  admin       tenants and write keys (eventops admin --help)\n\n");
     eo_config_print_help(out);
 }
 
-/* In `eventops all`, the auth role needs signing keys and the query role a way to check
- * tokens; without them they are left out with a warning (alone, auth refuses to start). */
+/* In `eventops all`, the auth role needs signing keys and the query and analytics roles a way
+ * to check tokens; without them they are left out with a warning (alone, they refuse to
+ * start). */
 static int choose(const eo_config_t *cfg, bool all, bool on[NROLES])
 {
     if (on[AUTH] && !all && !cfg->auth_key_dir[0]) {
@@ -81,6 +86,12 @@ static int choose(const eo_config_t *cfg, bool all, bool on[NROLES])
                     "EVENTOPS_AUTH_JWKS_URL is set",
                     NULL);
         on[QUERY] = false;
+    }
+    if (on[ANALYTICS] && all && !cfg->auth_key_dir[0] && !cfg->auth_jwks_url[0]) {
+        eo_log_warn("analytics role not started: neither EVENTOPS_AUTH_KEY_DIR nor "
+                    "EVENTOPS_AUTH_JWKS_URL is set",
+                    NULL);
+        on[ANALYTICS] = false;
     }
     return 0;
 }

@@ -272,7 +272,7 @@ static MHD_RESULT queue_answer(struct eo_http_req *req)
             content_type = content_type || !strcasecmp(h[0], "Content-Type");
             cache_control = cache_control || !strcasecmp(h[0], "Cache-Control");
         }
-    if (!content_type)
+    if (!content_type && req->status != 204) /* a 204 has no content to type */
         MHD_add_response_header(resp, "Content-Type", "application/json");
     if (!cache_control) /* the default: answers carry tenant data */
         MHD_add_response_header(resp, "Cache-Control", "no-store");
