@@ -1,5 +1,6 @@
 /* `eventops admin` subcommands: create-tenant, create-write-key, revoke-write-key,
- * list-tenants. Each prints text, or one JSON object with --json. Runs on the main thread. */
+ * list-tenants, create-topics (and those of admin_auth.c and admin_rules.c). Each prints text,
+ * or one JSON object with --json. Runs on the main thread. */
 #include "admin/admin.h"
 #include "admin/admin_internal.h"
 
@@ -24,11 +25,14 @@ void eo_admin_usage(FILE *out)
                  "  revoke-write-key KEY_ID     revoke a write key (wk_...)\n"
                  "  list-tenants                tenants with their active write keys\n"
                  "  create-topics [--partitions N] [--replication R]\n"
-                 "                              create the events and dead-letter topics when\n"
-                 "                              missing (defaults: 6 partitions, replication 1)\n"
+                 "                              create the events, dead-letter and analytics\n"
+                 "                              topics when missing (defaults: 6 partitions,\n"
+                 "                              replication 1)\n"
                  "  create-client --tenant T --scopes events:write,events:read [--name N]\n"
                  "                [--rate R --burst B]\n"
                  "                              OAuth client; prints its id and secret once\n"
+                 "                              (scopes: events:write, events:read,\n"
+                 "                              analytics:write)\n"
                  "  revoke-client CLIENT_ID     revoke a client (its tokens stop working)\n"
                  "  rotate-client-secret CLIENT_ID\n"
                  "                              new secret, shown once; the old one stops\n"
@@ -40,6 +44,8 @@ void eo_admin_usage(FILE *out)
                  "  list-signing-keys [--dir D]  keys published in the JWKS\n"
                  "  delete-signing-key --kid K [--dir D]\n"
                  "                              withdraw a key: its tokens stop working\n"
+                 "  rules list|show|create|update|delete --tenant T [--file F | --id ID]\n"
+                 "                              a tenant's analytics rules (rules --help)\n"
                  "The write key is printed once; only its hash is stored.\n");
 }
 
@@ -209,8 +215,10 @@ static int list_tenants(PGconn *conn, bool as_json)
     return 0;
 }
 
-/* Creates the events topic (partitions) and the dead-letter topic (half as many, at least 1)
- * unless they exist. */
+/* Creates, unless they exist, the events topic (partitions), the dead-letter topic (half as
+ * many, at least 1), and the analytics role's: its windows, late-events and state changelog
+ * topics with as many partitions as the events topic (the changelog's partition i holds the
+ * state of input partition i; compacted), and the summaries topic (half as many). */
 static int create_topics(const eo_config_t *cfg, int partitions, int replication, bool as_json)
 {
     char err[512];
@@ -222,19 +230,34 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
         rd_kafka_conf_destroy(conf);
         return eo_admin_fail("create-topics", err);
     }
-    const char *names[2] = {cfg->events_topic, cfg->dlq_topic};
-    int counts[2] = {partitions, partitions / 2 > 0 ? partitions / 2 : 1};
-    rd_kafka_NewTopic_t *topics[2];
-    for (int i = 0; i < 2; i++) {
-        topics[i] = rd_kafka_NewTopic_new(names[i], counts[i], replication, err, sizeof err);
+    int half = partitions / 2 > 0 ? partitions / 2 : 1;
+    const struct {
+        const char *name;
+        int partitions;
+        const char *retention_ms; /* NULL: compacted, kept until replaced */
+    } want[] = {
+        {cfg->events_topic, partitions, "604800000"},
+        {cfg->dlq_topic, half, "2592000000"},
+        {cfg->analytics_summaries_topic, half, "2592000000"},
+        {cfg->analytics_windows_topic, partitions, "604800000"},
+        {cfg->analytics_late_topic, partitions, "2592000000"},
+        {cfg->analytics_changelog_topic, partitions, NULL},
+    };
+    enum { NTOPICS = sizeof want / sizeof want[0] };
+    rd_kafka_NewTopic_t *topics[NTOPICS];
+    for (int i = 0; i < NTOPICS; i++) {
+        topics[i] =
+            rd_kafka_NewTopic_new(want[i].name, want[i].partitions, replication, err, sizeof err);
         if (!topics[i])
             return eo_admin_fail("create-topics", err);
         rd_kafka_NewTopic_set_config(topics[i], "min.insync.replicas", replication > 1 ? "2" : "1");
-        rd_kafka_NewTopic_set_config(topics[i], "retention.ms",
-                                     i == 0 ? "604800000" : "2592000000");
+        if (want[i].retention_ms)
+            rd_kafka_NewTopic_set_config(topics[i], "retention.ms", want[i].retention_ms);
+        else
+            rd_kafka_NewTopic_set_config(topics[i], "cleanup.policy", "compact");
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, topics, 2, NULL, q);
+    rd_kafka_CreateTopics(rk, topics, NTOPICS, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     int r = 0;
     const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
@@ -267,7 +290,7 @@ static int create_topics(const eo_config_t *cfg, int partitions, int replication
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy_array(topics, 2);
+    rd_kafka_NewTopic_destroy_array(topics, NTOPICS);
     rd_kafka_destroy(rk);
     return r;
 }
@@ -286,6 +309,8 @@ int eo_admin_main(int argc, char **argv)
 {
     if (argc > 1 && eo_admin_auth_command(argv[1]))
         return eo_admin_auth_main(argc, argv);
+    if (argc > 1 && eo_admin_rules_command(argv[1]))
+        return eo_admin_rules_main(argc, argv);
     int partitions = 6, replication = 1;
     bool as_json = false;
     const char *args[3] = {NULL, NULL, NULL};

@@ -83,7 +83,8 @@ static int scopes_literal(const char *list, char *out, size_t cap, json_t *names
     for (const char *p = list; *p;) {
         size_t n = strcspn(p, ",");
         bool known = (n == 12 && !strncmp(p, "events:write", n)) ||
-                     (n == 11 && !strncmp(p, "events:read", n));
+                     (n == 11 && !strncmp(p, "events:read", n)) ||
+                     (n == 15 && !strncmp(p, "analytics:write", n));
         if (!known || o + n + 3 > cap)
             return -1;
         if (o > 1)
@@ -110,7 +111,8 @@ static int create_client(PGconn *conn, const opts_t *o)
     if (scopes_literal(o->scopes, scopes, sizeof scopes, names) < 0) {
         json_decref(names);
         eo_ignore(eo_admin_fail("create-client",
-                                "--scopes: a comma-separated list of events:write, events:read"));
+                                "--scopes: a comma-separated list of events:write, events:read, "
+                                "analytics:write"));
         return 2;
     }
     if (eo_admin_resolve_tenant(conn, o->tenant, tenant_id, err, sizeof err) < 0) {

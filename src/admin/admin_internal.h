@@ -1,5 +1,5 @@
 /* Helpers shared by the admin command files (admin.c: tenants, write keys, topics;
- * admin_auth.c: OAuth clients, rate limits, signing keys). */
+ * admin_auth.c: OAuth clients, rate limits, signing keys; admin_rules.c: analytics rules). */
 #ifndef EO_ADMIN_ADMIN_INTERNAL_H
 #define EO_ADMIN_ADMIN_INTERNAL_H
 
@@ -16,6 +16,11 @@ void eo_admin_print_json(json_t *obj);
 /* Resolves a tenant given by id or by name; fills tenant_id. */
 int eo_admin_resolve_tenant(PGconn *conn, const char *arg, char tenant_id[37], char *err,
                             size_t errlen);
+
+/* True for `rules` (admin_rules.c: a tenant's analytics rules). */
+bool eo_admin_rules_command(const char *cmd);
+/* Runs `rules SUBCOMMAND ...` (argv[1] is "rules"); returns the exit code. */
+int eo_admin_rules_main(int argc, char **argv);
 
 /* True for the commands of admin_auth.c. */
 bool eo_admin_auth_command(const char *cmd);

@@ -419,13 +419,13 @@ static void on_metadata(eo_http_req_t *req, void *ud)
         snprintf(base, sizeof base, "http://%s%s%s:%u", v6 ? "[" : "", a->cfg.auth_addr,
                  v6 ? "]" : "", (unsigned)eo_http_server_port(a->http));
     }
-    json_t *doc = json_pack("{s:s, s:s+, s:s+, s:[s], s:[s,s], s:[s,s], s:[s], s:[s]}", "issuer",
-                            a->cfg.auth_issuer, "token_endpoint", base, "/oauth/token", "jwks_uri",
-                            base, "/.well-known/jwks.json", "grant_types_supported",
-                            "client_credentials", "token_endpoint_auth_methods_supported",
-                            "client_secret_basic", "client_secret_post", "scopes_supported",
-                            "events:write", "events:read", "response_types_supported", "token",
-                            "token_endpoint_auth_signing_alg_values_supported", "EdDSA");
+    json_t *doc = json_pack(
+        "{s:s, s:s+, s:s+, s:[s], s:[s,s], s:[s,s,s], s:[s], s:[s]}", "issuer", a->cfg.auth_issuer,
+        "token_endpoint", base, "/oauth/token", "jwks_uri", base, "/.well-known/jwks.json",
+        "grant_types_supported", "client_credentials", "token_endpoint_auth_methods_supported",
+        "client_secret_basic", "client_secret_post", "scopes_supported", "events:write",
+        "events:read", "analytics:write", "response_types_supported", "token",
+        "token_endpoint_auth_signing_alg_values_supported", "EdDSA");
     char *out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (out)
