@@ -44,6 +44,9 @@ psql "$admin_dsn" -qc "CREATE DATABASE $db" >/dev/null
 export EVENTOPS_PG_DSN="$admin_dsn dbname=$db"
 export EVENTOPS_KAFKA_EVENTS_TOPIC=eo-bench-auth-$id.events
 export EVENTOPS_KAFKA_DLQ_TOPIC=eo-bench-auth-$id.dlq
+for t in SUMMARIES WINDOWS LATE CHANGELOG; do
+    export "EVENTOPS_ANALYTICS_${t}_TOPIC=eo-bench-auth-$id.${t,,}"
+done
 export EVENTOPS_AUTH_KEY_DIR=$work/keys EVENTOPS_LOG_LEVEL=warn
 export EVENTOPS_RATE_LIMIT_RATE=10000000 EVENTOPS_RATE_LIMIT_BURST=10000000
 export EVENTOPS_AUTH_CLIENT_RATE=100000 EVENTOPS_AUTH_CLIENT_BURST=100000

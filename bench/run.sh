@@ -369,6 +369,10 @@ ${CC:-cc} -std=c17 -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$work/loadg
 export EVENTOPS_PG_DSN=$bench_dsn
 export EVENTOPS_KAFKA_EVENTS_TOPIC=$events_topic
 export EVENTOPS_KAFKA_DLQ_TOPIC=$dlq_topic
+# create-topics makes the analytics role's topics too: the run's own (deleted with the others)
+for t in SUMMARIES WINDOWS LATE CHANGELOG; do
+    export "EVENTOPS_ANALYTICS_${t}_TOPIC=eo-bench-$id.${t,,}"
+done
 export EVENTOPS_COLLECTOR_PORT=0 EVENTOPS_PROCESSOR_PORT=0
 # Own group and transactional id: never fences or joins a processor someone else runs.
 export EVENTOPS_PROCESSOR_GROUP=eo-bench-$id EVENTOPS_PROCESSOR_ID=eo-bench-$id

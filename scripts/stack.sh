@@ -41,6 +41,12 @@ KAFKA_LOG4J=$ROOT/scripts/kafka/log4j2.properties
 
 EVENTS_TOPIC=eventops.events
 DLQ_TOPIC=eventops.events.dlq
+# The analytics role's topics (EVENTOPS_ANALYTICS_*_TOPIC defaults): summaries; window results,
+# late events and the compacted state changelog with the events topic's partition count.
+SUMMARIES_TOPIC=eventops.summaries
+WINDOWS_TOPIC=eventops.analytics.windows
+LATE_TOPIC=eventops.analytics.late
+CHANGELOG_TOPIC=eventops.analytics.changelog
 EVENTS_PARTITIONS=${EVENTOPS_STACK_EVENTS_PARTITIONS:-6}
 
 # Seconds to wait for each service to answer (a slow CI machine may want more).
@@ -558,9 +564,24 @@ kafka_topics() {
             >"$KAFKA_LOGS/topic-dlq.out" 2>&1 &
         pids+=($!)
     fi
+    local name parts config
+    while read -r name parts config; do
+        has_topic "$md" "$name" && continue
+        say "kafka: creating topic $name ($parts partitions)"
+        # shellcheck disable=SC2086 # config is a list of --config options
+        kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
+            --create --if-not-exists --topic "$name" --partitions "$parts" \
+            --replication-factor 1 $config >"$KAFKA_LOGS/topic-$name.out" 2>&1 &
+        pids+=($!)
+    done <<EOF
+$SUMMARIES_TOPIC 3 --config retention.ms=2592000000
+$WINDOWS_TOPIC $EVENTS_PARTITIONS --config retention.ms=604800000
+$LATE_TOPIC $EVENTS_PARTITIONS --config retention.ms=2592000000
+$CHANGELOG_TOPIC $EVENTS_PARTITIONS --config cleanup.policy=compact
+EOF
     for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
     if ((rc != 0)); then
-        log_tail "$KAFKA_LOGS/topic-events.out" "$KAFKA_LOGS/topic-dlq.out"
+        log_tail "$KAFKA_LOGS"/topic-*.out
         return 1
     fi
     # The topics must show up in metadata with their leaders (kcat is faster than the JVM).

@@ -28,8 +28,9 @@ check_brokers_are_the_stacks, Watchdog (a detached process that restores the sta
 test be killed), ready_status; send() returns a Sent (status, headers, body, timing) and
 check_storage() checks that accepted events are stored exactly once with exact rollups.
 
-Everything a sandbox creates is unique to it (database eo_e2e_<hex>, topics e2e.<hex>.events
-and e2e.<hex>.dlq, consumer group, processor id, free TCP ports, signing-key folder), so runs
+Everything a sandbox creates is unique to it (database eo_e2e_<hex>, topics e2e.<hex>.events,
+e2e.<hex>.dlq and the analytics topics e2e.<hex>.summaries / .analytics.*, consumer groups,
+processor and analytics ids, free TCP ports, signing-key folder), so runs
 are isolated and repeatable. Process logs (JSON lines on stderr) go to files in a temporary
 directory; on failure `Sandbox.dump_logs()` prints their tails.
 """
@@ -805,7 +806,9 @@ class Sandbox:
 
     Attributes: name, bin, brokers, base_dsn, dbname, dsn, events_topic, dlq_topic, group,
     processor_id, collector_port, processor_port, auth_port, query_port, dir, key_dir (the auth role's
-    signing keys, mode 0700, EVENTOPS_AUTH_KEY_DIR), env (for the roles), failures."""
+    signing keys, mode 0700, EVENTOPS_AUTH_KEY_DIR), env (for the roles), failures; the analytics
+    role's analytics_port, analytics_group, analytics_id and its topics summaries_topic,
+    windows_topic, late_topic and changelog_topic (created with the others)."""
 
     def __init__(self, name="e2e", partitions=6, extra_env=None, keep_dir=False):
         self.bin = os.path.abspath(env_required("EVENTOPS_BIN"))
@@ -829,6 +832,17 @@ class Sandbox:
         self.query_port = free_port()
         while self.query_port in (self.collector_port, self.processor_port, self.auth_port):
             self.query_port = free_port()
+        self.analytics_port = free_port()
+        while self.analytics_port in (self.collector_port, self.processor_port, self.auth_port,
+                                      self.query_port):
+            self.analytics_port = free_port()
+        # The analytics role's group, instance and topics (made by `admin create-topics`).
+        self.analytics_group = "e2e-%s-%s-analytics" % (name, self.id)
+        self.analytics_id = "e2e-%s-a1" % self.id
+        self.summaries_topic = "e2e.%s.summaries" % self.id
+        self.windows_topic = "e2e.%s.analytics.windows" % self.id
+        self.late_topic = "e2e.%s.analytics.late" % self.id
+        self.changelog_topic = "e2e.%s.analytics.changelog" % self.id
         self.partitions = partitions
         self.extra_env = dict(extra_env or {})
         self.keep_dir = keep_dir
@@ -862,6 +876,15 @@ class Sandbox:
             "EVENTOPS_AUTH_KEY_DIR": self.key_dir,
             "EVENTOPS_QUERY_ADDR": "127.0.0.1",
             "EVENTOPS_QUERY_PORT": str(self.query_port),
+            "EVENTOPS_ANALYTICS_ADDR": "127.0.0.1",
+            "EVENTOPS_ANALYTICS_PORT": str(self.analytics_port),
+            "EVENTOPS_ANALYTICS_GROUP": self.analytics_group,
+            "EVENTOPS_ANALYTICS_ID": self.analytics_id,
+            "EVENTOPS_ANALYTICS_SINK_GROUP": self.analytics_group + "-sink",
+            "EVENTOPS_ANALYTICS_SUMMARIES_TOPIC": self.summaries_topic,
+            "EVENTOPS_ANALYTICS_WINDOWS_TOPIC": self.windows_topic,
+            "EVENTOPS_ANALYTICS_LATE_TOPIC": self.late_topic,
+            "EVENTOPS_ANALYTICS_CHANGELOG_TOPIC": self.changelog_topic,
         })
         env.update(self.extra_env)
         return env
@@ -962,7 +985,8 @@ class Sandbox:
     # -- processes --
 
     def role(self, role, extra_env=None, name=None):
-        """A Role for `collector`, `processor`, `auth`, `query` or `all` (not started). extra_env
+        """A Role for `collector`, `processor`, `auth`, `query`, `analytics` or `all` (not
+        started). extra_env
         overlays the sandbox environment for this process only (e.g. a second collector with
         its own EVENTOPS_COLLECTOR_PORT and settings); the ready URLs and Role.url() follow the
         ports it sets. name: the log file's name (default: the role, numbered when taken)."""
@@ -989,6 +1013,11 @@ class Sandbox:
             urls.append("http://127.0.0.1:%d/readyz" % port_of("EVENTOPS_QUERY_PORT"))
             if port is None:
                 port = port_of("EVENTOPS_QUERY_PORT")
+        if role == "analytics" or (role == "all" and (env.get("EVENTOPS_AUTH_KEY_DIR") or
+                                                      env.get("EVENTOPS_AUTH_JWKS_URL"))):
+            urls.append("http://127.0.0.1:%d/readyz" % port_of("EVENTOPS_ANALYTICS_PORT"))
+            if port is None:
+                port = port_of("EVENTOPS_ANALYTICS_PORT")
         taken = {r.name for r in self.roles}
         base = name or role
         name, n = base, 1
@@ -1013,6 +1042,15 @@ class Sandbox:
     def query(self, extra_env=None, name=None):
         """The query role (GET /events/count, /events/trend, ...) on query_port."""
         return self.role("query", extra_env=extra_env, name=name)
+
+    def analytics(self, extra_env=None, name=None):
+        """The analytics role (its engine and /analytics/* API) on analytics_port."""
+        return self.role("analytics", extra_env=extra_env, name=name)
+
+    def analytics_url(self, path):
+        """URL of a path of the analytics role on analytics_port, e.g.
+        analytics_url("/analytics/rules")."""
+        return "http://127.0.0.1:%d%s" % (self.analytics_port, path)
 
     def query_url(self, path):
         """URL of a path of the query role on query_port, e.g. query_url("/events/count")."""

@@ -890,6 +890,9 @@ def main():
                 "EVENTOPS_KAFKA_EVENTS_TOPIC": topics[0], "EVENTOPS_KAFKA_DLQ_TOPIC": topics[1],
                 "EVENTOPS_COLLECTOR_ADDR": "127.0.0.1", "EVENTOPS_COLLECTOR_PORT": "0",
                 "EVENTOPS_LOG_LEVEL": "info"})
+    # create-topics makes the analytics role's topics too: this run's, not the stack's
+    for what in ("SUMMARIES", "WINDOWS", "LATE", "CHANGELOG"):
+        env["EVENTOPS_ANALYTICS_%s_TOPIC" % what] = f"eo_e2e_bad_{suffix}.{what.lower()}"
     proc = None
     stderr_dir = tempfile.mkdtemp(prefix="eo_e2e_bad_")
     stderr_path = os.path.join(stderr_dir, "collector.stderr")
