@@ -20,7 +20,7 @@
 #include "domain/rule.h"
 #include "domain/uuid7.h"
 
-#define SQL_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define CREATED_AT "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define US_PER_S INT64_C(1000000)
 
 typedef struct {
@@ -167,9 +167,9 @@ static int list_rules(PGconn *conn, const opts_t *o, const char *tenant_id)
     const char *params[] = {tenant_id};
     PGresult *res;
     if (eo_pg_query(conn,
-                    "SELECT rule_id, version, definition::text, " SQL_TIME(
-                        "created_at") ", definition->>'name' FROM analytics_rules_current "
-                                      "WHERE tenant_id = $1::uuid AND NOT deleted ORDER BY rule_id",
+                    "SELECT rule_id, version, definition::text, " CREATED_AT
+                    ", definition->>'name' FROM analytics_rules_current "
+                    "WHERE tenant_id = $1::uuid AND NOT deleted ORDER BY rule_id",
                     1, params, &res, err, sizeof err) < 0)
         return eo_admin_fail("list", err);
     json_t *list = json_array();
@@ -200,9 +200,9 @@ static int show_rule(PGconn *conn, const opts_t *o, const char *tenant_id, const
     const char *params[] = {tenant_id, id};
     PGresult *res;
     if (eo_pg_query(conn,
-                    "SELECT rule_id, version, definition::text, " SQL_TIME(
-                        "created_at") " FROM analytics_rules_current WHERE tenant_id = $1::uuid "
-                                      "AND rule_id = $2::uuid AND NOT deleted",
+                    "SELECT rule_id, version, definition::text, " CREATED_AT
+                    " FROM analytics_rules_current WHERE tenant_id = $1::uuid "
+                    "AND rule_id = $2::uuid AND NOT deleted",
                     2, params, &res, err, sizeof err) < 0)
         return eo_admin_fail("show", err);
     int r = 0;
@@ -247,13 +247,11 @@ static int write_rule(PGconn *conn, const opts_t *o, const eo_config_t *cfg, con
         tenant_id, id, create ? "true" : "false", del ? NULL : canon.data, del ? "true" : "false",
         max};
     PGresult *res;
-    int r = eo_pg_query(
-        conn,
-        "SELECT status, version, " SQL_TIME(
-            "created_at") " FROM "
-                          "analytics_rule_write($1::uuid, $2::uuid, $3::boolean, $4::jsonb, "
-                          "$5::boolean, $6::integer)",
-        6, params, &res, err, sizeof err);
+    int r = eo_pg_query(conn,
+                        "SELECT status, version, " CREATED_AT " FROM "
+                        "analytics_rule_write($1::uuid, $2::uuid, $3::boolean, $4::jsonb, "
+                        "$5::boolean, $6::integer)",
+                        6, params, &res, err, sizeof err);
     if (r < 0) {
         eo_buf_done(&canon);
         return eo_admin_fail(o->sub, err);

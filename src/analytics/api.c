@@ -27,8 +27,9 @@
 #define MAX_GROUP_BYTES 1024 /* the windows' group filter */
 #define MAX_VERSION 2147483647
 
-/* A timestamptz column as RFC 3339 in UTC with microseconds (as eo_rfc3339_format writes). */
-#define SQL_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+/* created_at as RFC 3339 in UTC with microseconds (as eo_rfc3339_format writes). */
+#define CREATED_AT "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define R_CREATED_AT "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* The request's admitted credential. */
 typedef struct {
@@ -418,11 +419,8 @@ static void write_rule(eo_analytics_api_t *api, eo_http_req_t *req, int op)
     PGresult *res;
     char err[512];
     int r = query(conn,
-                  "SELECT status, version, " SQL_TIME(
-                      "created_at") " FROM "
-                                    "analytics_rule_write($1::uuid, $2::uuid, $3::boolean, "
-                                    "$4::jsonb, $5::boolean, "
-                                    "$6::integer)",
+                  "SELECT status, version, " CREATED_AT " FROM analytics_rule_write("
+                  "$1::uuid, $2::uuid, $3::boolean, $4::jsonb, $5::boolean, $6::integer)",
                   6, params, &res, err, sizeof err);
     eo_analytics_api_conn_check(api);
     if (r < 0) {
@@ -523,10 +521,9 @@ void eo_analytics_api_list_rules(eo_http_req_t *req, void *ud)
     PGresult *res;
     char err[512];
     int r = query(conn,
-                  "SELECT rule_id, version, definition::text, " SQL_TIME(
-                      "created_at") " FROM analytics_rules_current WHERE tenant_id = $1::uuid AND "
-                                    "NOT deleted "
-                                    "ORDER BY rule_id",
+                  "SELECT rule_id, version, definition::text, " CREATED_AT
+                  " FROM analytics_rules_current WHERE tenant_id = $1::uuid AND NOT deleted"
+                  " ORDER BY rule_id",
                   1, params, &res, err, sizeof err);
     eo_analytics_api_conn_check(api);
     if (r < 0) {
@@ -560,17 +557,18 @@ void eo_analytics_api_get_rule(eo_http_req_t *req, void *ud)
     const char *params[] = {ctx->tenant_id, id, vtext};
     PGresult *res;
     char err[512];
-    /* a given version: any but a deletion's row, also of a rule deleted since */
+    /* a given version of a rule that is not deleted (a deleted rule is gone from the API) */
     int r = v ? query(conn,
-                      "SELECT rule_id, version, definition::text, " SQL_TIME(
-                          "created_at") " FROM analytics_rules WHERE tenant_id = $1::uuid AND "
-                                        "rule_id = $2::uuid "
-                                        "AND version = $3::integer AND NOT deleted",
+                      "SELECT r.rule_id, r.version, r.definition::text, " R_CREATED_AT
+                      " FROM analytics_rules r JOIN analytics_rules_current c"
+                      " ON c.tenant_id = r.tenant_id AND c.rule_id = r.rule_id AND NOT c.deleted"
+                      " WHERE r.tenant_id = $1::uuid AND r.rule_id = $2::uuid"
+                      " AND r.version = $3::integer",
                       3, params, &res, err, sizeof err)
               : query(conn,
-                      "SELECT rule_id, version, definition::text, " SQL_TIME(
-                          "created_at") " FROM analytics_rules_current WHERE tenant_id = $1::uuid "
-                                        "AND rule_id = $2::uuid AND NOT deleted",
+                      "SELECT rule_id, version, definition::text, " CREATED_AT
+                      " FROM analytics_rules_current WHERE tenant_id = $1::uuid "
+                      "AND rule_id = $2::uuid AND NOT deleted",
                       2, params, &res, err, sizeof err);
     eo_analytics_api_conn_check(api);
     if (r < 0) {
@@ -670,11 +668,11 @@ void eo_analytics_api_list_windows(eo_http_req_t *req, void *ud)
     const char *params[] = {ctx->tenant_id, id, from, to, lim, group};
     PGresult *res;
     char err[512];
-    /* the rule must be the tenant's (any version, deleted or not); then the latest revision
-     * of each window (version, group, start), newest first */
+    /* the rule must be the tenant's and not deleted; then the latest revision of each window
+     * (version, group, start), newest first */
     int r = query(conn,
-                  "SELECT CASE WHEN EXISTS (SELECT 1 FROM analytics_rules "
-                  "  WHERE tenant_id = $1::uuid AND rule_id = $2::uuid) "
+                  "SELECT CASE WHEN EXISTS (SELECT 1 FROM analytics_rules_current "
+                  "  WHERE tenant_id = $1::uuid AND rule_id = $2::uuid AND NOT deleted) "
                   " THEN coalesce((SELECT json_agg(body ORDER BY window_start DESC, group_key, "
                   "   rule_version DESC) FROM ("
                   "   SELECT body, window_start, group_key, rule_version FROM ("

@@ -7,7 +7,8 @@
  *   DELETE /analytics/rules/{id}            its deletion (analytics:write)       204
  *   GET    /analytics/rules/{id}/windows    its window results, latest revision of each
  *   GET    /analytics/summaries             the summary events of the tenant's rules
- * The tenant is always the bearer token's: another tenant's rule is 404 like an unknown one.
+ * The tenant is always the bearer token's: another tenant's rule is 404 like an unknown one,
+ * and so is a deleted rule (its rows stay in the database; its summaries stay listed).
  * Rules are written through the database function analytics_rule_write (migration 0006), which
  * makes versions and counts the tenant's rules race-free.
  *
