@@ -4,10 +4,11 @@ schemathesis (pinned in scripts/venv.sh, installed into .venv by scripts/deps.sh
 OpenAPI document the role serves at GET /openapi.json: every check (schemathesis.toml says
 which check is excluded for which operation, and why), a fixed seed, a bounded number of
 examples per operation, and credentials where operations need them (a write key for the
-collector, a token with both scopes for the query role, client credentials for the token
-endpoint). Exit code 0 = schemathesis found no failure and the role ran to the end cleanly.
+collector, a token with both scopes for the query role, one with events:read and
+analytics:write for the analytics role, client credentials for the token endpoint). Exit code
+0 = schemathesis found no failure and the role ran to the end cleanly.
 
-usage: run_contract.py ROLE   (collector, processor, auth or query)
+usage: run_contract.py ROLE   (collector, processor, auth, query or analytics)
 Settings come from the environment (`eval "$(scripts/stack.sh env)"`, EVENTOPS_BIN);
 EVENTOPS_SCHEMATHESIS names the schemathesis program (default .venv/bin/schemathesis)."""
 
@@ -21,7 +22,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import eotest  # noqa: E402
 from eotest import log  # noqa: E402
 
-ROLES = ("collector", "processor", "auth", "query")
+ROLES = ("collector", "processor", "auth", "query", "analytics")
 SEED = 20260401
 MAX_EXAMPLES = 100  # per operation and phase: about 1.5 minutes for the four roles
 TIME_BUDGET_S = 420  # schemathesis's own run; ctest's timeout is 600 s
@@ -35,8 +36,9 @@ def make_credentials(sb, role):
     sb.create_signing_key()
     tenant = sb.create_tenant("contract")
     # a generous client: the contract is about answers, not about throttling the test
-    client = sb.create_client("contract", ["events:write", "events:read"], rate=100000,
-                              burst=100000, name="contract")
+    scopes = ["events:read", "analytics:write"] if role == "analytics" else \
+        ["events:write", "events:read"]
+    client = sb.create_client("contract", scopes, rate=100000, burst=100000, name="contract")
     return tenant, client
 
 
@@ -68,8 +70,8 @@ def main():
         f = sb.failures
         made = make_credentials(sb, role)
         roles = [sb.role(role)]
-        if role == "query":
-            roles.append(sb.auth())  # mints the query role's token
+        if role in ("query", "analytics"):
+            roles.append(sb.auth())  # mints the role's token
         for r in roles:
             r.start()
         for r in roles:

@@ -27,8 +27,8 @@
      answers every documented path it serves (not 404/405), 405 with the right `Allow` for a
      method it does not serve on its paths, and 404 for the paths of other roles.
 
-Roles: `eventops all` (collector, processor, auth and query, each on its own port) and single
-roles for the outages. The test fails loudly, not skips, when the query role or
+Roles: `eventops all` (collector, processor, auth, query and analytics, each on its own port)
+and single roles for the outages. The test fails loudly, not skips, when the query role or
 GET /openapi.json is missing (the other checks still run).
 
 Needs the jsonschema package (Debian python3-jsonschema, scripts/deps.sh; 4.10 or newer), psql
@@ -59,12 +59,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DOC_PATH = os.path.join(ROOT, "docs", "openapi.json")
 SRC = os.path.join(ROOT, "src")
 
-ROLES = ("collector", "processor", "auth", "query")
+ROLES = ("collector", "processor", "auth", "query", "analytics")
 QUERY_PATHS = ("/events/count", "/events/trend", "/events/unique-users", "/events/breakdown",
                "/events/funnel", "/events/retention", "/events/types", "/events")
-DEFAULT_PORTS = {"collector": "8080", "processor": "8081", "auth": "8082", "query": "8083"}
+DEFAULT_PORTS = {"collector": "8080", "processor": "8081", "auth": "8082", "query": "8083",
+                 "analytics": "8084"}
+ANALYTICS_PATHS = ("/analytics/rules", "/analytics/rules/{id}", "/analytics/rules/{id}/windows",
+                   "/analytics/summaries")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-SCOPES = {"events:write", "events:read"}
+SCOPES = {"events:write", "events:read", "analytics:write"}
 TIME_BUDGET_S = 900  # the whole test; every wait below is bounded too
 
 
@@ -793,6 +796,8 @@ def main():
         reader = sb.create_client("openapi", ["events:read"], name="reader")
         slow_ingest = sb.create_client("openapi", ["events:write"], rate=1, burst=1,
                                        name="slow-ingest")
+        analyst = sb.create_client("openapi", ["events:read", "analytics:write"],
+                                   name="analyst")
         slow_query = sb.create_client("openapi", ["events:read"], rate=1, burst=1,
                                       name="slow-query")
 
@@ -805,8 +810,8 @@ def main():
         for r in main_roles:
             r.wait_ready(60)
         ports = {"collector": sb.collector_port, "processor": sb.processor_port,
-                 "auth": sb.auth_port, "query": sb.query_port}
-        live = [r for r in ROLES if r != "query" or has_query]
+                 "auth": sb.auth_port, "query": sb.query_port, "analytics": sb.analytics_port}
+        live = [r for r in ROLES if r not in ("query", "analytics") or has_query]
 
         def url(role, path, port=None):
             return "http://127.0.0.1:%d%s" % (port or ports[role], path)
@@ -814,6 +819,7 @@ def main():
         w_tok = sb.token(writer["clientId"], writer["clientSecret"])
         r_tok = sb.token(reader["clientId"], reader["clientSecret"])
         b_tok = sb.token(both["clientId"], both["clientSecret"])
+        a_tok = sb.token(analyst["clientId"], analyst["clientSecret"])
 
         # ---- b. GET /openapi.json on every role
         for role in live:
@@ -893,6 +899,10 @@ def main():
             exercise_query(ck, spec, sb, url, c, wk, r_tok, w_tok, b_tok, slow_query, stamp)
         else:
             f.fail("the query role is missing: its operations were not exercised")
+
+        # ---- analytics
+        if has_query:
+            exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok)
 
         # ---- outages: extra instances with a dead dependency
         exercise_outages(ck, sb, url, wk, b_tok, both, has_query)
@@ -1441,6 +1451,116 @@ def probe_values(spec, p):
 # ---------------------------------------------------------------------------------------------
 # outages
 
+def exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok):
+    """Every analytics operation: 2xx and each error class it can give here (a summary and a
+    window result are written in SQL so that the item schemas are checked too)."""
+    f = ck.f
+    an = {"Authorization": "Bearer " + a_tok}
+    rd = {"Authorization": "Bearer " + r_tok}
+    js = {"Content-Type": "application/json"}
+
+    def call(name, method, path, body=None, headers=None, expect=None, code=None, field=None,
+             doc_path=None):
+        data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) \
+            else body
+        h = {k: v for k, v in dict(headers or {}).items() if v is not None}
+        resp = request(method, url("analytics", path), data, h)
+        return ck.check(name, "analytics", method, doc_path or path.split("?")[0], resp,
+                        expect=expect, code=code, field=field), resp
+
+    rule = {"name": "openapi burst", "eventType": "signup",
+            "window": {"type": "hopping", "size": "5m", "slide": "1m"},
+            "groupBy": ["properties.plan"], "aggregate": {"fn": "count"},
+            "condition": {"op": ">=", "value": 10, "clearBelow": 5}, "cooldown": "15m"}
+    one = "/analytics/rules/{id}"
+    b, resp = call("create", "POST", "/analytics/rules", rule, dict(an, **js), expect=201)
+    rid = b.get("id") if isinstance(b, dict) else None
+    if not f.check(isinstance(rid, str), "analytics: no rule was created: %r" % (b,)):
+        return
+    f.check(resp[1].get("location") == "/analytics/rules/" + rid, "Location %r" %
+            resp[1].get("location"))
+    call("create: unknown member", "POST", "/analytics/rules", dict(rule, colour=1),
+         dict(an, **js), expect=400, code="unknown_field", field="colour")
+    call("create: not JSON", "POST", "/analytics/rules", b"{", dict(an, **js), expect=400,
+         code="malformed_json")
+    call("create: no token", "POST", "/analytics/rules", rule, js, expect=401,
+         code="missing_credentials")
+    call("create: events:read only", "POST", "/analytics/rules", rule, dict(rd, **js),
+         expect=403, code="insufficient_scope")
+    call("create: text/xml", "POST", "/analytics/rules", rule,
+         dict(an, **{"Content-Type": "text/xml"}), expect=415, code="unsupported_media_type")
+    call("create: too large", "POST", "/analytics/rules", b"{" + b" " * 20000 + b"}",
+         dict(an, **js), expect=413, code="body_too_large")
+    call("create: a parameter", "POST", "/analytics/rules?x=1", rule, dict(an, **js),
+         expect=400, code="invalid_parameter", field="x")
+    call("list", "GET", "/analytics/rules", None, rd, expect=200)
+    call("list: a parameter", "GET", "/analytics/rules?limit=1", None, rd, expect=400,
+         code="invalid_parameter")
+    call("list: no token", "GET", "/analytics/rules", None, {}, expect=401)
+    call("list: events:write only", "GET", "/analytics/rules", None,
+         {"Authorization": "Bearer " + w_tok}, expect=403, code="insufficient_scope")
+    call("get", "GET", "/analytics/rules/" + rid, None, rd, expect=200, doc_path=one)
+    call("get version 1", "GET", "/analytics/rules/%s?version=1" % rid, None, rd, expect=200,
+         doc_path=one)
+    call("get version 9", "GET", "/analytics/rules/%s?version=9" % rid, None, rd, expect=404,
+         code="not_found", doc_path=one)
+    call("get: bad id", "GET", "/analytics/rules/nope", None, rd, expect=400,
+         code="invalid_parameter", field="id", doc_path=one)
+    call("get: bad version", "GET", "/analytics/rules/%s?version=0" % rid, None, rd,
+         expect=400, code="invalid_parameter", field="version", doc_path=one)
+    call("update", "PUT", "/analytics/rules/" + rid, dict(rule, name="openapi burst 2"),
+         dict(an, **js), expect=200, doc_path=one)
+    call("update: invalid rule", "PUT", "/analytics/rules/" + rid,
+         dict(rule, window={"type": "hopping", "size": "5m"}), dict(an, **js), expect=400,
+         code="missing_field", field="window.slide", doc_path=one)
+    call("update: unknown rule", "PUT", "/analytics/rules/" + rid[:-4] + "ffff", rule,
+         dict(an, **js), expect=404, code="not_found", doc_path=one)
+    call("update: events:read only", "PUT", "/analytics/rules/" + rid, rule, dict(rd, **js),
+         expect=403, code="insufficient_scope", doc_path=one)
+    # results written as the engine's sink writes them
+    sb.sql("INSERT INTO analytics_summaries (tenant_id, event_id, rule_id, rule_version, status, "
+           "group_key, window_start, window_end, value, threshold, body, emitted_at) VALUES "
+           "('%s', gen_random_uuid(), '%s', 1, 'firing', '{\"properties.plan\":\"pro\"}', "
+           "now() - interval '1 hour', now() - interval '55 minutes', 12, 10, "
+           "'{\"type\": \"analytics.summary\", \"status\": \"firing\", \"value\": 12, "
+           "\"threshold\": 10, \"revision\": 1, \"final\": false}', now())" %
+           (tenant["tenantId"], rid))
+    sb.sql("INSERT INTO analytics_windows (tenant_id, rule_id, rule_version, group_key, "
+           "window_start, window_end, revision, final, value, count, body) VALUES "
+           "('%s', '%s', 1, 'pro', now() - interval '1 hour', now() - interval '55 minutes', "
+           "1, true, 12, 12, '{\"value\": 12, \"revision\": 1, \"final\": true}')" %
+           (tenant["tenantId"], rid))
+    b, _ = call("summaries", "GET", "/analytics/summaries", None, rd, expect=200)
+    f.check(isinstance(b, dict) and len(b.get("summaries", [])) == 1, "summaries: %r" % (b,))
+    call("summaries of the rule", "GET", "/analytics/summaries?ruleId=%s&limit=5" % rid, None,
+         rd, expect=200)
+    call("summaries: bad limit", "GET", "/analytics/summaries?limit=0", None, rd, expect=400,
+         code="invalid_parameter", field="limit")
+    call("summaries: from after to", "GET",
+         "/analytics/summaries?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", None, rd,
+         expect=400, code="invalid_parameter", field="from")
+    wpath = "/analytics/rules/{id}/windows"
+    b, _ = call("windows", "GET", "/analytics/rules/%s/windows" % rid, None, rd, expect=200,
+                doc_path=wpath)
+    f.check(isinstance(b, dict) and len(b.get("windows", [])) == 1, "windows: %r" % (b,))
+    call("windows of a group", "GET", "/analytics/rules/%s/windows?group=pro&limit=1" % rid,
+         None, rd, expect=200, doc_path=wpath)
+    call("windows: unknown rule", "GET", "/analytics/rules/%s/windows" % (rid[:-4] + "ffff"),
+         None, rd, expect=404, code="not_found", doc_path=wpath)
+    call("windows: bad from", "GET", "/analytics/rules/%s/windows?from=x" % rid, None, rd,
+         expect=400, code="invalid_parameter", field="from", doc_path=wpath)
+    call("delete: events:read only", "DELETE", "/analytics/rules/" + rid, None, rd, expect=403,
+         code="insufficient_scope", doc_path=one)
+    call("delete", "DELETE", "/analytics/rules/" + rid, None, an, expect=204, doc_path=one)
+    call("delete again", "DELETE", "/analytics/rules/" + rid, None, an, expect=404,
+         code="not_found", doc_path=one)
+    call("get deleted", "GET", "/analytics/rules/" + rid, None, rd, expect=404,
+         code="not_found", doc_path=one)
+    log("c. analytics: %s" % ", ".join(
+        "%s %s %s" % (m, p, sorted(ck.seen[(m, p)])) for m, p in sorted(ck.spec.served("analytics"))
+        if p.startswith("/analytics")))
+
+
 def exercise_outages(ck, sb, url, wk, b_tok, both, has_query):
     f = ck.f
     dead_pg = bad_pg_dsn(sb.dsn)
@@ -1464,14 +1584,16 @@ def exercise_outages(ck, sb, url, wk, b_tok, both, has_query):
     env_a = {"EVENTOPS_PG_DSN": dead_pg, "EVENTOPS_REDIS_URL": dead_redis,
              "EVENTOPS_COLLECTOR_PORT": pa["collector"],
              "EVENTOPS_PROCESSOR_PORT": pa["processor"], "EVENTOPS_AUTH_PORT": pa["auth"],
-             "EVENTOPS_QUERY_PORT": pa["query"],
+             "EVENTOPS_QUERY_PORT": pa["query"], "EVENTOPS_ANALYTICS_PORT": pa["analytics"],
+             "EVENTOPS_ANALYTICS_GROUP": sb.analytics_group + "-nopg",
+             "EVENTOPS_ANALYTICS_ID": sb.analytics_id + "-nopg",
              "EVENTOPS_PROCESSOR_GROUP": sb.group + "-nopg",
              "EVENTOPS_PROCESSOR_ID": sb.processor_id + "-nopg"}
     ra = start("all" if has_query else "collector", env_a, "all-no-pg")
     if not has_query:
         start("processor", env_a, "processor-no-pg")
         start("auth", env_a, "auth-no-pg")
-    roles_a = [r for r in ROLES if r != "query" or has_query]
+    roles_a = [r for r in ROLES if r not in ("query", "analytics") or has_query]
     for role in roles_a:
         wait_health(pa[role], ra)
     for role in roles_a:
@@ -1494,6 +1616,10 @@ def exercise_outages(ck, sb, url, wk, b_tok, both, has_query):
         for path in QUERY_PATHS:
             ck.check("PostgreSQL down: query", "query", "GET", path,
                      request("GET", url(None, path, pa["query"]), None,
+                             {"Authorization": "Bearer " + b_tok}), expect=503)
+        for path in ("/analytics/rules", "/analytics/summaries"):
+            ck.check("PostgreSQL down: analytics", "analytics", "GET", path,
+                     request("GET", url(None, path, pa["analytics"]), None,
                              {"Authorization": "Bearer " + b_tok}), expect=503)
 
     # B: a collector whose Kafka broker is not there
