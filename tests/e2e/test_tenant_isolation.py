@@ -31,6 +31,14 @@ types are 0, its types and message ids are absent), or 400 naming tenantId when 
 tenantId in the query string; write keys get 401 (they are for ingestion only). Cache keys in
 Redis carry the tenant.
 
+Analytics endpoints (issue 12, the analytics role): each tenant has a rule with a summary event
+and a window result (written in SQL) before the matrix. Every operation naming the victim's
+rule (GET, GET ?version=1, PUT, DELETE, its windows) is 404 with the attacker's token, or 400
+when the spoof puts the tenant in the request; the rule list and the summaries (all, and of the
+victim's rule) hold none of the victim's rules or summaries; a rule the attacker creates is
+stored under the attacker (400 unknown_field when the spoof puts a tenant member in the rule);
+write keys get 401. Afterwards each victim's rule is still at version 1, not deleted.
+
 Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exit 0 = pass.
 """
 
@@ -142,6 +150,83 @@ def r_get(template):
     return request
 
 
+# Analytics endpoints: VRULE is the victim's rule id.
+ANALYTICS = [
+    ("GET /analytics/rules", "GET", "/analytics/rules", "list"),
+    ("POST /analytics/rules", "POST", "/analytics/rules", "create"),
+    ("GET /analytics/rules/{victim's}", "GET", "/analytics/rules/VRULE", "gone"),
+    ("GET /analytics/rules/{victim's}?version=1", "GET", "/analytics/rules/VRULE?version=1",
+     "gone"),
+    ("PUT /analytics/rules/{victim's}", "PUT", "/analytics/rules/VRULE", "gone"),
+    ("DELETE /analytics/rules/{victim's}", "DELETE", "/analytics/rules/VRULE", "gone"),
+    ("GET /analytics/rules/{victim's}/windows", "GET", "/analytics/rules/VRULE/windows", "gone"),
+    ("GET /analytics/summaries", "GET", "/analytics/summaries", "summaries"),
+    ("GET /analytics/summaries?ruleId={victim's}", "GET", "/analytics/summaries?ruleId=VRULE",
+     "summaries"),
+]
+RULES = {}  # tenant id -> {"rule": its rule id, "summary": its summary's event id}
+
+
+def a_rule(name, etype):
+    return {"name": name, "eventType": etype, "window": {"type": "tumbling", "size": "5m"},
+            "aggregate": {"fn": "count"}}
+
+
+def a_request(method, template):
+    def request(sb, auth, spoof, victim, mids, etype):
+        _, ev_fields, top, hdrs = spoof
+        path = template.replace("VRULE", RULES[victim]["rule"])
+        h = {"Authorization": auth}
+        h.update(subst(hdrs, victim))
+        body = None
+        if method in ("POST", "PUT"):  # the spoof goes into the rule
+            rule = a_rule("iso " + mids[0], etype)
+            rule.update(subst(ev_fields, victim))
+            rule.update(subst(top, victim))
+            body = json.dumps(rule).encode()
+            h["Content-Type"] = "application/json"
+        elif ev_fields or top:  # into the query string
+            path += ("&" if "?" in path else "?") + "tenantId=" + victim
+        return eotest.http_request(method, sb.analytics_url(path), body, h)
+    return request
+
+
+def a_check(what):
+    def check(sb, f, name, resp, attacker, victim):
+        st, _, body = resp
+        if "write key" in name:
+            eotest.check_bearer_error(f, name, resp)
+            return
+        err = body.get("error") if isinstance(body, dict) else None
+        if st == 400:  # the spoof named a tenant in the request: refused, naming it
+            f.check(isinstance(err, dict) and
+                    err.get("field") in ("tenantId", "tenant", "context", "properties"),
+                    "%s: 400 %r, expected one naming the tenant member or parameter" %
+                    (name, body))
+            return
+        if what == "gone":
+            f.check(st == 404 and isinstance(err, dict) and err.get("code") == "not_found",
+                    "%s: %s %.200r, expected 404 not_found" % (name, st, body))
+        elif what == "create":
+            if f.check(st == 201 and isinstance(body, dict) and body.get("id"),
+                       "%s: %s %.200r, expected 201" % (name, st, body)):
+                owner = sb.scalar("SELECT tenant_id FROM analytics_rules WHERE rule_id = '%s'" %
+                                  body["id"])
+                f.check(owner == attacker["id"], "%s: the rule was stored under %s" %
+                        (name, owner))
+        elif what == "list":
+            ids = [r.get("id") for r in body.get("rules", [])] if isinstance(body, dict) else None
+            f.check(st == 200 and ids is not None and RULES[victim["id"]]["rule"] not in ids,
+                    "%s: %s, the list %r holds the victim's rule" % (name, st, ids))
+        else:
+            items = body.get("summaries") if isinstance(body, dict) else None
+            f.check(st == 200 and isinstance(items, list) and not any(
+                s.get("eventId") == RULES[victim["id"]]["summary"] or
+                s.get("tenant") == victim["id"] for s in items),
+                "%s: %s %.300r, holds the victim's summary" % (name, st, body))
+    return check
+
+
 def victim_data(body, vic_letter, vic_mids):
     """What of the victim's data an answer shows (a list of findings; empty when none)."""
     if not isinstance(body, dict):
@@ -187,7 +272,8 @@ ENDPOINTS = [
     Endpoint("POST /events", "write", lambda *a: w_single(*a)),
     Endpoint("POST /events/batch [...]", "write", lambda *a: w_batch(*a)),
     Endpoint("POST /events/batch {events}", "write", lambda *a: w_batch(*a, wrapped=True)),
-] + [Endpoint(n, "read", r_get(t), r_check) for n, t in READS]
+] + [Endpoint(n, "read", r_get(t), r_check) for n, t in READS] + \
+    [Endpoint(n, "analytics", a_request(m, t), a_check(w)) for n, m, t, w in ANALYTICS]
 
 
 def tamper_tenant(token, tenant):
@@ -248,20 +334,45 @@ def main():
         T = {}
         for x in ("A", "B"):
             t = sb.create_tenant("iso-%s-%s" % (x.lower(), eotest.rand_hex(6)))
-            c = sb.create_client(t["tenantId"], ["events:write", "events:read"])
+            c = sb.create_client(t["tenantId"], ["events:write", "events:read",
+                                                 "analytics:write"])
             T[x] = {"tenant": t, "id": t["tenantId"], "wk": t["writeKey"], "client": c,
                     "letter": x, "mids": set()}
         lim_client = sb.create_client(T["A"]["id"], ["events:write"], rate=1, burst=3)
         lim_wk = sb.admin_json("create-write-key", T["A"]["id"])
         sb.set_rate_limit(rate=1, burst=3, write_key=lim_wk["writeKeyId"])
         auth, coll, proc, query = sb.auth(), sb.collector(), sb.processor(), sb.query()
-        for r in (auth, coll, proc, query):
+        analytics = sb.analytics()
+        for r in (auth, coll, proc, query, analytics):
             r.start()
-        for r in (auth, coll, proc, query):
+        for r in (auth, coll, proc, query, analytics):
             r.wait_ready()
         for x in ("A", "B"):
             c = T[x]["client"]
             T[x]["token"] = sb.token(c["clientId"], c["clientSecret"])
+
+        # Each tenant's rule, with a summary event and a window result as the engine stores them.
+        for x in ("A", "B"):
+            r = eotest.post_json(sb.analytics_url("/analytics/rules"),
+                                 a_rule("iso rule " + x, "iso_base_" + x), key=T[x]["token"])
+            f.check(r[0] == 201, "%s's rule: %s %r" % (x, r[0], r[2]))
+            rid = r[2]["id"]
+            eid = sb.scalar("SELECT gen_random_uuid()")
+            RULES[T[x]["id"]] = {"rule": rid, "summary": eid}
+            body = json.dumps({"eventId": eid, "tenant": T[x]["id"], "rule": {"id": rid}})
+            sb.sql("INSERT INTO analytics_summaries (tenant_id, event_id, rule_id, rule_version, "
+                   "status, group_key, window_start, window_end, value, threshold, body, "
+                   "emitted_at) VALUES ('%s', '%s', '%s', 1, 'firing', '', now() - interval "
+                   "'1 hour', now(), 1, 1, '%s', now()); INSERT INTO analytics_windows "
+                   "(tenant_id, rule_id, rule_version, group_key, window_start, window_end, "
+                   "revision, final, value, count, body) VALUES ('%s', '%s', 1, '', now() - "
+                   "interval '1 hour', now(), 1, true, 1, 1, '{}')" %
+                   (T[x]["id"], eid, rid, body, T[x]["id"], rid))
+            st, _, own = eotest.http_request(
+                "GET", sb.analytics_url("/analytics/summaries?ruleId=" + rid), None,
+                {"Authorization": "Bearer " + T[x]["token"]})
+            f.check(st == 200 and [s.get("eventId") for s in own.get("summaries", [])] == [eid],
+                    "%s asking for its own summaries: %s %r" % (x, st, own))
 
         # Baseline: each tenant's own events, stored under it.
         base = {}
@@ -325,6 +436,11 @@ def main():
                         eotest.check_bearer_error(
                             f, "%s edited to tenant %s, %s" % (cname, vic, ep.name), resp)
         log("matrix: %d requests" % nreq)
+        for x in "AB":
+            rows = sb.sql("SELECT max(version), bool_or(deleted) FROM analytics_rules "
+                          "WHERE rule_id = '%s'" % RULES[T[x]["id"]]["rule"])
+            f.check([list(r) for r in rows] == [["1", "f"]],
+                    "%s's rule after the matrix: %r, expected version 1, not deleted" % (x, rows))
 
         all_mids = [m for x in "AB" for m, _ in expect[x]]
         stored = sb.wait_stored(all_mids, timeout=90)
@@ -403,7 +519,7 @@ def main():
                     "cache key %r does not start with its tenant" % k)
         log("query cache keys of A and B: %d, each prefixed with its tenant" % len(mine))
 
-        sb.check_clean_end(running=(auth, coll, proc, query))
+        sb.check_clean_end(running=(auth, coll, proc, query, analytics))
         return sb.report("cross-tenant matrix: %d endpoints x %d spoofs x 3 credentials x 2 "
                          "directions" % (len(ENDPOINTS), len(SPOOFS)))
 
