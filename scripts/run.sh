@@ -11,6 +11,7 @@ client_file=$stack_dir/demo-client
 port=${EVENTOPS_COLLECTOR_PORT:-8080}
 auth_port=${EVENTOPS_AUTH_PORT:-8082}
 query_port=${EVENTOPS_QUERY_PORT:-8083}
+analytics_port=${EVENTOPS_ANALYTICS_PORT:-8084}
 export EVENTOPS_AUTH_KEY_DIR=${EVENTOPS_AUTH_KEY_DIR:-$stack_dir/keys}
 
 "$bin" migrate
@@ -41,18 +42,20 @@ if [ -z "$(ls -A "$EVENTOPS_AUTH_KEY_DIR" 2>/dev/null)" ]; then
 fi
 
 # A demo OAuth client (id and secret saved in $client_file, one per line), unless the saved one
-# is still listed as active.
+# is still listed as active with every scope (one saved before the analytics role had none of
+# analytics:write, and is replaced).
 client_id="" client_secret=""
 if [ -s "$client_file" ]; then
     client_id=$(sed -n 1p "$client_file")
     client_secret=$(sed -n 2p "$client_file")
     if ! "$bin" admin list-clients --tenant demo --json |
-        grep -q "\"clientId\":\"$client_id\"[^}]*\"revokedAt\":null"; then
+        grep -q "\"clientId\":\"$client_id\"[^}]*\"analytics:write\"[^}]*\"revokedAt\":null"; then
         client_id=""
     fi
 fi
 if [ -z "$client_id" ]; then
-    out=$("$bin" admin create-client --tenant demo --scopes events:write,events:read --json)
+    out=$("$bin" admin create-client --tenant demo --scopes events:write,events:read,analytics:write \
+        --json)
     client_id=$(printf '%s' "$out" | sed -n 's/.*"clientId":"\([^"]*\)".*/\1/p')
     client_secret=$(printf '%s' "$out" | sed -n 's/.*"clientSecret":"\([^"]*\)".*/\1/p')
     umask 077
@@ -62,7 +65,8 @@ fi
 cat >&2 <<MSG
 
 EventOps is starting: collector on http://127.0.0.1:$port, auth on http://127.0.0.1:$auth_port,
-query on http://127.0.0.1:$query_port, processor health on :${EVENTOPS_PROCESSOR_PORT:-8081}.
+query on http://127.0.0.1:$query_port, analytics on http://127.0.0.1:$analytics_port,
+processor health on :${EVENTOPS_PROCESSOR_PORT:-8081}.
 
 Demo tenant OAuth client (also in $client_file): $client_id
 Get an access token, then send an event with it:
@@ -82,6 +86,13 @@ Ask about it (the token has events:read too; README.md shows every query):
   curl -s "http://127.0.0.1:$query_port/events/count?eventType=signup" -H "Authorization: Bearer \$TOKEN"
   curl -s "http://127.0.0.1:$query_port/events/trend?eventType=signup&interval=hour&tz=Europe/Berlin" \\
     -H "Authorization: Bearer \$TOKEN"
+
+Make a rule and read its summary events (the token has analytics:write; docs/analytics.md):
+  curl -s http://127.0.0.1:$analytics_port/analytics/rules -H "Authorization: Bearer \$TOKEN" \\
+    -H 'Content-Type: application/json' -d '{"name":"signup burst","eventType":"signup",
+    "window":{"type":"sliding","size":"5m"},"aggregate":{"fn":"count"},
+    "condition":{"op":">=","value":100}}'
+  curl -s http://127.0.0.1:$analytics_port/analytics/summaries -H "Authorization: Bearer \$TOKEN"
 
 See it stored:
   scripts/stack.sh psql -c 'SELECT event_type, user_id, occurred_at, properties FROM events'
