@@ -123,10 +123,12 @@ static int canonical_rule(const opts_t *o, const eo_config_t *cfg, eo_buf_t *can
 {
     eo_rule_limits_t lim;
     rule_limits(&lim, cfg);
+    /* the parser's limit: never below EO_RULE_JSON_MAX */
+    size_t max = lim.max_rule_bytes > EO_RULE_JSON_MAX ? lim.max_rule_bytes : EO_RULE_JSON_MAX;
     eo_buf_t text;
-    eo_buf_init(&text, lim.max_rule_bytes);
+    eo_buf_init(&text, max);
     char err[512];
-    int r = read_file(o->file, lim.max_rule_bytes, &text, err, sizeof err);
+    int r = read_file(o->file, max, &text, err, sizeof err);
     if (r < 0) {
         eo_buf_done(&text);
         return eo_admin_fail(o->sub, err);

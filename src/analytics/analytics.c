@@ -22,6 +22,7 @@
 #include "core/openapi.h"
 #include "core/pg.h"
 #include "core/ratelimit.h"
+#include "domain/rule.h"
 
 struct eo_analytics {
     eo_analytics_api_t api; /* first: the routes' ud is the role, read by api.c as its API */
@@ -131,7 +132,11 @@ int eo_analytics_start(const eo_config_t *cfg, eo_analytics_t **out, char *err, 
     eo_http_options_t opt;
     eo_http_options_from_config(&opt, cfg, cfg->analytics_addr, cfg->analytics_port, routes,
                                 sizeof routes / sizeof routes[0], a);
-    opt.max_body_bytes = (size_t)cfg->analytics_max_rule_bytes; /* a body is one rule */
+    /* a body is one rule: the parser's limit, which is never below EO_RULE_JSON_MAX (every
+     * canonical text fits, so what GET answers can be PUT back) */
+    opt.max_body_bytes = (size_t)cfg->analytics_max_rule_bytes > EO_RULE_JSON_MAX
+                             ? (size_t)cfg->analytics_max_rule_bytes
+                             : EO_RULE_JSON_MAX;
     opt.metrics = a->metrics;
     opt.role = "analytics";
     if ((r = eo_http_server_start(&opt, &a->http, err, errlen)) < 0)
