@@ -25,6 +25,7 @@ struct eo_kafka_consumer {
     bool consumer_broken; /* fatal error: rebuild the consumer */
     bool producer_broken; /* fatal error or unknown transaction outcome: rebuild the producer */
     bool rewind_pending;  /* the consumer must go back to the group's committed offsets */
+    bool paused;          /* serve_paused() has the assignment paused */
     rd_kafka_message_t **held; /* polled while paused, taken first by the next batch */
     size_t held_from, nheld, held_cap;
     rd_kafka_topic_partition_list_t *offsets; /* of the open transaction */
@@ -103,9 +104,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         eo_log_info("partitions assigned", "count", n, NULL);
         rd_kafka_assign(rk, parts);
-        /* librdkafka keeps a partition's pause across a revocation: one revoked while
-         * serve_paused() had it paused would come back paused and never be fetched again */
-        rd_kafka_resume_partitions(rk, parts);
         if (eo_kafka_lag_set_assigned(kc->opt.lag, parts) < 0)
             eo_log_warn("out of memory: the stall check keeps the previous assignment", NULL);
     } else {
@@ -115,6 +113,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else if (kc->opt.on_revoke)
             kc->opt.on_revoke(kc->opt.ud);
         clear_held(kc);
+        /* librdkafka keeps a partition's pause across a revocation: one revoked while
+         * serve_paused() had it paused would come back paused and never be fetched again. It
+         * is resumed here, while it is paused: resuming a partition that is not paused (say,
+         * on the next assignment) makes librdkafka 2.0 fetch again from a stale offset and
+         * deliver records twice (librdkafka #4637, fixed in 2.4.0). */
+        if (kc->paused) {
+            rd_kafka_resume_partitions(rk, parts);
+            kc->paused = false;
+        }
         rd_kafka_assign(rk, NULL);
         eo_kafka_lag_clear_assigned(kc->opt.lag);
     }
@@ -148,6 +155,7 @@ void eo_kafka_consumer_serve_paused(eo_kafka_consumer_t *kc, int64_t ms)
     if (!kc->consumer_broken && rd_kafka_assignment(kc->consumer, &parts) == 0 && parts) {
         rd_kafka_pause_partitions(kc->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
+        kc->paused = true;
     }
     int64_t until = eo_clock_mono_us() + ms * 1000;
     while (eo_clock_mono_us() < until && !kc->revoked && !kc->consumer_broken &&
@@ -156,10 +164,13 @@ void eo_kafka_consumer_serve_paused(eo_kafka_consumer_t *kc, int64_t ms)
         if (m)
             hold(kc, m);
     }
-    if (!kc->consumer_broken && rd_kafka_assignment(kc->consumer, &parts) == 0 && parts) {
+    /* only what this call paused: an assignment taken meanwhile was never paused (#4637) */
+    if (kc->paused && !kc->consumer_broken && rd_kafka_assignment(kc->consumer, &parts) == 0 &&
+        parts) {
         rd_kafka_resume_partitions(kc->consumer, parts);
         rd_kafka_topic_partition_list_destroy(parts);
     }
+    kc->paused = false;
 }
 
 void eo_kafka_consumer_batch_begin(eo_kafka_consumer_t *kc)
@@ -620,6 +631,7 @@ static void rebuild_consumer(eo_kafka_consumer_t *kc)
         return;
     }
     eo_log_info("kafka consumer rebuilt", NULL);
+    kc->paused = false; /* a new consumer: nothing of it is paused */
     kc->consumer_broken = false;
     kc->rewind_pending = false;
 }
