@@ -210,7 +210,7 @@ static void log_skipped(const item_t *it, const char *why)
                 NULL);
 }
 
-static void skip(item_t *it, int reason, const char *why)
+static void skip_item(item_t *it, int reason, const char *why)
 {
     it->kind = -1;
     it->skipped = reason;
@@ -549,7 +549,7 @@ static int decode_batch(eo_analytics_sink_t *s)
         char why[256];
         int r = decode_row(s, it, why, sizeof why);
         if (r == EO_EPARSE)
-            skip(it, SKIP_UNDECODABLE, why);
+            skip_item(it, SKIP_UNDECODABLE, why);
         else if (r < 0)
             return r;
     }
@@ -666,7 +666,7 @@ static int write_each(eo_analytics_sink_t *s, size_t *inserted, char *err, size_
         if ((r = ensure_conn(s, err, errlen)) == 0)
             r = insert_param(s, it->kind, inserted, err, errlen);
         if (r == EO_EDATA)
-            skip(it, SKIP_REFUSED, err);
+            skip_item(it, SKIP_REFUSED, err);
         else if (r < 0)
             return r;
     }
