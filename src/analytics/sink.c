@@ -3,8 +3,9 @@
  * Order of effects for one batch, which is what makes each summary and window result land in
  * PostgreSQL exactly once:
  *   1. poll up to batch_max records (or batch_wait_ms) from both topics, read_committed;
- *   2. decode each record into a row (a JSON object named by the table's columns, with the
- *      record itself as body); an undecodable record is logged and skipped;
+ *   2. decode each record into a row (domain/analytics_row.h: a JSON object named by the
+ *      table's columns, with the record itself as body); an undecodable record is logged and
+ *      skipped;
  *   3. one PostgreSQL transaction inserts all the rows, one statement per table (the rows go
  *      as one JSON array through jsonb_to_recordset), ON CONFLICT DO NOTHING. When it fails
  *      with a data error (SQLSTATE class 22 or 23) the rows are written one by one to find
@@ -21,7 +22,6 @@
  * the postgres_up gauge under the metrics registry's lock). */
 #include "analytics/sink.h"
 
-#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -37,15 +37,11 @@
 #include "core/log.h"
 #include "core/pg.h"
 #include "core/signals.h"
-#include "domain/json_out.h"
-#include "domain/record.h"
-#include "domain/rfc3339.h"
+#include "domain/analytics_row.h"
 
-enum { KIND_SUMMARY, KIND_WINDOW, NKINDS };
 enum { SKIP_UNDECODABLE, SKIP_REFUSED, NSKIPS };
 
-static const char *const kind_names[NKINDS] = {"summary", "window"};
-static const char *const kind_types[NKINDS] = {"analytics.summary", "analytics.window"};
+static const char *const kind_names[EO_ANALYTICS_ROW_KINDS] = {"summary", "window"};
 static const char *const skip_reasons[NSKIPS] = {"undecodable", "refused_by_database"};
 
 /* The rows' JSON text of a batch: at most EO_ANALYTICS_SINK_BATCH_BYTES_MAX of records plus
@@ -60,53 +56,10 @@ static const char postgres_up_name[] = "eventops_analytics_sink_postgres_up";
 static const char postgres_up_help[] = "1 while the analytics sink can write to PostgreSQL.";
 static const char role_labels[] = "role=\"analytics\"";
 
-/* The column types a record's fields are decoded into. */
-typedef enum {
-    COL_UUID,   /* a canonical lower-case UUID string */
-    COL_TEXT,   /* a string */
-    COL_INT32,  /* an integer 0 .. 2^31-1 */
-    COL_INT64,  /* an integer >= 0 */
-    COL_BOOL,   /* true or false */
-    COL_TIME,   /* an RFC 3339 string, written back in UTC */
-    COL_NUMBER, /* a number, or null or absent (SQL NULL) */
-} col_type_t;
-
-/* One column: the table's name for it, and where the record holds it (object.key, or key at
- * the top when object is NULL). */
-typedef struct {
-    const char *column, *object, *key;
-    col_type_t type;
-} column_t;
-
-/* In the order of the column lists of insert_sql. */
-static const column_t summary_columns[] = {
-    {"tenant_id", NULL, "tenantId", COL_UUID},     {"event_id", NULL, "eventId", COL_UUID},
-    {"rule_id", "rule", "id", COL_UUID},           {"rule_version", "rule", "version", COL_INT32},
-    {"status", NULL, "status", COL_TEXT},          {"group_key", NULL, "groupKey", COL_TEXT},
-    {"window_start", "window", "start", COL_TIME}, {"window_end", "window", "end", COL_TIME},
-    {"value", NULL, "value", COL_NUMBER},          {"threshold", NULL, "threshold", COL_NUMBER},
-    {"emitted_at", NULL, "emittedAt", COL_TIME},
-};
-
-static const column_t window_columns[] = {
-    {"tenant_id", NULL, "tenantId", COL_UUID},      {"rule_id", "rule", "id", COL_UUID},
-    {"rule_version", "rule", "version", COL_INT32}, {"group_key", NULL, "groupKey", COL_TEXT},
-    {"window_start", "window", "start", COL_TIME},  {"window_end", "window", "end", COL_TIME},
-    {"revision", NULL, "revision", COL_INT32},      {"final", NULL, "final", COL_BOOL},
-    {"value", NULL, "value", COL_NUMBER},           {"count", NULL, "count", COL_INT64},
-};
-
-static const struct {
-    const column_t *columns;
-    size_t n;
-} kind_columns[NKINDS] = {
-    {summary_columns, sizeof summary_columns / sizeof summary_columns[0]},
-    {window_columns, sizeof window_columns / sizeof window_columns[0]},
-};
-
-/* $1 is a JSON array of rows; returns the number of rows inserted (the others were there).
- * Rows go in key order so that two sinks writing the same keys cannot deadlock. */
-static const char *const insert_sql[NKINDS] = {
+/* $1 is a JSON array of rows (domain/analytics_row.h; the column lists follow its order);
+ * returns the number of rows inserted (the others were there). Rows go in key order so that
+ * two sinks writing the same keys cannot deadlock. */
+static const char *const insert_sql[EO_ANALYTICS_ROW_KINDS] = {
     "WITH ins AS ("
     " INSERT INTO analytics_summaries (tenant_id, event_id, rule_id, rule_version, status,"
     "  group_key, window_start, window_end, value, threshold, emitted_at, body)"
@@ -166,7 +119,7 @@ struct eo_analytics_sink {
     eo_buf_t param; /* a JSON array of rows: a statement's parameter */
     int64_t next_ping_us;
     eo_metrics_t *metrics;
-    eo_counter_t *records[NKINDS], *skipped[NSKIPS], *batches;
+    eo_counter_t *records[EO_ANALYTICS_ROW_KINDS], *skipped[NSKIPS], *batches;
 };
 
 /* ---- polled records ---- */
@@ -397,143 +350,20 @@ static void collect(eo_analytics_sink_t *s)
 
 /* ---- decoding ---- */
 
-/* Appends the column's value from v (NULL when absent) as `"column":value`, after a comma
- * unless first. Returns 0, or EO_EPARSE with the reason in why. */
-static int put_column(eo_buf_t *b, const column_t *c, bool first, const json_t *v, char *why,
-                      size_t whylen)
-{
-    char text[EO_RFC3339_MAX > 32 ? EO_RFC3339_MAX : 32];
-    eo_buf_putf(b, "%s\"%s\":", first ? "" : ",", c->column);
-    switch (c->type) {
-    case COL_UUID:
-        if (!json_is_string(v) || !eo_uuid_valid(json_string_value(v), json_string_length(v)))
-            break;
-        eo_buf_put_json_str(b, json_string_value(v), json_string_length(v));
-        return 0;
-    case COL_TEXT:
-        if (!json_is_string(v))
-            break;
-        eo_buf_put_json_str(b, json_string_value(v), json_string_length(v));
-        return 0;
-    case COL_INT32:
-    case COL_INT64:
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            (c->type == COL_INT32 && json_integer_value(v) > INT32_MAX))
-            break;
-        eo_buf_putf(b, "%lld", (long long)json_integer_value(v));
-        return 0;
-    case COL_BOOL:
-        if (!json_is_boolean(v))
-            break;
-        eo_buf_puts(b, json_is_true(v) ? "true" : "false");
-        return 0;
-    case COL_TIME: {
-        int64_t us;
-        if (!json_is_string(v) ||
-            eo_rfc3339_parse(json_string_value(v), json_string_length(v), &us) < 0)
-            break;
-        eo_buf_putc(b, '"');
-        eo_buf_put(b, text, eo_rfc3339_format(us, text));
-        eo_buf_putc(b, '"');
-        return 0;
-    }
-    case COL_NUMBER:
-        if (!v || json_is_null(v)) {
-            eo_buf_puts(b, "null");
-            return 0;
-        }
-        if (!json_is_number(v))
-            break;
-        eo_buf_put(b, text, eo_json_format_real(json_number_value(v), text, sizeof text));
-        return 0;
-    }
-    static const char *const wants[] = {
-        [COL_UUID] = "a lower-case UUID",
-        [COL_TEXT] = "a string",
-        [COL_INT32] = "an integer 0..2147483647",
-        [COL_INT64] = "an integer >= 0",
-        [COL_BOOL] = "a boolean",
-        [COL_TIME] = "an RFC 3339 timestamp",
-        [COL_NUMBER] = "a number or null",
-    };
-    snprintf(why, whylen, "'%s%s%s' must be %s", c->object ? c->object : "", c->object ? "." : "",
-             c->key, wants[c->type]);
-    return EO_EPARSE;
-}
-
-/* The kind of a record: by its "type" when it has one (which must agree with the topic), else
- * by the topic. -1 (why filled) when neither tells. */
-static int kind_of(const eo_analytics_sink_t *s, const rd_kafka_message_t *m, const json_t *root,
-                   char *why, size_t whylen)
-{
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    bool on[NKINDS] = {!strcmp(topic, s->opt.summaries_topic),
-                       !strcmp(topic, s->opt.windows_topic)};
-    const json_t *type = json_object_get(root, "type");
-    if (type) {
-        for (int k = 0; k < NKINDS; k++) {
-            if (!json_is_string(type) || strcmp(json_string_value(type), kind_types[k]) != 0)
-                continue;
-            if (on[k])
-                return k;
-            snprintf(why, whylen, "'type' %s does not belong on this topic", kind_types[k]);
-            return -1;
-        }
-        snprintf(why, whylen, "'type' must be analytics.summary or analytics.window");
-        return -1;
-    }
-    if (on[KIND_SUMMARY] != on[KIND_WINDOW])
-        return on[KIND_SUMMARY] ? KIND_SUMMARY : KIND_WINDOW;
-    snprintf(why, whylen, "no 'type' and the topic does not tell");
-    return -1;
-}
-
-/* Decodes the record of it into its row: {"<column>":<value>,...,"body":<the record>} appended
- * to s->rows. Returns 0; EO_EPARSE (why filled) for a record that is not one of ours; or
- * EO_ENOMEM / EO_ELIMIT from the rows buffer. */
+/* Decodes the record of it into its row in s->rows (domain/analytics_row.h). Returns 0,
+ * EO_EPARSE (why filled), or EO_ENOMEM / EO_ELIMIT from the rows buffer. */
 static int decode_row(eo_analytics_sink_t *s, item_t *it, char *why, size_t whylen)
 {
     const rd_kafka_message_t *m = it->msg;
-    if (!m->payload || m->len == 0) {
-        snprintf(why, whylen, "empty record");
-        return EO_EPARSE;
-    }
-    if (m->len > EO_ANALYTICS_SINK_RECORD_MAX) {
-        snprintf(why, whylen, "record of %zu bytes, larger than %zu", m->len,
-                 EO_ANALYTICS_SINK_RECORD_MAX);
-        return EO_EPARSE;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(m->payload, m->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        snprintf(why, whylen, "not a JSON object: %s", root ? "another JSON value" : jerr.text);
-        json_decref(root);
-        return EO_EPARSE;
-    }
-    int kind = kind_of(s, m, root, why, whylen), r = 0;
-    if (kind < 0) {
-        json_decref(root);
-        return EO_EPARSE;
-    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
     size_t start = s->rows.len;
-    eo_buf_putc(&s->rows, '{');
-    for (size_t i = 0; r == 0 && i < kind_columns[kind].n; i++) {
-        const column_t *c = &kind_columns[kind].columns[i];
-        const json_t *obj = c->object ? json_object_get(root, c->object) : root;
-        r = put_column(&s->rows, c, i == 0, json_object_get(obj, c->key), why, whylen);
-    }
-    json_decref(root);
-    if (r == 0) {
-        eo_buf_puts(&s->rows, ",\"body\":");
-        eo_buf_put(&s->rows, m->payload, m->len); /* one JSON object: jansson read it whole */
-        eo_buf_putc(&s->rows, '}');
-        r = eo_buf_error(&s->rows);
-    }
-    if (r < 0) {
-        eo_buf_truncate(&s->rows, start);
+    eo_analytics_row_kind_t kind;
+    int r = eo_analytics_row_append(&s->rows, m->payload, m->len,
+                                    !strcmp(topic, s->opt.summaries_topic),
+                                    !strcmp(topic, s->opt.windows_topic), &kind, why, whylen);
+    if (r < 0)
         return r;
-    }
-    it->kind = kind;
+    it->kind = (int)kind;
     it->off = start;
     it->len = s->rows.len - start;
     return 0;
@@ -631,7 +461,7 @@ static int write_batch(eo_analytics_sink_t *s, size_t *inserted, char *err, size
     int r = ensure_conn(s, err, errlen);
     if (r == 0)
         r = eo_pg_exec(s->conn, "BEGIN", err, errlen);
-    for (int k = 0; r == 0 && k < NKINDS; k++) {
+    for (int k = 0; r == 0 && k < EO_ANALYTICS_ROW_KINDS; k++) {
         size_t n;
         if ((r = build_param(s, k, NULL, &n)) < 0)
             snprintf(err, errlen, "building the rows: %s", eo_strerror(r));
@@ -748,7 +578,7 @@ static int commit_offsets(eo_analytics_sink_t *s)
 /* Counts and logs a stored batch. */
 static void batch_done(eo_analytics_sink_t *s, size_t inserted, int64_t t0)
 {
-    size_t kinds[NKINDS] = {0}, skips[NSKIPS] = {0};
+    size_t kinds[EO_ANALYTICS_ROW_KINDS] = {0}, skips[NSKIPS] = {0};
     for (size_t i = 0; i < s->nbatch; i++) {
         const item_t *it = &s->items[i];
         if (it->kind >= 0)
@@ -756,16 +586,16 @@ static void batch_done(eo_analytics_sink_t *s, size_t inserted, int64_t t0)
         else if (it->skipped >= 0)
             skips[it->skipped]++;
     }
-    for (int k = 0; k < NKINDS; k++)
+    for (int k = 0; k < EO_ANALYTICS_ROW_KINDS; k++)
         eo_counter_add(s->records[k], kinds[k]);
     for (int k = 0; k < NSKIPS; k++)
         eo_counter_add(s->skipped[k], skips[k]);
     eo_counter_add(s->batches, 1);
     char n[24], sum[24], win[24], ins[24], dup[24], skipped[24], ms[24];
-    size_t rows = kinds[KIND_SUMMARY] + kinds[KIND_WINDOW];
+    size_t rows = kinds[EO_ANALYTICS_ROW_SUMMARY] + kinds[EO_ANALYTICS_ROW_WINDOW];
     snprintf(n, sizeof n, "%zu", s->nbatch);
-    snprintf(sum, sizeof sum, "%zu", kinds[KIND_SUMMARY]);
-    snprintf(win, sizeof win, "%zu", kinds[KIND_WINDOW]);
+    snprintf(sum, sizeof sum, "%zu", kinds[EO_ANALYTICS_ROW_SUMMARY]);
+    snprintf(win, sizeof win, "%zu", kinds[EO_ANALYTICS_ROW_WINDOW]);
     snprintf(ins, sizeof ins, "%zu", inserted);
     snprintf(dup, sizeof dup, "%zu", rows >= inserted ? rows - inserted : 0);
     snprintf(skipped, sizeof skipped, "%zu", skips[SKIP_UNDECODABLE] + skips[SKIP_REFUSED]);
@@ -879,7 +709,7 @@ static int register_metrics(eo_analytics_sink_t *s, eo_metrics_t *m)
     eo_metrics_counters(m, "eventops_analytics_sink_records_total",
                         "Summaries and window results written to PostgreSQL (inserted, or already "
                         "there), by kind.",
-                        "analytics", "kind", kind_names, NKINDS, s->records);
+                        "analytics", "kind", kind_names, EO_ANALYTICS_ROW_KINDS, s->records);
     eo_metrics_counters(m, "eventops_analytics_sink_skipped_total",
                         "Records of the summaries and windows topics skipped, by reason (each "
                         "logged with its topic, partition and offset).",

@@ -21,8 +21,6 @@
 #include "core/error.h"
 #include "core/metrics.h"
 
-/* A record value longer than this is skipped as undecodable. */
-#define EO_ANALYTICS_SINK_RECORD_MAX ((size_t)1 << 20)
 /* A batch is closed once its record values reach this many bytes (or batch_max records). */
 #define EO_ANALYTICS_SINK_BATCH_BYTES_MAX ((size_t)64 << 20)
 /* Bounds of the options' numbers (checked by eo_analytics_sink_start). */

@@ -1,13 +1,9 @@
-/* Unit tests of the analytics sink's decoding (src/analytics/sink.c): a record of the summaries
- * or windows topic becomes one row, {"<column>":<value>,...,"body":<the record>}, or is
- * skipped as undecodable with the field that is wrong. A passing and a failing row for every
- * rule: each column's type and range, the record's kind (by "type", which must agree with the
- * topic, or by the topic alone), JSON that is not one object, empty and oversized records;
- * then the JSON arrays of rows the statements take (one kind; one row alone).
- *
- * The module's .c is included (as h2o's tests do), so its static functions are tested
- * directly; no broker or database is needed (the topic handles come from a client that never
- * connects). */
+/* Unit tests of src/domain/analytics_row.h: a record of the summaries or windows topic becomes
+ * one row, {"<column>":<value>,...,"body":<the record>}, or is refused as undecodable with the
+ * field that is wrong, leaving nothing behind. A passing and a failing row for every rule: each
+ * column's type and range, the record's kind (by "type", which must agree with the topic, or by
+ * the topic alone), JSON that is not one object, empty and oversized records; and rows appended
+ * one after another. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analytics/sink.c"
-#include "core/metrics.h" /* named here so that tests/CMakeLists.txt links eo_core */
+#include "core/buf.h"
+#include "domain/analytics_row.h"
 
 #define T "7a1d0c52-3b7e-4c0e-9f4e-2d1b6c8a0001"
 #define E "7a1d0c52-3b7e-5c0e-9f4e-2d1b6c8a0002"
@@ -56,101 +52,81 @@ static const char window_row_columns[] =
     "\"window_end\":\"2024-05-01T10:01:00.000000Z\",\"revision\":3,\"final\":true,"
     "\"value\":null,\"count\":5,\"body\":";
 
-/* ---- fixture: a sink struct with its topics, and topic handles of a client never connected */
+/* ---- decoding one record ---- */
 
-static struct {
-    eo_analytics_sink_t s;
-    rd_kafka_t *rk;
-    rd_kafka_topic_t *summaries, *windows, *other;
-} fx;
+/* Where a record is read from: the summaries topic, the windows topic, another topic, or a
+ * topic carrying both kinds. */
+typedef enum { ON_SUMMARIES, ON_WINDOWS, ON_OTHER, ON_BOTH } topic_t;
+
+static eo_buf_t rows; /* the rows appended by the test at hand */
 
 static int setup(void **state)
 {
-    memset(&fx, 0, sizeof fx);
-    fx.s.opt.summaries_topic = "t.summaries";
-    fx.s.opt.windows_topic = "t.windows";
-    eo_buf_init(&fx.s.rows, ROWS_MAX);
-    eo_buf_init(&fx.s.param, ROWS_MAX);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char err[256];
-    if (rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err) != RD_KAFKA_CONF_OK)
-        return -1;
-    if (!(fx.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    fx.summaries = rd_kafka_topic_new(fx.rk, "t.summaries", NULL);
-    fx.windows = rd_kafka_topic_new(fx.rk, "t.windows", NULL);
-    fx.other = rd_kafka_topic_new(fx.rk, "t.other", NULL);
-    return fx.summaries && fx.windows && fx.other ? 0 : -1;
+    eo_buf_init(&rows, (size_t)16 << 20);
+    return 0;
 }
 
 static int teardown(void **state)
 {
-    rd_kafka_topic_destroy(fx.summaries);
-    rd_kafka_topic_destroy(fx.windows);
-    rd_kafka_topic_destroy(fx.other);
-    rd_kafka_destroy(fx.rk);
-    eo_buf_done(&fx.s.rows);
-    eo_buf_done(&fx.s.param);
+    eo_buf_done(&rows);
     return 0;
 }
 
-/* Decodes value as a record of topic into a fresh rows buffer; why gets the reason. */
-static int decode(rd_kafka_topic_t *topic, const char *value, size_t len, item_t *it, char *why,
-                  size_t whylen)
+/* Decodes value (len bytes) read from topic into the emptied rows buffer; why gets the
+ * reason. */
+static int decode(topic_t topic, const char *value, size_t len, eo_analytics_row_kind_t *kind,
+                  char *why, size_t whylen)
 {
-    static rd_kafka_message_t msg;
-    memset(&msg, 0, sizeof msg);
-    msg.rkt = topic;
-    msg.payload = (void *)value;
-    msg.len = len;
-    *it = (item_t){.msg = &msg, .kind = -1, .skipped = -1};
-    eo_buf_reset(&fx.s.rows);
+    eo_buf_reset(&rows);
     why[0] = '\0';
-    return decode_row(&fx.s, it, why, whylen);
+    return eo_analytics_row_append(&rows, value, len, topic == ON_SUMMARIES || topic == ON_BOTH,
+                                   topic == ON_WINDOWS || topic == ON_BOTH, kind, why, whylen);
 }
 
 /* The row of a record that decodes: the columns, then the record itself as body. */
-static void expect_row(rd_kafka_topic_t *topic, const char *value, int kind, const char *columns)
+static void expect_row(topic_t topic, const char *value, eo_analytics_row_kind_t want_kind,
+                       const char *columns)
 {
-    item_t it;
+    eo_analytics_row_kind_t kind;
     char why[256];
-    int r = decode(topic, value, strlen(value), &it, why, sizeof why);
+    int r = decode(topic, value, strlen(value), &kind, why, sizeof why);
     if (r != 0)
         fail_msg("%s: %s", value, why);
-    assert_int_equal(it.kind, kind);
+    assert_int_equal(kind, want_kind);
     char want[4096];
     snprintf(want, sizeof want, "%s%s}", columns, value);
-    assert_int_equal(it.off, 0);
-    assert_int_equal(it.len, strlen(want));
-    assert_string_equal(fx.s.rows.data, want);
+    assert_int_equal(rows.len, strlen(want));
+    assert_string_equal(rows.data, want);
 }
 
-/* A record that is skipped, with a reason that contains needle. */
-static void expect_skip(rd_kafka_topic_t *topic, const char *value, const char *needle)
+/* A record that is refused, with a reason that contains needle, leaving nothing behind. */
+static void expect_skip(topic_t topic, const char *value, const char *needle)
 {
-    item_t it;
+    eo_analytics_row_kind_t kind;
     char why[256];
-    int r = decode(topic, value, strlen(value), &it, why, sizeof why);
+    eo_buf_reset(&rows);
+    eo_buf_puts(&rows, "[previous row]");
+    why[0] = '\0';
+    int r = eo_analytics_row_append(
+        &rows, value, strlen(value), topic == ON_SUMMARIES || topic == ON_BOTH,
+        topic == ON_WINDOWS || topic == ON_BOTH, &kind, why, sizeof why);
     if (r != EO_EPARSE)
         fail_msg("%s: decoded (%d), expected a refusal naming %s", value, r, needle);
     if (!strstr(why, needle))
         fail_msg("%s: reason '%s' does not name %s", value, why, needle);
-    assert_int_equal(it.kind, -1);
-    assert_int_equal(fx.s.rows.len, 0); /* nothing of it left behind */
+    assert_string_equal(rows.data, "[previous row]");
 }
 
 /* ---- rows ---- */
 
 static void test_summary_row(void **state)
 {
-    expect_row(fx.summaries, SUMMARY(""), KIND_SUMMARY, summary_row_columns);
+    expect_row(ON_SUMMARIES, SUMMARY(""), EO_ANALYTICS_ROW_SUMMARY, summary_row_columns);
     /* value and threshold may be null or absent */
-    expect_row(fx.summaries,
+    expect_row(ON_SUMMARIES,
                "{\"eventId\":\"" E "\",\"status\":\"resolved\"," SUMMARY_FIELDS
                ",\"value\":null,\"emittedAt\":\"2024-05-01T10:05:00Z\"}",
-               KIND_SUMMARY,
+               EO_ANALYTICS_ROW_SUMMARY,
                "{\"tenant_id\":\"" T "\",\"event_id\":\"" E "\",\"rule_id\":\"" R "\","
                "\"rule_version\":2,\"status\":\"resolved\",\"group_key\":\"pro\","
                "\"window_start\":\"2024-05-01T10:00:00.000000Z\","
@@ -160,13 +136,13 @@ static void test_summary_row(void **state)
 
 static void test_window_row(void **state)
 {
-    expect_row(fx.windows, WINDOW(""), KIND_WINDOW, window_row_columns);
-    expect_row(fx.windows,
+    expect_row(ON_WINDOWS, WINDOW(""), EO_ANALYTICS_ROW_WINDOW, window_row_columns);
+    expect_row(ON_WINDOWS,
                "{\"tenantId\":\"" T "\",\"rule\":{\"id\":\"" R "\",\"version\":0},"
                "\"groupKey\":\"\",\"window\":{\"start\":\"2024-05-01T10:00:00Z\","
                "\"end\":\"2024-05-01T10:01:00Z\"},\"value\":2.5,\"count\":0,"
                "\"revision\":2147483647,\"final\":false}",
-               KIND_WINDOW,
+               EO_ANALYTICS_ROW_WINDOW,
                "{\"tenant_id\":\"" T "\",\"rule_id\":\"" R "\",\"rule_version\":0,"
                "\"group_key\":\"\",\"window_start\":\"2024-05-01T10:00:00.000000Z\","
                "\"window_end\":\"2024-05-01T10:01:00.000000Z\",\"revision\":2147483647,"
@@ -178,51 +154,50 @@ static void test_window_row(void **state)
 static void test_kind(void **state)
 {
     /* no "type": the topic tells */
-    expect_row(fx.windows,
+    expect_row(ON_WINDOWS,
                "{\"tenantId\":\"" T "\",\"rule\":{\"id\":\"" R "\",\"version\":2},"
                "\"groupKey\":\"g\",\"window\":{\"start\":\"2024-05-01T10:00:00Z\","
                "\"end\":\"2024-05-01T10:01:00Z\"},\"value\":null,\"count\":5,"
                "\"revision\":3,\"final\":true}",
-               KIND_WINDOW,
+               EO_ANALYTICS_ROW_WINDOW,
                "{\"tenant_id\":\"" T "\",\"rule_id\":\"" R "\",\"rule_version\":2,"
                "\"group_key\":\"g\",\"window_start\":\"2024-05-01T10:00:00.000000Z\","
                "\"window_end\":\"2024-05-01T10:01:00.000000Z\",\"revision\":3,\"final\":true,"
                "\"value\":null,\"count\":5,\"body\":");
-    expect_skip(fx.summaries, WINDOW(""), "does not belong on this topic");
-    expect_skip(fx.windows, SUMMARY(""), "does not belong on this topic");
-    expect_skip(fx.other, SUMMARY(""), "does not belong on this topic");
-    expect_skip(fx.summaries, "{\"type\":\"analytics.late\"}", "'type' must be");
-    expect_skip(fx.summaries, "{\"type\":7}", "'type' must be");
-    expect_skip(fx.other, "{\"tenantId\":\"" T "\"}", "the topic does not tell");
+    expect_skip(ON_SUMMARIES, WINDOW(""), "does not belong on this topic");
+    expect_skip(ON_WINDOWS, SUMMARY(""), "does not belong on this topic");
+    expect_skip(ON_OTHER, SUMMARY(""), "does not belong on this topic");
+    expect_skip(ON_SUMMARIES, "{\"type\":\"analytics.late\"}", "'type' must be");
+    expect_skip(ON_SUMMARIES, "{\"type\":7}", "'type' must be");
+    expect_skip(ON_OTHER, "{\"tenantId\":\"" T "\"}", "the topic does not tell");
 
     /* both kinds on one topic: "type" tells */
-    fx.s.opt.windows_topic = "t.summaries";
-    expect_row(fx.summaries, WINDOW(""), KIND_WINDOW, window_row_columns);
-    expect_row(fx.summaries, SUMMARY(""), KIND_SUMMARY, summary_row_columns);
-    expect_skip(fx.summaries, "{\"tenantId\":\"" T "\"}", "the topic does not tell");
-    fx.s.opt.windows_topic = "t.windows";
+    expect_row(ON_BOTH, WINDOW(""), EO_ANALYTICS_ROW_WINDOW, window_row_columns);
+    expect_row(ON_BOTH, SUMMARY(""), EO_ANALYTICS_ROW_SUMMARY, summary_row_columns);
+    expect_skip(ON_BOTH, "{\"tenantId\":\"" T "\"}", "the topic does not tell");
 }
 
 /* ---- records that are not JSON objects, or too large ---- */
 
 static void test_not_a_record(void **state)
 {
-    expect_skip(fx.summaries, "not json", "not a JSON object");
-    expect_skip(fx.summaries, "[1,2]", "another JSON value");
-    expect_skip(fx.summaries, "\"text\"", "not a JSON object");
-    expect_skip(fx.summaries, SUMMARY("} trailing"), "not a JSON object");
-    expect_skip(fx.summaries, SUMMARY(",\"status\":\"again\""), "not a JSON object");
-    expect_skip(fx.summaries, "{\"eventId\":\"\\u0000\"}", "not a JSON object");
-    expect_skip(fx.summaries, "{\"bad\":\"\xff\"}", "not a JSON object");
+    expect_skip(ON_SUMMARIES, "not json", "not a JSON object");
+    expect_skip(ON_SUMMARIES, "[1,2]", "another JSON value");
+    expect_skip(ON_SUMMARIES, "\"text\"", "not a JSON object");
+    expect_skip(ON_SUMMARIES, SUMMARY("} trailing"), "not a JSON object");
+    expect_skip(ON_SUMMARIES, SUMMARY(",\"status\":\"again\""), "not a JSON object");
+    expect_skip(ON_SUMMARIES, "{\"eventId\":\"\\u0000\"}", "not a JSON object");
+    expect_skip(ON_SUMMARIES, "{\"bad\":\"\xff\"}", "not a JSON object");
 
-    item_t it;
+    eo_analytics_row_kind_t kind;
     char why[256];
-    assert_int_equal(decode(fx.summaries, NULL, 0, &it, why, sizeof why), EO_EPARSE);
+    assert_int_equal(decode(ON_SUMMARIES, NULL, 0, &kind, why, sizeof why), EO_EPARSE);
     assert_non_null(strstr(why, "empty record"));
-    assert_int_equal(decode(fx.summaries, "", 0, &it, why, sizeof why), EO_EPARSE);
+    assert_int_equal(decode(ON_SUMMARIES, "", 0, &kind, why, sizeof why), EO_EPARSE);
+    assert_int_equal(rows.len, 0);
 
     /* the size limit: a record at the limit is read, one byte more is refused unread */
-    size_t max = EO_ANALYTICS_SINK_RECORD_MAX;
+    size_t max = EO_ANALYTICS_ROW_RECORD_MAX;
     char *big = malloc(max + 2);
     assert_non_null(big);
     static const char record[] = SUMMARY(""), pad[] = ",\"pad\":\"";
@@ -233,11 +208,11 @@ static void test_not_a_record(void **state)
     memset(big + hl, 'x', max - hl - 2);
     memcpy(big + max - 2, "\"}", 2);
     big[max] = '\0';
-    assert_int_equal(decode(fx.summaries, big, max, &it, why, sizeof why), 0);
-    assert_int_equal(it.kind, KIND_SUMMARY);
+    assert_int_equal(decode(ON_SUMMARIES, big, max, &kind, why, sizeof why), 0);
+    assert_int_equal(kind, EO_ANALYTICS_ROW_SUMMARY);
     memcpy(big + max - 2, "x\"}", 3);
     big[max + 1] = '\0';
-    assert_int_equal(decode(fx.summaries, big, max + 1, &it, why, sizeof why), EO_EPARSE);
+    assert_int_equal(decode(ON_SUMMARIES, big, max + 1, &kind, why, sizeof why), EO_EPARSE);
     assert_non_null(strstr(why, "larger than"));
     free(big);
 }
@@ -248,7 +223,7 @@ static void test_summary_columns_refused(void **state)
 {
     static const struct {
         const char *value, *field;
-    } rows[] = {
+    } cases[] = {
         /* UUIDs: canonical lower case, present, strings */
         {"{\"eventId\":\"" E "\",\"tenantId\":\"7A1D0C52-3B7E-4C0E-9F4E-2D1B6C8A0001\"}",
          "'tenantId'"},
@@ -305,8 +280,8 @@ static void test_summary_columns_refused(void **state)
          ",\"emittedAt\":1714557900}",
          "'emittedAt'"},
     };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        expect_skip(fx.summaries, rows[i].value, rows[i].field);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_skip(ON_SUMMARIES, cases[i].value, cases[i].field);
 }
 
 static void test_window_columns_refused(void **state)
@@ -316,7 +291,7 @@ static void test_window_columns_refused(void **state)
                                "\"end\":\"2024-05-01T10:01:00Z\"}";
     static const struct {
         const char *rest, *field;
-    } rows[] = {
+    } cases[] = {
         {",\"final\":true,\"count\":1}", "'revision'"},
         {",\"revision\":-2,\"final\":true,\"count\":1}", "'revision'"},
         {",\"revision\":1}", "'final'"},
@@ -326,60 +301,50 @@ static void test_window_columns_refused(void **state)
         {",\"revision\":1,\"final\":true,\"count\":-1}", "'count'"},
         {",\"revision\":1,\"final\":true,\"count\":1.5}", "'count'"},
     };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char value[1024];
-        snprintf(value, sizeof value, "%s%s", head, rows[i].rest);
-        expect_skip(fx.windows, value, rows[i].field);
+        snprintf(value, sizeof value, "%s%s", head, cases[i].rest);
+        expect_skip(ON_WINDOWS, value, cases[i].field);
     }
     /* and the passing row of the same shape */
     char value[1024];
     snprintf(value, sizeof value, "%s%s", head, ",\"revision\":1,\"final\":true,\"count\":1}");
-    item_t it;
+    eo_analytics_row_kind_t kind;
     char why[256];
-    assert_int_equal(decode(fx.windows, value, strlen(value), &it, why, sizeof why), 0);
+    assert_int_equal(decode(ON_WINDOWS, value, strlen(value), &kind, why, sizeof why), 0);
 }
 
-/* ---- the statements' parameters ---- */
+/* ---- rows one after another ---- */
 
-static void test_param_arrays(void **state)
+static void test_rows_appended(void **state)
 {
-    static const char *const values[] = {SUMMARY(""), WINDOW(""), "junk", SUMMARY(""), WINDOW("")};
-    rd_kafka_topic_t *topics[] = {fx.summaries, fx.windows, fx.summaries, fx.summaries, fx.windows};
-    rd_kafka_message_t msgs[5];
-    item_t items[5];
-    memset(msgs, 0, sizeof msgs);
-    for (int i = 0; i < 5; i++) {
-        msgs[i].rkt = topics[i];
-        msgs[i].payload = (void *)values[i];
-        msgs[i].len = strlen(values[i]);
-        items[i] = (item_t){.msg = &msgs[i], .kind = -1, .skipped = -1};
-    }
-    fx.s.items = items;
-    fx.s.nitems = fx.s.nbatch = 5;
-    assert_int_equal(decode_batch(&fx.s), 0);
-    assert_int_equal(items[2].kind, -1);
-    assert_int_equal(items[2].skipped, SKIP_UNDECODABLE);
+    eo_buf_reset(&rows);
+    eo_analytics_row_kind_t kind;
+    char why[256];
+    assert_int_equal(eo_analytics_row_append(&rows, SUMMARY(""), strlen(SUMMARY("")), true, false,
+                                             &kind, why, sizeof why),
+                     0);
+    size_t first = rows.len;
+    assert_int_equal(eo_analytics_row_append(&rows, "junk", 4, true, false, &kind, why, sizeof why),
+                     EO_EPARSE);
+    assert_int_equal(rows.len, first);
+    assert_int_equal(eo_analytics_row_append(&rows, WINDOW(""), strlen(WINDOW("")), false, true,
+                                             &kind, why, sizeof why),
+                     0);
+    assert_int_equal(kind, EO_ANALYTICS_ROW_WINDOW);
+    char want[8192];
+    snprintf(want, sizeof want, "%s%s}%s%s}", summary_row_columns, SUMMARY(""), window_row_columns,
+             WINDOW(""));
+    assert_string_equal(rows.data, want);
 
-    size_t n;
-    char row[4096];
-    assert_int_equal(build_param(&fx.s, KIND_SUMMARY, NULL, &n), 0);
-    assert_int_equal(n, 2);
-    snprintf(row, sizeof row, "%s%s}", summary_row_columns, SUMMARY(""));
-    char want[2 * sizeof row + 4];
-    snprintf(want, sizeof want, "[%s,%s]", row, row);
-    assert_string_equal(fx.s.param.data, want);
-
-    assert_int_equal(build_param(&fx.s, KIND_WINDOW, &items[4], &n), 0);
-    assert_int_equal(n, 1);
-    snprintf(row, sizeof row, "%s%s}", window_row_columns, WINDOW(""));
-    snprintf(want, sizeof want, "[%s]", row);
-    assert_string_equal(fx.s.param.data, want);
-
-    assert_int_equal(build_param(&fx.s, KIND_WINDOW, &items[0], &n), 0); /* not a window */
-    assert_int_equal(n, 0);
-    assert_string_equal(fx.s.param.data, "[]");
-    fx.s.items = NULL;
-    fx.s.nitems = fx.s.nbatch = 0;
+    /* a full buffer: EO_ELIMIT, and nothing of the row is left */
+    eo_buf_t small;
+    eo_buf_init(&small, 64);
+    assert_int_equal(eo_analytics_row_append(&small, SUMMARY(""), strlen(SUMMARY("")), true, false,
+                                             &kind, why, sizeof why),
+                     EO_ELIMIT);
+    assert_int_equal(small.len, 0);
+    eo_buf_done(&small);
 }
 
 int main(void)
@@ -391,7 +356,7 @@ int main(void)
         cmocka_unit_test(test_not_a_record),
         cmocka_unit_test(test_summary_columns_refused),
         cmocka_unit_test(test_window_columns_refused),
-        cmocka_unit_test(test_param_arrays),
+        cmocka_unit_test(test_rows_appended),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
