@@ -1577,7 +1577,8 @@ int eo_engine_tick(eo_engine_t *e, int64_t now_mono_us, int64_t now_wall_us)
             }
         }
     }
-    if (e->wm_dirty) {
+    /* the watermark goes into the changelog with the state it closed, not on every tick */
+    if (e->wm_dirty && e->nouts) {
         int rc = watermark_record(e);
         if (rc < 0)
             return rc;

@@ -1,30 +1,705 @@
-/* PLACEHOLDER while the engine is built (issue 12): starts nothing and reports ready, so that
- * the role's HTTP API can be built against runner.h in parallel. Replaced by the engine. */
+/* The analytics engine's stream side (see runner.h; semantics in docs/analytics.md).
+ *
+ * One tick (EVENTOPS_ANALYTICS_TICK_MS):
+ *   1. poll the events topic (group EVENTOPS_ANALYTICS_GROUP, read_committed) for the tick's
+ *      length; each record is decoded and given to the engine, and its offset recorded in the
+ *      tick's Kafka transaction (begun at the first record or output);
+ *   2. advance the watermark (eo_engine_tick): window results, summaries, late events and the
+ *      changelog of the state changed;
+ *   3. produce those to their topics and commit the transaction with the consumed offsets.
+ * A tick that cannot commit (a failed transaction, partitions revoked, a consumer rebuilt) is
+ * dropped whole: the engine's state is thrown away and restored from the changelog (read
+ * committed, to its end), which matches the committed offsets, and the records are read again.
+ * So a SIGKILL at any point leaves the outputs of whole ticks only, each once.
+ *
+ * One engine instance per deployment: the state is global (a rule's group gets records from
+ * every partition). A second instance's producer would fence this one (same transactional.id);
+ * scale-out needs the repartition stage of docs/analytics.md.
+ *
+ * Threads: the runner thread owns the engine, the consumer, the PostgreSQL connection for
+ * rules; the HTTP and metrics threads read the atomics only. The sink (sink.h) has its own. */
 #include "analytics/runner.h"
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "analytics/engine.h"
+#include "analytics/limits.h"
+#include "analytics/sink.h"
+#include "analytics/zones.h"
+#include "core/clock.h"
+#include "core/hmap.h"
+#include "core/kafka.h"
+#include "core/log.h"
+#include "core/pg.h"
+#include "core/signals.h"
+#include "domain/record.h"
+#include "domain/rule.h"
+#include "stream/kafka_consumer.h"
+#include "stream/kafka_lag.h"
+
+#define MAX_PARTS 1024
 
 struct eo_analytics_runner {
-    int unused;
+    eo_config_t cfg;
+    eo_event_limits_t lim;
+    eo_rule_limits_t rlim;
+    eo_engine_t *engine;
+    eo_kafka_consumer_t *kc;
+    eo_kafka_lag_t *lag;
+    eo_analytics_sink_t *sink;
+    eo_zones_t *zones;
+    PGconn *pg;
+    pthread_t thread;
+    bool started;
+    atomic_bool stopping, restored, pg_ok;
+    bool need_restore;
+    int64_t next_rules_us;
+    eo_engine_rule_t *rules;
+    size_t nrules;
+    size_t partitions;
+    eo_engine_stats_t seen; /* the stats already counted into the metrics */
+    atomic_uint_fast64_t groups, bytes;
+    _Atomic int64_t delay_us[MAX_PARTS];
+    atomic_int_fast64_t watermark_us;
+    eo_kafka_consumer_metrics_t kafka_metrics;
+    eo_counter_t *events, *matched, *corrections, *late, *overflow, *undecodable, *windows, *firing,
+        *resolved, *commits, *restores;
 };
+
+/* ---- rules ---- */
+static int load_rules(eo_analytics_runner_t *rn)
+{
+    char err[512];
+    if (!rn->pg && eo_pg_connect(rn->cfg.pg_dsn, &rn->pg, err, sizeof err) < 0) {
+        atomic_store(&rn->pg_ok, false);
+        eo_log_warn("analytics: postgres unavailable", "error", err, NULL);
+        return EO_EUNAVAIL;
+    }
+    PGresult *res = NULL;
+    int r = eo_pg_query(rn->pg,
+                        "SELECT tenant_id::text, rule_id::text, version, definition::text "
+                        "FROM analytics_rules_current WHERE NOT deleted "
+                        "ORDER BY tenant_id, rule_id",
+                        0, NULL, &res, err, sizeof err);
+    if (r < 0) {
+        atomic_store(&rn->pg_ok, false);
+        eo_log_warn("analytics: loading rules failed", "error", err, NULL);
+        if (PQstatus(rn->pg) != CONNECTION_OK) {
+            PQfinish(rn->pg);
+            rn->pg = NULL;
+        }
+        return r;
+    }
+    atomic_store(&rn->pg_ok, true);
+    int n = PQntuples(res);
+    eo_engine_rule_t *rules = calloc((size_t)(n ? n : 1), sizeof *rules);
+    if (!rules) {
+        PQclear(res);
+        return EO_ENOMEM;
+    }
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        eo_engine_rule_t *er = &rules[k];
+        snprintf(er->tenant_id, sizeof er->tenant_id, "%s", PQgetvalue(res, i, 0));
+        snprintf(er->rule_id, sizeof er->rule_id, "%s", PQgetvalue(res, i, 1));
+        er->version = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        eo_event_error_t why;
+        const char *def = PQgetvalue(res, i, 3);
+        if (eo_rule_parse(def, strlen(def), &rn->rlim, &er->def, &why) < 0) {
+            eo_log_warn("analytics: a stored rule no longer parses; skipped", "tenant_id",
+                        er->tenant_id, "rule_id", er->rule_id, "error", why.message, NULL);
+            continue;
+        }
+        char zerr[256] = "";
+        er->tz = eo_zones_get(rn->zones, er->def.zone, zerr, sizeof zerr);
+        if (!er->tz && zerr[0]) {
+            eo_log_warn("analytics: a rule's zone cannot be loaded; skipped", "tenant_id",
+                        er->tenant_id, "rule_id", er->rule_id, "error", zerr, NULL);
+            continue;
+        }
+        k++;
+    }
+    PQclear(res);
+    bool same = k == rn->nrules;
+    for (size_t i = 0; same && i < k; i++)
+        same = !strcmp(rules[i].tenant_id, rn->rules[i].tenant_id) &&
+               !strcmp(rules[i].rule_id, rn->rules[i].rule_id) &&
+               rules[i].version == rn->rules[i].version &&
+               rules[i].def.enabled == rn->rules[i].def.enabled;
+    if (same) {
+        free(rules);
+        return 0;
+    }
+    if ((r = eo_engine_set_rules(rn->engine, rules, k)) < 0) {
+        free(rules);
+        return r;
+    }
+    free(rn->rules);
+    rn->rules = rules;
+    rn->nrules = k;
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%zu", k);
+    eo_log_info("analytics rules loaded", "rules", cnt, NULL);
+    return 0;
+}
+
+/* ---- restore ---- */
+typedef struct {
+    void *value;
+    size_t len;
+} clrec_t;
+
+static void clrec_free(void *p)
+{
+    clrec_t *c = p;
+    if (c)
+        free(c->value);
+    free(c);
+}
+
+static int topic_partitions(rd_kafka_t *rk, const char *topic, size_t *n, char *err, size_t errlen)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = t ? rd_kafka_metadata(rk, 0, t, &md, 10000) : RD_KAFKA_RESP_ERR__FAIL;
+    if (t)
+        rd_kafka_topic_destroy(t);
+    if (e || !md || md->topic_cnt != 1 || md->topics[0].err || !md->topics[0].partition_cnt) {
+        snprintf(err, errlen, "no metadata for topic %s: %s", topic,
+                 e ? rd_kafka_err2str(e)
+                   : (md && md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "none"));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        return EO_EUNAVAIL;
+    }
+    *n = (size_t)md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+static rd_kafka_t *reader_new(const eo_analytics_runner_t *rn, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = eo_kafka_conf_new(rn->cfg.kafka_brokers, err, errlen);
+    if (!conf)
+        return NULL;
+    const char *kv[] = {"group.id",
+                        "eventops-analytics-restore",
+                        "client.id",
+                        "eventops-analytics-restore",
+                        "enable.auto.commit",
+                        "false",
+                        "isolation.level",
+                        "read_committed",
+                        "enable.partition.eof",
+                        "true",
+                        "auto.offset.reset",
+                        "earliest",
+                        NULL};
+    if (eo_kafka_set_all(conf, kv, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!rk)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+/* Reads the changelog to its end into a map of the newest value per key. */
+static int read_changelog(eo_analytics_runner_t *rn, eo_hmap_t *recs, char *err, size_t errlen)
+{
+    rd_kafka_t *rk = reader_new(rn, err, errlen);
+    if (!rk)
+        return EO_EIO;
+    size_t nparts;
+    int r = topic_partitions(rk, rn->cfg.analytics_changelog_topic, &nparts, err, errlen);
+    if (r < 0)
+        goto done;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new((int)nparts);
+    for (size_t i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(parts, rn->cfg.analytics_changelog_topic, (int32_t)i)
+            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    size_t eofs = 0;
+    bool *at_end = calloc(nparts, sizeof *at_end);
+    int64_t deadline = eo_clock_mono_us() + 120 * INT64_C(1000000);
+    r = at_end ? 0 : EO_ENOMEM;
+    while (r == 0 && eofs < nparts) {
+        if (atomic_load(&rn->stopping)) {
+            r = EO_ETIMEOUT;
+            break;
+        }
+        if (eo_clock_mono_us() > deadline) {
+            snprintf(err, errlen, "reading the changelog took longer than 120 s");
+            r = EO_ETIMEOUT;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->partition >= 0 && (size_t)m->partition < nparts && !at_end[m->partition]) {
+                at_end[m->partition] = true;
+                eofs++;
+            }
+        } else if (m->err) {
+            eo_log_warn("analytics: changelog read error", "error", rd_kafka_message_errstr(m),
+                        NULL);
+        } else if (m->key_len) {
+            if (!m->payload) {
+                clrec_free(eo_hmap_del(recs, m->key, m->key_len));
+            } else {
+                clrec_t *c = malloc(sizeof *c);
+                void *v = c ? malloc(m->len ? m->len : 1) : NULL;
+                void *old = NULL;
+                if (!v || eo_hmap_put(recs, m->key, m->key_len, c, &old) < 0) {
+                    free(v);
+                    free(c);
+                    r = EO_ENOMEM;
+                } else {
+                    memcpy(v, m->payload, m->len);
+                    c->value = v;
+                    c->len = m->len;
+                    clrec_free(old);
+                }
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(at_end);
+done:
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return r;
+}
+
+/* Rebuilds the engine's state from the changelog: the state of the last committed tick. */
+static int restore(eo_analytics_runner_t *rn)
+{
+    int64_t t0 = eo_clock_mono_us();
+    atomic_store(&rn->restored, false);
+    eo_engine_reset(rn->engine);
+    eo_hmap_t recs;
+    eo_hmap_init(&recs);
+    char err[512] = "";
+    int r = read_changelog(rn, &recs, err, sizeof err);
+    size_t i = 0, bad = 0;
+    eo_hmap_slot_t *s;
+    while (r == 0 && eo_hmap_next(&recs, &i, &s)) {
+        clrec_t *c = s->value;
+        int rc = eo_engine_restore(rn->engine, s->key, s->len, c->value, c->len);
+        if (rc == EO_ENOMEM)
+            r = rc;
+        else if (rc < 0)
+            bad++;
+    }
+    size_t keys = recs.count;
+    eo_hmap_done(&recs, clrec_free);
+    if (r < 0) {
+        eo_log_warn("analytics: restoring the state failed; trying again", "error",
+                    err[0] ? err : eo_strerror(r), NULL);
+        eo_engine_reset(rn->engine);
+        return r;
+    }
+    char nk[24], nb[24], ms[24];
+    snprintf(nk, sizeof nk, "%zu", keys);
+    snprintf(nb, sizeof nb, "%zu", bad);
+    snprintf(ms, sizeof ms, "%.1f", (double)(eo_clock_mono_us() - t0) / 1000);
+    eo_log_info("analytics state restored from the changelog", "keys", nk, "unreadable", nb, "ms",
+                ms, NULL);
+    eo_counter_add(rn->restores, 1);
+    rn->need_restore = false;
+    atomic_store(&rn->restored, true);
+    return 0;
+}
+
+/* ---- ticks ---- */
+static void on_revoke(void *ud)
+{
+    eo_analytics_runner_t *rn = ud;
+    rn->need_restore = true;
+}
+
+static int produce_outputs(eo_analytics_runner_t *rn)
+{
+    size_t n;
+    const eo_out_t *outs = eo_engine_outputs(rn->engine, &n);
+    for (size_t i = 0; i < n; i++) {
+        const eo_out_t *o = &outs[i];
+        const char *topic = NULL;
+        rd_kafka_headers_t *h = NULL;
+        switch (o->kind) {
+        case EO_OUT_WINDOW:
+            topic = rn->cfg.analytics_windows_topic;
+            break;
+        case EO_OUT_SUMMARY:
+            topic = rn->cfg.analytics_summaries_topic;
+            break;
+        case EO_OUT_LATE:
+            topic = rn->cfg.analytics_late_topic;
+            h = rd_kafka_headers_new(2);
+            rd_kafka_header_add(h, "eventops-late-reason", -1, o->reason, -1);
+            rd_kafka_header_add(h, "eventops-rule-id", -1, o->rule_id, -1);
+            break;
+        case EO_OUT_CHANGELOG:
+            topic = rn->cfg.analytics_changelog_topic;
+            break;
+        }
+        int r = eo_kafka_consumer_txn_produce(rn->kc, topic, o->key.data, o->key.len,
+                                              o->tombstone ? NULL : o->value.data,
+                                              o->tombstone ? 0 : o->value.len, h);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static void count_stats(eo_analytics_runner_t *rn)
+{
+    eo_engine_stats_t st;
+    eo_engine_stats(rn->engine, &st);
+    eo_counter_add(rn->events, st.events - rn->seen.events);
+    eo_counter_add(rn->matched, st.matched - rn->seen.matched);
+    eo_counter_add(rn->corrections, st.corrections - rn->seen.corrections);
+    eo_counter_add(rn->late, st.late - rn->seen.late);
+    eo_counter_add(rn->overflow, st.overflow - rn->seen.overflow);
+    eo_counter_add(rn->windows, st.windows - rn->seen.windows);
+    eo_counter_add(rn->firing, st.summaries_firing - rn->seen.summaries_firing);
+    eo_counter_add(rn->resolved, st.summaries_resolved - rn->seen.summaries_resolved);
+    uint64_t groups, bytes;
+    eo_engine_state_size(rn->engine, &groups, &bytes);
+    atomic_store(&rn->groups, groups);
+    atomic_store(&rn->bytes, bytes);
+    atomic_store(&rn->watermark_us, eo_engine_watermark(rn->engine));
+    int64_t now = eo_clock_now_us();
+    for (size_t i = 0; i < rn->partitions && i < MAX_PARTS; i++)
+        atomic_store(&rn->delay_us[i], eo_engine_partition_delay_us(rn->engine, i, now));
+}
+
+/* The stats of a dropped tick are not counted: they are counted when its records come again. */
+static void drop_tick(eo_analytics_runner_t *rn)
+{
+    eo_engine_outputs_clear(rn->engine);
+    eo_engine_stats_set(rn->engine, &rn->seen);
+    rn->need_restore = true;
+    atomic_store(&rn->restored, false);
+}
+
+static void tick(eo_analytics_runner_t *rn)
+{
+    eo_kafka_consumer_t *kc = rn->kc;
+    bool in_txn = false;
+    int r = 0;
+    eo_kafka_consumer_batch_begin(kc);
+    int64_t deadline = eo_clock_mono_us() + rn->cfg.analytics_tick_ms * 1000;
+    rd_kafka_message_t *m;
+    while (r == 0 && !atomic_load(&rn->stopping) && !eo_kafka_consumer_failed(kc)) {
+        int64_t left = (deadline - eo_clock_mono_us()) / 1000;
+        if (left <= 0)
+            break;
+        if (!(m = eo_kafka_consumer_take_held(kc)) && !(m = eo_kafka_consumer_poll(kc, (int)left)))
+            continue;
+        if (!in_txn && (r = eo_kafka_consumer_txn_begin(kc)) == 0)
+            in_txn = true;
+        if (r == 0) {
+            eo_kafka_consumer_txn_consumed(kc, m);
+            eo_record_t rec;
+            eo_event_error_t why;
+            if (eo_record_decode(m->payload, m->len, &rn->lim, &rec, &why) == 0)
+                r = eo_engine_event(rn->engine, (size_t)m->partition, &rec, m->payload, m->len,
+                                    m->key, m->key_len, eo_clock_mono_us());
+            else /* the processor dead-letters it */
+                eo_counter_add(rn->undecodable, 1);
+            eo_record_done(&rec);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (r == 0 && !eo_kafka_consumer_batch_lost(kc) && !eo_kafka_consumer_failed(kc) &&
+        !(atomic_load(&rn->stopping) && eo_signals_failed()))
+        r = eo_engine_tick(rn->engine, eo_clock_mono_us(), eo_clock_now_us());
+    else if (r == 0)
+        r = EO_EIO;
+    size_t nout;
+    eo_engine_outputs(rn->engine, &nout);
+    if (r == 0 && nout && !in_txn && (r = eo_kafka_consumer_txn_begin(kc)) == 0)
+        in_txn = true;
+    if (r == 0 && in_txn)
+        r = produce_outputs(rn);
+    if (r == 0 && in_txn && eo_kafka_consumer_batch_lost(kc))
+        r = EO_EIO;
+    if (r == 0 && in_txn)
+        r = eo_kafka_consumer_txn_commit(kc);
+    eo_kafka_consumer_batch_end(kc);
+    if (r < 0) {
+        if (r == EO_ENOMEM)
+            eo_log_error("analytics: out of memory in a tick; its state is restored", NULL);
+        drop_tick(rn);
+        return;
+    }
+    eo_engine_outputs_clear(rn->engine);
+    if (in_txn)
+        eo_counter_add(rn->commits, 1);
+    count_stats(rn);
+    eo_engine_stats(rn->engine, &rn->seen); /* counted: the new base */
+}
+
+static void *run(void *arg)
+{
+    eo_log_thread_role("analytics");
+    eo_analytics_runner_t *rn = arg;
+    while (!atomic_load(&rn->stopping)) {
+        int64_t now = eo_clock_mono_us();
+        if (now >= rn->next_rules_us || !rn->rules) {
+            if (load_rules(rn) < 0 && !rn->rules && !atomic_load(&rn->restored)) {
+                rn->next_rules_us = now + 1000000;
+                eo_kafka_consumer_serve_paused(rn->kc, 500);
+                continue;
+            }
+            rn->next_rules_us = now + rn->cfg.analytics_rules_refresh_ms * 1000;
+        }
+        if (!eo_kafka_consumer_heal(rn->kc)) {
+            rn->need_restore = true;
+            continue;
+        }
+        if (rn->need_restore && restore(rn) < 0) {
+            eo_kafka_consumer_serve_paused(rn->kc, 1000);
+            continue;
+        }
+        tick(rn);
+    }
+    eo_kafka_consumer_close(rn->kc);
+    return NULL;
+}
+
+/* ---- metrics ---- */
+static double read_groups(void *ud)
+{
+    return (double)atomic_load(&((eo_analytics_runner_t *)ud)->groups);
+}
+
+static double read_bytes(void *ud)
+{
+    return (double)atomic_load(&((eo_analytics_runner_t *)ud)->bytes);
+}
+
+static double read_restored(void *ud)
+{
+    return atomic_load(&((eo_analytics_runner_t *)ud)->restored);
+}
+
+static int write_delays(eo_buf_t *out, void *ud)
+{
+    eo_analytics_runner_t *rn = ud;
+    int r = eo_buf_printf(out, "# HELP eventops_analytics_watermark_delay_seconds Wall clock minus "
+                               "the highest event time seen, per partition of the events topic "
+                               "(-1: none seen).\n"
+                               "# TYPE eventops_analytics_watermark_delay_seconds gauge\n");
+    for (size_t i = 0; r == 0 && i < rn->partitions && i < MAX_PARTS; i++) {
+        int64_t d = atomic_load(&rn->delay_us[i]);
+        r = eo_buf_printf(out,
+                          "eventops_analytics_watermark_delay_seconds{role=\"analytics\","
+                          "partition=\"%zu\"} %.3f\n",
+                          i, d < 0 ? -1.0 : (double)d / 1e6);
+    }
+    int64_t wm = atomic_load(&rn->watermark_us);
+    if (r == 0)
+        r = eo_buf_printf(out,
+                          "# HELP eventops_analytics_watermark_seconds The engine's watermark "
+                          "(event time, Unix seconds; 0 before any).\n"
+                          "# TYPE eventops_analytics_watermark_seconds gauge\n"
+                          "eventops_analytics_watermark_seconds{role=\"analytics\"} %.3f\n",
+                          wm == INT64_MIN ? 0.0 : (double)wm / 1e6);
+    return r;
+}
+
+static int register_metrics(eo_analytics_runner_t *rn, eo_metrics_t *m)
+{
+    const char *role = "role=\"analytics\"";
+    static const char *const outcomes[] = {"received", "counted",  "correction",
+                                           "late",     "overflow", "undecodable"};
+    eo_counter_t *o[6];
+    eo_metrics_counters(m, "eventops_analytics_events_total",
+                        "Records read by the engine (received, undecodable) and (event, rule) "
+                        "pairs by outcome: counted in a window, a correction of a final window, "
+                        "late beyond the horizon (on the late topic), counted in an overflow "
+                        "group.",
+                        "analytics", "outcome", outcomes, 6, o);
+    rn->events = o[0];
+    rn->matched = o[1];
+    rn->corrections = o[2];
+    rn->late = o[3];
+    rn->overflow = o[4];
+    rn->undecodable = o[5];
+    static const char *const statuses[] = {"firing", "resolved"};
+    eo_counter_t *s[2];
+    eo_metrics_counters(m, "eventops_analytics_summaries_total",
+                        "Summary events emitted, by status.", "analytics", "status", statuses, 2,
+                        s);
+    rn->firing = s[0];
+    rn->resolved = s[1];
+    rn->windows = eo_metrics_counter(m, "eventops_analytics_window_results_total",
+                                     "Window results emitted (revisions included).", role);
+    rn->commits = eo_metrics_counter(m, "eventops_analytics_transactions_committed_total",
+                                     "Ticks committed as one Kafka transaction.", role);
+    rn->restores = eo_metrics_counter(m, "eventops_analytics_state_restores_total",
+                                      "Times the state was rebuilt from the changelog.", role);
+    eo_kafka_consumer_register_metrics(m, "analytics", &rn->kafka_metrics);
+    int r = eo_metrics_gauge_fn(m, "eventops_analytics_state_groups",
+                                "(rule, group) keys held by the engine.", role, read_groups, rn);
+    r = r < 0
+            ? r
+            : eo_metrics_gauge_fn(m, "eventops_analytics_state_bytes",
+                                  "Approximate bytes of the engine's state.", role, read_bytes, rn);
+    r = r < 0 ? r
+              : eo_metrics_gauge_fn(m, "eventops_analytics_state_restored",
+                                    "1 once the state is restored and ticks run.", role,
+                                    read_restored, rn);
+    r = r < 0 ? r : eo_metrics_add_collector(m, write_delays, rn);
+    return r < 0 ? r : eo_metrics_add_collector(m, eo_kafka_lag_write_metrics, rn->lag);
+}
+
+/* ---- start and stop ---- */
+static void destroy(eo_analytics_runner_t *rn)
+{
+    eo_analytics_sink_stop(rn->sink);
+    eo_kafka_consumer_free(rn->kc);
+    eo_kafka_lag_free(rn->lag);
+    eo_engine_free(rn->engine);
+    eo_zones_free(rn->zones);
+    if (rn->pg)
+        PQfinish(rn->pg);
+    free(rn->rules);
+    free(rn);
+}
+
+static int events_partitions(const eo_config_t *cfg, size_t *n, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, errlen);
+    if (!conf)
+        return EO_EIO;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return EO_EIO;
+    }
+    int r = topic_partitions(rk, cfg->events_topic, n, err, errlen);
+    rd_kafka_destroy(rk);
+    return r;
+}
 
 int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_analytics_runner_t **out,
                               char *err, size_t errlen)
 {
-    (void)cfg;
-    (void)m;
-    (void)err;
-    (void)errlen;
-    *out = calloc(1, sizeof **out);
-    return *out ? 0 : EO_ENOMEM;
+    *out = NULL;
+    eo_analytics_runner_t *rn = calloc(1, sizeof *rn);
+    if (!rn)
+        return EO_ENOMEM;
+    rn->cfg = *cfg;
+    eo_event_limits_from_config(&rn->lim, cfg);
+    eo_analytics_rule_limits(&rn->rlim, cfg);
+    rn->need_restore = true;
+    atomic_store(&rn->watermark_us, INT64_MIN);
+    int r;
+    if ((r = eo_zones_new(&rn->zones)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((r = events_partitions(cfg, &rn->partitions, err, errlen)) < 0)
+        goto fail;
+    for (size_t i = 0; i < MAX_PARTS; i++)
+        atomic_store(&rn->delay_us[i], -1);
+    eo_engine_options_t eopt = {
+        .partitions = rn->partitions,
+        .bound_us = cfg->analytics_watermark_bound_ms * 1000,
+        .idle_us = cfg->analytics_idle_ms * 1000,
+        .changes_interval_us = cfg->analytics_changes_interval_ms * 1000,
+        .max_state_bytes_per_tenant = cfg->analytics_max_state_bytes_per_tenant,
+    };
+    if ((r = eo_engine_new(&eopt, &rn->engine)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    eo_kafka_lag_options_t lag_opt = {
+        .brokers = cfg->kafka_brokers,
+        .group = cfg->analytics_group,
+        .topic = cfg->events_topic,
+        .role = "analytics",
+        .interval_ms = cfg->kafka_lag_interval_ms,
+    };
+    if ((r = eo_kafka_lag_new(&lag_opt, &rn->lag, err, errlen)) < 0)
+        goto fail;
+    if ((r = register_metrics(rn, m)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    char txn_id[160];
+    snprintf(txn_id, sizeof txn_id, "eventops-analytics-%s", cfg->analytics_id);
+    eo_kafka_consumer_options_t kopt = {
+        .brokers = cfg->kafka_brokers,
+        .group = cfg->analytics_group,
+        .topic = cfg->events_topic,
+        .consumer_client_id = "eventops-analytics",
+        .producer_client_id = "eventops-analytics-out",
+        .transactional_id = txn_id,
+        .session_timeout_ms = cfg->kafka_session_timeout_ms,
+        .call_timeout_ms = cfg->kafka_call_timeout_ms,
+        .txn_timeout_ms = cfg->kafka_txn_timeout_ms,
+        .consumer_fault = "analytics-consumer-fatal",
+        .producer_fault = "analytics-producer-fatal",
+        .lag = rn->lag,
+        .metrics = &rn->kafka_metrics,
+        .stopping = &rn->stopping,
+        .on_revoke = on_revoke,
+        .ud = rn,
+    };
+    if ((r = eo_kafka_consumer_new(&kopt, &rn->kc, err, errlen)) < 0)
+        goto fail;
+    eo_analytics_sink_options_t sopt = {
+        .brokers = cfg->kafka_brokers,
+        .group = cfg->analytics_sink_group,
+        .summaries_topic = cfg->analytics_summaries_topic,
+        .windows_topic = cfg->analytics_windows_topic,
+        .pg_dsn = cfg->pg_dsn,
+        .session_timeout_ms = cfg->kafka_session_timeout_ms,
+        .batch_max = 1000,
+        .batch_wait_ms = 100,
+    };
+    if ((r = eo_analytics_sink_start(&sopt, m, &rn->sink, err, errlen)) < 0)
+        goto fail;
+    if (pthread_create(&rn->thread, NULL, run, rn) != 0) {
+        snprintf(err, errlen, "cannot start the analytics thread");
+        r = EO_ENOMEM;
+        goto fail;
+    }
+    rn->started = true;
+    *out = rn;
+    return 0;
+fail:
+    destroy(rn);
+    return r;
 }
 
 bool eo_analytics_runner_ready(const eo_analytics_runner_t *r)
 {
-    return r != NULL;
+    return r && atomic_load(&r->restored) && atomic_load(&r->pg_ok) &&
+           eo_kafka_consumer_usable(r->kc) && eo_analytics_sink_ready(r->sink);
 }
 
-void eo_analytics_runner_stop(eo_analytics_runner_t *r)
+void eo_analytics_runner_stop(eo_analytics_runner_t *rn)
 {
-    free(r);
+    if (!rn)
+        return;
+    atomic_store(&rn->stopping, true);
+    if (rn->started)
+        pthread_join(rn->thread, NULL);
+    destroy(rn);
 }
