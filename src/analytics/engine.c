@@ -86,7 +86,7 @@ typedef struct {
     bool final, need_rev, pending_change, has_last;
     double last; /* the value last emitted */
     int64_t last_count;
-    int64_t last_emit_mono;
+    int64_t last_emit_us;
 } win_t;
 
 typedef struct {
@@ -97,7 +97,7 @@ typedef struct {
     bool final, need_rev, pending_change;
     bool has_last;
     double last_value;
-    int64_t last_count, last_emit_mono;
+    int64_t last_count, last_emit_us;
 } sess_t;
 
 typedef struct {
@@ -181,9 +181,11 @@ struct eo_engine {
     size_t ntenants;
     eo_watermark_part_t *parts;
     eo_watermark_t wm;
-    bool wm_dirty;
     eo_out_t *outs;
     size_t nouts, ocap;
+    eo_out_t *deferred; /* tombstones of state gone since the last checkpoint */
+    size_t ndeferred, dcap;
+    bool changed;   /* state changed since eo_engine_tick began (or by events before it) */
     uset_t scratch; /* unions of panes' users */
     eo_engine_stats_t stats;
     char nowbuf[EO_RFC3339_MAX];
@@ -249,10 +251,32 @@ static void users_clkey(eo_buf_t *b, const rule_t *r, const group_t *g, int64_t 
                 r->r.rule_id, r->r.version, pane, chunk, g->key);
 }
 
+/* A tombstone for the next checkpoint: between checkpoints the changelog must keep the state of
+ * the last one (a restore replays the ticks after it). */
+static eo_out_t *deferred_new(eo_engine_t *e)
+{
+    if (EO_ARRAY_RESERVE(e->deferred, e->dcap, e->ndeferred + 1, 64) < 0)
+        return NULL;
+    eo_out_t *o = &e->deferred[e->ndeferred++];
+    memset(o, 0, sizeof *o);
+    o->kind = EO_OUT_CHANGELOG;
+    o->tombstone = true;
+    eo_buf_init(&o->key, 4096);
+    eo_buf_init(&o->value, 0);
+    return o;
+}
+
+static void deferred_clear(eo_engine_t *e)
+{
+    for (size_t i = 0; i < e->ndeferred; i++)
+        eo_buf_done(&e->deferred[i].key);
+    e->ndeferred = 0;
+}
+
 static int tombstone_pane_users(eo_engine_t *e, const rule_t *r, const group_t *g, const pane_t *p)
 {
     for (uint32_t c = 0; c < p->nchunks; c++) {
-        eo_out_t *o = out_new(e, EO_OUT_CHANGELOG);
+        eo_out_t *o = deferred_new(e);
         if (!o)
             return EO_ENOMEM;
         users_clkey(&o->key, r, g, p->start, c);
@@ -268,11 +292,10 @@ static int tombstone_group(eo_engine_t *e, const rule_t *r, const group_t *g)
     for (size_t i = 0; i < g->np; i++)
         if (tombstone_pane_users(e, r, g, &g->panes[i]) < 0)
             return EO_ENOMEM;
-    eo_out_t *o = out_new(e, EO_OUT_CHANGELOG);
+    eo_out_t *o = deferred_new(e);
     if (!o)
         return EO_ENOMEM;
     group_clkey(&o->key, r, g);
-    o->tombstone = true;
     return eo_buf_error(&o->key);
 }
 
@@ -309,6 +332,8 @@ void eo_engine_free(eo_engine_t *e)
     free(e->tenants);
     eo_engine_outputs_clear(e);
     free(e->outs);
+    deferred_clear(e);
+    free(e->deferred);
     uset_done(&e->scratch);
     free(e->parts);
     free(e);
@@ -323,9 +348,10 @@ void eo_engine_reset(eo_engine_t *e)
     for (size_t i = 0; i < e->ntenants; i++)
         e->tenants[i].bytes = 0;
     eo_engine_outputs_clear(e);
+    deferred_clear(e);
+    e->changed = false;
     memset(e->parts, 0, e->wm.n * sizeof *e->parts);
     eo_watermark_init(&e->wm, e->parts, e->wm.n, e->opt.bound_us, e->opt.idle_us);
-    e->wm_dirty = false;
 }
 
 static bool same_rule(const eo_engine_rule_t *a, const eo_engine_rule_t *b)
@@ -393,6 +419,7 @@ int eo_engine_set_rules(eo_engine_t *e, const eo_engine_rule_t *rules, size_t n)
     }
     free(e->rules);
     free(e->tenants);
+    e->changed = true;
     e->rules = nr;
     e->nrules = n;
     e->tenants = nt;
@@ -664,9 +691,10 @@ static int add_to_pane(eo_engine_t *e, rule_t *r, group_t *g, const eo_event_t *
         g->next_start = first;
     if (g->final_upto != NONE && first < g->final_upto) { /* corrections of final windows */
         for (int64_t s = first; s < g->final_upto && s <= last; s = win_next(r, s)) {
-            win_t *w = win_at(g, s, false);
-            if (w && w->final)
-                w->need_rev = true;
+            win_t *w = win_at(g, s, true); /* also a window that was final while empty */
+            if (!w)
+                return EO_ENOMEM;
+            w->final = w->need_rev = true;
         }
     }
     g->pending_changes = true;
@@ -749,11 +777,11 @@ int eo_engine_event(eo_engine_t *e, size_t partition, const eo_record_t *rec, co
                     size_t raw_len, const void *key, size_t key_len, int64_t now_mono_us)
 {
     e->stats.events++;
+    e->changed = true;
     const eo_event_t *ev = &rec->ev;
     int64_t t = ev->occurred_at_us;
     if (partition < e->wm.n) {
         eo_watermark_observe(&e->wm, partition, t, now_mono_us);
-        e->wm_dirty = true;
     }
     int64_t wm = e->wm.value_us;
     for (size_t i = 0; i < e->nrules; i++) {
@@ -1176,7 +1204,7 @@ static int revise(eo_engine_t *e, rule_t *r, group_t *g)
 }
 
 /* "changes" updates and early firing for the windows not yet final. */
-static int open_windows(eo_engine_t *e, rule_t *r, group_t *g, int64_t now_mono)
+static int open_windows(eo_engine_t *e, rule_t *r, group_t *g, int64_t now_us)
 {
     const eo_rule_t *d = &r->r.def;
     bool changes = d->emit == EO_EMIT_CHANGES, early = d->cond.present && d->cond.early;
@@ -1209,7 +1237,7 @@ static int open_windows(eo_engine_t *e, rule_t *r, group_t *g, int64_t now_mono)
             return EO_ENOMEM;
         if (w->has_last == has && (!has || w->last == value) && w->last_count == v.count)
             continue;
-        if (w->last_emit_mono && now_mono - w->last_emit_mono < e->opt.changes_interval_us) {
+        if (w->last_emit_us && now_us - w->last_emit_us < e->opt.changes_interval_us) {
             waiting = true;
             continue;
         }
@@ -1217,7 +1245,7 @@ static int open_windows(eo_engine_t *e, rule_t *r, group_t *g, int64_t now_mono)
         w->has_last = has;
         w->last = value;
         w->last_count = v.count;
-        w->last_emit_mono = now_mono;
+        w->last_emit_us = now_us;
         g->dirty = true;
         if ((rc = emit_window(e, r, g, s, end, &v, has, value, w->revision, false)) < 0)
             return rc;
@@ -1277,7 +1305,7 @@ static size_t count_in(const int64_t *ts, size_t n, int64_t lo_excl, int64_t hi_
     return c;
 }
 
-static int slide_eval(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int64_t now_mono)
+static int slide_eval(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int64_t now_us)
 {
     const eo_rule_t *d = &r->r.def;
     if (g->eval_upto == NONE || wm == NONE)
@@ -1323,12 +1351,12 @@ static int slide_eval(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int64_t
         int64_t x = g->ts[g->nts - 1];
         double value = (double)count_in(g->ts, g->nts, x - T, x);
         if (!w->has_last || w->last != value) {
-            if (w->last_emit_mono && now_mono - w->last_emit_mono < e->opt.changes_interval_us)
+            if (w->last_emit_us && now_us - w->last_emit_us < e->opt.changes_interval_us)
                 return 0;
             w->revision++;
             w->has_last = true;
             w->last = value;
-            w->last_emit_mono = now_mono;
+            w->last_emit_us = now_us;
             wval_t v = {.count = (int64_t)value};
             eo_agg_init(&v.agg);
             int rc = emit_window(e, r, g, x - T, x, &v, true, value, w->revision, false);
@@ -1358,7 +1386,7 @@ static int sess_emit(eo_engine_t *e, rule_t *r, group_t *g, sess_t *s, bool fina
     return rc;
 }
 
-static int sessions_tick(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int64_t now_mono,
+static int sessions_tick(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int64_t now_us,
                          bool *empty)
 {
     const eo_rule_t *d = &r->r.def;
@@ -1377,12 +1405,12 @@ static int sessions_tick(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int6
             if ((rc = sess_emit(e, r, g, s, true, true)) < 0)
                 return rc;
         } else if (!s->final && s->pending_change && d->emit == EO_EMIT_CHANGES) {
-            if (s->last_emit_mono && now_mono - s->last_emit_mono < e->opt.changes_interval_us) {
+            if (s->last_emit_us && now_us - s->last_emit_us < e->opt.changes_interval_us) {
                 waiting = true;
                 continue;
             }
             s->pending_change = false;
-            s->last_emit_mono = now_mono;
+            s->last_emit_us = now_us;
             if ((rc = sess_emit(e, r, g, s, false, false)) < 0)
                 return rc;
         }
@@ -1530,12 +1558,9 @@ static int watermark_record(eo_engine_t *e)
     return eo_buf_error(&out->value);
 }
 
-int eo_engine_tick(eo_engine_t *e, int64_t now_mono_us, int64_t now_wall_us)
+/* The tick's work with the watermark wm (see eo_engine_tick). */
+static int tick_at(eo_engine_t *e, int64_t wm, int64_t now_wall_us)
 {
-    int64_t before = e->wm.value_us;
-    int64_t wm = eo_watermark_advance(&e->wm, now_mono_us, now_wall_us);
-    if (wm != before)
-        e->wm_dirty = true;
     char t[EO_RFC3339_MAX];
     size_t tn = eo_rfc3339_format(now_wall_us, t);
     snprintf(e->nowbuf, sizeof e->nowbuf, "\"%.*s\"", (int)tn, t);
@@ -1545,23 +1570,27 @@ int eo_engine_tick(eo_engine_t *e, int64_t now_mono_us, int64_t now_wall_us)
         eo_hmap_slot_t *s;
         while (eo_hmap_next(&r->groups, &k, &s)) {
             group_t *g = s->value;
+            bool was_dirty = g->dirty, empty = false;
+            g->dirty = false;
             int rc;
-            bool empty = false;
             if (r->r.def.win == EO_WIN_SESSION) {
-                if ((rc = sessions_tick(e, r, g, wm, now_mono_us, &empty)) < 0)
+                if ((rc = sessions_tick(e, r, g, wm, now_wall_us, &empty)) < 0)
                     return rc;
             } else if (r->r.def.win == EO_WIN_SLIDING) {
-                if ((rc = slide_eval(e, r, g, wm, now_mono_us)) < 0)
+                if ((rc = slide_eval(e, r, g, wm, now_wall_us)) < 0)
                     return rc;
                 empty = !g->nts && (g->alert.state == EO_ALERT_NORMAL ||
                                     (g->alert.state == EO_ALERT_RESOLVED &&
                                      g->alert.resolved_at_us + r->r.def.cooldown_us <= wm));
             } else {
                 if ((rc = revise(e, r, g)) < 0 || (rc = finalize(e, r, g, wm)) < 0 ||
-                    (rc = open_windows(e, r, g, now_mono_us)) < 0 ||
+                    (rc = open_windows(e, r, g, now_wall_us)) < 0 ||
                     (rc = expire(e, r, g, wm, &empty)) < 0)
                     return rc;
             }
+            if (g->dirty || empty)
+                e->changed = true;
+            g->dirty |= was_dirty; /* written at the next checkpoint */
             if (empty) {
                 if ((rc = tombstone_group(e, r, g)) < 0)
                     return rc;
@@ -1569,22 +1598,60 @@ int eo_engine_tick(eo_engine_t *e, int64_t now_mono_us, int64_t now_wall_us)
                 group_free(eo_hmap_del_at(&r->groups, &k));
                 continue;
             }
-            if (g->dirty) {
-                if ((rc = group_record(e, r, g)) < 0)
-                    return rc;
-                g->dirty = false;
+            if (g->dirty)
                 account(e, r, g);
-            }
         }
     }
-    /* the watermark goes into the changelog with the state it closed, not on every tick */
-    if (e->wm_dirty && e->nouts) {
-        int rc = watermark_record(e);
-        if (rc < 0)
-            return rc;
-        e->wm_dirty = false;
-    }
     return 0;
+}
+
+int eo_engine_tick(eo_engine_t *e, int64_t now_mono_us, int64_t now_wall_us)
+{
+    return tick_at(e, eo_watermark_advance(&e->wm, now_mono_us, now_wall_us), now_wall_us);
+}
+
+int eo_engine_tick_replay(eo_engine_t *e, int64_t wm, int64_t now_wall_us)
+{
+    eo_engine_set_watermark(e, wm);
+    return tick_at(e, e->wm.value_us, now_wall_us);
+}
+
+void eo_engine_set_watermark(eo_engine_t *e, int64_t wm)
+{
+    if (wm != NONE && (e->wm.value_us == NONE || wm > e->wm.value_us))
+        e->wm.value_us = wm;
+}
+
+bool eo_engine_changed(eo_engine_t *e)
+{
+    bool c = e->changed;
+    e->changed = false;
+    return c;
+}
+
+int eo_engine_checkpoint(eo_engine_t *e)
+{
+    for (size_t i = 0; i < e->ndeferred; i++) { /* moved into the outputs */
+        if (EO_ARRAY_RESERVE(e->outs, e->ocap, e->nouts + 1, 64) < 0)
+            return EO_ENOMEM;
+        e->outs[e->nouts++] = e->deferred[i];
+    }
+    e->ndeferred = 0;
+    for (size_t i = 0; i < e->nrules; i++) {
+        rule_t *r = &e->rules[i];
+        size_t k = 0;
+        eo_hmap_slot_t *s;
+        while (eo_hmap_next(&r->groups, &k, &s)) {
+            group_t *g = s->value;
+            if (!g->dirty)
+                continue;
+            int rc = group_record(e, r, g);
+            if (rc < 0)
+                return rc;
+            g->dirty = false;
+        }
+    }
+    return watermark_record(e);
 }
 
 /* ---- restore ---- */
@@ -1727,11 +1794,10 @@ static group_t *restore_find(rule_t *r, const char *key, const char *json)
 
 static int forget(eo_engine_t *e, const void *key, size_t key_len)
 {
-    eo_out_t *o = out_new(e, EO_OUT_CHANGELOG);
+    eo_out_t *o = deferred_new(e);
     if (!o)
         return EO_ENOMEM;
     eo_buf_put(&o->key, key, key_len);
-    o->tombstone = true;
     return eo_buf_error(&o->key);
 }
 
@@ -1811,6 +1877,12 @@ int eo_engine_restore(eo_engine_t *e, const void *key, size_t key_len, const voi
         rc = restore_group(e, r, g, o);
     json_decref(o);
     return rc;
+}
+
+void eo_engine_hold(eo_engine_t *e, size_t partition, bool held)
+{
+    if (partition < e->wm.n)
+        e->parts[partition].held = held;
 }
 
 /* ---- reading ---- */

@@ -15,11 +15,14 @@
  * window's final result), a correction (late within the horizon: a new revision), or late
  * (beyond the horizon: an EO_OUT_LATE output, counted by reason). Nothing is dropped silently.
  *
- * Exactly once: every tick's outputs include the changelog records of the state it changed
- * (one record per changed group; one per chunk of new user hashes of a pane; the watermark),
- * produced in the same transaction as the results and the consumed offsets. After a restart
- * (or an aborted transaction) the runner resets the engine and replays the changelog with
- * eo_engine_restore(), which rebuilds exactly the state of the last committed tick.
+ * Exactly once: the engine is deterministic given the records of each tick, the watermark its
+ * records were classified against, the tick's watermark and its wall time. The runner commits,
+ * with each tick's outputs and offsets, a log of those (the tick record), and every so often a
+ * checkpoint (eo_engine_checkpoint: the changelog of the state changed since the last one: one
+ * record per changed group, chunks of new user hashes, tombstones, the watermark). A restore
+ * (eo_engine_restore of the changelog's records, then a replay of the logged ticks with
+ * eo_engine_set_watermark / eo_engine_event / eo_engine_tick_replay, outputs discarded)
+ * rebuilds exactly the state of the last committed tick.
  *
  * Threads: one owner (the runner's thread). */
 #ifndef EO_ANALYTICS_ENGINE_H
@@ -92,9 +95,26 @@ int eo_engine_event(eo_engine_t *e, size_t partition, const eo_record_t *rec, co
                     size_t raw_len, const void *key, size_t key_len,
                     int64_t now_mono_us) EO_MUST_CHECK;
 
-/* Advances the watermark and emits what it closes, revisions, changes, alerts, and the
- * changelog of everything changed since the last tick. */
+/* Advances the watermark and emits what it closes, revisions, changes and alerts. The state it
+ * changes goes into the changelog at the next eo_engine_checkpoint(). */
 int eo_engine_tick(eo_engine_t *e, int64_t now_mono_us, int64_t now_wall_us) EO_MUST_CHECK;
+
+/* A tick of a replay after a restore: the watermark is the logged one (never back), not
+ * recomputed; now_wall_us is the logged wall time (the "changes" interval counts in it). */
+int eo_engine_tick_replay(eo_engine_t *e, int64_t wm, int64_t now_wall_us) EO_MUST_CHECK;
+
+/* Sets the watermark to wm unless it is higher already (a replay sets the watermark a tick's
+ * records were classified against before giving them). */
+void eo_engine_set_watermark(eo_engine_t *e, int64_t wm);
+
+/* True when the state changed (records given, windows closed, state expired, rules set) since
+ * the last call; clears the flag. A tick that changed nothing need not be logged. */
+bool eo_engine_changed(eo_engine_t *e);
+
+/* Adds to the outputs the changelog of everything changed since the last checkpoint: the
+ * tombstones of state gone, a record per changed group, chunks of new user hashes, the
+ * watermark. The changelog then holds the state as of this point. */
+int eo_engine_checkpoint(eo_engine_t *e) EO_MUST_CHECK;
 
 /* The outputs gathered since the last clear (owned by the engine). */
 const eo_out_t *eo_engine_outputs(const eo_engine_t *e, size_t *n);
@@ -108,6 +128,10 @@ void eo_engine_reset(eo_engine_t *e);
  * EO_EPARSE for a record it cannot read (skipped). */
 int eo_engine_restore(eo_engine_t *e, const void *key, size_t key_len, const void *value,
                       size_t len) EO_MUST_CHECK;
+
+/* Marks a partition that may not count as idle: the runner holds a partition that is not
+ * assigned to it or still has a backlog, so that its unread records do not become late. */
+void eo_engine_hold(eo_engine_t *e, size_t partition, bool held);
 
 /* The current watermark (INT64_MIN before any). */
 int64_t eo_engine_watermark(const eo_engine_t *e);

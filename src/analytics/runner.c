@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
@@ -62,6 +63,14 @@ struct eo_analytics_runner {
     atomic_bool stopping, restored, pg_ok;
     bool need_restore;
     int64_t next_rules_us;
+    /* the tick log (docs/analytics.md, "Exactly once") */
+    int64_t *next_off;      /* per partition: the next offset after the last committed tick; -1 */
+    int64_t *tick_off;      /* the same during the tick in hand */
+    bool *caught_up;        /* per partition, at the tick's end */
+    int64_t seq;            /* of the last committed tick */
+    int64_t checkpoint_seq; /* of the last checkpoint (its manifest) */
+    int64_t last_checkpoint_us;
+    bool force_checkpoint, changed_since_checkpoint;
     eo_engine_rule_t *rules;
     size_t nrules;
     size_t partitions;
@@ -71,7 +80,7 @@ struct eo_analytics_runner {
     atomic_int_fast64_t watermark_us;
     eo_kafka_consumer_metrics_t kafka_metrics;
     eo_counter_t *events, *matched, *corrections, *late, *overflow, *undecodable, *windows, *firing,
-        *resolved, *commits, *restores;
+        *resolved, *commits, *restores, *checkpoints;
 };
 
 /* ---- rules ---- */
@@ -143,6 +152,7 @@ static int load_rules(eo_analytics_runner_t *rn)
         return r;
     }
     free(rn->rules);
+    rn->force_checkpoint = true; /* a replay never crosses a change of the rules */
     rn->rules = rules;
     rn->nrules = k;
     char cnt[16];
@@ -282,20 +292,193 @@ done:
     return r;
 }
 
-/* Rebuilds the engine's state from the changelog: the state of the last committed tick. */
+/* A logged tick (the changelog's "t\n<seq>" records, and "m" for a checkpoint's manifest). */
+typedef struct {
+    int64_t seq, start_wm, wm, wall;
+    int64_t *off; /* per partition: the next offset after the tick; -1 for none yet */
+} logged_t;
+
+static int64_t json_i64(json_t *o, const char *k, int64_t dflt)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+/* Parses a tick record or a manifest. */
+static int logged_parse(const clrec_t *c, size_t nparts, logged_t *l)
+{
+    json_error_t je;
+    json_t *o = json_loadb(c->value, c->len, 0, &je);
+    if (!o)
+        return EO_EPARSE;
+    l->seq = json_i64(o, "seq", -1);
+    l->start_wm = json_i64(o, "startWatermark", INT64_MIN);
+    l->wm = json_i64(o, "watermark", INT64_MIN);
+    l->wall = json_i64(o, "wall", 0);
+    l->off = malloc(nparts * sizeof *l->off);
+    json_t *offs = json_object_get(o, "offsets");
+    for (size_t p = 0; l->off && p < nparts; p++) {
+        json_t *v = json_array_get(offs, p);
+        l->off[p] = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+    }
+    json_decref(o);
+    if (!l->off)
+        return EO_ENOMEM;
+    return l->seq < 0 ? EO_EPARSE : 0;
+}
+
+static int cmp_logged(const void *a, const void *b)
+{
+    const logged_t *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Gives one record of the events topic to the engine (a replay). */
+static int feed(eo_analytics_runner_t *rn, const rd_kafka_message_t *m)
+{
+    eo_record_t rec;
+    eo_event_error_t why;
+    int r = 0;
+    if (eo_record_decode(m->payload, m->len, &rn->lim, &rec, &why) == 0)
+        r = eo_engine_event(rn->engine, (size_t)m->partition, &rec, m->payload, m->len, m->key,
+                            m->key_len, eo_clock_mono_us());
+    eo_record_done(&rec);
+    return r;
+}
+
+/* Replays the logged ticks after the checkpoint whose offsets are from: each tick's records
+ * (per partition up to its offsets) after setting the watermark they were classified against,
+ * then the tick with its watermark and wall time. Outputs are dropped: they were committed. */
+static int replay(eo_analytics_runner_t *rn, const int64_t *from, const logged_t *ticks, size_t n,
+                  size_t *records, char *err, size_t errlen)
+{
+    *records = 0;
+    if (!n)
+        return 0;
+    size_t np = rn->partitions;
+    rd_kafka_t *rk = reader_new(rn, err, errlen);
+    if (!rk)
+        return EO_EIO;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new((int)np);
+    for (size_t p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(parts, rn->cfg.events_topic, (int32_t)p)->offset =
+            from[p] >= 0 ? from[p] : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    int64_t *pos = malloc(np * sizeof *pos);
+    bool *eof = calloc(np, sizeof *eof);
+    rd_kafka_message_t **held = calloc(np, sizeof *held); /* one record past a tick's end */
+    int r = pos && eof && held ? 0 : EO_ENOMEM;
+    for (size_t p = 0; r == 0 && p < np; p++)
+        pos[p] = from[p];
+    int64_t deadline = eo_clock_mono_us() + 300 * INT64_C(1000000);
+    for (size_t t = 0; r == 0 && t < n; t++) {
+        const logged_t *l = &ticks[t];
+        eo_engine_set_watermark(rn->engine, l->start_wm);
+        for (size_t p = 0; r == 0 && p < np; p++) /* held records now inside this tick */
+            if (held[p] && held[p]->offset < l->off[p]) {
+                r = feed(rn, held[p]);
+                (*records)++;
+                pos[p] = held[p]->offset + 1;
+                rd_kafka_message_destroy(held[p]);
+                held[p] = NULL;
+                rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(one, rn->cfg.events_topic, (int32_t)p);
+                rd_kafka_resume_partitions(rk, one); /* paused when it was held */
+                rd_kafka_topic_partition_list_destroy(one);
+            }
+        for (;;) {
+            bool done = true;
+            for (size_t p = 0; p < np; p++)
+                if (l->off[p] >= 0 && pos[p] < l->off[p] && !eof[p] && !held[p])
+                    done = false;
+            if (done || r < 0)
+                break;
+            if (atomic_load(&rn->stopping) || eo_clock_mono_us() > deadline) {
+                snprintf(err, errlen, "replaying the logged ticks did not finish");
+                r = EO_ETIMEOUT;
+                break;
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+            if (!m)
+                continue;
+            size_t p = (size_t)m->partition;
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (p < np)
+                    eof[p] = true;
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (m->err || p >= np) {
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            eof[p] = false;
+            if (m->offset >= l->off[p]) { /* a later tick's: keep it, fetch no more of p */
+                held[p] = m;
+                rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(one, rn->cfg.events_topic, (int32_t)p);
+                rd_kafka_pause_partitions(rk, one);
+                rd_kafka_topic_partition_list_destroy(one);
+                continue;
+            }
+            r = feed(rn, m);
+            (*records)++;
+            pos[p] = m->offset + 1;
+            rd_kafka_message_destroy(m);
+        }
+        if (r == 0)
+            r = eo_engine_tick_replay(rn->engine, l->wm, l->wall);
+        eo_engine_outputs_clear(rn->engine);
+    }
+    for (size_t p = 0; held && p < np; p++)
+        if (held[p])
+            rd_kafka_message_destroy(held[p]);
+    free(held);
+    free(eof);
+    free(pos);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return r;
+}
+
+/* Rebuilds the engine's state: the last checkpoint from the changelog, then the ticks logged
+ * after it replayed; the result is the state of the last committed tick. */
 static int restore(eo_analytics_runner_t *rn)
 {
     int64_t t0 = eo_clock_mono_us();
     atomic_store(&rn->restored, false);
     eo_engine_reset(rn->engine);
+    eo_engine_stats_t stats;
+    eo_engine_stats(rn->engine, &stats);
     eo_hmap_t recs;
     eo_hmap_init(&recs);
     char err[512] = "";
+    size_t np = rn->partitions, nticks = 0, bad = 0, replayed = 0;
+    logged_t manifest = {.seq = 0, .off = NULL}, *ticks = NULL;
     int r = read_changelog(rn, &recs, err, sizeof err);
-    size_t i = 0, bad = 0;
+    clrec_t *m = r == 0 ? eo_hmap_get(&recs, "m", 1) : NULL;
+    if (m && (r = logged_parse(m, np, &manifest)) < 0)
+        snprintf(err, sizeof err, "the checkpoint's manifest is unreadable");
+    if (r == 0 && !manifest.off && !(manifest.off = malloc(np * sizeof *manifest.off)))
+        r = EO_ENOMEM;
+    for (size_t p = 0; r == 0 && !m && p < np; p++)
+        manifest.off[p] = -1;
+    if (r == 0 && !(ticks = calloc(recs.count + 1, sizeof *ticks)))
+        r = EO_ENOMEM;
+    size_t i = 0;
     eo_hmap_slot_t *s;
     while (r == 0 && eo_hmap_next(&recs, &i, &s)) {
         clrec_t *c = s->value;
+        if (s->len == 1 && s->key[0] == 'm')
+            continue;
+        if (s->len > 2 && s->key[0] == 't' && s->key[1] == '\n') {
+            if ((r = logged_parse(c, np, &ticks[nticks])) == 0 && ticks[nticks].seq > manifest.seq)
+                nticks++;
+            else if (r == 0 || r == EO_EPARSE)
+                free(ticks[nticks].off), r = 0;
+            continue;
+        }
         int rc = eo_engine_restore(rn->engine, s->key, s->len, c->value, c->len);
         if (rc == EO_ENOMEM)
             r = rc;
@@ -304,18 +487,37 @@ static int restore(eo_analytics_runner_t *rn)
     }
     size_t keys = recs.count;
     eo_hmap_done(&recs, clrec_free);
+    if (r == 0) {
+        qsort(ticks, nticks, sizeof *ticks, cmp_logged);
+        r = replay(rn, manifest.off, ticks, nticks, &replayed, err, sizeof err);
+    }
+    if (r == 0) { /* the log continues from the last committed tick */
+        const logged_t *last = nticks ? &ticks[nticks - 1] : &manifest;
+        rn->seq = last->seq;
+        rn->checkpoint_seq = manifest.seq;
+        memcpy(rn->next_off, last->off, np * sizeof *rn->next_off);
+        rn->force_checkpoint = true; /* and the next tick starts a short log */
+    }
+    for (size_t k = 0; ticks && k < nticks; k++)
+        free(ticks[k].off);
+    free(ticks);
+    free(manifest.off);
+    eo_engine_stats_set(rn->engine, &stats); /* replayed records were counted before */
+    eo_engine_outputs_clear(rn->engine);
     if (r < 0) {
         eo_log_warn("analytics: restoring the state failed; trying again", "error",
                     err[0] ? err : eo_strerror(r), NULL);
         eo_engine_reset(rn->engine);
         return r;
     }
-    char nk[24], nb[24], ms[24];
+    char nk[24], nb[24], nt[24], nr[24], ms[24];
     snprintf(nk, sizeof nk, "%zu", keys);
     snprintf(nb, sizeof nb, "%zu", bad);
+    snprintf(nt, sizeof nt, "%zu", nticks);
+    snprintf(nr, sizeof nr, "%zu", replayed);
     snprintf(ms, sizeof ms, "%.1f", (double)(eo_clock_mono_us() - t0) / 1000);
-    eo_log_info("analytics state restored from the changelog", "keys", nk, "unreadable", nb, "ms",
-                ms, NULL);
+    eo_log_info("analytics state restored: the last checkpoint and the ticks after it", "keys", nk,
+                "unreadable", nb, "ticks_replayed", nt, "records_replayed", nr, "ms", ms, NULL);
     eo_counter_add(rn->restores, 1);
     rn->need_restore = false;
     atomic_store(&rn->restored, true);
@@ -394,11 +596,52 @@ static void drop_tick(eo_analytics_runner_t *rn)
     atomic_store(&rn->restored, false);
 }
 
+/* Adds a changelog record (key, JSON text; NULL: a tombstone) to the transaction. */
+static int produce_changelog(eo_analytics_runner_t *rn, const char *key, const char *value)
+{
+    return eo_kafka_consumer_txn_produce(rn->kc, rn->cfg.analytics_changelog_topic, key,
+                                         strlen(key), value, value ? strlen(value) : 0, NULL);
+}
+
+/* The tick's log record, or at a checkpoint the manifest and tombstones for the tick records
+ * it makes useless. */
+static int produce_log(eo_analytics_runner_t *rn, bool checkpoint, int64_t seq, int64_t start_wm,
+                       int64_t wall)
+{
+    json_t *offs = json_array();
+    for (size_t p = 0; offs && p < rn->partitions; p++)
+        json_array_append_new(offs, json_integer(rn->tick_off[p]));
+    json_t *o =
+        json_pack("{s:I,s:I,s:I,s:I,s:o}", "seq", (json_int_t)seq, "startWatermark",
+                  (json_int_t)start_wm, "watermark", (json_int_t)eo_engine_watermark(rn->engine),
+                  "wall", (json_int_t)wall, "offsets", offs);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return EO_ENOMEM;
+    int r = 0;
+    char key[32];
+    if (checkpoint) {
+        r = produce_changelog(rn, "m", text);
+        for (int64_t k = rn->checkpoint_seq + 1; r == 0 && k < seq; k++) {
+            snprintf(key, sizeof key, "t\n%" PRId64, k);
+            r = produce_changelog(rn, key, NULL);
+        }
+    } else {
+        snprintf(key, sizeof key, "t\n%" PRId64, seq);
+        r = produce_changelog(rn, key, text);
+    }
+    free(text);
+    return r;
+}
+
 static void tick(eo_analytics_runner_t *rn)
 {
     eo_kafka_consumer_t *kc = rn->kc;
-    bool in_txn = false;
+    bool in_txn = false, consumed = false;
     int r = 0;
+    int64_t start_wm = eo_engine_watermark(rn->engine);
+    memcpy(rn->tick_off, rn->next_off, rn->partitions * sizeof *rn->tick_off);
     eo_kafka_consumer_batch_begin(kc);
     int64_t deadline = eo_clock_mono_us() + rn->cfg.analytics_tick_ms * 1000;
     rd_kafka_message_t *m;
@@ -412,28 +655,44 @@ static void tick(eo_analytics_runner_t *rn)
             in_txn = true;
         if (r == 0) {
             eo_kafka_consumer_txn_consumed(kc, m);
-            eo_record_t rec;
-            eo_event_error_t why;
-            if (eo_record_decode(m->payload, m->len, &rn->lim, &rec, &why) == 0)
-                r = eo_engine_event(rn->engine, (size_t)m->partition, &rec, m->payload, m->len,
-                                    m->key, m->key_len, eo_clock_mono_us());
-            else /* the processor dead-letters it */
-                eo_counter_add(rn->undecodable, 1);
-            eo_record_done(&rec);
+            consumed = true;
+            if (m->partition >= 0 && (size_t)m->partition < rn->partitions &&
+                m->offset + 1 > rn->tick_off[m->partition])
+                rn->tick_off[m->partition] = m->offset + 1;
+            r = feed(rn, m);
         }
         rd_kafka_message_destroy(m);
     }
+    int64_t wall = eo_clock_now_us();
+    /* a partition not assigned here or with a backlog holds the watermark: its records are
+     * not late for having been read later */
+    eo_kafka_consumer_caught_up(kc, rn->caught_up, rn->partitions);
+    for (size_t p = 0; p < rn->partitions; p++)
+        eo_engine_hold(rn->engine, p, !rn->caught_up[p]);
     if (r == 0 && !eo_kafka_consumer_batch_lost(kc) && !eo_kafka_consumer_failed(kc) &&
         !(atomic_load(&rn->stopping) && eo_signals_failed()))
-        r = eo_engine_tick(rn->engine, eo_clock_mono_us(), eo_clock_now_us());
+        r = eo_engine_tick(rn->engine, eo_clock_mono_us(), wall);
     else if (r == 0)
         r = EO_EIO;
+    /* what the tick commits: its outputs, offsets and log when anything changed, and the
+     * changed state when a checkpoint is due */
+    bool changed = eo_engine_changed(rn->engine) || consumed;
+    int64_t now = eo_clock_mono_us();
+    bool checkpoint = rn->force_checkpoint ||
+                      ((rn->changed_since_checkpoint || changed) &&
+                       now - rn->last_checkpoint_us >= rn->cfg.analytics_checkpoint_ms * 1000);
+    if (r == 0 && checkpoint)
+        r = eo_engine_checkpoint(rn->engine);
     size_t nout;
     eo_engine_outputs(rn->engine, &nout);
-    if (r == 0 && nout && !in_txn && (r = eo_kafka_consumer_txn_begin(kc)) == 0)
+    bool commit = changed || checkpoint || nout;
+    int64_t seq = rn->seq + 1;
+    if (r == 0 && commit && !in_txn && (r = eo_kafka_consumer_txn_begin(kc)) == 0)
         in_txn = true;
     if (r == 0 && in_txn)
         r = produce_outputs(rn);
+    if (r == 0 && in_txn)
+        r = produce_log(rn, checkpoint, seq, start_wm, wall);
     if (r == 0 && in_txn && eo_kafka_consumer_batch_lost(kc))
         r = EO_EIO;
     if (r == 0 && in_txn)
@@ -446,8 +705,18 @@ static void tick(eo_analytics_runner_t *rn)
         return;
     }
     eo_engine_outputs_clear(rn->engine);
-    if (in_txn)
+    if (in_txn) {
         eo_counter_add(rn->commits, 1);
+        rn->seq = seq;
+        memcpy(rn->next_off, rn->tick_off, rn->partitions * sizeof *rn->next_off);
+        rn->changed_since_checkpoint |= changed;
+        if (checkpoint) {
+            rn->checkpoint_seq = seq;
+            rn->last_checkpoint_us = now;
+            rn->force_checkpoint = rn->changed_since_checkpoint = false;
+            eo_counter_add(rn->checkpoints, 1);
+        }
+    }
     count_stats(rn);
     eo_engine_stats(rn->engine, &rn->seen); /* counted: the new base */
 }
@@ -552,6 +821,9 @@ static int register_metrics(eo_analytics_runner_t *rn, eo_metrics_t *m)
                                      "Ticks committed as one Kafka transaction.", role);
     rn->restores = eo_metrics_counter(m, "eventops_analytics_state_restores_total",
                                       "Times the state was rebuilt from the changelog.", role);
+    rn->checkpoints =
+        eo_metrics_counter(m, "eventops_analytics_checkpoints_total",
+                           "Checkpoints of the engine's state into the changelog.", role);
     eo_kafka_consumer_register_metrics(m, "analytics", &rn->kafka_metrics);
     int r = eo_metrics_gauge_fn(m, "eventops_analytics_state_groups",
                                 "(rule, group) keys held by the engine.", role, read_groups, rn);
@@ -578,6 +850,9 @@ static void destroy(eo_analytics_runner_t *rn)
     if (rn->pg)
         PQfinish(rn->pg);
     free(rn->rules);
+    free(rn->next_off);
+    free(rn->tick_off);
+    free(rn->caught_up);
     free(rn);
 }
 
@@ -617,6 +892,16 @@ int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_analyt
         goto fail;
     for (size_t i = 0; i < MAX_PARTS; i++)
         atomic_store(&rn->delay_us[i], -1);
+    rn->next_off = malloc(rn->partitions * sizeof *rn->next_off);
+    rn->tick_off = malloc(rn->partitions * sizeof *rn->tick_off);
+    rn->caught_up = calloc(rn->partitions, sizeof *rn->caught_up);
+    if (!rn->next_off || !rn->tick_off || !rn->caught_up) {
+        snprintf(err, errlen, "out of memory");
+        r = EO_ENOMEM;
+        goto fail;
+    }
+    for (size_t p = 0; p < rn->partitions; p++)
+        rn->next_off[p] = -1;
     eo_engine_options_t eopt = {
         .partitions = rn->partitions,
         .bound_us = cfg->analytics_watermark_bound_ms * 1000,

@@ -189,7 +189,10 @@ static const cfg_var_t vars[] = {
     S(analytics_sink_group, "EVENTOPS_ANALYTICS_SINK_GROUP", "eventops-analytics-sink",
       "Kafka consumer group writing summaries and window results into PostgreSQL"),
     I(analytics_tick_ms, "EVENTOPS_ANALYTICS_TICK_MS", 200, 10, 60000,
-      "one Kafka transaction of results, state and offsets per tick, ms"),
+      "one Kafka transaction of results, the tick's log and offsets per tick, ms"),
+    I(analytics_checkpoint_ms, "EVENTOPS_ANALYTICS_CHECKPOINT_MS", 10000, 10, 3600000,
+      "the engine's changed state goes into the changelog this often; a restore replays the "
+      "ticks since, ms"),
     I(analytics_watermark_bound_ms, "EVENTOPS_ANALYTICS_WATERMARK_BOUND_MS", 1000, 0, 86400000,
       "a partition's watermark is its highest event time minus this, ms"),
     I(analytics_idle_ms, "EVENTOPS_ANALYTICS_IDLE_MS", 5000, 100, 86400000,

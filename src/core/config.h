@@ -108,6 +108,7 @@ typedef struct {
     char analytics_changelog_topic[128];
     char analytics_sink_group[128];
     int64_t analytics_tick_ms;
+    int64_t analytics_checkpoint_ms;
     int64_t analytics_watermark_bound_ms;
     int64_t analytics_idle_ms;
     int64_t analytics_rules_refresh_ms;

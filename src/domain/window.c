@@ -58,7 +58,7 @@ void eo_watermark_init(eo_watermark_t *wm, eo_watermark_part_t *parts, size_t n,
     wm->idle_us = idle_us;
     wm->value_us = INT64_MIN;
     for (size_t i = 0; i < n; i++)
-        parts[i] = (eo_watermark_part_t){.max_event_us = INT64_MIN, .seen = false};
+        parts[i] = (eo_watermark_part_t){.max_event_us = INT64_MIN, .seen = false, .held = false};
 }
 
 void eo_watermark_observe(eo_watermark_t *wm, size_t i, int64_t event_us, int64_t now_mono_us)
@@ -76,7 +76,9 @@ int64_t eo_watermark_advance(eo_watermark_t *wm, int64_t now_mono_us, int64_t no
     int64_t low = INT64_MAX;
     for (size_t i = 0; i < wm->n; i++) {
         const eo_watermark_part_t *p = &wm->parts[i];
-        if (!p->seen || now_mono_us - p->seen_mono_us >= wm->idle_us)
+        if (p->held && !p->seen && p->max_event_us == INT64_MIN)
+            return wm->value_us; /* a backlog of unknown times: wait for it */
+        if (!p->held && (!p->seen || now_mono_us - p->seen_mono_us >= wm->idle_us))
             continue; /* idle: does not hold the watermark back */
         any = true;
         if (p->max_event_us < low)

@@ -38,10 +38,14 @@ typedef struct {
     int64_t max_event_us; /* the highest event time seen */
     int64_t seen_mono_us; /* when the last record arrived */
     bool seen;
+    bool held; /* set by the owner: may not count as idle (a backlog not read yet, or not
+                * assigned): it holds the watermark at its highest event time, and before its
+                * first record the watermark does not move */
 } eo_watermark_part_t;
 
 /* The global watermark: the minimum over the partitions that are not idle of (highest event
- * time seen - bound); a partition is idle when it has had no record for idle_us (or none yet).
+ * time seen - bound); a partition is idle when it has had no record for idle_us (or none yet),
+ * unless it is held (eo_watermark_part_t.held).
  * With every partition idle it follows the wall clock (now - bound), so windows close without
  * traffic. It never goes back. */
 typedef struct {

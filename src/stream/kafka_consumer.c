@@ -173,6 +173,29 @@ void eo_kafka_consumer_serve_paused(eo_kafka_consumer_t *kc, int64_t ms)
     kc->paused = false;
 }
 
+void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, bool *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = false;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (kc->consumer_broken || rd_kafka_assignment(kc->consumer, &parts) != 0 || !parts)
+        return;
+    if (rd_kafka_position(kc->consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            int64_t low, high;
+            if (tp->partition < 0 || (size_t)tp->partition >= n ||
+                rd_kafka_get_watermark_offsets(kc->consumer, tp->topic, tp->partition, &low,
+                                               &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                high < 0)
+                continue;
+            /* nothing fetched yet: the position is invalid; an empty partition is caught up */
+            out[tp->partition] = tp->offset >= 0 ? tp->offset >= high : high == low;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 void eo_kafka_consumer_batch_begin(eo_kafka_consumer_t *kc)
 {
     kc->busy = true;

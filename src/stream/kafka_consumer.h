@@ -110,6 +110,11 @@ void eo_kafka_consumer_batch_end(eo_kafka_consumer_t *kc);
  * consumer failed. */
 bool eo_kafka_consumer_batch_lost(const eo_kafka_consumer_t *kc);
 
+/* For each partition p < n of the topic: whether it is assigned to this consumer and read up to
+ * the high watermark last reported by the brokers (no broker call). A partition that is not
+ * assigned, or not caught up, or whose high watermark is not known yet, is false. */
+void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, bool *out, size_t n);
+
 /* True when the consumer failed fatally and waits for a rebuild. */
 bool eo_kafka_consumer_failed(const eo_kafka_consumer_t *kc);
 

@@ -67,6 +67,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.analytics_changelog_topic, "eventops.analytics.changelog");
     assert_string_equal(cfg.analytics_sink_group, "eventops-analytics-sink");
     assert_true(cfg.analytics_tick_ms == 200);
+    assert_true(cfg.analytics_checkpoint_ms == 10000);
     assert_true(cfg.analytics_watermark_bound_ms == 1000);
     assert_true(cfg.analytics_idle_ms == 5000);
     assert_true(cfg.analytics_rules_refresh_ms == 1000);
@@ -163,6 +164,8 @@ static const row_t rows[] = {
     {"EVENTOPS_ANALYTICS_PORT", "65536", 0},
     {"EVENTOPS_ANALYTICS_TICK_MS", "10", 1},
     {"EVENTOPS_ANALYTICS_TICK_MS", "9", 0},
+    {"EVENTOPS_ANALYTICS_CHECKPOINT_MS", "10", 1},
+    {"EVENTOPS_ANALYTICS_CHECKPOINT_MS", "9", 0},
     {"EVENTOPS_ANALYTICS_WATERMARK_BOUND_MS", "0", 1},
     {"EVENTOPS_ANALYTICS_WATERMARK_BOUND_MS", "-1", 0},
     {"EVENTOPS_ANALYTICS_MAX_RULES_PER_TENANT", "1", 1},

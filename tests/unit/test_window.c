@@ -147,6 +147,25 @@ static void test_watermark(void **state)
     assert_int_equal(eo_watermark_advance(&w2, 31 * S, wall), wall - bound);
 }
 
+/* A held partition (not assigned, or with a backlog) is never idle: before its first record
+ * the watermark waits; after it, its highest event time holds the watermark back. */
+static void test_watermark_held(void **state)
+{
+    (void)state;
+    eo_watermark_part_t parts[2];
+    eo_watermark_t wm;
+    eo_watermark_init(&wm, parts, 2, 0, 1000);
+    eo_watermark_observe(&wm, 0, 500, 0);
+    parts[1].held = true;
+    assert_true(eo_watermark_advance(&wm, 10, 9999) == INT64_MIN); /* 1 unknown: wait */
+    assert_true(eo_watermark_advance(&wm, 5000, 9999) == INT64_MIN); /* idle or not */
+    eo_watermark_observe(&wm, 1, 300, 5000);
+    assert_true(eo_watermark_advance(&wm, 5001, 9999) == 300);
+    assert_true(eo_watermark_advance(&wm, 90000, 9999) == 300); /* all idle, 1 held */
+    parts[1].held = false; /* caught up: idle again, the wall clock leads */
+    assert_true(eo_watermark_advance(&wm, 90000, 9999) == 9999);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +173,7 @@ int main(void)
         cmocka_unit_test(test_pane_of),
         cmocka_unit_test(test_span),
         cmocka_unit_test(test_watermark),
+        cmocka_unit_test(test_watermark_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
