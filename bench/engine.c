@@ -7,8 +7,8 @@
  *   build/bench_engine [events] [keys] [rules] [event time per event, us: 5 = 200k/s]
  *
  * Rule: hopping 5 min sliding by 1 min, count, grouped by userId (keys = users), a condition
- * that fires; event times advance 5 us per event (200k events/s) unless told. Prints decode, engine and tick time per
- * event, events/s per core of the whole, the state's groups and RSS. */
+ * that fires; event times advance 5 us per event (200k events/s) unless told. Prints decode, engine
+ * and tick time per event, events/s per core of the whole, the state's groups and RSS. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +50,9 @@ int main(int argc, char **argv)
     eo_event_limits_t lim;
     eo_event_limits_default(&lim);
     lim.max_past_us = INT64_C(100) * 365 * 86400 * 1000000;
-    eo_engine_options_t opt = {.partitions = 1, .bound_us = 1000000, .idle_us = INT64_MAX / 4,
+    eo_engine_options_t opt = {.partitions = 1,
+                               .bound_us = 1000000,
+                               .idle_us = INT64_MAX / 4,
                                .changes_interval_us = 1000000};
     eo_engine_t *e;
     if (eo_engine_new(&opt, &e) < 0)
@@ -59,7 +61,8 @@ int main(int argc, char **argv)
     for (long i = 0; i < nrules; i++) {
         eo_engine_rule_t *r = &rules[i];
         snprintf(r->tenant_id, sizeof r->tenant_id, TENANT);
-        snprintf(r->rule_id, sizeof r->rule_id, "00000000-0000-4000-8000-%012ld", (i + 1) % 1000000);
+        snprintf(r->rule_id, sizeof r->rule_id, "00000000-0000-4000-8000-%012ld",
+                 (i + 1) % 1000000);
         r->version = 1;
         const char *def = "{\"name\":\"bench\",\"eventType\":\"signup\",\"window\":{\"type\":"
                           "\"hopping\",\"size\":\"5m\",\"slide\":\"1m\"},\"groupBy\":[\"userId\"],"
@@ -123,8 +126,8 @@ int main(int argc, char **argv)
             if (getenv("BENCH_DEBUG")) {
                 uint64_t gg, bb;
                 eo_engine_state_size(e, &gg, &bb);
-                fprintf(stderr, "tick at %ld: %zu outputs, %" PRIu64 " groups, wm %" PRId64 "\n",
-                        i, no, gg, eo_engine_watermark(e) - t0);
+                fprintf(stderr, "tick at %ld: %zu outputs, %" PRIu64 " groups, wm %" PRId64 "\n", i,
+                        no, gg, eo_engine_watermark(e) - t0);
             }
             eo_engine_outputs_clear(e);
             tick += now_s() - c;
@@ -135,8 +138,7 @@ int main(int argc, char **argv)
     eo_engine_state_size(e, &groups, &bytes);
     printf("events %ld, keys %ld, rules %ld\n", events, keys, nrules);
     printf("decode %.2f us/event, engine %.2f us/event, tick+changelog %.2f us/event\n",
-           decode / (double)events * 1e6, feed / (double)events * 1e6,
-           tick / (double)events * 1e6);
+           decode / (double)events * 1e6, feed / (double)events * 1e6, tick / (double)events * 1e6);
     printf("total %.2f us/event = %.0f events/s per core (engine side, no Kafka)\n",
            total / (double)events * 1e6, (double)events / total);
     printf("outputs %zu, changelog %.1f MB (%.0f B/event)\n", outputs,

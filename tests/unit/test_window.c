@@ -157,7 +157,7 @@ static void test_watermark_held(void **state)
     eo_watermark_init(&wm, parts, 2, 0, 1000);
     eo_watermark_observe(&wm, 0, 500, 0);
     parts[1].held = true;
-    assert_true(eo_watermark_advance(&wm, 10, 9999) == INT64_MIN); /* 1 unknown: wait */
+    assert_true(eo_watermark_advance(&wm, 10, 9999) == INT64_MIN);   /* 1 unknown: wait */
     assert_true(eo_watermark_advance(&wm, 5000, 9999) == INT64_MIN); /* idle or not */
     eo_watermark_observe(&wm, 1, 300, 5000);
     assert_true(eo_watermark_advance(&wm, 5001, 9999) == 300);
@@ -169,10 +169,8 @@ static void test_watermark_held(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init),
-        cmocka_unit_test(test_pane_of),
-        cmocka_unit_test(test_span),
-        cmocka_unit_test(test_watermark),
+        cmocka_unit_test(test_init),           cmocka_unit_test(test_pane_of),
+        cmocka_unit_test(test_span),           cmocka_unit_test(test_watermark),
         cmocka_unit_test(test_watermark_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
