@@ -65,6 +65,7 @@ DEFAULT_TARGETS = {
     "eventops-processor": "127.0.0.1:8081",
     "eventops-auth": "127.0.0.1:8082",
     "eventops-query": "127.0.0.1:8083",
+    "eventops-analytics": "127.0.0.1:8084",
 }
 
 COMMON_FAMILIES = {
@@ -120,6 +121,26 @@ ROLE_FAMILIES = {
         "eventops_cache_requests_total": "counter",
         "eventops_auth_failures_total": "counter",
     }),
+    "analytics": dict(COMMON_FAMILIES, **{
+        "eventops_analytics_events_total": "counter",
+        "eventops_analytics_summaries_total": "counter",
+        "eventops_analytics_window_results_total": "counter",
+        "eventops_analytics_transactions_committed_total": "counter",
+        "eventops_analytics_transactions_aborted_total": "counter",
+        "eventops_analytics_state_restores_total": "counter",
+        "eventops_analytics_checkpoints_total": "counter",
+        "eventops_analytics_state_groups": "gauge",
+        "eventops_analytics_state_bytes": "gauge",
+        "eventops_analytics_state_restored": "gauge",
+        "eventops_analytics_watermark_delay_seconds": "gauge",
+        "eventops_analytics_watermark_seconds": "gauge",
+        "eventops_analytics_sink_records_total": "counter",
+        "eventops_analytics_sink_batches_total": "counter",
+        "eventops_analytics_sink_postgres_up": "gauge",
+        "eventops_analytics_rules_changes_total": "counter",
+        "eventops_kafka_consumer_lag": "gauge",
+        "eventops_kafka_client_rebuilds_total": "counter",
+    }),
 }
 # Label values every series of a labelled family must take (bounded cardinality).
 REJECT_REASONS = {"missing_field", "invalid_type", "invalid_value", "invalid_timestamp",
@@ -137,6 +158,9 @@ ROUTES = {
     "processor": {"/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
     "auth": {"/oauth/token", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server",
              "/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
+    "analytics": {"/analytics/rules", "/analytics/rules/{id}", "/analytics/rules/{id}/windows",
+                  "/analytics/summaries", "/healthz", "/readyz", "/openapi.json", "/metrics",
+                  "other"},
     "query": {"/events/count", "/events/trend", "/events/unique-users", "/events/breakdown",
               "/events/funnel", "/events/retention", "/events/types", "/events", "/healthz",
               "/readyz", "/openapi.json", "/metrics", "other"},
@@ -443,7 +467,7 @@ def run(sb, prom_holder):
     allr.start()
     allr.wait_ready(90)
     ports = {"collector": sb.collector_port, "processor": sb.processor_port,
-             "auth": sb.auth_port, "query": sb.query_port}
+             "auth": sb.auth_port, "query": sb.query_port, "analytics": sb.analytics_port}
     log("eventops all: collector :%d, processor :%d, auth :%d, query :%d" %
         (sb.collector_port, sb.processor_port, sb.auth_port, sb.query_port))
     token = sb.token(client["clientId"], client["clientSecret"])
@@ -729,9 +753,10 @@ def run(sb, prom_holder):
         e = 'sum(eventops_events_rejected_total{reason="%s"})' % reason
         got = prom_equal(e, want)
         f.check(got == want, "Prometheus: %s = %r, expected %d" % (e, got, want))
-    e = 'count(eventops_kafka_consumer_lag{topic="%s"})' % sb.events_topic
-    got = prom_equal(e, PARTITIONS)
-    f.check(got == PARTITIONS, "Prometheus: %s = %r, expected %d" % (e, got, PARTITIONS))
+    for role in ("processor", "analytics"):  # each group's lag, one series per partition
+        e = 'count(eventops_kafka_consumer_lag{role="%s",topic="%s"})' % (role, sb.events_topic)
+        got = prom_equal(e, PARTITIONS)
+        f.check(got == PARTITIONS, "Prometheus: %s = %r, expected %d" % (e, got, PARTITIONS))
     e = 'max(eventops_kafka_consumer_lag{topic="%s"})' % sb.events_topic
     got = prom_equal(e, 0)
     f.check(got == 0, "Prometheus: %s = %r, expected 0 once everything is stored" % (e, got))
