@@ -1,4 +1,4 @@
-/* Aggregates of the analytics engine (issue 12; docs/analytics-plan.md), kept per pane and
+/* Aggregates of the analytics engine (issue 12; docs/analytics.md), kept per pane and
  * combined per window: count, sum, min, max and mean of a numeric property. Pure.
  *
  * A window's mean is the sum of its panes' sums over the sum of their counts (never a mean of

@@ -1,5 +1,5 @@
 /* The rows of the analytics sink: a record the engine writes to its summaries or windows topic
- * (issue 12; docs/analytics-plan.md), decoded into one row of analytics_summaries or
+ * (issue 12; docs/analytics.md), decoded into one row of analytics_summaries or
  * analytics_windows. A row is a JSON object named by the table's columns, which PostgreSQL
  * reads in arrays through jsonb_to_recordset, its values checked and normalised (times in UTC
  * with microseconds, numbers as reals), with the record itself as "body":

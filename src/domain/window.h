@@ -1,4 +1,4 @@
-/* Event-time windows of the analytics engine (issue 12; docs/analytics-plan.md): hopping and
+/* Event-time windows of the analytics engine (issue 12; docs/analytics.md): hopping and
  * tumbling windows cut into panes, and the watermark over partitions. Pure: the caller passes
  * every time in (microseconds; event and wall times since the Unix epoch, monotonic times from
  * any origin).
