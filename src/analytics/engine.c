@@ -185,8 +185,9 @@ struct eo_engine {
     size_t nouts, ocap;
     eo_out_t *deferred; /* tombstones of state gone since the last checkpoint */
     size_t ndeferred, dcap;
-    bool changed;   /* state changed since eo_engine_tick began (or by events before it) */
-    uset_t scratch; /* unions of panes' users */
+    bool changed;          /* state changed since eo_engine_tick began (or by events before it) */
+    uint64_t open_windows; /* counted by the last tick */
+    uset_t scratch;        /* unions of panes' users */
     eo_engine_stats_t stats;
     char nowbuf[EO_RFC3339_MAX];
 };
@@ -1558,9 +1559,29 @@ static int watermark_record(eo_engine_t *e)
     return eo_buf_error(&out->value);
 }
 
+/* Windows of g not final yet. */
+static uint64_t open_of(const rule_t *r, const group_t *g)
+{
+    if (r->r.def.win == EO_WIN_SESSION) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < g->ns; i++)
+            n += !g->sess[i].final;
+        return n;
+    }
+    if (r->r.def.win == EO_WIN_SLIDING)
+        return g->nts > 0;
+    if (g->next_start == NONE || !g->np)
+        return 0;
+    int64_t first, last;
+    span(r, g->panes[g->np - 1].start, &first, &last);
+    return last >= g->next_start ? (uint64_t)windows_between(r, g->next_start, last, 100000) + 1
+                                 : 0;
+}
+
 /* The tick's work with the watermark wm (see eo_engine_tick). */
 static int tick_at(eo_engine_t *e, int64_t wm, int64_t now_wall_us)
 {
+    e->open_windows = 0;
     char t[EO_RFC3339_MAX];
     size_t tn = eo_rfc3339_format(now_wall_us, t);
     snprintf(e->nowbuf, sizeof e->nowbuf, "\"%.*s\"", (int)tn, t);
@@ -1600,6 +1621,7 @@ static int tick_at(eo_engine_t *e, int64_t wm, int64_t now_wall_us)
             }
             if (g->dirty)
                 account(e, r, g);
+            e->open_windows += open_of(r, g);
         }
     }
     return 0;
@@ -1906,6 +1928,11 @@ void eo_engine_stats(const eo_engine_t *e, eo_engine_stats_t *out)
 void eo_engine_stats_set(eo_engine_t *e, const eo_engine_stats_t *st)
 {
     e->stats = *st;
+}
+
+uint64_t eo_engine_open_windows(const eo_engine_t *e)
+{
+    return e->open_windows;
 }
 
 void eo_engine_state_size(const eo_engine_t *e, uint64_t *groups, uint64_t *bytes)

@@ -143,6 +143,9 @@ void eo_engine_stats(const eo_engine_t *e, eo_engine_stats_t *out);
 /* Sets the counters back (a dropped tick's records are counted again when they come again). */
 void eo_engine_stats_set(eo_engine_t *e, const eo_engine_stats_t *st);
 
+/* Windows not final yet over all groups, as counted by the last tick. */
+uint64_t eo_engine_open_windows(const eo_engine_t *e);
+
 /* Groups kept and approximate state bytes over all rules. */
 void eo_engine_state_size(const eo_engine_t *e, uint64_t *groups, uint64_t *bytes);
 

@@ -75,7 +75,8 @@ struct eo_analytics_runner {
     size_t nrules;
     size_t partitions;
     eo_engine_stats_t seen; /* the stats already counted into the metrics */
-    atomic_uint_fast64_t groups, bytes;
+    atomic_uint_fast64_t groups, bytes, open_windows;
+    eo_counter_t *late_reasons[2]; /* beyond_horizon, beyond_grace */
     _Atomic int64_t delay_us[MAX_PARTS];
     atomic_int_fast64_t watermark_us;
     eo_kafka_consumer_metrics_t kafka_metrics;
@@ -548,6 +549,7 @@ static int produce_outputs(eo_analytics_runner_t *rn)
             break;
         case EO_OUT_LATE:
             topic = rn->cfg.analytics_late_topic;
+            eo_counter_add(rn->late_reasons[strcmp(o->reason, "beyond_horizon") ? 1 : 0], 1);
             h = rd_kafka_headers_new(2);
             rd_kafka_header_add(h, "eventops-late-reason", -1, o->reason, -1);
             rd_kafka_header_add(h, "eventops-rule-id", -1, o->rule_id, -1);
@@ -580,6 +582,7 @@ static void count_stats(eo_analytics_runner_t *rn)
     uint64_t groups, bytes;
     eo_engine_state_size(rn->engine, &groups, &bytes);
     atomic_store(&rn->groups, groups);
+    atomic_store(&rn->open_windows, eo_engine_open_windows(rn->engine));
     atomic_store(&rn->bytes, bytes);
     atomic_store(&rn->watermark_us, eo_engine_watermark(rn->engine));
     int64_t now = eo_clock_now_us();
@@ -755,6 +758,11 @@ static double read_groups(void *ud)
     return (double)atomic_load(&((eo_analytics_runner_t *)ud)->groups);
 }
 
+static double read_open_windows(void *ud)
+{
+    return (double)atomic_load(&((eo_analytics_runner_t *)ud)->open_windows);
+}
+
 static double read_bytes(void *ud)
 {
     return (double)atomic_load(&((eo_analytics_runner_t *)ud)->bytes);
@@ -815,6 +823,10 @@ static int register_metrics(eo_analytics_runner_t *rn, eo_metrics_t *m)
                         s);
     rn->firing = s[0];
     rn->resolved = s[1];
+    static const char *const reasons[] = {"beyond_horizon", "beyond_grace"};
+    eo_metrics_counters(m, "eventops_analytics_late_events_total",
+                        "(event, rule) pairs written to the late topic, by reason.", "analytics",
+                        "reason", reasons, 2, rn->late_reasons);
     rn->windows = eo_metrics_counter(m, "eventops_analytics_window_results_total",
                                      "Window results emitted (revisions included).", role);
     rn->commits = eo_metrics_counter(m, "eventops_analytics_transactions_committed_total",
@@ -827,6 +839,10 @@ static int register_metrics(eo_analytics_runner_t *rn, eo_metrics_t *m)
     eo_kafka_consumer_register_metrics(m, "analytics", &rn->kafka_metrics);
     int r = eo_metrics_gauge_fn(m, "eventops_analytics_state_groups",
                                 "(rule, group) keys held by the engine.", role, read_groups, rn);
+    r = r < 0 ? r
+              : eo_metrics_gauge_fn(m, "eventops_analytics_open_windows",
+                                    "Windows not final yet over all rules and groups.", role,
+                                    read_open_windows, rn);
     r = r < 0
             ? r
             : eo_metrics_gauge_fn(m, "eventops_analytics_state_bytes",

@@ -130,6 +130,8 @@ ROLE_FAMILIES = {
         "eventops_analytics_state_restores_total": "counter",
         "eventops_analytics_checkpoints_total": "counter",
         "eventops_analytics_state_groups": "gauge",
+        "eventops_analytics_open_windows": "gauge",
+        "eventops_analytics_late_events_total": "counter",
         "eventops_analytics_state_bytes": "gauge",
         "eventops_analytics_state_restored": "gauge",
         "eventops_analytics_watermark_delay_seconds": "gauge",
