@@ -137,6 +137,8 @@ typedef struct {
 typedef struct {
     char tenant_id[37];
     int64_t bytes;
+    size_t *rules; /* indexes into eo_engine.rules of the tenant's rules */
+    size_t nrules;
 } tenant_t;
 
 /* ---- the windows of a rule: fixed (epoch-aligned panes) or local days/weeks of a zone ---- */
@@ -179,6 +181,7 @@ struct eo_engine {
     size_t nrules;
     tenant_t *tenants;
     size_t ntenants;
+    eo_hmap_t by_tenant; /* tenant id -> tenant_t * (into tenants) */
     eo_watermark_part_t *parts;
     eo_watermark_t wm;
     eo_out_t *outs;
@@ -330,7 +333,10 @@ void eo_engine_free(eo_engine_t *e)
     for (size_t i = 0; i < e->nrules; i++)
         drop_rule_state(&e->rules[i]);
     free(e->rules);
+    for (size_t i = 0; i < e->ntenants; i++)
+        free(e->tenants[i].rules);
     free(e->tenants);
+    eo_hmap_done(&e->by_tenant, NULL);
     eo_engine_outputs_clear(e);
     free(e->outs);
     deferred_clear(e);
@@ -419,12 +425,29 @@ int eo_engine_set_rules(eo_engine_t *e, const eo_engine_rule_t *rules, size_t n)
         drop_rule_state(old);
     }
     free(e->rules);
+    for (size_t i = 0; i < e->ntenants; i++)
+        free(e->tenants[i].rules);
     free(e->tenants);
     e->changed = true;
     e->rules = nr;
     e->nrules = n;
     e->tenants = nt;
     e->ntenants = ntenants;
+    /* the index of the tenants' rules, so that a record visits its tenant's rules only */
+    eo_hmap_done(&e->by_tenant, NULL);
+    for (size_t i = 0; i < n; i++) {
+        tenant_t *t = &nt[nr[i].tenant_slot];
+        size_t *idx = realloc(t->rules, (t->nrules + 1) * sizeof *idx);
+        if (!idx)
+            return EO_ENOMEM;
+        t->rules = idx;
+        t->rules[t->nrules++] = i;
+    }
+    for (size_t i = 0; i < ntenants; i++) {
+        void *old;
+        if (eo_hmap_put(&e->by_tenant, nt[i].tenant_id, strlen(nt[i].tenant_id), &nt[i], &old) < 0)
+            return EO_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++) { /* recount state bytes per tenant */
         size_t j = 0;
         eo_hmap_slot_t *s;
@@ -785,9 +808,10 @@ int eo_engine_event(eo_engine_t *e, size_t partition, const eo_record_t *rec, co
         eo_watermark_observe(&e->wm, partition, t, now_mono_us);
     }
     int64_t wm = e->wm.value_us;
-    for (size_t i = 0; i < e->nrules; i++) {
-        rule_t *r = &e->rules[i];
-        if (strcmp(r->r.tenant_id, rec->tenant_id) || !type_matches(r, ev) || !r->r.def.enabled)
+    const tenant_t *ten = eo_hmap_get(&e->by_tenant, rec->tenant_id, strlen(rec->tenant_id));
+    for (size_t i = 0; ten && i < ten->nrules; i++) {
+        rule_t *r = &e->rules[ten->rules[i]];
+        if (!type_matches(r, ev) || !r->r.def.enabled)
             continue;
         const eo_rule_t *d = &r->r.def;
         int r2;

@@ -710,6 +710,42 @@ static void weeks_start_on_monday(void **state)
     eo_engine_free(f.e);
 }
 
+/* A local day of Europe/Berlin when DST starts: 23 hours, from 23:00Z to 22:00Z. */
+static void zoned_days_follow_dst(void **state)
+{
+    FILE *fp = fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
+    assert_non_null(fp);
+    char buf[65536];
+    size_t len = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    eo_tz_t *tz = NULL;
+    char err[128];
+    assert_int_equal(eo_tz_parse(buf, len, &tz, err, sizeof err), 0);
+    eo_engine_rule_t r = base_rule(EO_WIN_TUMBLING, 1440 * MIN, 1440 * MIN, EO_AGG_COUNT);
+    snprintf(r.def.zone, sizeof r.def.zone, "Europe/Berlin");
+    r.tz = tz;
+    fx_t f;
+    fx_init(&f, 1, &r, 1);
+    int64_t day = INT64_C(1711839600) * 1000000; /* 2024-03-30T23:00:00Z = 03-31 00:00 CET */
+    send_ev(&f, 0, TENANT, "signup", "u", day - SEC, 1);
+    send_ev(&f, 0, TENANT, "signup", "u", day, 1);
+    send_ev(&f, 0, TENANT, "signup", "u", day + 23 * 60 * MIN - SEC, 1);
+    send_ev(&f, 0, TENANT, "signup", "u", day + 23 * 60 * MIN, 1); /* 04-01 00:00 CEST */
+    tick_wall(&f, day + 3 * 1440 * MIN);
+    json_t *w[8];
+    size_t n = take(&f, EO_OUT_WINDOW, w, 8);
+    assert_int_equal(n, 3);
+    assert_start(w[1], day);
+    char end[EO_RFC3339_MAX];
+    end[eo_rfc3339_format(day + 23 * 60 * MIN, end)] = '\0';
+    assert_string_equal(json_string_value(json_object_get(json_object_get(w[1], "window"), "end")),
+                        end);
+    assert_int_equal(json_integer_value(json_object_get(w[1], "count")), 2);
+    drop_all(w, n);
+    eo_engine_free(f.e);
+    eo_tz_free(tz);
+}
+
 int main(void)
 {
     eo_event_limits_default(&lim);
@@ -728,6 +764,7 @@ int main(void)
         cmocka_unit_test(rolling_ewma_and_rate),
         cmocka_unit_test(changes_are_throttled_then_final),
         cmocka_unit_test(weeks_start_on_monday),
+        cmocka_unit_test(zoned_days_follow_dst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
