@@ -38,6 +38,24 @@ static void uset_done(uset_t *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Frees a pane's set (NULL accepted). */
+static void pane_users_free(uset_t **u)
+{
+    if (*u) {
+        uset_done(*u);
+        free(*u);
+        *u = NULL;
+    }
+}
+
+/* The pane's set, made on first use; NULL when out of memory. */
+static uset_t *pane_users(uset_t **u)
+{
+    if (!*u)
+        *u = calloc(1, sizeof **u);
+    return *u;
+}
+
 static int uset_add(uset_t *s, uint64_t v, bool *added)
 {
     *added = false;
@@ -74,9 +92,9 @@ static int uset_add(uset_t *s, uint64_t v, bool *added)
 /* ---- state ---- */
 typedef struct {
     int64_t start;
-    int64_t count; /* matching events */
-    eo_agg_t agg;  /* the property's values */
-    uset_t users;
+    int64_t count;    /* matching events */
+    eo_agg_t agg;     /* the property's values */
+    uset_t *users;    /* unique_users rules only (NULL until the first user) */
     uint32_t nchunks; /* changelog chunks of users written */
 } pane_t;
 
@@ -201,7 +219,7 @@ static void group_free(void *p)
     if (!g)
         return;
     for (size_t i = 0; i < g->np; i++)
-        uset_done(&g->panes[i].users);
+        pane_users_free(&g->panes[i].users);
     free(g->panes);
     free(g->wins);
     free(g->roll);
@@ -463,7 +481,8 @@ static size_t group_bytes(const group_t *g)
     size_t b = sizeof *g + strlen(g->key) + strlen(g->json) + g->pcap * sizeof(pane_t) +
                g->wcap * sizeof(win_t) + g->tcap * sizeof(int64_t) + g->scap * sizeof(sess_t);
     for (size_t i = 0; i < g->np; i++)
-        b += g->panes[i].users.cap * 8 + g->panes[i].users.ocap * 8;
+        if (g->panes[i].users)
+            b += sizeof(uset_t) + g->panes[i].users->cap * 8 + g->panes[i].users->ocap * 8;
     return b;
 }
 
@@ -702,7 +721,8 @@ static int add_to_pane(eo_engine_t *e, rule_t *r, group_t *g, const eo_event_t *
         eo_agg_add(&p->agg, v);
     if (d->fn == EO_AGG_UNIQUE_USERS) {
         bool added;
-        if (uset_add(&p->users, user_hash(ev), &added) < 0)
+        uset_t *u = pane_users(&p->users);
+        if (!u || uset_add(u, user_hash(ev), &added) < 0)
             return EO_ENOMEM;
     }
     int64_t first, last;
@@ -904,9 +924,9 @@ static int window_combine(eo_engine_t *e, const rule_t *r, const group_t *g, int
             break;
         out->count += p->count;
         eo_agg_merge(&out->agg, &p->agg);
-        for (size_t k = 0; uniq && k < p->users.n; k++) {
+        for (size_t k = 0; uniq && p->users && k < p->users->n; k++) {
             bool added;
-            if (uset_add(&e->scratch, p->users.order[k], &added) < 0)
+            if (uset_add(&e->scratch, p->users->order[k], &added) < 0)
                 return EO_ENOMEM;
         }
     }
@@ -1293,7 +1313,7 @@ static int expire(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, bool *empty
             (g->final_upto != NONE && last < g->final_upto)) {
             if (tombstone_pane_users(e, r, g, p) < 0)
                 return EO_ENOMEM;
-            uset_done(&p->users);
+            pane_users_free(&p->users);
             g->dirty = true;
             continue;
         }
@@ -1470,16 +1490,16 @@ static int user_chunks(eo_engine_t *e, const rule_t *r, group_t *g)
 {
     for (size_t i = 0; i < g->np; i++) {
         pane_t *p = &g->panes[i];
-        while (p->users.flushed < p->users.n) {
-            size_t n = p->users.n - p->users.flushed;
+        while (p->users && p->users->flushed < p->users->n) {
+            size_t n = p->users->n - p->users->flushed;
             n = n > CHUNK_USERS ? CHUNK_USERS : n;
             eo_out_t *u = out_new(e, EO_OUT_CHANGELOG);
             if (!u)
                 return EO_ENOMEM;
             users_clkey(&u->key, r, g, p->start, p->nchunks++);
             for (size_t k = 0; k < n; k++)
-                eo_buf_putf(&u->value, "%016" PRIx64, p->users.order[p->users.flushed + k]);
-            p->users.flushed += n;
+                eo_buf_putf(&u->value, "%016" PRIx64, p->users->order[p->users->flushed + k]);
+            p->users->flushed += n;
             if (eo_buf_error(&u->key) < 0 || eo_buf_error(&u->value) < 0)
                 return EO_ENOMEM;
         }
@@ -1897,10 +1917,12 @@ int eo_engine_restore(eo_engine_t *e, const void *key, size_t key_len, const voi
             memcpy(hex, h + k, 16);
             hex[16] = '\0';
             bool added;
-            if (uset_add(&p->users, strtoull(hex, NULL, 16), &added) < 0)
+            uset_t *us = pane_users(&p->users);
+            if (!us || uset_add(us, strtoull(hex, NULL, 16), &added) < 0)
                 return EO_ENOMEM;
         }
-        p->users.flushed = p->users.n;
+        if (p->users)
+            p->users->flushed = p->users->n;
         if ((uint32_t)chunk + 1 > p->nchunks)
             p->nchunks = (uint32_t)chunk + 1;
         account(e, r, g);
