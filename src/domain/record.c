@@ -107,3 +107,84 @@ void eo_record_done(eo_record_t *rec)
     json_decref(rec->root);
     rec->root = NULL;
 }
+
+/* ---- stored events ---- */
+
+static int stored_fail(eo_event_error_t *err, const char *field, const char *message)
+{
+    eo_event_error_set(err, "undecodable", field, "%s", message);
+    return EO_EPARSE;
+}
+
+/* Puts the text s (of column `column`) as member name of rec->root and points *out at the copy;
+ * absent (NULL) leaves *out empty. EO_EPARSE when s is not UTF-8 (jansson refuses it),
+ * EO_ENOMEM. */
+static int stored_str(eo_record_t *rec, const char *name, const char *column, const char *s,
+                      eo_str_t *out, eo_event_error_t *err)
+{
+    *out = (eo_str_t){NULL, 0};
+    if (!s)
+        return 0;
+    json_t *v = json_string(s);
+    if (!v)
+        return stored_fail(err, column, "the stored text is not UTF-8");
+    if (json_object_set_new(rec->root, name, v) < 0)
+        return EO_ENOMEM;
+    *out = (eo_str_t){json_string_value(v), json_string_length(v)};
+    return 0;
+}
+
+/* Parses a stored JSON object (jsonb's text) into member name of rec->root: *out is the object,
+ * or NULL for NULL text. Integers too large for jansson are read as reals (see record.h). */
+static int stored_object(eo_record_t *rec, const char *name, const char *text, json_t **out,
+                         eo_event_error_t *err)
+{
+    *out = NULL;
+    if (!text)
+        return 0;
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v)
+        v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return stored_fail(err, name, "the stored value is not a JSON object");
+    }
+    if (json_object_set_new(rec->root, name, v) < 0)
+        return EO_ENOMEM;
+    *out = v;
+    return 0;
+}
+
+int eo_record_from_stored(const eo_stored_event_t *row, eo_record_t *rec, eo_event_error_t *err)
+{
+    memset(rec, 0, sizeof *rec);
+    if (!row->tenant_id || !eo_uuid_valid(row->tenant_id, strlen(row->tenant_id)))
+        return stored_fail(err, "tenant_id", "the tenant is not a UUID");
+    if (!row->message_id || !row->message_id[0])
+        return stored_fail(err, "message_id", "the message id is empty");
+    if (!row->event_type || !row->event_type[0])
+        return stored_fail(err, "event_type", "the event type is empty");
+    if (!row->user_id && !row->anonymous_id)
+        return stored_fail(err, "user_id", "neither user_id nor anonymous_id is set");
+    if (!(rec->root = json_object()))
+        return EO_ENOMEM;
+    memcpy(rec->tenant_id, row->tenant_id, 37);
+    rec->received_at_us = row->received_at_us;
+    eo_event_t *ev = &rec->ev;
+    int r;
+    if ((r = stored_str(rec, "messageId", "message_id", row->message_id, &ev->message_id, err)) <
+            0 ||
+        (r = stored_str(rec, "eventType", "event_type", row->event_type, &ev->event_type, err)) <
+            0 ||
+        (r = stored_str(rec, "userId", "user_id", row->user_id, &ev->user_id, err)) < 0 ||
+        (r = stored_str(rec, "anonymousId", "anonymous_id", row->anonymous_id, &ev->anonymous_id,
+                        err)) < 0 ||
+        (r = stored_object(rec, "properties", row->properties, &ev->properties, err)) < 0 ||
+        (r = stored_object(rec, "context", row->context, &ev->context, err)) < 0)
+        return r;
+    ev->occurred_at_us = row->occurred_at_us;
+    ev->original_timestamp_us = EO_NO_TIME;
+    ev->sent_at_us = row->sent_at_us;
+    return 0;
+}

@@ -1,6 +1,6 @@
 /* Unit tests of src/domain/record.h: the Kafka record of an event (encode, decode, key), the
- * size limit, every way a record is undecodable, re-validation of the event inside it, and
- * eo_uuid_valid. */
+ * size limit, every way a record is undecodable, re-validation of the event inside it, a stored
+ * event read back as the record it came from (eo_record_from_stored) and eo_uuid_valid. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,12 +8,14 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
 #include "domain/event.h"
 #include "domain/record.h"
+#include "domain/rule.h"
 
 #define S_US INT64_C(1000000)
 #define RECV INT64_C(1704067200123456) /* 2024-01-01T00:00:00.123456Z */
@@ -396,13 +398,164 @@ static void test_uuid_valid(void **state)
     assert_int_equal(eo_uuid_valid(TENANT, 35), 0);
 }
 
+/* A path of the engine's kind ("properties.<key>" or "context.<key>", one level). */
+static eo_path_t one_key_path(eo_path_root_t root, const char *key)
+{
+    eo_path_t p;
+    memset(&p, 0, sizeof p);
+    p.root = root;
+    const char *prefix = root == EO_PATH_PROPERTIES ? "properties." : "context.";
+    snprintf(p.text, sizeof p.text, "%s%s", prefix, key);
+    p.nkeys = 1;
+    p.key_off[0] = strlen(prefix);
+    p.key_len[0] = strlen(key);
+    return p;
+}
+
+/* A stored event gives the record the collector wrote for it, as the engine reads it: the
+ * same type, ids and times, and the same value (as text and as a number) under every path,
+ * although jsonb rewrote the numbers (1e20 in plain notation, 2.50 kept, key order). */
+static void test_from_stored(void **state)
+{
+    (void)state;
+    eo_event_limits_t lim;
+    eo_event_limits_default(&lim);
+    json_t *root;
+    eo_event_t ev = event_of("{'eventType':'order','userId':'u-1','messageId':'m-1',"
+                             "'timestamp':'2024-01-01T00:00:00.123456Z','properties':{'plan':"
+                             "'pro','n':3,'big':1e20,'price':2.50,'ok':true,'none':null,"
+                             "'nested':{'a':1}},'context':{'country':'DE'}}",
+                             &lim, &root);
+    eo_buf_t buf;
+    eo_event_error_t err;
+    eo_buf_init(&buf, 1 << 16);
+    assert_int_equal(eo_record_encode(TENANT, RECV, &ev, (eo_str_t){NULL, 0}, &lim, &buf, &err), 0);
+    eo_record_t live, stored;
+    assert_int_equal(eo_record_decode(buf.data, buf.len, &lim, &live, &err), 0);
+    /* what `properties::text` gives back for these properties */
+    eo_stored_event_t row = {
+        .tenant_id = TENANT,
+        .message_id = "m-1",
+        .event_type = "order",
+        .user_id = "u-1",
+        .occurred_at_us = live.ev.occurred_at_us,
+        .received_at_us = RECV,
+        .sent_at_us = EO_NO_TIME,
+        .properties = "{\"n\": 3, \"ok\": true, \"big\": 100000000000000000000, \"none\": "
+                      "null, \"plan\": \"pro\", \"price\": 2.50, \"nested\": {\"a\": 1}}",
+        .context = "{\"country\": \"DE\"}",
+    };
+    assert_int_equal(eo_record_from_stored(&row, &stored, &err), 0);
+    assert_string_equal(stored.tenant_id, TENANT);
+    assert_true(stored.received_at_us == RECV);
+    assert_true(same_str(stored.ev.event_type, live.ev.event_type));
+    assert_true(same_str(stored.ev.user_id, live.ev.user_id));
+    assert_true(same_str(stored.ev.anonymous_id, live.ev.anonymous_id));
+    assert_null(stored.ev.anonymous_id.s);
+    assert_true(same_str(stored.ev.message_id, live.ev.message_id));
+    assert_true(stored.ev.occurred_at_us == live.ev.occurred_at_us);
+    assert_true(stored.ev.original_timestamp_us == EO_NO_TIME);
+    assert_true(stored.ev.sent_at_us == EO_NO_TIME);
+    static const char *const keys[] = {"plan", "n", "big", "price", "ok", "none", "nested", "x"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        eo_path_t p = one_key_path(EO_PATH_PROPERTIES, keys[i]);
+        char a[64], b[64];
+        bool ha = eo_rule_path_text(&p, &live.ev, a, sizeof a);
+        bool hb = eo_rule_path_text(&p, &stored.ev, b, sizeof b);
+        if (ha != hb || strcmp(a, b) != 0)
+            fail_msg("%s: the record gives %d '%s', the stored event %d '%s'", p.text, ha, a, hb,
+                     b);
+        double x = 0, y = 0;
+        ha = eo_rule_path_number(&p, &live.ev, &x);
+        hb = eo_rule_path_number(&p, &stored.ev, &y);
+        if (ha != hb || x != y)
+            fail_msg("%s: the record's number %d %g, the stored event's %d %g", p.text, ha, x, hb,
+                     y);
+    }
+    eo_path_t country = one_key_path(EO_PATH_CONTEXT, "country");
+    char c[16];
+    assert_true(eo_rule_path_text(&country, &stored.ev, c, sizeof c));
+    assert_string_equal(c, "DE");
+    eo_record_done(&stored);
+    eo_record_done(&live);
+    /* properties and context absent: {} as in a record */
+    eo_stored_event_t bare = {.tenant_id = TENANT,
+                              .message_id = "m",
+                              .event_type = "e",
+                              .anonymous_id = "7",
+                              .sent_at_us = EO_NO_TIME};
+    assert_int_equal(eo_record_from_stored(&bare, &stored, &err), 0);
+    assert_null(stored.ev.user_id.s);
+    assert_true(str_is(stored.ev.anonymous_id, "7"));
+    assert_int_equal(json_object_size(stored.ev.properties), 0);
+    assert_int_equal(json_object_size(stored.ev.context), 0);
+    eo_record_done(&stored);
+    eo_buf_done(&buf);
+    json_decref(root);
+}
+
+/* Every refusal of eo_record_from_stored names its column; a passing row for comparison. */
+static void test_from_stored_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *tenant, *mid, *type, *user, *anon, *props, *ctx;
+        const char *field; /* NULL: accepted */
+    } rows[] = {
+        {TENANT, "m", "e", "u", NULL, "{}", "{}", NULL},
+        {"0190A5B6-1234-7ABC-8DEF-0123456789AB", "m", "e", "u", NULL, NULL, NULL, "tenant_id"},
+        {"not-a-uuid", "m", "e", "u", NULL, NULL, NULL, "tenant_id"},
+        {NULL, "m", "e", "u", NULL, NULL, NULL, "tenant_id"},
+        {TENANT, "", "e", "u", NULL, NULL, NULL, "message_id"},
+        {TENANT, NULL, "e", "u", NULL, NULL, NULL, "message_id"},
+        {TENANT, "m", "", "u", NULL, NULL, NULL, "event_type"},
+        {TENANT, "m", NULL, "u", NULL, NULL, NULL, "event_type"},
+        {TENANT, "m", "e", NULL, NULL, NULL, NULL, "user_id"},
+        {TENANT, "m", "e", "\xff\xfe", NULL, NULL, NULL, "user_id"},
+        {TENANT, "m", "e\xc3", "u", NULL, NULL, NULL, "event_type"},
+        {TENANT, "m", "e", "u", NULL, "[]", NULL, "properties"},
+        {TENANT, "m", "e", "u", NULL, "{", NULL, "properties"},
+        {TENANT, "m", "e", "u", NULL, "{\"a\":1,\"a\":2}", NULL, "properties"},
+        {TENANT, "m", "e", "u", NULL, NULL, "null", "context"},
+        {TENANT, "m", "e", "u", NULL, NULL, "{} x", "context"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        eo_stored_event_t row = {.tenant_id = rows[i].tenant,
+                                 .message_id = rows[i].mid,
+                                 .event_type = rows[i].type,
+                                 .user_id = rows[i].user,
+                                 .anonymous_id = rows[i].anon,
+                                 .sent_at_us = EO_NO_TIME,
+                                 .properties = rows[i].props,
+                                 .context = rows[i].ctx};
+        eo_record_t rec;
+        eo_event_error_t err;
+        memset(&err, 0, sizeof err);
+        int r = eo_record_from_stored(&row, &rec, &err);
+        eo_record_done(&rec);
+        if (!rows[i].field) {
+            if (r != 0)
+                fail_msg("row %zu refused: %s %s", i, err.field, err.message);
+            continue;
+        }
+        if (r != EO_EPARSE || strcmp(err.code, "undecodable") || strcmp(err.field, rows[i].field))
+            fail_msg("row %zu: r=%d code '%s' field '%s', want EO_EPARSE undecodable '%s'", i, r,
+                     err.code, err.field, rows[i].field);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_round_trip_minimal),
-        cmocka_unit_test(test_key),         cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_undecodable), cmocka_unit_test(test_event_revalidated),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip_minimal),
+        cmocka_unit_test(test_key),
+        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_undecodable),
+        cmocka_unit_test(test_event_revalidated),
         cmocka_unit_test(test_uuid_valid),
+        cmocka_unit_test(test_from_stored),
+        cmocka_unit_test(test_from_stored_refused),
     };
     return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }
