@@ -228,6 +228,19 @@ static const cfg_var_t vars[] = {
       "open GET /analytics/stream connections per tenant"),
     I(analytics_sse_keepalive_s, "EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S", 15, 1, 3600,
       "a keep-alive comment on an idle event stream every this many seconds"),
+    I(analytics_backtest_max_range_s, "EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", 2678400, 1,
+      315360000, "longest range (to - from) of a rule backtest, seconds (default 31 days)"),
+    I(analytics_backtest_max_events, "EVENTOPS_ANALYTICS_BACKTEST_MAX_EVENTS", 5000000, 1,
+      1000000000, "stored events one backtest reads; past it the answer is truncated"),
+    I(analytics_backtest_max_results, "EVENTOPS_ANALYTICS_BACKTEST_MAX_RESULTS", 10000, 1, 10000000,
+      "window results and summaries in one backtest's answer; past it truncated"),
+    I(analytics_backtest_timeout_ms, "EVENTOPS_ANALYTICS_BACKTEST_TIMEOUT_MS", 60000, 100, 3600000,
+      "one backtest's time (its reading and each statement); past it 503, ms"),
+    I(analytics_backtest_max_concurrent, "EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT", 4, 1, 256,
+      "backtests running at once in total (their worker threads); beyond it 429"),
+    I(analytics_backtest_max_concurrent_per_tenant,
+      "EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT_PER_TENANT", 2, 1, 256,
+      "backtests running at once per tenant; beyond it 429"),
 };
 
 static int parse_int(const char *s, int64_t *out)

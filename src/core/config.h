@@ -126,6 +126,12 @@ typedef struct {
     int64_t analytics_max_streams;
     int64_t analytics_max_streams_per_tenant;
     int64_t analytics_sse_keepalive_s;
+    int64_t analytics_backtest_max_range_s;
+    int64_t analytics_backtest_max_events;
+    int64_t analytics_backtest_max_results;
+    int64_t analytics_backtest_timeout_ms;
+    int64_t analytics_backtest_max_concurrent;
+    int64_t analytics_backtest_max_concurrent_per_tenant;
 } eo_config_t;
 
 /* Fills cfg from the environment (defaults for unset variables). Returns 0, or EO_EINVAL with

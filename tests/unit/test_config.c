@@ -85,6 +85,12 @@ static void test_defaults(void **state)
     assert_true(cfg.analytics_max_streams == 256);
     assert_true(cfg.analytics_max_streams_per_tenant == 16);
     assert_true(cfg.analytics_sse_keepalive_s == 15);
+    assert_true(cfg.analytics_backtest_max_range_s == 2678400); /* 31 days */
+    assert_true(cfg.analytics_backtest_max_events == 5000000);
+    assert_true(cfg.analytics_backtest_max_results == 10000);
+    assert_true(cfg.analytics_backtest_timeout_ms == 60000);
+    assert_true(cfg.analytics_backtest_max_concurrent == 4);
+    assert_true(cfg.analytics_backtest_max_concurrent_per_tenant == 2);
     /* processor id defaults to processor-<hostname> */
     char host[64] = "";
     assert_int_equal(gethostname(host, sizeof host), 0);
@@ -179,6 +185,20 @@ static const row_t rows[] = {
     {"EVENTOPS_ANALYTICS_MAX_HORIZON_S", "0", 1},
     {"EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S", "0", 0},
     {"EVENTOPS_ANALYTICS_ID", "analytics-7", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", "1", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", "0", 0},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", "315360000", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", "315360001", 0},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_EVENTS", "1000000000", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_EVENTS", "0", 0},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RESULTS", "1", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RESULTS", "10000001", 0},
+    {"EVENTOPS_ANALYTICS_BACKTEST_TIMEOUT_MS", "100", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_TIMEOUT_MS", "99", 0},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT", "256", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT", "257", 0},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT_PER_TENANT", "1", 1},
+    {"EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT_PER_TENANT", "0", 0},
     /* the shortest window may not be longer than the longest (default 31 days) */
     {"EVENTOPS_ANALYTICS_MIN_WINDOW_S", "2678400", 1},
     {"EVENTOPS_ANALYTICS_MIN_WINDOW_S", "2678401", 0},
