@@ -2,10 +2,12 @@
  * over one metrics registry, and answers readiness.
  *
  * Order: start makes the credentials, token keys and rate limiter the API admits requests with,
- * then the engine, then the HTTP server; stop goes backwards, so that no request is in flight
- * once the engine stops. Threads: libmicrohttpd's pool threads run the handlers (ud is this
- * role, whose first member is its API: api.c reads ud as an eo_analytics_api_t); the engine runs
- * its own threads. Everything here is set at start and read-only until stop. */
+ * the zone cache, then the engine, then the HTTP server; stop goes backwards, so that no request
+ * is in flight once the engine stops: the server drains (backtests in flight answer within the
+ * shutdown timeout), the backtests still running are ended (503), then the server stops. Threads:
+ * libmicrohttpd's pool threads run the handlers (ud is this role, whose first member is its API:
+ * api.c reads ud as an eo_analytics_api_t); the engine runs its own threads. Everything here is set
+ * at start and read-only until stop. */
 #include "analytics/analytics.h"
 
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "access/keystore.h"
 #include "analytics/api.h"
 #include "analytics/runner.h"
+#include "analytics/zones.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -32,6 +35,7 @@ struct eo_analytics {
     eo_creds_t *creds;
     eo_keystore_t *keys;
     eo_ratelimit_t *limiter;
+    eo_zones_t *zones; /* the rules' time zones, shared by the engine and the API's backtests */
     eo_analytics_runner_t *runner;
     eo_http_server_t *http;
 };
@@ -63,7 +67,8 @@ static void on_readyz(eo_http_req_t *req, void *ud)
 }
 
 /* The routes (test_openapi reads this table from the source and compares it with the
- * OpenAPI document). GET needs events:read, the writes analytics:write. */
+ * OpenAPI document). GET needs events:read, the writes analytics:write; a backtest changes
+ * nothing, so it needs events:read (and takes no body). */
 static const eo_http_route_t routes[] = {
     {"POST", "/analytics/rules", eo_analytics_api_write_headers, eo_analytics_api_create_rule,
      true},
@@ -78,6 +83,8 @@ static const eo_http_route_t routes[] = {
      eo_analytics_api_list_windows, false},
     {"GET", "/analytics/summaries", eo_analytics_api_read_headers, eo_analytics_api_list_summaries,
      false},
+    {"POST", "/analytics/rules/{id}/backtest", eo_analytics_api_read_headers,
+     eo_analytics_api_backtest_rule, false},
     {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
@@ -121,13 +128,18 @@ int eo_analytics_start(const eo_config_t *cfg, eo_analytics_t **out, char *err, 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if ((r = eo_analytics_api_init(&a->api, &a->cfg, a->metrics, a->creds, a->keys, a->limiter)) <
-        0) {
+    if ((r = eo_zones_new(&a->zones)) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if ((r = eo_analytics_api_init(&a->api, &a->cfg, a->metrics, a->creds, a->keys, a->limiter,
+                                   a->zones)) < 0) {
+        snprintf(err, errlen,
+                 r == EO_ENOMEM ? "out of memory" : "cannot start the backtest workers");
+        goto fail;
+    }
     a->api_made = true;
-    if ((r = eo_analytics_runner_start(&a->cfg, a->metrics, &a->runner, err, errlen)) < 0)
+    if ((r = eo_analytics_runner_start(&a->cfg, a->metrics, a->zones, &a->runner, err, errlen)) < 0)
         goto fail;
     eo_http_options_t opt;
     eo_http_options_from_config(&opt, cfg, cfg->analytics_addr, cfg->analytics_port, routes,
@@ -161,10 +173,17 @@ void eo_analytics_stop(eo_analytics_t *a)
 {
     if (!a)
         return;
+    if (a->http) { /* backtests in flight may answer within the drain; the rest get 503 */
+        eo_http_server_quiesce(a->http);
+        eo_http_server_drain(a->http, a->cfg.shutdown_timeout_ms);
+    }
+    if (a->api_made)
+        eo_analytics_api_stop(&a->api);
     eo_http_server_free(a->http, a->cfg.shutdown_timeout_ms);
     eo_analytics_runner_stop(a->runner);
     if (a->api_made)
         eo_analytics_api_done(&a->api);
+    eo_zones_free(a->zones);
     eo_ratelimit_free(a->limiter);
     eo_keystore_free(a->keys);
     eo_creds_free(a->creds);

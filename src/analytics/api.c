@@ -67,10 +67,12 @@ static void pg_close(void *c)
 }
 
 int eo_analytics_api_init(eo_analytics_api_t *api, const eo_config_t *cfg, eo_metrics_t *m,
-                          eo_creds_t *creds, eo_keystore_t *keys, eo_ratelimit_t *limiter)
+                          eo_creds_t *creds, eo_keystore_t *keys, eo_ratelimit_t *limiter,
+                          eo_zones_t *zones)
 {
     memset(api, 0, sizeof *api);
     api->cfg = cfg;
+    api->zones = zones;
     eo_analytics_rule_limits(&api->limits, cfg);
     snprintf(api->retry_after, sizeof api->retry_after, "%lld", (long long)cfg->retry_after_s);
     pthread_mutex_init(&api->id_lock, NULL);
@@ -108,11 +110,23 @@ int eo_analytics_api_init(eo_analytics_api_t *api, const eo_config_t *cfg, eo_me
                         "Rule writes refused: an invalid definition (400), or the tenant's rule "
                         "limit (409).",
                         "analytics", "reason", reasons, EO_AAPI_REFUSALS, api->refused);
+    int r = eo_backtest_pool_new(cfg, m, &api->backtests);
+    if (r < 0) {
+        eo_analytics_api_done(api);
+        return r;
+    }
     return 0;
+}
+
+void eo_analytics_api_stop(eo_analytics_api_t *api)
+{
+    eo_backtest_pool_stop(api->backtests);
 }
 
 void eo_analytics_api_done(eo_analytics_api_t *api)
 {
+    eo_backtest_pool_free(api->backtests);
+    api->backtests = NULL;
     if (api->conn_made)
         eo_tconn_done(&api->conn);
     api->conn_made = false;
@@ -293,10 +307,9 @@ static bool path_id(eo_http_req_t *req, char id[37])
     return true;
 }
 
-/* from and to (RFC 3339; to defaults to now, from to 24 h before to; from before to) and
- * limit (1..1000, default 100). Answers 400 and returns false on a bad one. */
-static bool range_and_limit(eo_http_req_t *req, const eo_qargs_t *a, int64_t *from_us,
-                            int64_t *to_us, int64_t *limit)
+/* from and to (RFC 3339; to defaults to now, from to 24 h before to; from before to).
+ * Answers 400 and returns false on a bad one. */
+static bool range(eo_http_req_t *req, const eo_qargs_t *a, int64_t *from_us, int64_t *to_us)
 {
     size_t len = 0;
     const char *v;
@@ -319,6 +332,17 @@ static bool range_and_limit(eo_http_req_t *req, const eo_qargs_t *a, int64_t *fr
         bad_parameter(req, "from", "from must be before to (default: now)");
         return false;
     }
+    return true;
+}
+
+/* range(), and limit (1..1000, default 100). */
+static bool range_and_limit(eo_http_req_t *req, const eo_qargs_t *a, int64_t *from_us,
+                            int64_t *to_us, int64_t *limit)
+{
+    size_t len = 0;
+    const char *v;
+    if (!range(req, a, from_us, to_us))
+        return false;
     *limit = DEFAULT_LIMIT;
     if ((v = arg(a, "limit", &len)) && eo_q_int(v, len, 1, MAX_LIMIT, limit) < 0) {
         bad_parameter(req, "limit", "limit must be an integer from 1 to 1000");
@@ -695,4 +719,141 @@ void eo_analytics_api_list_windows(eo_http_req_t *req, void *ud)
     else
         answer_array(req, "windows", res);
     PQclear(res);
+}
+
+/* ---- backtests ---- */
+
+/* The range of a backtest: range(), not longer than EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S.
+ * Answers 400 naming from (the range's start moves with its length) and returns false. */
+static bool backtest_range(eo_analytics_api_t *api, eo_http_req_t *req, const eo_qargs_t *a,
+                           int64_t *from_us, int64_t *to_us)
+{
+    if (!range(req, a, from_us, to_us))
+        return false;
+    int64_t max_s = api->cfg->analytics_backtest_max_range_s;
+    if (*to_us - *from_us > max_s * 1000000 || *from_us < EO_RFC3339_MIN_S * 1000000) {
+        char msg[200];
+        snprintf(
+            msg, sizeof msg,
+            "the range from..to is longer than %lld s (EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S)",
+            (long long)max_s);
+        bad_parameter(req, "from", msg);
+        return false;
+    }
+    return true;
+}
+
+/* The rule version to backtest (the current one, or `version`) with its definition parsed and
+ * its zone loaded into job; answers (404, 409, 503) and returns false when there is none. */
+static bool backtest_rule(eo_analytics_api_t *api, eo_http_req_t *req, const char *id,
+                          int64_t version, eo_backtest_job_t *job)
+{
+    PGconn *conn = connection(api, req);
+    if (!conn)
+        return false;
+    char vtext[24];
+    snprintf(vtext, sizeof vtext, "%lld", (long long)version);
+    const char *params[] = {job->tenant_id, id, version ? vtext : NULL};
+    PGresult *res;
+    char err[512];
+    int r = query(conn,
+                  "SELECT r.rule_id, r.version, r.definition::text, " R_CREATED_AT
+                  " FROM analytics_rules r JOIN analytics_rules_current c"
+                  " ON c.tenant_id = r.tenant_id AND c.rule_id = r.rule_id AND NOT c.deleted"
+                  " WHERE r.tenant_id = $1::uuid AND r.rule_id = $2::uuid"
+                  " AND r.version = coalesce($3::integer, c.version)",
+                  3, params, &res, err, sizeof err);
+    eo_analytics_api_conn_check(api);
+    if (r < 0) {
+        db_failed(api, req, r, err, "backtest rule");
+        return false;
+    }
+    bool ok = false;
+    eo_buf_t rj;
+    eo_buf_init(&rj, EO_RULE_JSON_MAX * 4 + 4096);
+    if (PQntuples(res) != 1) {
+        not_found(req);
+        goto done;
+    }
+    const char *def = PQgetvalue(res, 0, 2);
+    eo_engine_rule_t *er = &job->rule;
+    memcpy(er->tenant_id, job->tenant_id, sizeof er->tenant_id);
+    memcpy(er->rule_id, id, sizeof er->rule_id);
+    er->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    eo_event_error_t why;
+    memset(&why, 0, sizeof why);
+    char zerr[256] = "";
+    if (eo_rule_parse(def, strlen(def), &api->limits, &er->def, &why) < 0 ||
+        (!(er->tz = eo_zones_get(api->zones, er->def.zone, zerr, sizeof zerr)) && zerr[0])) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "the stored rule cannot run under the current settings: %s",
+                 zerr[0] ? zerr : why.message);
+        eo_http_respond_error(req, 409, "invalid_rule", msg, zerr[0] ? "window.zone" : why.field,
+                              NULL);
+        goto done;
+    }
+    put_rule(&rj, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), def, strlen(def),
+             PQgetvalue(res, 0, 3));
+    size_t len;
+    if (eo_buf_error(&rj) < 0 || !(job->rule_json = eo_buf_steal(&rj, &len))) {
+        out_of_memory(req);
+        goto done;
+    }
+    ok = true;
+done:
+    eo_buf_done(&rj);
+    PQclear(res);
+    return ok;
+}
+
+void eo_analytics_api_backtest_rule(eo_http_req_t *req, void *ud)
+{
+    eo_analytics_api_t *api = ud;
+    const actx_t *ctx = eo_http_user(req);
+    char id[EO_UUID_STR];
+    eo_qargs_t a;
+    int64_t from_us, to_us, version = 0;
+    if (!path_id(req, id) || !collect(req, "from to version", &a) ||
+        !backtest_range(api, req, &a, &from_us, &to_us))
+        return;
+    size_t len = 0;
+    const char *v = arg(&a, "version", &len);
+    if (v && eo_q_int(v, len, 1, MAX_VERSION, &version) < 0) {
+        bad_parameter(req, "version", "version must be an integer from 1 to 2147483647");
+        return;
+    }
+    eo_backtest_job_t *job = calloc(1, sizeof *job);
+    if (!job) {
+        out_of_memory(req);
+        return;
+    }
+    job->req = req;
+    memcpy(job->tenant_id, ctx->tenant_id, sizeof job->tenant_id);
+    job->rl = ctx->rl;
+    job->from_us = from_us;
+    job->to_us = to_us;
+    if (!backtest_rule(api, req, id, version, job)) {
+        free(job->rule_json);
+        free(job);
+        return;
+    }
+    int r = eo_backtest_pool_acquire(api->backtests, job->tenant_id);
+    if (r < 0) {
+        const char *h[] = {"Retry-After", api->retry_after, NULL};
+        if (r == EO_ELIMIT)
+            eo_http_respond_error(req, 429, "too_many_backtests",
+                                  "the most backtests are running (per tenant: "
+                                  "EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT_PER_TENANT, in all: "
+                                  "EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT); retry when one "
+                                  "has answered",
+                                  NULL, h);
+        else
+            eo_http_respond_error(req, 503, "shutting_down",
+                                  "the server is shutting down; retry the backtest later", NULL, h);
+        free(job->rule_json);
+        free(job);
+        return;
+    }
+    eo_http_suspend(req);
+    eo_backtest_pool_submit(api->backtests, job); /* job = NULL: now the pool's, which answers */
 }

@@ -7,6 +7,9 @@
  *   DELETE /analytics/rules/{id}            its deletion (analytics:write)       204
  *   GET    /analytics/rules/{id}/windows    its window results, latest revision of each
  *   GET    /analytics/summaries             the summary events of the tenant's rules
+ *   POST   /analytics/rules/{id}/backtest   what the rule would have emitted over stored
+ *                                           events (events:read: it changes nothing); run by
+ *                                           a worker of backtest_pool.h, 429 past its slots
  * The tenant is always the bearer token's: another tenant's rule is 404 like an unknown one,
  * and so is a deleted rule (its rows stay in the database; its summaries stay listed).
  * Rules are written through the database function analytics_rule_write (migration 0006), which
@@ -15,7 +18,8 @@
  * Threads: libmicrohttpd's pool threads run the handlers, each with its own PostgreSQL
  * connection (core/tconn.h, statement timeout EVENTOPS_ANALYTICS_TIMEOUT_MS). The API's state
  * is set up by eo_analytics_api_init and read-only afterwards, but for the rule id generator
- * (behind id_lock) and the counters (atomics). */
+ * (behind id_lock), the counters (atomics) and the backtests (backtest_pool.h: its own lock and
+ * workers, which answer the backtest requests). */
 #ifndef EO_ANALYTICS_API_H
 #define EO_ANALYTICS_API_H
 
@@ -24,6 +28,8 @@
 #include <stdbool.h>
 
 #include "access/access.h"
+#include "analytics/backtest_pool.h"
+#include "analytics/zones.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/metrics.h"
@@ -46,14 +52,20 @@ typedef struct {
     eo_counter_t *changes[EO_AAPI_OPS]; /* eventops_analytics_rules_changes_total{op} */
     eo_counter_t *refused[EO_AAPI_REFUSALS]; /* eventops_analytics_rules_refused_total{reason} */
     char retry_after[24];
+    eo_zones_t *zones;             /* the role's zone cache (borrowed): backtested rules' zones */
+    eo_backtest_pool_t *backtests; /* owned */
 } eo_analytics_api_t;
 
 /* Sets up api for cfg: the limits, both access policies over the shared credentials, token keys
- * and rate limiter (borrowed; read.creds etc. point at them), the per-thread connections and
- * the metrics in m. Returns 0 or EO_ENOMEM. */
+ * and rate limiter (borrowed; read.creds etc. point at them), the zone cache (borrowed), the
+ * per-thread connections, the backtest workers and the metrics in m. Returns 0 or EO_ENOMEM
+ * (EO_EIO when a worker thread cannot start). */
 int eo_analytics_api_init(eo_analytics_api_t *api, const eo_config_t *cfg, eo_metrics_t *m,
-                          eo_creds_t *creds, eo_keystore_t *keys,
-                          eo_ratelimit_t *limiter) EO_MUST_CHECK;
+                          eo_creds_t *creds, eo_keystore_t *keys, eo_ratelimit_t *limiter,
+                          eo_zones_t *zones) EO_MUST_CHECK;
+/* Ends the backtests still running or queued (answered 503) and joins their workers: after the
+ * HTTP server drained and before it is freed, so that no request stays suspended. */
+void eo_analytics_api_stop(eo_analytics_api_t *api);
 /* Releases what init made (after the HTTP server stopped). */
 void eo_analytics_api_done(eo_analytics_api_t *api);
 
@@ -75,5 +87,6 @@ void eo_analytics_api_update_rule(eo_http_req_t *req, void *ud);
 void eo_analytics_api_delete_rule(eo_http_req_t *req, void *ud);
 void eo_analytics_api_list_windows(eo_http_req_t *req, void *ud);
 void eo_analytics_api_list_summaries(eo_http_req_t *req, void *ud);
+void eo_analytics_api_backtest_rule(eo_http_req_t *req, void *ud);
 
 #endif

@@ -56,7 +56,7 @@ struct eo_analytics_runner {
     eo_kafka_consumer_t *kc;
     eo_kafka_lag_t *lag;
     eo_analytics_sink_t *sink;
-    eo_zones_t *zones;
+    eo_zones_t *zones; /* the role's (borrowed) */
     PGconn *pg;
     pthread_t thread;
     bool started;
@@ -862,7 +862,6 @@ static void destroy(eo_analytics_runner_t *rn)
     eo_kafka_consumer_free(rn->kc);
     eo_kafka_lag_free(rn->lag);
     eo_engine_free(rn->engine);
-    eo_zones_free(rn->zones);
     if (rn->pg)
         PQfinish(rn->pg);
     free(rn->rules);
@@ -887,8 +886,8 @@ static int events_partitions(const eo_config_t *cfg, size_t *n, char *err, size_
     return r;
 }
 
-int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_analytics_runner_t **out,
-                              char *err, size_t errlen)
+int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_zones_t *zones,
+                              eo_analytics_runner_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     eo_analytics_runner_t *rn = calloc(1, sizeof *rn);
@@ -899,11 +898,8 @@ int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_analyt
     eo_analytics_rule_limits(&rn->rlim, cfg);
     rn->need_restore = true;
     atomic_store(&rn->watermark_us, INT64_MIN);
+    rn->zones = zones;
     int r;
-    if ((r = eo_zones_new(&rn->zones)) < 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
     if ((r = events_partitions(cfg, &rn->partitions, err, errlen)) < 0)
         goto fail;
     for (size_t i = 0; i < MAX_PARTS; i++)

@@ -9,16 +9,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "analytics/zones.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/metrics.h"
 
 typedef struct eo_analytics_runner eo_analytics_runner_t;
 
-/* Starts the engine's threads; its metrics go into m (borrowed; it must outlive the runner).
- * Returns 0, or an EO_E* code with the reason in err. */
-int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_analytics_runner_t **out,
-                              char *err, size_t errlen) EO_MUST_CHECK;
+/* Starts the engine's threads; its metrics go into m, its rules' zones come from zones (both
+ * borrowed; they must outlive the runner). Returns 0, or an EO_E* code with the reason in err. */
+int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_zones_t *zones,
+                              eo_analytics_runner_t **out, char *err, size_t errlen) EO_MUST_CHECK;
 
 /* True while the engine's Kafka clients and PostgreSQL are usable and its state is restored.
  * Any thread. */
