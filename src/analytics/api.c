@@ -839,7 +839,9 @@ void eo_analytics_api_backtest_rule(eo_http_req_t *req, void *ud)
     }
     int r = eo_backtest_pool_acquire(api->backtests, job->tenant_id);
     if (r < 0) {
-        const char *h[] = {"Retry-After", api->retry_after, NULL};
+        const char *h[] = {"Retry-After",     api->retry_after,      "RateLimit-Limit",
+                           ctx->rl.limit,     "RateLimit-Remaining", ctx->rl.remaining,
+                           "RateLimit-Reset", ctx->rl.reset,         NULL};
         if (r == EO_ELIMIT)
             eo_http_respond_error(req, 429, "too_many_backtests",
                                   "the most backtests are running (per tenant: "

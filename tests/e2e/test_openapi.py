@@ -65,7 +65,7 @@ QUERY_PATHS = ("/events/count", "/events/trend", "/events/unique-users", "/event
 DEFAULT_PORTS = {"collector": "8080", "processor": "8081", "auth": "8082", "query": "8083",
                  "analytics": "8084"}
 ANALYTICS_PATHS = ("/analytics/rules", "/analytics/rules/{id}", "/analytics/rules/{id}/windows",
-                   "/analytics/summaries")
+                   "/analytics/rules/{id}/backtest", "/analytics/summaries")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SCOPES = {"events:write", "events:read", "analytics:write"}
 TIME_BUDGET_S = 900  # the whole test; every wait below is bounded too
@@ -1549,6 +1549,32 @@ def exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok):
          None, rd, expect=404, code="not_found", doc_path=wpath)
     call("windows: bad from", "GET", "/analytics/rules/%s/windows?from=x" % rid, None, rd,
          expect=400, code="invalid_parameter", field="from", doc_path=wpath)
+    # a backtest over stored events (written as the processor stores them): twelve signups of
+    # plan pro in one minute two hours ago fire the rule (>= 10) and resolve it
+    sb.sql("INSERT INTO events (tenant_id, message_id, event_type, user_id, occurred_at, "
+           "received_at, properties) SELECT '%s', 'openapi-bt-' || i, 'signup', 'u' || i, "
+           "date_trunc('minute', now() - interval '2 hours') + i * interval '1 second', now(), "
+           "'{\"plan\": \"pro\"}' FROM generate_series(1, 12) i" % tenant["tenantId"])
+    bpath = "/analytics/rules/{id}/backtest"
+    rng = "from=%s&to=%s" % (
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3 * 3600)),
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600)))
+    b, _ = call("backtest", "POST", "/analytics/rules/%s/backtest?%s" % (rid, rng), None, rd,
+                expect=200, doc_path=bpath)
+    f.check(isinstance(b, dict) and len(b.get("windows", [])) == 5 and
+            [x.get("status") for x in b.get("summaries", [])] == ["firing", "resolved"],
+            "backtest: %.400r" % (b,))
+    call("backtest of version 1", "POST", "/analytics/rules/%s/backtest?version=1" % rid, None,
+         rd, expect=200, doc_path=bpath)
+    call("backtest: unknown rule", "POST", "/analytics/rules/%s/backtest" % (rid[:-4] + "ffff"),
+         None, rd, expect=404, code="not_found", doc_path=bpath)
+    call("backtest: bad from", "POST", "/analytics/rules/%s/backtest?from=x" % rid, None, rd,
+         expect=400, code="invalid_parameter", field="from", doc_path=bpath)
+    call("backtest: no token", "POST", "/analytics/rules/%s/backtest" % rid, None, {},
+         expect=401, code="missing_credentials", doc_path=bpath)
+    call("backtest: events:write only", "POST", "/analytics/rules/%s/backtest" % rid, None,
+         {"Authorization": "Bearer " + w_tok}, expect=403, code="insufficient_scope",
+         doc_path=bpath)
     call("delete: events:read only", "DELETE", "/analytics/rules/" + rid, None, rd, expect=403,
          code="insufficient_scope", doc_path=one)
     call("delete", "DELETE", "/analytics/rules/" + rid, None, an, expect=204, doc_path=one)
@@ -1621,6 +1647,11 @@ def exercise_outages(ck, sb, url, wk, b_tok, both, has_query):
             ck.check("PostgreSQL down: analytics", "analytics", "GET", path,
                      request("GET", url(None, path, pa["analytics"]), None,
                              {"Authorization": "Bearer " + b_tok}), expect=503)
+        ck.check("PostgreSQL down: analytics", "analytics", "POST",
+                 "/analytics/rules/{id}/backtest",
+                 request("POST", url(None, "/analytics/rules/01a23718-33aa-7199-9beb-"
+                                     "d5fdddba4619/backtest", pa["analytics"]), None,
+                         {"Authorization": "Bearer " + b_tok}), expect=503)
 
     # B: a collector whose Kafka broker is not there
     pb = eotest.free_port()

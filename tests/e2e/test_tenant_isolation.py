@@ -33,8 +33,9 @@ Redis carry the tenant.
 
 Analytics endpoints (issue 12, the analytics role): each tenant has a rule with a summary event
 and a window result (written in SQL) before the matrix. Every operation naming the victim's
-rule (GET, GET ?version=1, PUT, DELETE, its windows) is 404 with the attacker's token, or 400
-when the spoof puts the tenant in the request; the rule list and the summaries (all, and of the
+rule (GET, GET ?version=1, PUT, DELETE, its windows, its backtest) is 404 with the attacker's
+token, or 400 when the spoof puts the tenant in the request (a backtest takes no body: a spoof
+in one is ignored, and the answer is still 404); the rule list and the summaries (all, and of the
 victim's rule) hold none of the victim's rules or summaries; a rule the attacker creates is
 stored under the attacker (400 unknown_field when the spoof puts a tenant member in the rule);
 write keys get 401. Afterwards each victim's rule is still at version 1, not deleted.
@@ -160,6 +161,8 @@ ANALYTICS = [
     ("PUT /analytics/rules/{victim's}", "PUT", "/analytics/rules/VRULE", "gone"),
     ("DELETE /analytics/rules/{victim's}", "DELETE", "/analytics/rules/VRULE", "gone"),
     ("GET /analytics/rules/{victim's}/windows", "GET", "/analytics/rules/VRULE/windows", "gone"),
+    ("POST /analytics/rules/{victim's}/backtest", "POST", "/analytics/rules/VRULE/backtest",
+     "gone"),
     ("GET /analytics/summaries", "GET", "/analytics/summaries", "summaries"),
     ("GET /analytics/summaries?ruleId={victim's}", "GET", "/analytics/summaries?ruleId=VRULE",
      "summaries"),
