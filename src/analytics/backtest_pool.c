@@ -30,6 +30,13 @@ typedef struct {
     int running;
 } tenant_slot_t;
 
+/* One worker thread. */
+typedef struct {
+    struct eo_backtest_pool *pool;
+    pthread_t thread;
+    PGcancel *cancel; /* while it reads: cancels its statement on stop (under the pool's lock) */
+} worker_t;
+
 struct eo_backtest_pool {
     const eo_config_t *cfg;
     pthread_mutex_t lock;   /* guards everything below but the threads and metrics */
@@ -40,8 +47,9 @@ struct eo_backtest_pool {
     size_t qhead, qlen;
     bool stopping;
     atomic_bool abort; /* set once stopping: running backtests end at their next fetch */
-    pthread_t *threads;
-    size_t nthreads;
+    worker_t *workers;
+    size_t nthreads; /* workers started */
+    size_t slots;    /* backtests at once: as many as workers */
     eo_tconn_t conn; /* one PostgreSQL connection per worker */
     bool conn_made;
     char retry_after[24];
@@ -84,7 +92,7 @@ int eo_backtest_pool_acquire(eo_backtest_pool_t *p, const char *tenant_id)
     int r = EO_ELIMIT;
     pthread_mutex_lock(&p->lock);
     tenant_slot_t *mine = NULL, *free_slot = NULL;
-    for (size_t i = 0; i < p->nthreads; i++) {
+    for (size_t i = 0; i < p->slots; i++) {
         tenant_slot_t *t = &p->tenants[i];
         if (t->running && !strcmp(t->tenant_id, tenant_id))
             mine = t;
@@ -93,7 +101,7 @@ int eo_backtest_pool_acquire(eo_backtest_pool_t *p, const char *tenant_id)
     }
     if (p->stopping) {
         r = EO_EUNAVAIL;
-    } else if (p->running < (int)p->nthreads &&
+    } else if (p->running < (int)p->slots &&
                (!mine || mine->running < p->cfg->analytics_backtest_max_concurrent_per_tenant)) {
         if (!mine) { /* a free entry exists: fewer tenants than running backtests */
             mine = free_slot;
@@ -113,7 +121,7 @@ int eo_backtest_pool_acquire(eo_backtest_pool_t *p, const char *tenant_id)
 void eo_backtest_pool_release(eo_backtest_pool_t *p, const char *tenant_id)
 {
     pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i < p->nthreads; i++) {
+    for (size_t i = 0; i < p->slots; i++) {
         tenant_slot_t *t = &p->tenants[i];
         if (t->running && !strcmp(t->tenant_id, tenant_id)) {
             t->running--;
@@ -184,10 +192,21 @@ static int feed_rows(eo_backtest_t *bt, const char *tenant_id, const PGresult *r
 
 /* Reads the job's events into bt within the deadline (see backtest_pool.h). Returns 0,
  * EO_ETIMEOUT, EO_EUNAVAIL when stopping, or a database error with err. */
-static int read_events(eo_backtest_pool_t *p, PGconn *conn, const eo_backtest_job_t *job,
-                       eo_backtest_t *bt, int64_t deadline, int64_t *skipped, char *err,
-                       size_t errlen)
+/* Sets (or with NULL clears and frees) the worker's cancel handle. */
+static void set_cancel(worker_t *w, PGcancel *c)
 {
+    pthread_mutex_lock(&w->pool->lock);
+    PGcancel *old = w->cancel;
+    w->cancel = c;
+    pthread_mutex_unlock(&w->pool->lock);
+    if (old)
+        PQfreeCancel(old);
+}
+
+static int read_events(worker_t *w, PGconn *conn, const eo_backtest_job_t *job, eo_backtest_t *bt,
+                       int64_t deadline, int64_t *skipped, char *err, size_t errlen)
+{
+    eo_backtest_pool_t *p = w->pool;
     int64_t from_us, to_us;
     eo_backtest_read_range(bt, &from_us, &to_us);
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX];
@@ -195,7 +214,8 @@ static int read_events(eo_backtest_pool_t *p, PGconn *conn, const eo_backtest_jo
     to[eo_rfc3339_format(to_us, to)] = '\0';
     const char *type = eo_backtest_event_type(bt);
     const char *params[] = {job->tenant_id, from, to, strcmp(type, "*") ? type : NULL};
-    int r = eo_pg_exec(conn, "BEGIN READ ONLY", err, errlen);
+    set_cancel(w, PQgetCancel(conn)); /* NULL when out of memory: then not cancellable */
+    int r = atomic_load(&p->abort) ? EO_EUNAVAIL : eo_pg_exec(conn, "BEGIN READ ONLY", err, errlen);
     PGresult *res = NULL;
     if (r == 0)
         r = query(conn,
@@ -231,6 +251,7 @@ static int read_events(eo_backtest_pool_t *p, PGconn *conn, const eo_backtest_jo
             r = feed_rows(bt, job->tenant_id, res, &done, skipped);
         PQclear(res);
     }
+    set_cancel(w, NULL);
     char ignored[128];
     if (PQstatus(conn) == CONNECTION_OK) /* read only: nothing to commit */
         eo_ignore(eo_pg_exec(conn, "ROLLBACK", ignored, sizeof ignored));
@@ -281,8 +302,9 @@ static void job_free(eo_backtest_job_t *job)
 
 /* Runs one job and answers its request; gives its slot back before answering (a client that
  * sends the next backtest on the answer finds its slot free). */
-static void run_job(eo_backtest_pool_t *p, eo_backtest_job_t *job)
+static void run_job(worker_t *w, eo_backtest_job_t *job)
 {
+    eo_backtest_pool_t *p = w->pool;
     const eo_config_t *cfg = p->cfg;
     int64_t started = eo_clock_mono_us();
     int64_t deadline = started + cfg->analytics_backtest_timeout_ms * 1000;
@@ -307,7 +329,7 @@ static void run_job(eo_backtest_pool_t *p, eo_backtest_job_t *job)
     if (r == 0 && !(conn = eo_tconn_get(&p->conn, err, sizeof err)))
         r = EO_EUNAVAIL;
     if (r == 0) {
-        r = read_events(p, conn, job, bt, deadline, &skipped, err, sizeof err);
+        r = read_events(w, conn, job, bt, deadline, &skipped, err, sizeof err);
         eo_tconn_check(&p->conn);
     }
     while (r == 0) { /* closing ticks, within the deadline */
@@ -337,7 +359,7 @@ static void run_job(eo_backtest_pool_t *p, eo_backtest_job_t *job)
         eo_counter_add(p->outcomes[res.truncated ? OUT_TRUNCATED : OUT_COMPLETED], 1);
         log_done(job, &res, (eo_clock_mono_us() - started) / 1000, skipped);
     } else {
-        answer_error(p, job->req, r, stopping && r == EO_EUNAVAIL);
+        answer_error(p, job->req, r, stopping); /* a cancelled statement too */
         eo_counter_add(p->outcomes[OUT_FAILED], 1);
         eo_log_warn("rule backtest failed", "tenant_id", job->tenant_id, "rule_id",
                     job->rule.rule_id, "error", err[0] ? err : eo_strerror(r), NULL);
@@ -350,7 +372,8 @@ static void run_job(eo_backtest_pool_t *p, eo_backtest_job_t *job)
 static void *worker_main(void *arg)
 {
     eo_log_thread_role("analytics");
-    eo_backtest_pool_t *p = arg;
+    worker_t *w = arg;
+    eo_backtest_pool_t *p = w->pool;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->stopping && p->qlen == 0)
@@ -358,10 +381,10 @@ static void *worker_main(void *arg)
         if (p->qlen == 0) /* stopping, and nothing left to answer */
             break;
         eo_backtest_job_t *job = p->queue[p->qhead];
-        p->qhead = (p->qhead + 1) % p->nthreads;
+        p->qhead = (p->qhead + 1) % p->slots;
         p->qlen--;
         pthread_mutex_unlock(&p->lock);
-        run_job(p, job);
+        run_job(w, job);
         pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
@@ -374,7 +397,7 @@ void eo_backtest_pool_submit(eo_backtest_pool_t *p, eo_backtest_job_t *job)
     bool stopping = p->stopping; /* the workers may be gone: answered here */
     if (!stopping) {
         /* a job holds a slot, and there are as many queue entries as slots: it always fits */
-        p->queue[(p->qhead + p->qlen) % p->nthreads] = job;
+        p->queue[(p->qhead + p->qlen) % p->slots] = job;
         p->qlen++;
         pthread_cond_signal(&p->wake);
     }
@@ -409,14 +432,18 @@ int eo_backtest_pool_new(const eo_config_t *cfg, eo_metrics_t *m, eo_backtest_po
     int r = EO_ENOMEM;
     if (!(p->tenants = calloc(n, sizeof *p->tenants)) ||
         !(p->queue = calloc(n, sizeof *p->queue)) ||
-        !(p->threads = calloc(n, sizeof *p->threads)) || eo_tconn_init(&p->conn, &ops) < 0)
+        !(p->workers = calloc(n, sizeof *p->workers)) || eo_tconn_init(&p->conn, &ops) < 0)
         goto fail;
     p->conn_made = true;
-    for (; p->nthreads < n; p->nthreads++)
-        if (pthread_create(&p->threads[p->nthreads], NULL, worker_main, p) != 0) {
+    p->slots = n;
+    for (; p->nthreads < n; p->nthreads++) {
+        worker_t *w = &p->workers[p->nthreads];
+        w->pool = p;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             r = EO_EIO;
             goto fail;
         }
+    }
     *out = p;
     return 0;
 fail:
@@ -433,11 +460,16 @@ void eo_backtest_pool_stop(eo_backtest_pool_t *p)
     p->stopping = true;
     atomic_store(&p->abort, true);
     pthread_cond_broadcast(&p->wake);
+    for (size_t i = 0; i < p->nthreads; i++) { /* a statement in flight ends now */
+        char ignored[256];
+        if (p->workers[i].cancel && !PQcancel(p->workers[i].cancel, ignored, sizeof ignored))
+            eo_log_warn("backtest: cannot cancel a statement", "error", ignored, NULL);
+    }
     pthread_mutex_unlock(&p->lock);
     if (joined)
         return;
     for (size_t i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
+        pthread_join(p->workers[i].thread, NULL);
 }
 
 void eo_backtest_pool_free(eo_backtest_pool_t *p)
@@ -447,7 +479,7 @@ void eo_backtest_pool_free(eo_backtest_pool_t *p)
     eo_backtest_pool_stop(p);
     if (p->conn_made)
         eo_tconn_done(&p->conn);
-    free(p->threads);
+    free(p->workers);
     free(p->queue);
     free(p->tenants);
     pthread_cond_destroy(&p->wake);

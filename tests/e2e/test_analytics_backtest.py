@@ -43,8 +43,11 @@ engine sees them too.
      compared here: the engine steps a rule's condition with a window's first final result,
      and a late part of the same batch only makes a new revision.
   e. metrics: eventops_analytics_backtests_total{outcome} counts completed, truncated, busy and
-     failed backtests. The roles stop with exit 0 on SIGTERM, and no sanitizer report is in a
-     log.
+     failed backtests.
+  f. shutdown: SIGTERM while a backtest waits for the locked events table: after the drain
+     (EVENTOPS_SHUTDOWN_TIMEOUT_MS=2000 for the analytics role) its statement is cancelled and
+     it answers 503 shutting_down; the role exits 0 well before the backtest timeout would have
+     ended it. The roles stop with exit 0 on SIGTERM, and no sanitizer report is in a log.
 
 Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exit 0 = pass.
 """
@@ -608,6 +611,16 @@ def wait_rules_loaded(an, n, timeout=30):
     eotest.wait_until(loaded, timeout, what="the engine loads %d rules" % n)
 
 
+def diff(got, want):
+    """The first differences of two {(group, start): (value, count)}: (key, got, want)."""
+    out = []
+    for x in sorted(set(got) | set(want)):
+        a, b = got.get(x), want.get(x)
+        if a is None or b is None or not close(a[0], b[0]) or a[1] != b[1]:
+            out.append((x[0], rfc(x[1]), a, b))
+    return out[:5]
+
+
 def part_d(f, sb, an, tl, l_api, live_rules):
     rnd = random.Random(20260412)
     lbase = (int(time.time()) // 60 - 125) * MIN
@@ -667,8 +680,9 @@ def part_d(f, sb, an, tl, l_api, live_rules):
             eotest.wait_until(complete, 90, interval=0.5,
                               what="the engine's %s windows for L" % k)
         except Exception:  # noqa: BLE001
+            have = final_windows()
             f.fail("L: the engine's %s windows never matched the recomputation: %s" %
-                   (k, sorted(final_windows().items())[:3]))
+                   (k, diff(have, want[k])))
         live = final_windows()
         body = expect(f, "L: backtest " + k, l_api.backtest(ids[k], frm, to), 200)
         if not body:
@@ -680,8 +694,7 @@ def part_d(f, sb, an, tl, l_api, live_rules):
                                                                     2 * MIN) <= to}
         f.check(bt.keys() == lv.keys() and all(close(bt[x][0], lv[x][0]) and
                                                bt[x][1] == lv[x][1] for x in bt),
-                "L: backtest %s differs from the live engine: backtest %s, live %s" %
-                (k, sorted(bt.items())[:4], sorted(lv.items())[:4]))
+                "L: backtest %s differs from the live engine: %s" % (k, diff(bt, lv)))
     log("d. the live engine: %d events through the collector; backtest windows == engine "
         "windows == recomputation" % len(evs))
 
@@ -713,6 +726,26 @@ def part_e(f, sb):
     log("e. metrics")
 
 
+def part_f(f, sb, an, a, rid):
+    lock = TableLock(sb.dsn)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        held = pool.submit(a.backtest, rid)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        code = an.stop(timeout=60)
+        took = time.monotonic() - t0
+        f.check(code == 0, "analytics exited with %s after SIGTERM during a backtest" % code)
+        f.check(took < TIMEOUT_MS / 1000, "analytics took %.1f s to stop during a backtest" %
+                took)
+        expect(f, "a backtest in flight at shutdown", held.result(timeout=30), 503,
+               "shutting_down")
+    finally:
+        lock.release()
+        pool.shutdown()
+    log("f. shutdown during a backtest: 503 shutting_down, exit 0 in %.1f s" % took)
+
+
 def main():
     extra = {"EVENTOPS_ANALYTICS_BACKTEST_MAX_EVENTS": str(MAX_EVENTS),
              "EVENTOPS_ANALYTICS_BACKTEST_MAX_RESULTS": str(MAX_RESULTS),
@@ -730,7 +763,8 @@ def main():
         both = ["events:read", "analytics:write"]
         clients = {x: sb.create_client(tenants[x]["tenantId"], both) for x in "abctl"}
         wo_client = sb.create_client(tenants["a"]["tenantId"], ["analytics:write"], name="wo")
-        auth, coll, proc, an = sb.auth(), sb.collector(), sb.processor(), sb.analytics()
+        auth, coll, proc = sb.auth(), sb.collector(), sb.processor()
+        an = sb.analytics(extra_env={"EVENTOPS_SHUTDOWN_TIMEOUT_MS": "2000"})
         roles = (auth, coll, proc, an)
         for r in roles:
             r.start()
@@ -746,14 +780,15 @@ def main():
         insert_events(sb, tenants["a"]["tenantId"], evs)
 
         ids = part_a(f, sb, apis["a"], tenants["a"], evs, base)
-        part_b(f, sb, apis["a"], apis["b"], apis["c"], wo, tenants["t"], apis["t"])
+        busy = part_b(f, sb, apis["a"], apis["b"], apis["c"], wo, tenants["t"], apis["t"])
         part_c(f, sb, apis["a"], apis["b"], ids, base)
         live_rules = int(sb.scalar("SELECT count(*) FROM analytics_rules_current "
                                    "WHERE NOT deleted"))
         part_d(f, sb, an, tenants["l"], apis["l"], live_rules)
         part_e(f, sb)
+        part_f(f, sb, an, apis["a"], busy)
 
-        for r in (an, proc, coll):
+        for r in (proc, coll):
             code = r.stop(timeout=60)
             f.check(code == 0, "%s exited with %s after SIGTERM" % (r.name, code))
         sb.check_clean_end(running=[auth])
