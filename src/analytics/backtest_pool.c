@@ -190,8 +190,6 @@ static int feed_rows(eo_backtest_t *bt, const char *tenant_id, const PGresult *r
     return 0;
 }
 
-/* Reads the job's events into bt within the deadline (see backtest_pool.h). Returns 0,
- * EO_ETIMEOUT, EO_EUNAVAIL when stopping, or a database error with err. */
 /* Sets (or with NULL clears and frees) the worker's cancel handle. */
 static void set_cancel(worker_t *w, PGcancel *c)
 {
@@ -203,6 +201,10 @@ static void set_cancel(worker_t *w, PGcancel *c)
         PQfreeCancel(old);
 }
 
+/* Reads the job's events into bt within the deadline (see backtest_pool.h); stop cancels the
+ * statement in flight. Returns 0, EO_ETIMEOUT (also for a cancelled statement: the caller
+ * tells the two apart by the pool's abort flag), EO_EUNAVAIL when stopping, or a database
+ * error with err. */
 static int read_events(worker_t *w, PGconn *conn, const eo_backtest_job_t *job, eo_backtest_t *bt,
                        int64_t deadline, int64_t *skipped, char *err, size_t errlen)
 {
@@ -271,8 +273,10 @@ static void answer_error(eo_backtest_pool_t *p, eo_http_req_t *req, int r, bool 
                               "the backtest took longer than the configured limit "
                               "(EVENTOPS_ANALYTICS_BACKTEST_TIMEOUT_MS); narrow the range",
                               NULL, h);
-    else if (r == EO_ENOMEM)
-        eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, h);
+    else if (r == EO_ENOMEM || r == EO_ELIMIT) /* EO_ELIMIT: the answer's buffer is full */
+        eo_http_respond_error(req, 503, "overloaded",
+                              "out of memory for the backtest or its answer; narrow the range",
+                              NULL, h);
     else
         eo_http_respond_error(req, 503, "database_unavailable",
                               "the database could not answer; retry later", NULL, h);

@@ -16,9 +16,10 @@
  * backtest under it as a deadline, checked between fetches and closing ticks (503
  * query_timeout past it).
  *
- * Stopping (eo_backtest_pool_stop, after the HTTP server drained): a running backtest ends at
- * its next fetch, and every job still queued is answered, with 503 shutting_down; the workers
- * are joined, so no request stays suspended here.
+ * Stopping (eo_backtest_pool_stop, after the HTTP server drained): the statement a running
+ * backtest waits for is cancelled (PQcancel) and it ends, and every job still queued is
+ * answered, with 503 shutting_down; the workers are joined, so no request stays suspended
+ * here.
  *
  * Threads: the slots and the queue behind `lock` (backtest_pool.c); each worker owns its
  * backtest and its PostgreSQL connection (core/tconn.h). */
