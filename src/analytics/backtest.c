@@ -46,6 +46,7 @@ struct eo_backtest {
     bool stopped, truncated, full, closing;
     int64_t cut_us; /* truncated by a limit: the first event not fed */
     int64_t close_wall_us, close_ticks;
+    int64_t ticks;
     bt_list_t wins, sums;
     eo_hmap_t win_index; /* "<groupKey>\n<start>" -> index in wins + 1 */
     uint64_t seq;
@@ -213,17 +214,22 @@ done:
 }
 
 /* One engine tick at simulated time wall; keeps the window results and summaries in range and
- * drops the rest (late events, changelog). *produced: whether the tick emitted anything. */
-static int bt_tick(eo_backtest_t *bt, int64_t wall, int64_t mono, bool *produced)
+ * drops the rest (late events; the changelog of a checkpoint every EO_BACKTEST_CHECKPOINT_TICKS
+ * ticks, which only frees what the engine keeps for its next checkpoint). *changed: whether the
+ * tick changed the state or emitted anything. */
+static int bt_tick(eo_backtest_t *bt, int64_t wall, int64_t mono, bool *changed)
 {
     int r = eo_engine_tick(bt->engine, mono, wall);
+    bool c = eo_engine_changed(bt->engine);
+    if (r == 0 && ++bt->ticks % EO_BACKTEST_CHECKPOINT_TICKS == 0)
+        r = eo_engine_checkpoint(bt->engine);
     size_t n;
     const eo_out_t *outs = eo_engine_outputs(bt->engine, &n);
     for (size_t i = 0; r == 0 && i < n; i++)
         if (outs[i].kind == EO_OUT_WINDOW || outs[i].kind == EO_OUT_SUMMARY)
             r = keep(bt, &outs[i]);
-    if (produced)
-        *produced = n > 0;
+    if (changed)
+        *changed = c || n > 0;
     eo_engine_outputs_clear(bt->engine);
     bt->last_tick_us = wall;
     bt->since_tick = 0;
@@ -275,11 +281,11 @@ int eo_backtest_close(eo_backtest_t *bt)
         bt->close_wall_us =
             BT_TIME_MAX - end > grace + bt->close_us ? end + grace + bt->close_us : BT_TIME_MAX;
     }
-    bool produced = false;
-    int r = bt_tick(bt, bt->close_wall_us, mono_of(bt, bt->close_wall_us), &produced);
+    bool changed = false;
+    int r = bt_tick(bt, bt->close_wall_us, mono_of(bt, bt->close_wall_us), &changed);
     if (r < 0)
         return r;
-    return produced && ++bt->close_ticks < EO_BACKTEST_MAX_CLOSE_TICKS ? 1 : 0;
+    return changed && ++bt->close_ticks < EO_BACKTEST_MAX_CLOSE_TICKS ? 1 : 0;
 }
 
 /* ---- the answer ---- */

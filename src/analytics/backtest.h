@@ -6,16 +6,18 @@
  *
  * The simulation: one partition, watermark bound 0, so the watermark is the newest event time
  * seen at the last tick and no stored event is ever late (they come in time order). Simulated
- * time is event time: a tick's now_wall is the newest event fed, and now_mono runs with it, so
- * that "changes" updates are paced by EVENTOPS_ANALYTICS_CHANGES_INTERVAL_MS of event time.
+ * time is event time: a tick's now_wall is the newest event fed (the engine paces "changes"
+ * updates by EVENTOPS_ANALYTICS_CHANGES_INTERVAL_MS of it), and now_mono runs with it.
  * Rules whose answer depends on when ticks happen ("emit":"changes", or an early condition) are
  * ticked every tick_us of event time, as the live engine ticks every EVENTOPS_ANALYTICS_TICK_MS;
  * the others every EO_BACKTEST_TICK_EVENTS events, which changes no result. A tick is taken only
  * before an event later than every event fed, so a tick never splits events of one time. At the
  * end (eo_backtest_close) every partition is idle and the watermark follows now_wall past
- * end + grace + size, so every window that ends by the end closes.
+ * end + grace + size, so every window that ends by the end closes. The engine's checkpoints
+ * (every EO_BACKTEST_CHECKPOINT_TICKS ticks) are taken only to free what it keeps for the
+ * changelog; their records are dropped with the late events.
  *
- * The engine starts without state `lead` before from (eo_backtest_read_from): the window's size
+ * The engine starts without state `lead` before from (eo_backtest_read_range): the window's size
  * (the session gap), for rolling_* the buckets before it and for ewma span windows, and the
  * condition's longest duration (for, keepFiringFor, cooldown; at most the range limit), so the
  * windows starting at from are whole and the condition's state at from is what history made it.
@@ -43,6 +45,7 @@
 
 #define EO_BACKTEST_TICK_EVENTS 1000 /* events between ticks of a rule without changes/early */
 #define EO_BACKTEST_MAX_CLOSE_TICKS 100000 /* ticks eo_backtest_close takes at most */
+#define EO_BACKTEST_CHECKPOINT_TICKS 16    /* ticks between checkpoints (their changelog dropped) */
 
 typedef struct {
     int64_t from_us, to_us; /* the range asked, from < to */

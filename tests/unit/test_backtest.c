@@ -3,9 +3,9 @@
  * (tumbling count with a condition, grouped; hopping mean; unique users; sessions; sliding
  * "N within T" summaries), the lead-in (windows and sessions that began before from are left
  * out, whole windows from from on), emit "changes" (the latest revision of each window), a
- * disabled rule, both limits (events: reached is the first event not fed; results: those ending
- * before the first left out) and the refusals. backtest.c and the engine are pure: both are
- * included here (as test_engine does). */
+ * disabled rule, closing past many empty windows, both limits (events: reached is the first event
+ * not fed; results: those ending before the first left out) and the refusals. backtest.c and the
+ * engine are pure: both are included here (as test_engine does). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -559,6 +559,45 @@ static void lead_in_condition(void **state)
     eo_backtest_free(bt);
 }
 
+/* A "< 1" condition steps every empty window: six hours of 1 s windows are far more than the
+ * engine steps in one tick, and closing ticks until nothing changes reaches the last. */
+static void close_steps_empty_windows(void **state)
+{
+    (void)state;
+    nev = 0;
+    static const int64_t at[] = {0, 6 * 60 * MIN - 10 * SEC};
+    for (size_t i = 0; i < 2; i++) {
+        ev_t *e = &evs[nev++];
+        memset(e, 0, sizeof *e);
+        e->t = T0 + at[i];
+        e->type = "signup";
+        snprintf(e->user, sizeof e->user, "u1");
+        e->plan = "pro";
+    }
+    eo_engine_rule_t r = make_rule(EO_WIN_TUMBLING, SEC, SEC, EO_AGG_COUNT);
+    set_condition(&r, EO_CMP_LT, 1);
+    eo_backtest_options_t o = options(T0, T0 + 6 * 60 * MIN);
+    eo_backtest_t *bt;
+    assert_int_equal(eo_backtest_new(&o, &r, &bt), 0);
+    json_t *ans = run(bt, NULL);
+    json_t *sums = list(ans, "summaries");
+    assert_int_equal(json_array_size(sums), 3);
+    static const struct {
+        const char *status;
+        int64_t start;
+    } want[] = {{"firing", T0 + SEC},
+                {"resolved", T0 + 6 * 60 * MIN - 10 * SEC},
+                {"firing", T0 + 6 * 60 * MIN - 9 * SEC}};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *x = json_array_get(sums, i);
+        assert_string_equal(json_string_value(json_object_get(x, "status")), want[i].status);
+        assert_true(time_of(x, "start") == want[i].start);
+    }
+    assert_int_equal(json_array_size(list(ans, "windows")), 2);
+    json_decref(ans);
+    eo_backtest_free(bt);
+}
+
 /* ---- limits ---- */
 
 /* max_events: stops before the first event past it; reached is that event's time and the
@@ -691,6 +730,7 @@ int main(void)
         cmocka_unit_test(sliding_summaries),
         cmocka_unit_test(changes_latest_revision_and_disabled),
         cmocka_unit_test(lead_in_condition),
+        cmocka_unit_test(close_steps_empty_windows),
         cmocka_unit_test(truncated_by_events),
         cmocka_unit_test(truncated_by_results),
         cmocka_unit_test(refusals),
