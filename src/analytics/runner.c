@@ -669,7 +669,7 @@ static void tick(eo_analytics_runner_t *rn)
     int64_t wall = eo_clock_now_us();
     /* a partition not assigned here or with a backlog holds the watermark: its records are
      * not late for having been read later */
-    eo_kafka_consumer_caught_up(kc, rn->caught_up, rn->partitions);
+    eo_kafka_consumer_caught_up(kc, rn->tick_off, rn->caught_up, rn->partitions);
     for (size_t p = 0; p < rn->partitions; p++)
         eo_engine_hold(rn->engine, p, !rn->caught_up[p]);
     if (r == 0 && !eo_kafka_consumer_batch_lost(kc) && !eo_kafka_consumer_failed(kc) &&

@@ -173,7 +173,7 @@ void eo_kafka_consumer_serve_paused(eo_kafka_consumer_t *kc, int64_t ms)
     kc->paused = false;
 }
 
-void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, bool *out, size_t n)
+void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, const int64_t *next, bool *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = false;
@@ -189,8 +189,11 @@ void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, bool *out, size_t n)
                                                &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
                 high < 0)
                 continue;
-            /* nothing fetched yet: the position is invalid; an empty partition is caught up */
-            out[tp->partition] = tp->offset >= 0 ? tp->offset >= high : high == low;
+            int64_t pos = tp->offset;
+            if (next && next[tp->partition] > pos)
+                pos = next[tp->partition];
+            /* nothing read and nothing known: only an empty partition is caught up */
+            out[tp->partition] = pos >= 0 ? pos >= high : high == low;
         }
     }
     rd_kafka_topic_partition_list_destroy(parts);

@@ -111,9 +111,12 @@ void eo_kafka_consumer_batch_end(eo_kafka_consumer_t *kc);
 bool eo_kafka_consumer_batch_lost(const eo_kafka_consumer_t *kc);
 
 /* For each partition p < n of the topic: whether it is assigned to this consumer and read up to
- * the high watermark last reported by the brokers (no broker call). A partition that is not
- * assigned, or not caught up, or whose high watermark is not known yet, is false. */
-void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, bool *out, size_t n);
+ * the high watermark last reported by the brokers (no broker call). The position is the
+ * consumer's, or next[p] when the owner knows better (the offset after the last record it
+ * committed: the consumer has no position before its first record; -1 when unknown). A
+ * partition that is not assigned, or not caught up, or whose high watermark is not known yet,
+ * is false. */
+void eo_kafka_consumer_caught_up(eo_kafka_consumer_t *kc, const int64_t *next, bool *out, size_t n);
 
 /* True when the consumer failed fatally and waits for a rebuild. */
 bool eo_kafka_consumer_failed(const eo_kafka_consumer_t *kc);
