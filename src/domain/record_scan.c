@@ -25,11 +25,13 @@ typedef struct {
     bool esc;
 } span_t;
 
+/* True for '0'..'9'. */
 static bool is_digit(unsigned c)
 {
     return c >= '0' && c <= '9';
 }
 
+/* Skips the whitespace jansson skips (not \v or \f). */
 static void skip_ws(cur_t *c)
 {
     while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
@@ -83,6 +85,30 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* The number of plain bytes (printable ASCII but '"' and '\\') that start the n bytes at p, or
+ * n. Eight bytes at a time on little-endian machines: a byte below 0x80 minus 0x20, or xor'ed
+ * with '"' or '\\' and minus 1, borrows into its high bit exactly when it is not plain; a borrow
+ * carried into a later byte only follows a byte that is not, so the first flagged byte is
+ * exact. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        uint64_t flagged = ((w - ones * 0x20) | (quote - ones) | (backslash - ones) | w) & highs;
+        if (flagged)
+            return i + (size_t)__builtin_ctzll(flagged) / 8;
+    }
+#endif
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
 /* A string at c->p (its opening quote): raw control characters, bad escapes, \u0000, lone or
  * unpaired surrogates and bad UTF-8 are refused. Leaves c after the closing quote. */
 static int scan_string(cur_t *c, span_t *v)
@@ -92,6 +118,7 @@ static int scan_string(cur_t *c, span_t *v)
     v->kind = V_STRING;
     v->s = p;
     for (;;) {
+        p += plain_run(p, (size_t)(end - p));
         if (p >= end)
             return EO_EPARSE;
         unsigned ch = *p;
@@ -99,10 +126,6 @@ static int scan_string(cur_t *c, span_t *v)
             break;
         if (ch < 0x20)
             return EO_EPARSE;
-        if (ch < 0x80 && ch != '\\') {
-            p++;
-            continue;
-        }
         if (ch >= 0x80) {
             size_t n = utf8_seq(p, end);
             if (!n)
@@ -186,6 +209,7 @@ static int scan_number(cur_t *c, span_t *v)
     return 0;
 }
 
+/* The literal word (true, false, null) at c->p. */
 static int scan_word(cur_t *c, const char *word, size_t n, vkind_t kind, span_t *v)
 {
     if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)

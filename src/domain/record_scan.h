@@ -5,10 +5,10 @@
  *
  * What it accepts. The records were written and validated by the collector (eo_record_encode),
  * so the scan trusts their limits, not their bytes: on any input it returns without reading past
- * len, without recursion and in time linear in len (except the rare case below). It checks:
+ * len, without recursion and in time linear in len. It checks:
  *  - the whole input is one JSON object as jansson reads it (RFC 8259 grammar, UTF-8 without
- *    overlongs or surrogates, escapes, no \u0000, leading zeros refused, nesting at most
- *    JSON_PARSER_MAX_DEPTH, only whitespace after it);
+ *    overlongs or surrogates, escapes, no \u0000, leading zeros refused, integers within
+ *    int64, nesting at most JSON_PARSER_MAX_DEPTH, only whitespace after it);
  *  - the rules of eo_record_decode for every field it returns: "v":1 (an integer), "tenantId" a
  *    canonical UUID, "receivedAt" and "event"."timestamp" RFC 3339 strings, "originalTimestamp"
  *    and "sentAt" RFC 3339 or null/absent, "messageId" a string, the eventType aliases
@@ -21,9 +21,9 @@
  * fuzz_record_scan.c checks it). The converse does not hold: the scan does not apply
  * eo_event_limits_t (lengths, depth and key count of properties/context, the timestamp window
  * around receivedAt, the record size), does not look for duplicates among keys it skips or
- * inside values it skips, nor for numbers jansson refuses by magnitude (an integer beyond
- * int64 or a real beyond double) inside values it skips. The collector never writes such
- * records; eo_record_from_scan parses properties/context with jansson and refuses what it does.
+ * inside values it skips, nor for reals beyond double (jansson refuses 1e400). The collector
+ * never writes such records; eo_record_from_scan parses properties/context with jansson and
+ * refuses what it does.
  *
  * The one allocating path: when both "properties" and "metadata" are non-null objects with
  * different bytes, both are parsed with jansson to compare them (the collector never writes

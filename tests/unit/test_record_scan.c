@@ -470,6 +470,69 @@ static void test_refused(void **state)
     free(s);
 }
 
+/* What the scan documents it does not check (record_scan.h): records eo_record_decode refuses
+ * that scan; eo_record_from_scan still refuses properties/context jansson refuses. */
+static void test_not_checked(void **state)
+{
+    (void)state;
+#define EV "'messageId':'m','eventType':'e','userId':'u','timestamp':'2024-01-01T00:00:00Z'"
+    static const struct {
+        const char *text;
+        int from_scan; /* eo_record_from_scan with properties and context */
+    } rows[] = {
+        /* duplicates among keys it skips, and inside values it skips */
+        {HEAD "'x':1,'x':2,'event':{" EV "}}", 0},
+        {HEAD "'event':{" EV ",'x':1,'x':2}}", 0},
+        {HEAD "'event':{" EV ",'properties':{'a':1,'a':2}}}", EO_EPARSE},
+        {HEAD "'event':{" EV ",'context':{'a':{'b':1,'b':1}}}}", EO_EPARSE},
+        /* a real beyond double */
+        {HEAD "'x':1e400,'event':{" EV "}}", 0},
+        {HEAD "'event':{" EV ",'properties':{'a':-1e400}}}", EO_EPARSE},
+        /* a limit: the timestamp window around receivedAt */
+        {HEAD "'event':{'messageId':'m','eventType':'e','userId':'u','timestamp':"
+              "'0001-01-01T00:00:00Z'}}",
+         0},
+    };
+#undef EV
+    eo_event_limits_t lim;
+    eo_event_limits_default(&lim);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t len = strlen(rows[i].text);
+        char *bytes = exact(rows[i].text, len);
+        eo_record_t dec;
+        eo_event_error_t err;
+        assert_int_not_equal(eo_record_decode(bytes, len, &lim, &dec, &err), 0);
+        eo_record_done(&dec);
+        eo_record_scan_t *s = malloc(sizeof *s);
+        assert_non_null(s);
+        assert_int_equal(eo_record_scan(bytes, len, s), 0);
+        eo_record_t rec;
+        assert_int_equal(eo_record_from_scan(s, true, true, &rec), rows[i].from_scan);
+        eo_record_done(&rec);
+        assert_int_equal(eo_record_from_scan(s, false, false, &rec), 0);
+        eo_record_done(&rec);
+        free(s);
+        free(bytes);
+    }
+    /* a limit: an eventType of 5000 bytes, longer than any configuration allows (without
+     * escapes it is not copied into the scratch) */
+    eo_buf_t b;
+    eo_buf_init(&b, 1 << 16);
+    eo_buf_puts(&b, "{\"v\":1,\"tenantId\":\"" TENANT "\",\"receivedAt\":\"2024-01-01T00:00:00Z\","
+                    "\"event\":{\"messageId\":\"m\",\"userId\":\"u\",\"timestamp\":"
+                    "\"2024-01-01T00:00:00Z\",\"eventType\":\"");
+    for (int k = 0; k < 5000; k++)
+        eo_buf_putc(&b, 'e');
+    eo_buf_puts(&b, "\"}}");
+    assert_int_equal(eo_buf_error(&b), 0);
+    eo_record_scan_t *s = malloc(sizeof *s);
+    assert_non_null(s);
+    assert_int_equal(eo_record_scan(b.data, b.len, s), 0);
+    assert_int_equal(s->event_type.len, 5000);
+    free(s);
+    eo_buf_done(&b);
+}
+
 /* Every prefix of a good record is refused, and nothing past len is read (ASan): the bytes
  * after len would complete the record. */
 static void test_prefixes(void **state)
@@ -556,10 +619,10 @@ static void test_scratch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encoded),    cmocka_unit_test(test_accepted),
-        cmocka_unit_test(test_key_orders), cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_prefixes),   cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_scratch),
+        cmocka_unit_test(test_encoded),     cmocka_unit_test(test_accepted),
+        cmocka_unit_test(test_key_orders),  cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_not_checked), cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_depth),       cmocka_unit_test(test_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
