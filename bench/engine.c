@@ -51,16 +51,8 @@ static long rss_kib(void)
 static void rules_read(const eo_engine_rule_t *rules, long n, bool *props, bool *context)
 {
     *props = *context = false;
-    for (long i = 0; i < n; i++) {
-        const eo_rule_t *d = &rules[i].def;
-        for (size_t g = 0; g <= d->ngroup; g++) {
-            const eo_path_t *p = g < d->ngroup ? &d->group_by[g] : &d->property;
-            if (g == d->ngroup && !d->has_property)
-                continue;
-            *props = *props || p->root == EO_PATH_PROPERTIES;
-            *context = *context || p->root == EO_PATH_CONTEXT;
-        }
-    }
+    for (long i = 0; i < n; i++)
+        eo_rule_reads(&rules[i].def, props, context);
 }
 
 int main(int argc, char **argv)

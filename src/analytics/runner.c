@@ -42,6 +42,7 @@
 #include "core/pg.h"
 #include "core/signals.h"
 #include "domain/record.h"
+#include "domain/record_scan.h"
 #include "domain/rule.h"
 #include "stream/kafka_consumer.h"
 #include "stream/kafka_lag.h"
@@ -56,7 +57,9 @@ struct eo_analytics_runner {
     eo_kafka_consumer_t *kc;
     eo_kafka_lag_t *lag;
     eo_analytics_sink_t *sink;
-    eo_zones_t *zones; /* the role's (borrowed) */
+    eo_zones_t *zones;                  /* the role's (borrowed) */
+    eo_record_scan_t *scan;             /* the scanner's state (16 KiB: not on the stack) */
+    bool want_properties, want_context; /* some rule reads a path into them */
     PGconn *pg;
     pthread_t thread;
     bool started;
@@ -153,6 +156,9 @@ static int load_rules(eo_analytics_runner_t *rn)
         return r;
     }
     free(rn->rules);
+    rn->want_properties = rn->want_context = false;
+    for (size_t i = 0; i < k; i++)
+        eo_rule_reads(&rules[i].def, &rn->want_properties, &rn->want_context);
     rn->force_checkpoint = true; /* a replay never crosses a change of the rules */
     rn->rules = rules;
     rn->nrules = k;
@@ -334,15 +340,24 @@ static int cmp_logged(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Gives one record of the events topic to the engine (a replay). */
+/* Gives one record of the events topic to the engine. The record was written by the collector
+ * (validated), so the scanner reads the fields the engine needs without building a tree
+ * (domain/record_scan.h); properties and context are parsed only when a rule reads them. A
+ * record it cannot read is counted (the processor dead-letters it). */
 static int feed(eo_analytics_runner_t *rn, const rd_kafka_message_t *m)
 {
     eo_record_t rec;
-    eo_event_error_t why;
-    int r = 0;
-    if (eo_record_decode(m->payload, m->len, &rn->lim, &rec, &why) == 0)
-        r = eo_engine_event(rn->engine, (size_t)m->partition, &rec, m->payload, m->len, m->key,
-                            m->key_len, eo_clock_mono_us());
+    int r = eo_record_scan(m->payload, m->len, rn->scan);
+    if (r == 0)
+        r = eo_record_from_scan(rn->scan, rn->want_properties, rn->want_context, &rec);
+    if (r == EO_ENOMEM)
+        return r;
+    if (r < 0) {
+        eo_counter_add(rn->undecodable, 1);
+        return 0;
+    }
+    r = eo_engine_event(rn->engine, (size_t)m->partition, &rec, m->payload, m->len, m->key,
+                        m->key_len, eo_clock_mono_us());
     eo_record_done(&rec);
     return r;
 }
@@ -868,6 +883,7 @@ static void destroy(eo_analytics_runner_t *rn)
     free(rn->next_off);
     free(rn->tick_off);
     free(rn->caught_up);
+    free(rn->scan);
     free(rn);
 }
 
@@ -907,7 +923,8 @@ int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_zones_
     rn->next_off = malloc(rn->partitions * sizeof *rn->next_off);
     rn->tick_off = malloc(rn->partitions * sizeof *rn->tick_off);
     rn->caught_up = calloc(rn->partitions, sizeof *rn->caught_up);
-    if (!rn->next_off || !rn->tick_off || !rn->caught_up) {
+    rn->scan = malloc(sizeof *rn->scan);
+    if (!rn->next_off || !rn->tick_off || !rn->caught_up || !rn->scan) {
         snprintf(err, errlen, "out of memory");
         r = EO_ENOMEM;
         goto fail;

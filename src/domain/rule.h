@@ -183,6 +183,10 @@ bool eo_rule_path_text(const eo_path_t *path, const eo_event_t *ev, char *out, s
  * number (a string "12" is not), not finite, or the path is not into properties/context. */
 bool eo_rule_path_number(const eo_path_t *path, const eo_event_t *ev, double *out);
 
+/* Sets *properties / *context when the rule reads a path into an event's properties / context
+ * (groupBy or aggregate.property); leaves them alone otherwise (OR over several rules). */
+void eo_rule_reads(const eo_rule_t *rule, bool *properties, bool *context);
+
 /* True when the rule's condition holds for value. */
 bool eo_condition_holds(const eo_condition_t *c, double value);
 

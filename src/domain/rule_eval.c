@@ -246,3 +246,14 @@ int eo_summary_event_id(const char *tenant_id, const char *rule_id, int64_t vers
     out[o] = '\0';
     return 0;
 }
+
+void eo_rule_reads(const eo_rule_t *rule, bool *properties, bool *context)
+{
+    for (size_t g = 0; g <= rule->ngroup; g++) {
+        const eo_path_t *p = g < rule->ngroup ? &rule->group_by[g] : &rule->property;
+        if (g == rule->ngroup && !rule->has_property)
+            continue;
+        *properties = *properties || p->root == EO_PATH_PROPERTIES;
+        *context = *context || p->root == EO_PATH_CONTEXT;
+    }
+}
