@@ -1,8 +1,10 @@
 /* libmicrohttpd wrapper (see http.h).
  *
- * Threads: MHD pool threads run access_handler() and request_completed(). A request's answer
- * may come from any thread; req->lock orders it with the suspension done by the MHD thread.
- * srv->active counts requests in flight (atomic) for draining on shutdown. */
+ * Threads: MHD pool threads run access_handler(), stream_reader() and request_completed(). A
+ * request's answer may come from any thread; req->lock orders it with the suspension done by
+ * the MHD thread, and so a stream's wake with its parking. srv->active counts requests in
+ * flight (atomic) for draining on shutdown; srv->streams lists the requests answering with a
+ * stream (behind streams_lock, taken before any req->lock) so that quiesce can end them. */
 #include "core/http.h"
 
 #include <arpa/inet.h>
@@ -49,6 +51,8 @@ struct eo_http_server {
     bool quiesced;        /* only the stopping thread reads or writes it */
     atomic_bool draining; /* set by quiesce: new requests on open connections get 503 */
     atomic_long active;
+    pthread_mutex_t streams_lock; /* guards streams and each listed request's stream links */
+    struct eo_http_req *streams;  /* requests whose streamed answer was queued */
 };
 
 struct eo_http_req {
@@ -71,6 +75,13 @@ struct eo_http_req {
     char *answer;
     size_t answer_len;
     char **headers; /* {name, value, ..., NULL}, owned */
+    /* a streamed answer (eo_http_respond_stream): set with the answer, then read-only */
+    eo_http_stream_read_fn stream_read;
+    void (*stream_free)(void *);
+    void *stream_ud;
+    bool stream_woken;  /* guarded by lock: a wake came while the stream was not parked */
+    bool stream_listed; /* in srv->streams (streams_lock) */
+    struct eo_http_req *stream_prev, *stream_next;
     void *user;
     void (*user_free)(void *);
     char ip[INET6_ADDRSTRLEN];
@@ -84,6 +95,8 @@ static void req_free(struct eo_http_req *req)
 {
     if (!req)
         return;
+    if (req->stream_free)
+        req->stream_free(req->stream_ud);
     if (req->user_free)
         req->user_free(req->user);
     eo_buf_done(&req->body);
@@ -257,11 +270,68 @@ void *eo_http_user(eo_http_req_t *req)
     return req->user;
 }
 
+/* libmicrohttpd's content reader of a streamed answer: the caller's read, and parking when it
+ * has nothing (see eo_http_respond_stream). Runs on the MHD thread of the connection. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct eo_http_req *req = cls;
+    for (;;) {
+        bool closing = atomic_load(&req->srv->draining);
+        long n = req->stream_read(req->stream_ud, buf, max, closing);
+        if (n > 0)
+            return (size_t)n <= max ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
+        if (n < 0 || closing)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&req->lock);
+        if (req->stream_woken || atomic_load(&req->srv->draining)) {
+            req->stream_woken = false; /* something came meanwhile: read again */
+            pthread_mutex_unlock(&req->lock);
+            continue;
+        }
+        MHD_suspend_connection(req->conn);
+        req->suspended = true;
+        pthread_mutex_unlock(&req->lock);
+        return 0;
+    }
+}
+
+void eo_http_stream_wake(eo_http_req_t *req)
+{
+    pthread_mutex_lock(&req->lock);
+    bool resume = req->suspended;
+    req->suspended = false;
+    if (!resume)
+        req->stream_woken = true;
+    pthread_mutex_unlock(&req->lock);
+    if (resume)
+        MHD_resume_connection(req->conn);
+}
+
+/* The MHD response of the stored answer: its bytes, or its stream (then listed for quiesce). */
+static struct MHD_Response *make_response(struct eo_http_req *req)
+{
+    if (!req->stream_read)
+        return MHD_create_response_from_buffer(
+            req->answer_len, req->answer ? req->answer : (char *)"", MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, req, NULL);
+    if (!resp)
+        return NULL;
+    eo_http_server_t *srv = req->srv;
+    pthread_mutex_lock(&srv->streams_lock);
+    req->stream_next = srv->streams;
+    if (srv->streams)
+        srv->streams->stream_prev = req;
+    srv->streams = req;
+    req->stream_listed = true;
+    pthread_mutex_unlock(&srv->streams_lock);
+    return resp;
+}
+
 /* Hands the stored answer to MHD. Runs on the MHD thread. */
 static MHD_RESULT queue_answer(struct eo_http_req *req)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        req->answer_len, req->answer ? req->answer : (char *)"", MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = make_response(req);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "X-Request-Id", req->request_id);
@@ -282,27 +352,41 @@ static MHD_RESULT queue_answer(struct eo_http_req *req)
     return r;
 }
 
+/* A copy of headers ({name, value, ..., NULL}; NULL for none or out of memory). */
+static char **copy_headers(const char *const *headers, size_t *n)
+{
+    size_t nh = 0;
+    while (headers && headers[nh] && headers[nh + 1])
+        nh += 2;
+    *n = nh;
+    char **hs = nh ? calloc(nh + 1, sizeof *hs) : NULL;
+    for (size_t i = 0; hs && i < nh; i++)
+        hs[i] = strdup(headers[i]);
+    return hs;
+}
+
+static void free_headers(char **hs, size_t n)
+{
+    for (size_t i = 0; hs && i < n; i++)
+        free(hs[i]);
+    free(hs);
+}
+
 void eo_http_respond(eo_http_req_t *req, unsigned status, const char *json, size_t len,
                      const char *const *headers)
 {
     char *copy = malloc(len + 1);
-    size_t nh = 0;
-    while (headers && headers[nh] && headers[nh + 1])
-        nh += 2;
-    char **hs = nh ? calloc(nh + 1, sizeof *hs) : NULL;
+    size_t nh;
+    char **hs = copy_headers(headers, &nh);
     if (copy) {
         memcpy(copy, json, len);
         copy[len] = '\0';
     }
-    for (size_t i = 0; hs && i < nh; i++)
-        hs[i] = strdup(headers[i]);
     pthread_mutex_lock(&req->lock);
     if (req->has_answer) { /* a second answer is a bug; keep the first */
         pthread_mutex_unlock(&req->lock);
         free(copy);
-        for (size_t i = 0; hs && i < nh; i++)
-            free(hs[i]);
-        free(hs);
+        free_headers(hs, nh);
         return;
     }
     req->has_answer = true;
@@ -310,6 +394,31 @@ void eo_http_respond(eo_http_req_t *req, unsigned status, const char *json, size
     req->answer = copy;
     req->answer_len = copy ? len : 0;
     req->headers = hs;
+    bool resume = req->suspended;
+    req->suspended = false;
+    pthread_mutex_unlock(&req->lock);
+    if (resume)
+        MHD_resume_connection(req->conn);
+}
+
+void eo_http_respond_stream(eo_http_req_t *req, unsigned status, const char *const *headers,
+                            eo_http_stream_read_fn read, void (*free_fn)(void *ud), void *ud)
+{
+    size_t nh;
+    char **hs = copy_headers(headers, &nh);
+    pthread_mutex_lock(&req->lock);
+    if (req->has_answer) { /* a second answer is a bug; keep the first */
+        pthread_mutex_unlock(&req->lock);
+        free_headers(hs, nh);
+        free_fn(ud);
+        return;
+    }
+    req->has_answer = true;
+    req->status = status;
+    req->headers = hs;
+    req->stream_read = read;
+    req->stream_free = free_fn;
+    req->stream_ud = ud;
     bool resume = req->suspended;
     req->suspended = false;
     pthread_mutex_unlock(&req->lock);
@@ -710,6 +819,17 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         eo_histogram_observe(rm->latency, (double)(eo_clock_mono_us() - req->start_us) / 1e6);
     }
     eo_gauge_add(srv->in_flight, -1);
+    if (req->stream_listed) {
+        pthread_mutex_lock(&srv->streams_lock);
+        if (req->stream_prev)
+            req->stream_prev->stream_next = req->stream_next;
+        else
+            srv->streams = req->stream_next;
+        if (req->stream_next)
+            req->stream_next->stream_prev = req->stream_prev;
+        req->stream_listed = false;
+        pthread_mutex_unlock(&srv->streams_lock);
+    }
     req_free(req);
     atomic_fetch_sub(&srv->active, 1);
 }
@@ -760,10 +880,12 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
     eo_http_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return EO_ENOMEM;
+    pthread_mutex_init(&srv->streams_lock, NULL);
     srv->opt = *opt;
     /* the role's routes, and GET /metrics when there is a registry to serve */
     srv->routes = calloc(opt->nroutes + 1, sizeof *srv->routes);
     if (!srv->routes) {
+        pthread_mutex_destroy(&srv->streams_lock);
         free(srv);
         return EO_ENOMEM;
     }
@@ -774,6 +896,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
     srv->opt.routes = srv->routes;
     if (opt->metrics && register_metrics(srv) < 0) {
         free(srv->routes);
+        pthread_mutex_destroy(&srv->streams_lock);
         free(srv);
         return EO_ENOMEM;
     }
@@ -792,6 +915,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
         snprintf(err, errlen, "not a numeric IP address: %s", opt->addr);
         free(srv->rm);
         free(srv->routes);
+        pthread_mutex_destroy(&srv->streams_lock);
         free(srv);
         return EO_EINVAL;
     }
@@ -818,6 +942,7 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
         snprintf(err, errlen, "cannot listen on %s port %u", opt->addr, (unsigned)opt->port);
         free(srv->rm);
         free(srv->routes);
+        pthread_mutex_destroy(&srv->streams_lock);
         free(srv);
         return EO_EIO;
     }
@@ -841,6 +966,11 @@ void eo_http_server_quiesce(eo_http_server_t *srv)
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    /* streams end: each reads again with closing set (a parked one is unparked) */
+    pthread_mutex_lock(&srv->streams_lock);
+    for (struct eo_http_req *req = srv->streams; req; req = req->stream_next)
+        eo_http_stream_wake(req);
+    pthread_mutex_unlock(&srv->streams_lock);
 }
 
 long eo_http_server_drain(eo_http_server_t *srv, int64_t timeout_ms)
@@ -860,5 +990,6 @@ void eo_http_server_free(eo_http_server_t *srv, int64_t timeout_ms)
     MHD_stop_daemon(srv->daemon);
     free(srv->rm);
     free(srv->routes);
+    pthread_mutex_destroy(&srv->streams_lock);
     free(srv);
 }

@@ -1,5 +1,5 @@
-/* HTTP server wrapper over libmicrohttpd: routing, bounded bodies (gzip too), JSON errors and
- * asynchronous responses.
+/* HTTP server wrapper over libmicrohttpd: routing, bounded bodies (gzip too), JSON errors,
+ * asynchronous and streamed responses.
  *
  * Threads: MHD's pool threads run the callbacks. A handler either answers before returning
  * (eo_http_respond) or calls eo_http_suspend() and answers later from any thread; the request
@@ -85,8 +85,9 @@ void eo_http_options_from_config(eo_http_options_t *opt, const eo_config_t *cfg,
 int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,
                          size_t errlen) EO_MUST_CHECK;
 uint16_t eo_http_server_port(const eo_http_server_t *srv);
-/* Stops accepting new connections, and answers any new request on an open connection with
- * 503 and Connection: close (idempotent). */
+/* Stops accepting new connections, answers any new request on an open connection with 503 and
+ * Connection: close, and makes every streamed answer end (read is called with closing set)
+ * (idempotent). */
 void eo_http_server_quiesce(eo_http_server_t *srv);
 /* Waits up to timeout_ms for the requests in flight to end; returns how many remain. */
 long eo_http_server_drain(eo_http_server_t *srv, int64_t timeout_ms);
@@ -137,5 +138,38 @@ void eo_http_respond_error(eo_http_req_t *req, unsigned status, const char *code
                            const char *message, const char *field, const char *const *headers);
 /* The handler will answer later (from any thread). Only inside on_request. */
 void eo_http_suspend(eo_http_req_t *req);
+
+/* Streaming answers: a body of unknown length made while it is sent (Server-Sent Events), with
+ * chunked transfer encoding (HTTP/1.1) or until the connection closes (HTTP/1.0).
+ *
+ * read fills buf (cap bytes, at least 1) with the next bytes of the body and returns their
+ * count; or 0 when it has nothing now, and the connection is then parked: no thread waits and
+ * read is not called again until eo_http_stream_wake(); or EO_HTTP_STREAM_END to end the body.
+ * closing is true once the server stops (eo_http_server_quiesce): read must then end the body
+ * (it may still return a last few bytes first). read runs on a libmicrohttpd thread, never
+ * twice at once for one request, and must not block: the thread serves other connections.
+ *
+ * free_fn(ud) is called exactly once: when the request ends, however it ends (the body ended,
+ * the client went away, the server stopped), or at once when the answer cannot be given (a
+ * second answer). Until free_fn is called, eo_http_stream_wake(req) may be called from any
+ * thread; never after it (free_fn is where the caller forgets req).
+ *
+ * Why parking and not a blocking read: the server runs a small pool of threads
+ * (EVENTOPS_HTTP_THREADS) over all connections; a read that waited would hold a thread per
+ * stream. A parked connection costs no thread, but libmicrohttpd does not see a client that
+ * goes away meanwhile: it is noticed at the next write, so the caller writes now and then (a
+ * keep-alive comment). libmicrohttpd cannot stop with a parked connection: quiesce wakes every
+ * stream with closing set, and the server waits for them to end like any request in flight. */
+#define EO_HTTP_STREAM_END (-1)
+typedef long (*eo_http_stream_read_fn)(void *ud, char *buf, size_t cap, bool closing);
+
+/* Answers status with a streamed body; headers as eo_http_respond (Content-Type should be
+ * given; Cache-Control defaults to no-store). Callable once per request, like
+ * eo_http_respond; ud is owned by the request from now on (see free_fn above). */
+void eo_http_respond_stream(eo_http_req_t *req, unsigned status, const char *const *headers,
+                            eo_http_stream_read_fn read, void (*free_fn)(void *ud), void *ud);
+/* Asks for read to be called again soon: unparks the connection, or makes the next "nothing
+ * now" of a read in progress try once more. Any thread; cheap when the stream is not parked. */
+void eo_http_stream_wake(eo_http_req_t *req);
 
 #endif
