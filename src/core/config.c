@@ -241,6 +241,15 @@ static const cfg_var_t vars[] = {
     I(analytics_backtest_max_concurrent_per_tenant,
       "EVENTOPS_ANALYTICS_BACKTEST_MAX_CONCURRENT_PER_TENANT", 2, 1, 256,
       "backtests running at once per tenant; beyond it 429"),
+    I(analytics_sse_buffer_records, "EVENTOPS_ANALYTICS_SSE_BUFFER_RECORDS", 10000, 1, 10000000,
+      "recent window results and summaries kept in memory for the event streams (and their "
+      "resumes), records"),
+    I(analytics_sse_buffer_bytes, "EVENTOPS_ANALYTICS_SSE_BUFFER_BYTES", 67108864, 1048576,
+      17179869184, "the same buffer's bound in bytes of records"),
+    I(analytics_sse_max_backlog_bytes, "EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES", 1048576, 65536,
+      1073741824,
+      "an event stream whose client is this far behind (bytes not yet sent) is disconnected; it "
+      "resumes with its Last-Event-ID"),
 };
 
 static int parse_int(const char *s, int64_t *out)

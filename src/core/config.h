@@ -132,6 +132,9 @@ typedef struct {
     int64_t analytics_backtest_timeout_ms;
     int64_t analytics_backtest_max_concurrent;
     int64_t analytics_backtest_max_concurrent_per_tenant;
+    int64_t analytics_sse_buffer_records; /* the live stream's buffer of recent results */
+    int64_t analytics_sse_buffer_bytes;
+    int64_t analytics_sse_max_backlog_bytes; /* a slower stream is disconnected */
 } eo_config_t;
 
 /* Fills cfg from the environment (defaults for unset variables). Returns 0, or EO_EINVAL with

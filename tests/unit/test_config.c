@@ -91,6 +91,9 @@ static void test_defaults(void **state)
     assert_true(cfg.analytics_backtest_timeout_ms == 60000);
     assert_true(cfg.analytics_backtest_max_concurrent == 4);
     assert_true(cfg.analytics_backtest_max_concurrent_per_tenant == 2);
+    assert_true(cfg.analytics_sse_buffer_records == 10000);
+    assert_true(cfg.analytics_sse_buffer_bytes == 67108864);
+    assert_true(cfg.analytics_sse_max_backlog_bytes == 1048576);
     /* processor id defaults to processor-<hostname> */
     char host[64] = "";
     assert_int_equal(gethostname(host, sizeof host), 0);
@@ -184,6 +187,14 @@ static const row_t rows[] = {
     {"EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT", "1099511627777", 0},
     {"EVENTOPS_ANALYTICS_MAX_HORIZON_S", "0", 1},
     {"EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S", "0", 0},
+    {"EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S", "1", 1},
+    {"EVENTOPS_ANALYTICS_SSE_BUFFER_RECORDS", "1", 1},
+    {"EVENTOPS_ANALYTICS_SSE_BUFFER_RECORDS", "0", 0},
+    {"EVENTOPS_ANALYTICS_SSE_BUFFER_RECORDS", "10000001", 0},
+    {"EVENTOPS_ANALYTICS_SSE_BUFFER_BYTES", "1048576", 1},
+    {"EVENTOPS_ANALYTICS_SSE_BUFFER_BYTES", "1048575", 0},
+    {"EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES", "65536", 1},
+    {"EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES", "65535", 0},
     {"EVENTOPS_ANALYTICS_ID", "analytics-7", 1},
     {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", "1", 1},
     {"EVENTOPS_ANALYTICS_BACKTEST_MAX_RANGE_S", "0", 0},
