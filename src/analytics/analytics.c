@@ -2,9 +2,11 @@
  * over one metrics registry, and answers readiness.
  *
  * Order: start makes the credentials, token keys and rate limiter the API admits requests with,
- * the zone cache, then the engine, then the HTTP server; stop goes backwards, so that no request
- * is in flight once the engine stops: the server drains (backtests in flight answer within the
- * shutdown timeout), the backtests still running are ended (503), then the server stops. Threads:
+ * the zone cache, then the engine, the live streams' reader (stream.h), then the HTTP server;
+ * stop goes backwards, so that no request is in flight once the engine stops: new streams are
+ * refused, the server drains (its quiesce ends the open streams, which hold no thread while they
+ * wait; backtests in flight answer within the shutdown timeout), the backtests still running
+ * are ended (503), then the server stops. Threads:
  * libmicrohttpd's pool threads run the handlers (ud is this role, whose first member is its API:
  * api.c reads ud as an eo_analytics_api_t); the engine runs its own threads. Everything here is set
  * at start and read-only until stop. */
@@ -19,6 +21,7 @@
 #include "analytics/api.h"
 #include "analytics/runner.h"
 #include "analytics/zones.h"
+#include "analytics/stream.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -37,6 +40,7 @@ struct eo_analytics {
     eo_ratelimit_t *limiter;
     eo_zones_t *zones; /* the rules' time zones, shared by the engine and the API's backtests */
     eo_analytics_runner_t *runner;
+    eo_analytics_streams_t *streams;
     eo_http_server_t *http;
 };
 
@@ -85,6 +89,7 @@ static const eo_http_route_t routes[] = {
      false},
     {"POST", "/analytics/rules/{id}/backtest", eo_analytics_api_read_headers,
      eo_analytics_api_backtest_rule, false},
+    {"GET", "/analytics/stream", eo_analytics_api_read_headers, eo_analytics_api_stream, false},
     {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
@@ -141,6 +146,9 @@ int eo_analytics_start(const eo_config_t *cfg, eo_analytics_t **out, char *err, 
     a->api_made = true;
     if ((r = eo_analytics_runner_start(&a->cfg, a->metrics, a->zones, &a->runner, err, errlen)) < 0)
         goto fail;
+    if ((r = eo_analytics_streams_start(&a->cfg, a->metrics, &a->streams, err, errlen)) < 0)
+        goto fail;
+    a->api.streams = a->streams;
     eo_http_options_t opt;
     eo_http_options_from_config(&opt, cfg, cfg->analytics_addr, cfg->analytics_port, routes,
                                 sizeof routes / sizeof routes[0], a);
@@ -173,6 +181,7 @@ void eo_analytics_stop(eo_analytics_t *a)
 {
     if (!a)
         return;
+    eo_analytics_streams_close(a->streams); /* new streams 503; quiesce ends the open ones */
     if (a->http) { /* backtests in flight may answer within the drain; the rest get 503 */
         eo_http_server_quiesce(a->http);
         eo_http_server_drain(a->http, a->cfg.shutdown_timeout_ms);
@@ -180,6 +189,7 @@ void eo_analytics_stop(eo_analytics_t *a)
     if (a->api_made)
         eo_analytics_api_stop(&a->api);
     eo_http_server_free(a->http, a->cfg.shutdown_timeout_ms);
+    eo_analytics_streams_stop(a->streams);
     eo_analytics_runner_stop(a->runner);
     if (a->api_made)
         eo_analytics_api_done(&a->api);

@@ -859,3 +859,144 @@ void eo_analytics_api_backtest_rule(eo_http_req_t *req, void *ud)
     eo_http_suspend(req);
     eo_backtest_pool_submit(api->backtests, job); /* job = NULL: now the pool's, which answers */
 }
+
+/* ---- the live stream ---- */
+
+/* rules: comma-separated rule ids (any case; repeats count once), 1 .. max, into out in lower
+ * case. False for anything else. */
+static bool rule_list(const char *v, size_t len, char (*out)[37], size_t max, size_t *n)
+{
+    *n = 0;
+    size_t i = 0;
+    for (;;) {
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        char id[37];
+        if (!uuid_arg(v + start, i - start, id))
+            return false;
+        bool seen = false;
+        for (size_t k = 0; k < *n && !seen; k++)
+            seen = memcmp(out[k], id, 37) == 0;
+        if (!seen) {
+            if (*n == max)
+                return false;
+            memcpy(out[(*n)++], id, 37);
+        }
+        if (i == len)
+            return true;
+        i++; /* the comma: an id must follow */
+    }
+}
+
+/* The first of the n rule ids that is not a rule of the tenant (or is deleted) into missing
+ * ("" when all are); false after answering 503 when the database cannot tell. */
+static bool first_missing_rule(eo_analytics_api_t *api, eo_http_req_t *req, const char *tenant,
+                               const char (*ids)[37], size_t n, char missing[37])
+{
+    missing[0] = '\0';
+    PGconn *conn = connection(api, req);
+    if (!conn)
+        return false;
+    eo_buf_t arr;
+    eo_buf_init(&arr, (size_t)EO_ANALYTICS_STREAM_MAX_RULES * 37 + 8);
+    eo_buf_putc(&arr, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            eo_buf_putc(&arr, ',');
+        eo_buf_put(&arr, ids[i], 36);
+    }
+    eo_buf_putc(&arr, '}');
+    if (eo_buf_error(&arr) < 0) {
+        eo_buf_done(&arr);
+        out_of_memory(req);
+        return false;
+    }
+    const char *params[] = {tenant, arr.data};
+    PGresult *res;
+    char err[512];
+    int r = query(conn,
+                  "SELECT r.id::text FROM unnest($2::uuid[]) WITH ORDINALITY AS r(id, i) "
+                  "WHERE NOT EXISTS (SELECT 1 FROM analytics_rules_current c "
+                  " WHERE c.tenant_id = $1::uuid AND c.rule_id = r.id AND NOT c.deleted) "
+                  "ORDER BY r.i LIMIT 1",
+                  2, params, &res, err, sizeof err);
+    eo_analytics_api_conn_check(api);
+    eo_buf_done(&arr);
+    if (r < 0) {
+        db_failed(api, req, r, err, "stream rules");
+        return false;
+    }
+    if (PQntuples(res) == 1)
+        snprintf(missing, 37, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return true;
+}
+
+/* The position to resume from: the Last-Event-ID header (EventSource sends it), else the
+ * lastEventId parameter; *pos NULL for none (or an empty one). Answers 400 and returns false
+ * for a value that is not an id of this stream, 503 when out of memory. */
+static bool resume_position(eo_http_req_t *req, const eo_qargs_t *a, eo_sse_pos_t **pos)
+{
+    *pos = NULL;
+    const char *field = "Last-Event-ID";
+    const char *from = eo_http_header(req, "Last-Event-ID");
+    size_t len = from ? strlen(from) : 0;
+    if (!len && (from = arg(a, "lastEventId", &len)) != NULL)
+        field = "lastEventId";
+    if (!from || !len)
+        return true;
+    if (!(*pos = malloc(sizeof **pos))) {
+        out_of_memory(req);
+        return false;
+    }
+    if (eo_sse_pos_parse(from, len, *pos) < 0) {
+        free(*pos);
+        *pos = NULL;
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "%s must be the id of an event of this stream (e.g. w12.0.7-s3.4)", field);
+        bad_parameter(req, field, msg);
+        return false;
+    }
+    return true;
+}
+
+void eo_analytics_api_stream(eo_http_req_t *req, void *ud)
+{
+    eo_analytics_api_t *api = ud;
+    const actx_t *ctx = eo_http_user(req);
+    eo_qargs_t a;
+    if (!collect(req, "rules lastEventId", &a))
+        return;
+    size_t len = 0, n = 0;
+    const char *v = arg(&a, "rules", &len);
+    char rules[EO_ANALYTICS_STREAM_MAX_RULES][37];
+    if (v && !rule_list(v, len, rules, EO_ANALYTICS_STREAM_MAX_RULES, &n)) {
+        bad_parameter(req, "rules",
+                      "rules must be 1 to 100 rule ids (UUIDs, as the API gave them) separated "
+                      "by commas");
+        return;
+    }
+    eo_sse_pos_t *pos;
+    if (!resume_position(req, &a, &pos))
+        return;
+    char missing[37] = "";
+    if (n && !first_missing_rule(api, req, ctx->tenant_id, (const char(*)[37])rules, n, missing)) {
+        free(pos);
+        return;
+    }
+    if (missing[0]) {
+        free(pos);
+        char msg[96];
+        snprintf(msg, sizeof msg, "no rule with id %s", missing);
+        eo_http_respond_error(req, 404, "not_found", msg, "rules", NULL);
+        return;
+    }
+    const char *h[] = {"Content-Type",    "text/event-stream",   "RateLimit-Limit",
+                       ctx->rl.limit,     "RateLimit-Remaining", ctx->rl.remaining,
+                       "RateLimit-Reset", ctx->rl.reset,         NULL};
+    eo_analytics_streams_open(api->streams, req, ctx->tenant_id, (const char(*)[37])rules, n, pos,
+                              h);
+    free(pos);
+}

@@ -10,6 +10,7 @@
  *   POST   /analytics/rules/{id}/backtest   what the rule would have emitted over stored
  *                                           events (events:read: it changes nothing); run by
  *                                           a worker of backtest_pool.h, 429 past its slots
+ *   GET    /analytics/stream[?rules]        live window results and summaries (stream.h)
  * The tenant is always the bearer token's: another tenant's rule is 404 like an unknown one,
  * and so is a deleted rule (its rows stay in the database; its summaries stay listed).
  * Rules are written through the database function analytics_rule_write (migration 0006), which
@@ -30,6 +31,7 @@
 #include "access/access.h"
 #include "analytics/backtest_pool.h"
 #include "analytics/zones.h"
+#include "analytics/stream.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/metrics.h"
@@ -52,8 +54,9 @@ typedef struct {
     eo_counter_t *changes[EO_AAPI_OPS]; /* eventops_analytics_rules_changes_total{op} */
     eo_counter_t *refused[EO_AAPI_REFUSALS]; /* eventops_analytics_rules_refused_total{reason} */
     char retry_after[24];
-    eo_zones_t *zones;             /* the role's zone cache (borrowed): backtested rules' zones */
-    eo_backtest_pool_t *backtests; /* owned */
+    eo_zones_t *zones;               /* the role's zone cache (borrowed): backtested rules' zones */
+    eo_backtest_pool_t *backtests;   /* owned */
+    eo_analytics_streams_t *streams; /* the live streams: set by the role after init */
 } eo_analytics_api_t;
 
 /* Sets up api for cfg: the limits, both access policies over the shared credentials, token keys
@@ -88,5 +91,9 @@ void eo_analytics_api_delete_rule(eo_http_req_t *req, void *ud);
 void eo_analytics_api_list_windows(eo_http_req_t *req, void *ud);
 void eo_analytics_api_list_summaries(eo_http_req_t *req, void *ud);
 void eo_analytics_api_backtest_rule(eo_http_req_t *req, void *ud);
+/* GET /analytics/stream: checks rules (1 .. EO_ANALYTICS_STREAM_MAX_RULES ids of the tenant's
+ * rules, comma-separated; absent: every rule) and the position to resume from (the
+ * Last-Event-ID header, else lastEventId), then opens the stream (stream.h). */
+void eo_analytics_api_stream(eo_http_req_t *req, void *ud);
 
 #endif
