@@ -933,24 +933,20 @@ static bool first_missing_rule(eo_analytics_api_t *api, eo_http_req_t *req, cons
     return true;
 }
 
-/* The position to resume from: the Last-Event-ID header (EventSource sends it), else the
- * lastEventId parameter; *pos NULL for none (or an empty one). Answers 400 and returns false
- * for a value that is not an id of this stream, 503 when out of memory. */
-static bool resume_position(eo_http_req_t *req, const eo_qargs_t *a, eo_sse_pos_t **pos)
+/* One position text of field (len bytes; empty: none) into *pos (allocated; NULL for none).
+ * Answers 400 naming field and returns false when it is not an id of the stream, 503 when out
+ * of memory. */
+static bool parse_position(eo_http_req_t *req, const char *field, const char *text, size_t len,
+                           eo_sse_pos_t **pos)
 {
     *pos = NULL;
-    const char *field = "Last-Event-ID";
-    const char *from = eo_http_header(req, "Last-Event-ID");
-    size_t len = from ? strlen(from) : 0;
-    if (!len && (from = arg(a, "lastEventId", &len)) != NULL)
-        field = "lastEventId";
-    if (!from || !len)
+    if (!text || !len)
         return true;
     if (!(*pos = malloc(sizeof **pos))) {
         out_of_memory(req);
         return false;
     }
-    if (eo_sse_pos_parse(from, len, *pos) < 0) {
+    if (eo_sse_pos_parse(text, len, *pos) < 0) {
         free(*pos);
         *pos = NULL;
         char msg[160];
@@ -959,6 +955,28 @@ static bool resume_position(eo_http_req_t *req, const eo_qargs_t *a, eo_sse_pos_
         bad_parameter(req, field, msg);
         return false;
     }
+    return true;
+}
+
+/* The position to resume from: the Last-Event-ID header (EventSource sends it), else the
+ * lastEventId parameter; *pos NULL for none (or empty ones). Both are checked when both are
+ * given (a bad one is 400 naming it); the header wins. False after answering. */
+static bool resume_position(eo_http_req_t *req, const eo_qargs_t *a, eo_sse_pos_t **pos)
+{
+    size_t qlen = 0;
+    const char *header = eo_http_header(req, "Last-Event-ID");
+    const char *param = arg(a, "lastEventId", &qlen);
+    eo_sse_pos_t *from_param;
+    if (!parse_position(req, "lastEventId", param, qlen, &from_param))
+        return false;
+    if (!parse_position(req, "Last-Event-ID", header, header ? strlen(header) : 0, pos)) {
+        free(from_param);
+        return false;
+    }
+    if (*pos)
+        free(from_param);
+    else
+        *pos = from_param;
     return true;
 }
 
@@ -993,9 +1011,13 @@ void eo_analytics_api_stream(eo_http_req_t *req, void *ud)
         eo_http_respond_error(req, 404, "not_found", msg, "rules", NULL);
         return;
     }
-    const char *h[] = {"Content-Type",    "text/event-stream",   "RateLimit-Limit",
-                       ctx->rl.limit,     "RateLimit-Remaining", ctx->rl.remaining,
-                       "RateLimit-Reset", ctx->rl.reset,         NULL};
+    const char *h[] = {"RateLimit-Limit",
+                       ctx->rl.limit,
+                       "RateLimit-Remaining",
+                       ctx->rl.remaining,
+                       "RateLimit-Reset",
+                       ctx->rl.reset,
+                       NULL};
     eo_analytics_streams_open(api->streams, req, ctx->tenant_id, (const char(*)[37])rules, n, pos,
                               h);
     free(pos);

@@ -419,25 +419,42 @@ static void stream_free(void *ud)
 
 /* ---- opening ---- */
 
-/* The refusal of a stream over a limit: 429 naming it. */
-static void refuse(struct eo_analytics_streams *h, eo_http_req_t *req, int reason, size_t limit)
+#define MAX_HEADERS 8 /* name/value pairs a caller gives with every answer */
+
+/* headers = {first, value, the caller's pairs..., NULL} into out (2 * MAX_HEADERS + 3). */
+static void with_header(const char **out, const char *first, const char *value,
+                        const char *const *headers)
+{
+    size_t n = 0;
+    out[n++] = first;
+    out[n++] = value;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1] && i < 2 * MAX_HEADERS; i += 2) {
+        out[n++] = headers[i];
+        out[n++] = headers[i + 1];
+    }
+    out[n] = NULL;
+}
+
+/* The refusal of a stream: 429 over a limit (naming it), 503 before the reader is ready. */
+static void refuse(struct eo_analytics_streams *h, eo_http_req_t *req, int reason, size_t limit,
+                   const char *const *headers)
 {
     eo_counter_add(h->refused[reason], 1);
-    char msg[200];
+    const char *hd[2 * MAX_HEADERS + 3];
+    with_header(hd, "Retry-After", h->retry_after, headers);
     if (reason == REFUSED_UNAVAILABLE) {
-        const char *hd[] = {"Retry-After", h->retry_after, NULL};
         eo_http_respond_error(req, 503, "stream_unavailable",
                               "event streams are not available yet (the windows and summaries "
-                              "topics are being read); retry later",
+                              "topics are being read) or any more (the role stops); retry later",
                               NULL, hd);
         return;
     }
+    char msg[200];
     snprintf(msg, sizeof msg,
              "%zu event streams are open%s, the most EVENTOPS_ANALYTICS_MAX_STREAMS%s allows; "
              "close one or retry later",
              limit, reason == REFUSED_MAX_STREAMS ? "" : " for this tenant",
              reason == REFUSED_MAX_STREAMS ? "" : "_PER_TENANT");
-    const char *hd[] = {"Retry-After", h->retry_after, NULL};
     eo_http_respond_error(req, 429, "too_many_streams", msg, NULL, hd);
 }
 
@@ -480,7 +497,7 @@ void eo_analytics_streams_open(eo_analytics_streams_t *h, eo_http_req_t *req, co
     if (reason >= 0) {
         pthread_mutex_unlock(&h->lock);
         stream_destroy(s);
-        refuse(h, req, reason, limit);
+        refuse(h, req, reason, limit, headers);
         return;
     }
     s->req = req;
@@ -507,7 +524,9 @@ void eo_analytics_streams_open(eo_analytics_streams_t *h, eo_http_req_t *req, co
     }
     pthread_mutex_unlock(&h->lock);
     eo_gauge_add(h->open, 1);
-    eo_http_respond_stream(req, 200, headers, stream_read, stream_free, s);
+    const char *hd[2 * MAX_HEADERS + 3];
+    with_header(hd, "Content-Type", "text/event-stream", headers);
+    eo_http_respond_stream(req, 200, hd, stream_read, stream_free, s);
 }
 
 /* ---- start and stop ---- */

@@ -58,10 +58,10 @@ int eo_analytics_streams_start(const eo_config_t *cfg, eo_metrics_t *m,
 /* Opens a stream on req for the tenant and its rules (nrules ids, canonical lower-case, at
  * most EO_ANALYTICS_STREAM_MAX_RULES, checked by the caller to be the tenant's; 0: every rule
  * of the tenant, also those made later), from a position (NULL: from now). Answers req: 200
- * and the stream, 429 too_many_streams (with Retry-After, naming the limit) or 503
- * stream_unavailable while the reader has not found the topics' ends (or the streams stop).
- * headers ({name, value, ..., NULL}, e.g. the rate-limit headers) go with a 200. Any thread
- * of the HTTP server; the strings are copied. */
+ * and the stream (text/event-stream), 429 too_many_streams (with Retry-After, naming the limit)
+ * or 503 stream_unavailable (with Retry-After) while the reader has not found the topics' ends
+ * or the streams stop. headers ({name, value, ..., NULL}, at most 8 pairs: the rate-limit
+ * headers) go with every answer. Any thread of the HTTP server; the strings are copied. */
 void eo_analytics_streams_open(eo_analytics_streams_t *h, eo_http_req_t *req, const char *tenant_id,
                                const char (*rules)[37], size_t nrules, const eo_sse_pos_t *from,
                                const char *const *headers);

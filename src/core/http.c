@@ -865,12 +865,17 @@ static int register_metrics(eo_http_server_t *srv)
     return 0;
 }
 
+/* libmicrohttpd's error lines. A client that went away while its answer was being sent (a
+ * stream's client closing it, mostly) is no fault of the server: logged at debug level. */
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    eo_log_warn("http server", "error", msg, NULL);
+    bool gone = strstr(msg, "no longer available for sending") ||
+                strstr(msg, "forcibly closed by remote peer") ||
+                strstr(msg, "socket is not connected");
+    eo_log(gone ? EO_LOG_DEBUG : EO_LOG_WARN, "http server", "error", msg, NULL);
 }
 
 int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, char *err,

@@ -11,8 +11,8 @@ type); tenant B rule rB (the same, grouped by user); C and D only read; E has a 
 for the slow client.
 
   a. bad input: rules malformed, too many, unknown, another tenant's or deleted (404 naming it);
-     a Last-Event-ID or lastEventId that is not an id (400 naming it); unknown and repeated
-     parameters; no token (401), a token without events:read (403); POST (405).
+     a Last-Event-ID or lastEventId that is not an id (400 naming it, also a bad lastEventId
+     beside a good header); unknown and repeated parameters; no token (401), a token without events:read (403); POST (405).
   b. limits and keep-alive: C's three streams are 200 (text/event-stream, no-store, the
      rate-limit headers, "retry: 2000" first, a ": keep-alive" within 3 s), its fourth is 429
      too_many_streams naming EVENTOPS_ANALYTICS_MAX_STREAMS_PER_TENANT with Retry-After; D's
@@ -312,7 +312,9 @@ def part_a(f, sb, tok, ro_wo, ids):
             ("Last-Event-ID with a leading zero", "", "w01-s0", 400, "invalid_parameter",
              "Last-Event-ID"),
             ("lastEventId not an id", "?lastEventId=w1-s2-x", None, 400, "invalid_parameter",
-             "lastEventId")):
+             "lastEventId"),
+            ("a bad lastEventId beside a good Last-Event-ID", "?lastEventId=w01-s0", "w1-s0", 400,
+             "invalid_parameter", "lastEventId")):
         s = Sse(sb, tok, q, last_id=hdr)
         err = expect_error(f, what, s, st, code, field)
         if st == 404:
