@@ -161,8 +161,8 @@ def part_a(f, sb):
     if f.check(st == 200 and isinstance(body, dict), "GET /openapi.json: %s" % st):
         paths = set(body.get("paths", {}))
         want = {"/analytics/rules", "/analytics/rules/{id}", "/analytics/rules/{id}/windows",
-                "/analytics/rules/{id}/backtest", "/analytics/summaries", "/healthz", "/readyz",
-                "/metrics", "/openapi.json"}
+                "/analytics/rules/{id}/backtest", "/analytics/summaries", "/analytics/stream",
+                "/healthz", "/readyz", "/metrics", "/openapi.json"}
         f.check(paths == want, "GET /openapi.json: paths %s, expected %s" %
                 (sorted(paths), sorted(want)))
     st, h, raw = eotest.http_request("GET", sb.analytics_url("/metrics"))

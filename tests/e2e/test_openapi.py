@@ -65,7 +65,7 @@ QUERY_PATHS = ("/events/count", "/events/trend", "/events/unique-users", "/event
 DEFAULT_PORTS = {"collector": "8080", "processor": "8081", "auth": "8082", "query": "8083",
                  "analytics": "8084"}
 ANALYTICS_PATHS = ("/analytics/rules", "/analytics/rules/{id}", "/analytics/rules/{id}/windows",
-                   "/analytics/rules/{id}/backtest", "/analytics/summaries")
+                   "/analytics/rules/{id}/backtest", "/analytics/summaries", "/analytics/stream")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SCOPES = {"events:write", "events:read", "analytics:write"}
 TIME_BUDGET_S = 900  # the whole test; every wait below is bounded too
@@ -708,6 +708,14 @@ class Checker:
             return
         sp = self._media_pointer(r_ref, key)
         inst = body
+        if key.startswith("text/event-stream"):
+            # an event stream's schema is that of one event as a client reads it (the reading
+            # schemathesis and OpenAPI 3.2's itemSchema have): each event is checked
+            for ev in sse_events(body):
+                errs = self.spec.errors(sp, ev)
+                f.check(not errs, "%s: event does not match %s: %s; event %.400r" %
+                        (label, sp, errs, ev))
+            return
         if key.startswith("application/json"):
             if not f.check(not isinstance(body, (bytes, bytearray)) and body is not None,
                            "%s: the body is not JSON: %.200r" % (label, body)):
@@ -743,6 +751,61 @@ def request(method, url, body=None, headers=None, timeout=30):
         return eotest.http_request(method, url, body, headers or {}, timeout=timeout)
     except eotest.HttpError as e:
         return (0, {}, str(e))
+
+
+def sse_events(body):
+    """The events of an event stream's bytes as a client reads them: dicts of event, data, id
+    and retry (the WHATWG parsing; blocks without data are not events)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else ""
+    events, cur, data = [], {}, []
+    for line in re.split(r"\r\n|\r|\n", text):
+        if line == "":
+            if data:
+                ev = {"data": "\n".join(data), "event": cur.get("event") or "message"}
+                ev.update({k: cur[k] for k in ("id", "retry") if k in cur})
+                events.append(ev)
+            cur, data = {}, []
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data":
+                data.append(value)
+            elif field in ("event", "id"):
+                cur[field] = value
+            elif field == "retry" and value.isdigit():
+                cur[field] = int(value)
+    return events
+
+
+def stream_request(url, headers, until, timeout=10):
+    """GET of an event stream read as it comes until until(body bytes) is true or timeout
+    seconds pass, then closed: (status, headers, body bytes); the JSON body of an answer that
+    is not a stream."""
+    import http.client
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request("GET", u.path + ("?" + u.query if u.query else ""), headers=headers)
+        resp = conn.getresponse()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        if not hdrs.get("content-type", "").startswith("text/event-stream"):
+            raw = resp.read()
+            try:
+                return resp.status, hdrs, json.loads(raw) if raw else None
+            except ValueError:
+                return resp.status, hdrs, raw
+        body = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until(body):
+            chunk = resp.read1(65536)
+            if not chunk:
+                break
+            body += chunk
+        return resp.status, hdrs, body
+    except (OSError, http.client.HTTPException) as e:
+        return 0, {}, "%s: %s" % (type(e).__name__, e)
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1549,6 +1612,7 @@ def exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok):
          None, rd, expect=404, code="not_found", doc_path=wpath)
     call("windows: bad from", "GET", "/analytics/rules/%s/windows?from=x" % rid, None, rd,
          expect=400, code="invalid_parameter", field="from", doc_path=wpath)
+    exercise_stream(ck, sb, url, tenant, rid, rd, w_tok)
     # a backtest over stored events (written as the processor stores them): twelve signups of
     # plan pro in one minute two hours ago fire the rule (>= 10) and resolve it
     sb.sql("INSERT INTO events (tenant_id, message_id, event_type, user_id, occurred_at, "
@@ -1585,6 +1649,53 @@ def exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok):
     log("c. analytics: %s" % ", ".join(
         "%s %s %s" % (m, p, sorted(ck.seen[(m, p)])) for m, p in sorted(ck.spec.served("analytics"))
         if p.startswith("/analytics")))
+
+
+def exercise_stream(ck, sb, url, tenant, rid, rd, w_tok):
+    """GET /analytics/stream: a window result put on the windows topic read back from the
+    beginning (each event checked against the document), and the refusals."""
+    f = ck.f
+    path = "/analytics/stream"
+    value = json.dumps({"type": "analytics.window", "tenantId": tenant["tenantId"],
+                        "rule": {"id": rid, "version": 1, "name": "openapi burst"}, "group": {},
+                        "groupKey": "[]", "window": {"start": "2026-12-02T14:00:00Z",
+                                                     "end": "2026-12-02T14:05:00Z"},
+                        "aggregate": "count", "value": 12, "count": 12, "revision": 1,
+                        "final": True, "emittedAt": "2026-12-02T14:05:01.000000Z"},
+                       separators=(",", ":"))
+    eotest.produce(sb.brokers, sb.windows_topic, [("%s:%s" % (tenant["tenantId"], rid), value)])
+    start = "w%s-s%s" % (".".join(["0"] * sb.partitions),
+                         ".".join(["0"] * max(1, sb.partitions // 2)))
+
+    def stream(name, query, headers, expect, code=None, field=None, until=None):
+        resp = stream_request(url("analytics", path + query), headers,
+                              until or (lambda b: True))
+        return ck.check(name, "analytics", "GET", path, resp, expect=expect, code=code,
+                        field=field), resp
+
+    body, resp = stream("stream from the beginning", "?rules=" + rid,
+                        dict(rd, **{"Last-Event-ID": start}), 200,
+                        until=lambda b: b"\ndata: " in b and b.endswith(b"\n\n"))
+    events = sse_events(body if isinstance(body, bytes) else b"")
+    f.check([e.get("data") for e in events] == [value] and
+            events[0].get("event") == "window", "the stream from the beginning: %r" % events)
+    f.check(resp[1].get("content-type", "").startswith("text/event-stream"),
+            "stream Content-Type %r" % resp[1].get("content-type"))
+    stream("stream from now", "", rd, 200, until=lambda b: b"retry: 2000" in b)
+    stream("stream by lastEventId", "?lastEventId=" + start, rd, 200,
+           until=lambda b: b"\ndata: " in b and b.endswith(b"\n\n"))
+    stream("stream: rules not a UUID", "?rules=nope", rd, 400, code="invalid_parameter",
+           field="rules")
+    stream("stream: Last-Event-ID not an id", "", dict(rd, **{"Last-Event-ID": "nope"}), 400,
+           code="invalid_parameter", field="Last-Event-ID")
+    stream("stream: lastEventId not an id", "?lastEventId=w1", rd, 400,
+           code="invalid_parameter", field="lastEventId")
+    stream("stream: a parameter", "?limit=1", rd, 400, code="invalid_parameter", field="limit")
+    stream("stream: unknown rule", "?rules=" + rid[:-4] + "ffff", rd, 404, code="not_found",
+           field="rules")
+    stream("stream: no token", "", {}, 401, code="missing_credentials")
+    stream("stream: events:write only", "", {"Authorization": "Bearer " + w_tok}, 403,
+           code="insufficient_scope")
 
 
 def exercise_outages(ck, sb, url, wk, b_tok, both, has_query):
