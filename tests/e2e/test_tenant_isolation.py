@@ -40,15 +40,23 @@ victim's rule) hold none of the victim's rules or summaries; a rule the attacker
 stored under the attacker (400 unknown_field when the spoof puts a tenant member in the rule);
 write keys get 401. Afterwards each victim's rule is still at version 1, not deleted.
 
+The live stream (GET /analytics/stream): each tenant has a window result of its rule on the
+windows topic. A stream naming the victim's rule is 404 like the other operations; a stream of
+all the attacker's rules resumed from the very beginning of the topics (Last-Event-ID of
+offsets 0) carries the attacker's own result and none of the victim's (read until the stream is
+idle: a keep-alive after the attacker's result); write keys get 401.
+
 Environment: the stack's (eval "$(scripts/stack.sh env)") plus EVENTOPS_BIN. Exit 0 = pass.
 """
 
+import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eotest  # noqa: E402
@@ -57,7 +65,7 @@ from eotest import log  # noqa: E402
 # Query answers stay cached for the whole test, so the victim's entries are warm while the
 # attacker asks the same questions.
 ENV = {"EVENTOPS_WRITE_KEY_REFRESH_MS": "200", "EVENTOPS_AUTH_KEYS_REFRESH_MS": "500",
-       "EVENTOPS_QUERY_CACHE_OPEN_TTL_MS": "600000"}
+       "EVENTOPS_QUERY_CACHE_OPEN_TTL_MS": "600000", "EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S": "1"}
 
 
 def event(mid, etype):
@@ -166,8 +174,9 @@ ANALYTICS = [
     ("GET /analytics/summaries", "GET", "/analytics/summaries", "summaries"),
     ("GET /analytics/summaries?ruleId={victim's}", "GET", "/analytics/summaries?ruleId=VRULE",
      "summaries"),
+    ("GET /analytics/stream?rules={victim's}", "GET", "/analytics/stream?rules=VRULE", "gone"),
 ]
-RULES = {}  # tenant id -> {"rule": its rule id, "summary": its summary's event id}
+RULES = {}  # tenant id -> {"rule", "summary": its summary's event id, "window": its record}
 
 
 def a_rule(name, etype):
@@ -230,6 +239,80 @@ def a_check(what):
     return check
 
 
+def sse_data(body):
+    """The data of the events of an event stream's bytes."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else ""
+    return ["\n".join(l[6:] for l in block.split("\n") if l.startswith("data: "))
+            for block in text.split("\n\n") if "\ndata: " in "\n" + block]
+
+
+def read_stream(url, headers, own, timeout=15):
+    """GET of an event stream, read until the record own has come and a keep-alive after it
+    (the stream has sent everything it had), or timeout: (status, headers, body bytes), or the
+    JSON body of an answer that is not a stream."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request("GET", u.path + ("?" + u.query if u.query else ""), headers=headers)
+        resp = conn.getresponse()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.status != 200:
+            raw = resp.read()
+            try:
+                return resp.status, hdrs, json.loads(raw) if raw else None
+            except ValueError:
+                return resp.status, hdrs, raw
+        body = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = resp.read1(65536)
+            if not chunk:
+                break
+            body += chunk
+            at = body.find(own.encode())
+            if at >= 0 and b": keep-alive" in body[at:]:
+                break
+        return resp.status, hdrs, body
+    except (OSError, http.client.HTTPException) as e:
+        return 0, {}, "%s: %s" % (type(e).__name__, e)
+    finally:
+        conn.close()
+
+
+def s_request(sb, auth, spoof, victim, mids, etype):
+    """The attacker's stream of all its rules from the topics' first offsets."""
+    _, ev_fields, top, hdrs = spoof
+    path = "/analytics/stream"
+    if ev_fields or top:  # the spoof names the tenant in the query string
+        path += "?tenantId=" + victim
+    start = "w%s-s%s" % (".".join(["0"] * sb.partitions),
+                         ".".join(["0"] * max(1, sb.partitions // 2)))
+    h = {"Authorization": auth, "Last-Event-ID": start}
+    h.update(subst(hdrs, victim))
+    attacker = [t for t in RULES if t != victim][0]
+    return read_stream(sb.analytics_url(path), h, RULES[attacker]["window"])
+
+
+def s_check(sb, f, name, resp, attacker, victim):
+    st, _, body = resp
+    if "write key" in name:
+        eotest.check_bearer_error(f, name, resp)
+        return
+    if st == 400:
+        err = body.get("error") if isinstance(body, dict) else None
+        f.check(isinstance(err, dict) and err.get("field") == "tenantId",
+                "%s: 400 %r, expected one naming tenantId" % (name, body))
+        return
+    if not f.check(st == 200, "%s: %s %.200r, expected the stream" % (name, st, body)):
+        return
+    data = sse_data(body)
+    f.check(RULES[attacker["id"]]["window"] in data, "%s: the attacker's own result did not "
+            "come (%d events)" % (name, len(data)))
+    f.check(RULES[victim["id"]]["window"] not in data and
+            not any(victim["id"] in d for d in data),
+            "%s: the stream holds the victim's result" % name)
+
+
 def victim_data(body, vic_letter, vic_mids):
     """What of the victim's data an answer shows (a list of findings; empty when none)."""
     if not isinstance(body, dict):
@@ -276,7 +359,8 @@ ENDPOINTS = [
     Endpoint("POST /events/batch [...]", "write", lambda *a: w_batch(*a)),
     Endpoint("POST /events/batch {events}", "write", lambda *a: w_batch(*a, wrapped=True)),
 ] + [Endpoint(n, "read", r_get(t), r_check) for n, t in READS] + \
-    [Endpoint(n, "analytics", a_request(m, t), a_check(w)) for n, m, t, w in ANALYTICS]
+    [Endpoint(n, "analytics", a_request(m, t), a_check(w)) for n, m, t, w in ANALYTICS] + \
+    [Endpoint("GET /analytics/stream from the first offsets", "analytics", s_request, s_check)]
 
 
 def tamper_tenant(token, tenant):
@@ -376,6 +460,15 @@ def main():
                 {"Authorization": "Bearer " + T[x]["token"]})
             f.check(st == 200 and [s.get("eventId") for s in own.get("summaries", [])] == [eid],
                     "%s asking for its own summaries: %s %r" % (x, st, own))
+            # and a window result on the windows topic, as the engine writes it, for the stream
+            window = json.dumps({"type": "analytics.window", "tenantId": T[x]["id"],
+                                 "rule": {"id": rid, "version": 1, "name": "iso rule " + x},
+                                 "group": {}, "groupKey": "[]", "value": 1, "count": 1,
+                                 "revision": 1, "final": True,
+                                 "marker": "iso-window-" + eotest.rand_hex(8)},
+                                separators=(",", ":"))
+            eotest.produce(sb.brokers, sb.windows_topic, [("%s:%s" % (T[x]["id"], rid), window)])
+            RULES[T[x]["id"]]["window"] = window
 
         # Baseline: each tenant's own events, stored under it.
         base = {}
