@@ -314,8 +314,8 @@ static void fill_from_queue(struct eo_analytics_streams *h, stream_t *s)
                 s->pos.next[it->topic][it->partition] = 0;
             char note[160];
             snprintf(note, sizeof note,
-                     "reset %s partition %d: the position is not in the topic (past its "
-                     "retention); from its earliest record on",
+                     "reset %s partition %d: the position is not in the topic (older than "
+                     "its retention, or past its end); from its earliest record on",
                      kind_names[it->topic], (int)it->partition);
             eo_sse_put_comment(&s->out, note);
             break;
