@@ -12,10 +12,16 @@
  *
  * Invariant: a stream's cursor is never before the oldest record. When the oldest record
  * leaves the buffer, a stream still on it passes it when it is not its own (or sent already);
- * when it is its own and unsent, the stream lost it: it ends as a slow client and resumes
- * from its last id. The same happens when its unsent records appended since it started reading
- * the buffer (`pending`) would pass EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES (one record always
- * fits).
+ * when it is its own and unsent, the stream goes on from its position through a catch-up
+ * (below), as a resume would: a burst larger than the buffer costs a Kafka read, not a
+ * disconnect.
+ *
+ * Slow clients: a stream reading the buffer whose unsent records (appended since it started
+ * reading it: `pending`) stay over EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES for a keep-alive
+ * interval is ended (its client resumes with its last id); a burst that its client takes in
+ * time is not held against it. A stream catching up holds at most the bound (its catch-up waits
+ * for it); it is ended when its client took nothing for a keep-alive interval while the queue
+ * was full. The keep-alive tick checks both.
  *
  * A resume from before the buffer (MODE_CATCH_UP) reads the queue its catch-up fills
  * (stream_kafka.c): records, positions of records that are not its own, resets, and at last
@@ -88,7 +94,19 @@ static void start_buffer(struct eo_analytics_streams *h, stream_t *s)
     s->mode = MODE_BUFFER;
     s->cursor = h->first;
     s->pending = 0;
+    s->over_since_us = 0;
     s->counted_from = h->next; /* the backlog counts what comes from now on */
+    wake(s);
+}
+
+/* Goes on from the stream's position through a catch-up (h->lock held). */
+static void start_catch_up(struct eo_analytics_streams *h, stream_t *s)
+{
+    s->mode = MODE_CATCH_UP;
+    s->cu_wanted = true;
+    s->pending = 0;
+    s->over_since_us = 0;
+    eo_counter_add(h->catchups_total, 1);
     wake(s);
 }
 
@@ -103,7 +121,7 @@ static void evict_first(struct eo_analytics_streams *h)
             continue;
         bool mine = eo_streams_match(s, e->tenant_id, e->rule_id);
         if (mine && e->offset >= eo_sse_pos_get(&s->pos, e->topic, e->partition)) {
-            drop_slow(h, s, "its next record left the buffer");
+            start_catch_up(h, s); /* its next record left the buffer: read it from Kafka */
             continue;
         }
         eo_sse_pos_passed(&s->pos, e->topic, e->partition, e->offset);
@@ -183,11 +201,9 @@ void eo_streams_append(struct eo_analytics_streams *h, eo_sse_topic_t t, int32_t
     for (stream_t *s = h->streams; s; s = s->next) {
         if (s->mode != MODE_BUFFER || s->dead || !eo_streams_match(s, tenant, rule))
             continue;
-        if (s->pending > 0 && s->pending + len > h->max_backlog) {
-            drop_slow(h, s, "its backlog passed EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES");
-            continue;
-        }
         s->pending += len;
+        if (s->pending > h->max_backlog && !s->over_since_us)
+            s->over_since_us = eo_clock_mono_us();
         wake(s);
     }
     pthread_mutex_unlock(&h->lock);
@@ -210,9 +226,16 @@ void eo_streams_at_end(struct eo_analytics_streams *h, eo_sse_topic_t t, int32_t
 void eo_streams_tick(struct eo_analytics_streams *h, int64_t now_us)
 {
     pthread_mutex_lock(&h->lock);
-    for (stream_t *s = h->streams; s; s = s->next)
+    for (stream_t *s = h->streams; s; s = s->next) {
+        if (!s->dead && s->mode == MODE_BUFFER && s->over_since_us &&
+            now_us - s->over_since_us >= h->keepalive_us)
+            drop_slow(h, s, "its backlog stayed over EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES");
+        else if (!s->dead && s->mode == MODE_CATCH_UP && s->q_bytes >= h->max_backlog &&
+                 now_us - s->progress_us >= h->keepalive_us)
+            drop_slow(h, s, "it took nothing while its catch-up waited for it");
         if (now_us >= s->next_keepalive_us || s->dead)
             wake(s);
+    }
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -280,12 +303,10 @@ static bool fill_from_buffer(struct eo_analytics_streams *h, stream_t *s)
  * another catch-up (the reader starts it). */
 static void after_catch_up(struct eo_analytics_streams *h, stream_t *s)
 {
-    if (eo_sse_pos_outside(&s->pos, &h->base, NULL, NULL) == 0) {
+    if (eo_sse_pos_outside(&s->pos, &h->base, NULL, NULL) == 0)
         start_buffer(h, s);
-    } else {
-        s->cu_wanted = true;
-        eo_counter_add(h->catchups_total, 1);
-    }
+    else
+        start_catch_up(h, s);
 }
 
 /* Formats the catch-up's queue. */
@@ -372,10 +393,14 @@ static long stream_read(void *ud, char *buf, size_t cap, bool closing)
         n = (long)(left < cap ? left : cap);
         memcpy(buf, s->out.data + s->out_sent, (size_t)n);
         s->out_sent += (size_t)n;
-        if (n > 0)
+        if (n > 0) {
             s->next_keepalive_us = now + h->keepalive_us;
-        else if (s->dead)
+            s->progress_us = now;
+        } else if (s->dead) {
             n = EO_HTTP_STREAM_END;
+        }
+        if (s->mode == MODE_BUFFER && s->pending <= h->max_backlog)
+            s->over_since_us = 0; /* back under the bound in time */
     }
     pthread_mutex_unlock(&h->lock);
     if (more && n == 0)
@@ -506,7 +531,8 @@ void eo_analytics_streams_open(eo_analytics_streams_t *h, eo_http_req_t *req, co
         h->streams->prev = s;
     h->streams = s;
     h->nstreams++;
-    s->next_keepalive_us = eo_clock_mono_us() + h->keepalive_us;
+    s->progress_us = eo_clock_mono_us();
+    s->next_keepalive_us = s->progress_us + h->keepalive_us;
     if (!from) { /* from now: the reader's position */
         s->pos = h->head;
         s->mode = MODE_BUFFER;
@@ -514,13 +540,10 @@ void eo_analytics_streams_open(eo_analytics_streams_t *h, eo_http_req_t *req, co
     } else {
         s->pos = *from;
         eo_sse_pos_fit(&s->pos, h->head.n[EO_SSE_WINDOWS], h->head.n[EO_SSE_SUMMARIES]);
-        if (eo_sse_pos_outside(&s->pos, &h->base, &h->head, NULL) == 0) {
+        if (eo_sse_pos_outside(&s->pos, &h->base, &h->head, NULL) == 0)
             start_buffer(h, s);
-        } else {
-            s->mode = MODE_CATCH_UP;
-            s->cu_wanted = true;
-            eo_counter_add(h->catchups_total, 1);
-        }
+        else
+            start_catch_up(h, s);
     }
     pthread_mutex_unlock(&h->lock);
     eo_gauge_add(h->open, 1);
@@ -557,7 +580,8 @@ static void register_metrics(struct eo_analytics_streams *h, eo_metrics_t *m)
                         "its Last-Event-ID).",
                         "analytics", "reason", slow, 1, &h->slow);
     h->catchups_total = eo_metrics_counter(m, "eventops_analytics_stream_catchups_total",
-                                           "Stream resumes older than the buffer, read from "
+                                           "Stream resumes older than the buffer, and "
+                                           "streams whose next result left it, read from "
                                            "Kafka first.",
                                            "role=\"analytics\"");
     h->resets = eo_metrics_counter(m, "eventops_analytics_stream_resets_total",

@@ -16,8 +16,9 @@
  * Each stream starts with "retry: 2000", sends "event: window" / "event: summary" with the
  * record as data, and a ": keep-alive" comment after EVENTOPS_ANALYTICS_SSE_KEEPALIVE_S
  * seconds without an event. Limits: EVENTOPS_ANALYTICS_MAX_STREAMS open streams, _PER_TENANT
- * per tenant (429 beyond, naming the limit); a client further behind than
- * EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES is disconnected (it resumes with its last id).
+ * per tenant (429 beyond, naming the limit); a client that stays further behind than
+ * EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES for a keep-alive interval is disconnected (it resumes
+ * with its last id).
  *
  * Threads: the reader thread, and libmicrohttpd's pool threads that open streams and write them
  * (http.h: a stream waiting for records parks its connection, it holds no thread). One lock

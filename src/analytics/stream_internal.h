@@ -74,6 +74,8 @@ typedef struct stream {
     uint64_t cursor;       /* MODE_BUFFER: the next record's sequence number */
     uint64_t counted_from; /* MODE_BUFFER: records from here on count in pending */
     size_t pending;        /* MODE_BUFFER: bytes of those records of its after cursor */
+    int64_t over_since_us; /* MODE_BUFFER: pending passed the backlog bound then (0: it is not) */
+    int64_t progress_us;   /* when its client last took bytes */
     catchup_t *cu;         /* MODE_CATCH_UP: the running catch-up, NULL when none (yet, or done) */
     bool cu_wanted;        /* MODE_CATCH_UP: the reader is to start a catch-up */
     stream_item_t *q_head, *q_tail; /* the catch-up's queue */

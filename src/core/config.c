@@ -248,8 +248,8 @@ static const cfg_var_t vars[] = {
       17179869184, "the same buffer's bound in bytes of records"),
     I(analytics_sse_max_backlog_bytes, "EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES", 1048576, 65536,
       1073741824,
-      "an event stream whose client is this far behind (bytes not yet sent) is disconnected; it "
-      "resumes with its Last-Event-ID"),
+      "an event stream whose client stays this far behind (bytes not yet sent) for a keep-alive "
+      "interval is disconnected; it resumes with its Last-Event-ID"),
 };
 
 static int parse_int(const char *s, int64_t *out)
