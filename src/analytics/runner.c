@@ -887,6 +887,8 @@ static void destroy(eo_analytics_runner_t *rn)
     free(rn);
 }
 
+/* The partition count of the events topic. A topic just made may take the brokers a moment to
+ * announce: asked again for up to 30 s. */
 static int events_partitions(const eo_config_t *cfg, size_t *n, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, errlen);
@@ -897,7 +899,11 @@ static int events_partitions(const eo_config_t *cfg, size_t *n, char *err, size_
         rd_kafka_conf_destroy(conf);
         return EO_EIO;
     }
-    int r = topic_partitions(rk, cfg->events_topic, n, err, errlen);
+    int64_t until = eo_clock_mono_us() + 30 * INT64_C(1000000);
+    int r;
+    while ((r = topic_partitions(rk, cfg->events_topic, n, err, errlen)) < 0 &&
+           eo_clock_mono_us() < until)
+        rd_kafka_poll(rk, 500);
     rd_kafka_destroy(rk);
     return r;
 }
