@@ -530,3 +530,12 @@ def pg_summaries(sb, tenant_id):
 def stored_count(sb, tenant_id):
     """Events of the tenant in the events table."""
     return int(sb.scalar("SELECT count(*) FROM event_ids WHERE tenant_id = %s" % _lit(tenant_id)))
+
+
+def pg_summaries_all(sb):
+    """{tenant id: {eventId: body}} of analytics_summaries."""
+    out = {}
+    for tid, eid, body in sb.sql("SELECT tenant_id::text, event_id::text, body::text "
+                                 "FROM analytics_summaries"):
+        out.setdefault(tid, {})[eid] = json.loads(body)
+    return out
