@@ -14,13 +14,15 @@ rule fires and resolves every other window. Events are stamped with the wall clo
 sent; a batch is resent with the same messageIds until it gets a 202 (503 while the broker is
 away), so a batch delayed by the broker's restart arrives with times up to its length old.
 
-Why grace 60 s: while the engine is away (a SIGKILL, then the dead member's 6 s session before
-its successor gets the partitions; the broker's restart, ~20-35 s) the events pile up, and when
-it reads them again its watermark has moved with the wall clock (every partition is idle after
-a restore, docs/analytics.md "Time and the watermark"). An event whose window ended more than
-grace before that would be a correction (a new revision, which does not step the condition
-again) and the summaries could no longer equal the state machine over the final counts. With
-grace 60 s no event of this test is late; the test checks it (every window has revision 1).
+Why grace 60 s: event times are the wall clock when a batch is first sent, and a batch that waits
+for the broker's restart (~20-35 s, every answer a 503) gets its 202 with those times, while
+the other partitions already carry newer events; and whatever the engine reads after a restart
+(the dead member's 6 s session, then the restore) is as old as the time it was away. The
+watermark waits for partitions that are not assigned or have a backlog (ADR-18), but an event
+whose window ended more than grace before the watermark would still be a correction (a new
+revision, which does not step the condition again) and the summaries could no longer equal the
+state machine over the final counts. With grace 60 s no event of this test is late; the test
+checks it (every window has revision 1, the late topic is empty).
 
 Faults (E2E_KILLS, default 24, at least 20, SIGKILLs of the analytics role): every other kill
 comes at a random moment 0-0.8 s after the start (while it starts, restores its state from the

@@ -23,15 +23,6 @@ timestamp that is not a time: the processor dead-letters them, the engine cannot
 A last record per partition (another event type), 4 minutes past the stream's end, moves the
 watermark past every window's end + grace.
 
-EVENTOPS_ANALYTICS_IDLE_MS is 30 s here (default 5 s). No partition is idle in this test, but
-the engine reads a backlog: librdkafka prefetches up to 100k records of a partition and hands
-them over in fetch order, so the engine can be busy with one partition's records for seconds
-before the next partition's come. A partition that gave nothing for IDLE_MS (of the engine's
-processing time) no longer holds the watermark, which then jumps to the partitions already read
-and makes the others' records corrections; at the sanitizer build's ~20k events/s that took
-more than 5 s at the start of the backlog (each first window of the stream got 5 revisions).
-The flush records close the last windows, so a long IDLE_MS costs nothing here.
-
 The processor stores everything first; then the analytics role starts and reads the backlog at
 full speed: its throughput (events/s, from eventops_analytics_events_total{outcome="received"}
 sampled every 0.25 s) is printed. Checks:
@@ -83,7 +74,6 @@ OOO_MAX = 20 * US             # below grace
 WARM_UP = 4 * 60 * US         # no event beyond the horizon in the stream's first 4 minutes
 BEYOND_MIN, BEYOND_MAX = 10 * 60 * US, 14 * 60 * US
 FLUSH_AFTER = 4 * 60 * US     # past size + horizon
-IDLE_MS = 30000               # above the time to read one partition's prefetched backlog
 ETYPE = "p_ev"
 BASE = {"eventType": ETYPE, "groupBy": ["properties.plan"], "grace": "30s", "horizon": "2m"}
 RULES = {
@@ -218,9 +208,7 @@ def main():
         print("FAILED: " + reason)
         return 1
     t_begin = time.monotonic()
-    extra = {"EVENTOPS_ANALYTICS_IDLE_MS": str(IDLE_MS)}
-    with eotest.Sandbox("analytics-parity", partitions=PARTITIONS, extra_env=extra,
-                        keep_dir=KEEP) as sb:
+    with eotest.Sandbox("analytics-parity", partitions=PARTITIONS, keep_dir=KEEP) as sb:
         F = sb.failures
         sb.create_signing_key()
         tenant = sb.create_tenant("parity-" + RUN)
