@@ -397,7 +397,6 @@ D_SECONDS = 16.0
 def part_d(cx):
     F, sb, ana = cx.F, cx.sb, cx.ana
     size = 2 * US
-    stop = threading.Event()
     events = {"term_exit": None, "error": None}
 
     def killer():
@@ -417,7 +416,7 @@ def part_d(cx):
     d0 = at.now_us()
     th.start()
     sent = {}
-    while at.now_us() - d0 < D_SECONDS * US and not stop.is_set():
+    while at.now_us() - d0 < D_SECONDS * US:
         now = at.now_us()
         w = at.floor_to(now, size)
         high = (w // size) % 2 == 0
