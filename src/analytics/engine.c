@@ -707,8 +707,12 @@ static int64_t windows_between(const rule_t *r, int64_t a, int64_t b, int64_t ca
     return k;
 }
 
-/* One event into a tumbling or hopping rule's pane. */
-static int add_to_pane(eo_engine_t *e, rule_t *r, group_t *g, const eo_event_t *ev, int64_t t)
+/* One event into a tumbling or hopping rule's pane. wm: the watermark it was classified
+ * against; a final window it falls into gets a new revision unless wm is past that window's
+ * end + horizon (a hopping event can be within the horizon of its newer windows only: the older
+ * ones, whose state and panes may be gone, are not revised). */
+static int add_to_pane(eo_engine_t *e, rule_t *r, group_t *g, const eo_event_t *ev, int64_t t,
+                       int64_t wm)
 {
     const eo_rule_t *d = &r->r.def;
     int64_t pstart = pane_of(r, t);
@@ -735,6 +739,8 @@ static int add_to_pane(eo_engine_t *e, rule_t *r, group_t *g, const eo_event_t *
         g->next_start = first;
     if (g->final_upto != NONE && first < g->final_upto) { /* corrections of final windows */
         for (int64_t s = first; s < g->final_upto && s <= last; s = win_next(r, s)) {
+            if (wm != NONE && win_end(r, s) + d->horizon_us <= wm)
+                continue; /* past its horizon: no correction (and maybe no panes) any more */
             win_t *w = win_at(g, s, true); /* also a window that was final while empty */
             if (!w)
                 return EO_ENOMEM;
@@ -885,7 +891,7 @@ int eo_engine_event(eo_engine_t *e, size_t partition, const eo_record_t *rec, co
             int64_t first, last;
             span(r, t, &first, &last);
             bool correction = g->final_upto != NONE && first < g->final_upto;
-            if ((r2 = add_to_pane(e, r, g, ev, t)) < 0)
+            if ((r2 = add_to_pane(e, r, g, ev, t, wm)) < 0)
                 return r2;
             if (correction)
                 e->stats.corrections++;

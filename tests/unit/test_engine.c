@@ -332,6 +332,38 @@ static void idle_partition_does_not_hold_the_watermark(void **state)
     eo_engine_free(f.e);
 }
 
+/* A hopping event within the horizon of its newer window but past the older one's: only the
+ * newer window is corrected. Before the fix the older window, whose state and first pane had
+ * expired, was made again and emitted as revision 1 a second time, with a count missing the
+ * expired pane's events (2 instead of 3). */
+static void hopping_correction_skips_windows_past_their_horizon(void **state)
+{
+    eo_engine_rule_t r = base_rule(EO_WIN_HOPPING, 2 * MIN, MIN, EO_AGG_COUNT);
+    r.def.horizon_us = MIN;
+    fx_t f;
+    fx_init(&f, 1, &r, 1);
+    send_ev(&f, 0, TENANT, "signup", "u1", T0 + 30 * SEC, 1);
+    send_ev(&f, 0, TENANT, "signup", "u2", T0 + 90 * SEC, 1);
+    tick_wall(&f, T0 + 3 * MIN + 10 * SEC); /* all final; [T0, T0 + 2 min) past its horizon */
+    json_t *w[8];
+    assert_int_equal(take(&f, EO_OUT_WINDOW, w, 8), 3);
+    drop_all(w, 3);
+    eo_engine_outputs_clear(f.e);
+    /* in [T0, T0 + 2 min) (past its horizon) and [T0 + 1 min, T0 + 3 min) (within it) */
+    send_ev(&f, 0, TENANT, "signup", "u3", T0 + 70 * SEC, 1);
+    assert_int_equal(take(&f, EO_OUT_LATE, w, 8), 0);
+    tick_wall(&f, T0 + 3 * MIN + 11 * SEC);
+    size_t n = take(&f, EO_OUT_WINDOW, w, 8);
+    assert_int_equal(n, 1);
+    json_t *win = json_object_get(w[0], "window");
+    assert_string_equal(json_string_value(json_object_get(win, "start")),
+                        "2024-01-01T00:01:00.000000Z");
+    assert_int_equal(json_integer_value(json_object_get(w[0], "revision")), 2);
+    assert_int_equal(json_integer_value(json_object_get(w[0], "count")), 2);
+    drop_all(w, n);
+    eo_engine_free(f.e);
+}
+
 static void groups_overflow_is_explicit(void **state)
 {
     eo_engine_rule_t r = base_rule(EO_WIN_TUMBLING, MIN, MIN, EO_AGG_COUNT);
@@ -754,6 +786,7 @@ int main(void)
         cmocka_unit_test(tumbling_counts_and_closes),
         cmocka_unit_test(late_within_grace_horizon_and_beyond),
         cmocka_unit_test(hopping_matches_brute_force),
+        cmocka_unit_test(hopping_correction_skips_windows_past_their_horizon),
         cmocka_unit_test(unique_users_union_panes),
         cmocka_unit_test(summaries_fire_and_resolve_once),
         cmocka_unit_test(idle_partition_does_not_hold_the_watermark),
