@@ -18,6 +18,7 @@ test_analytics_exactly_once.py, test_analytics_parity.py; semantics in docs/anal
 Debian's python3-confluent-kafka is imported through kafkatest.confluent_kafka()."""
 
 import datetime
+import importlib
 import json
 import os
 import re
@@ -541,3 +542,22 @@ def pg_summaries_all(sb):
                                  "FROM analytics_summaries"):
         out.setdefault(tid, {})[eid] = json.loads(body)
     return out
+
+
+def delete_sandbox_topics(sb):
+    """Deletes the sandbox's six topics (the events, dead-letter and analytics topics) through
+    confluent-kafka's AdminClient. Sandboxes leave their topics behind (eotest.Sandbox); a test
+    that fills them with a million records removes them when it passed. Returns the topics that
+    could not be deleted."""
+    confluent_kafka()  # finds Debian's package
+    admin = importlib.import_module("confluent_kafka.admin").AdminClient(
+        {"bootstrap.servers": sb.brokers, "log_level": 4})
+    topics = [sb.events_topic, sb.dlq_topic, sb.summaries_topic, sb.windows_topic,
+              sb.late_topic, sb.changelog_topic]
+    failed = []
+    for topic, fut in admin.delete_topics(topics, operation_timeout=60).items():
+        try:
+            fut.result()
+        except Exception as e:  # noqa: BLE001 - reported to the caller
+            failed.append("%s: %s" % (topic, e))
+    return failed
