@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/analytics.sh: the analytics engine's benchmark (issue 12), one run.
 #
-#   bench/analytics.sh path/to/eventops   (make bench-analytics: optimised build, stack env exported)
+#   bench/analytics.sh path/to/eventops
+#                    (make bench-analytics: the optimised build, the stack's env exported)
 #
 # Runs bench/analytics.py against the optimised binary: (E) the engine's microbenchmark
 # (build/bench_engine beside the binary, bench/engine.c: decode, engine and tick cost per event,
@@ -31,8 +32,9 @@ root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-: "${EVENTOPS_PG_DSN:?not set: run through make bench-analytics, or eval \"\$(scripts/stack.sh env)\"}"
-: "${EVENTOPS_KAFKA_BROKERS:?not set: run through make bench-analytics, or eval \"\$(scripts/stack.sh env)\"}"
+hint='not set: run through make bench-analytics, or eval "$(scripts/stack.sh env)"'
+: "${EVENTOPS_PG_DSN:?$hint}"
+: "${EVENTOPS_KAFKA_BROKERS:?$hint}"
 for tool in kcat psql; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh)"
 done
