@@ -38,8 +38,8 @@ Phases:
       that group on the summaries topic (a read_committed consumer assigned at the topic's end
       before the first probe). A probe without a summary within BENCH_A_PROBE_TIMEOUT_S counts
       as missing.
-  (3b) soak: the load goes on for BENCH_A_SOAK_S; VmRSS, state groups and the role's CPU every
-      BENCH_A_SAMPLE_S; first/last/max RSS and the least-squares slope (KiB per minute), also
+  (3b) soak: the load goes on (at BENCH_A_SOAK_RATE) for BENCH_A_SOAK_S; VmRSS, state groups
+      and the role's CPU every BENCH_A_SAMPLE_S; first/last/max RSS and the least-squares slope (KiB per minute), also
       over the second half of the samples (after the state's warm-up); the role's CPU per event
       of the load, all in, and per thread.
   (3c) no events: the load stopped, the role's CPU over BENCH_A_IDLE_S with its state in memory
@@ -50,7 +50,8 @@ shared machine show there.
 Settings (environment, defaults): BENCH_A_EVENTS (2000000), BENCH_A_KEYS (100000), BENCH_A_RATE
 (200000), BENCH_A_PARTITIONS (6), BENCH_A_REPEAT (3), BENCH_A_THRESHOLD (80), BENCH_A_LOAD_RATE
 (20000), BENCH_A_WARMUP_S (15), BENCH_A_PROBES (200), BENCH_A_PROBE_GAP_MS (400),
-BENCH_A_PROBE_TIMEOUT_S (10), BENCH_A_SOAK_S (120), BENCH_A_SAMPLE_S (10), BENCH_A_IDLE_S (20),
+BENCH_A_PROBE_TIMEOUT_S (10), BENCH_A_SOAK_S (120), BENCH_A_SOAK_RATE (BENCH_A_LOAD_RATE: the
+load during the soak), BENCH_A_SAMPLE_S (10), BENCH_A_IDLE_S (20),
 BENCH_A_STALL_S (60:
 give up when the role's committed offsets do not move that long), BENCH_A_ENGINE_RUNS (3; 0: no
 (E)), BENCH_A_ENGINE_ARGS ("3000000 100000 1 5": events, keys, rules, event-time step in us),
@@ -653,6 +654,7 @@ def main():
     repeat = setting("BENCH_A_REPEAT", 3)
     threshold = setting("BENCH_A_THRESHOLD", 80)
     load_rate = setting("BENCH_A_LOAD_RATE", 20000)
+    soak_rate = setting("BENCH_A_SOAK_RATE", load_rate)
     warmup_s = setting("BENCH_A_WARMUP_S", 15)
     nprobes = setting("BENCH_A_PROBES", 200)
     gap_ms = setting("BENCH_A_PROBE_GAP_MS", 400)
@@ -753,11 +755,13 @@ def main():
                         sb.failures.fail("%s exited with %s on SIGTERM" % (role.name, code))
 
             # (2) latency under load
-            load = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "load", sb.brokers, sb.events_topic,
-                 tenant["tenantId"], str(keys), str(load_rate),
-                 str(warmup_s + nprobes * gap_ms / 800 + probe_timeout + soak_s + 120)],
-                stdout=subprocess.PIPE, text=True)
+            def start_load(events_per_s, seconds):
+                return subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "load", sb.brokers,
+                     sb.events_topic, tenant["tenantId"], str(keys), str(events_per_s),
+                     str(seconds)], stdout=subprocess.PIPE, text=True)
+            load = start_load(load_rate, warmup_s + 120 + nprobes * gap_ms / 800 + probe_timeout +
+                              soak_s + 120)
             say("(2) load %d events/s; %d s warm-up" % (load_rate, warmup_s))
             time.sleep(warmup_s)
             group = Committed(ck, sb.brokers, sb.events_topic,
@@ -784,7 +788,13 @@ def main():
             say("(2) latency %s" % {k: v for k, v in res["latency"].items() if k != "each"})
 
             # (3b) soak
-            say("(3b) soak %d s, a sample every %d s" % (soak_s, sample_s))
+            if soak_rate != load_rate:  # the load at the soak's own rate
+                load.send_signal(signal.SIGTERM)
+                load.communicate(timeout=60)
+                load = start_load(soak_rate, soak_s + 120)
+                time.sleep(5)
+            say("(3b) soak %d s at %d events/s, a sample every %d s" % (soak_s, soak_rate,
+                                                                          sample_s))
             machine = MachineCpu()
             series, soak_cpu, soak_el, soak_threads = soak(role, soak_s, sample_s, load)
             half = series[len(series) // 2:]
@@ -796,7 +806,8 @@ def main():
                            "slope_2nd_half_kib_per_min": slope_per_min(
                                [(s["t"], s["rss_kib"]) for s in half]),
                            "machine_pct": machine.percent(), "role_cpu_s": soak_cpu,
-                           "role_us_per_event": soak_cpu / (soak_el * load_rate) * 1e6,
+                           "rate": soak_rate,
+                           "role_us_per_event": soak_cpu / (soak_el * soak_rate) * 1e6,
                            "threads_pct": soak_threads}
             load.send_signal(signal.SIGTERM)
             out, _ = load.communicate(timeout=60)
@@ -915,9 +926,9 @@ def report(res, out):
             res["catch_up"]["backlog"], res["catch_up"]["waited_s"]),
         "    probes over 1 s: %d, sent at second %s of the minute" % (
             len(slow), " ".join(str(x) for x in slow) or "-"),
-        "(3b) soak %d s under load: RSS first %d, last %d, max %d KiB; slope %.0f KiB/min "
+        "(3b) soak %d s under %s events/s: RSS first %d, last %d, max %d KiB; slope %.0f KiB/min "
         "(second half %.0f KiB/min); machine %.0f%%" % (
-            sk["seconds"], sk["first_kib"], sk["last_kib"], sk["max_kib"],
+            sk["seconds"], fmt(sk["rate"]), sk["first_kib"], sk["last_kib"], sk["max_kib"],
             sk["slope_kib_per_min"], sk["slope_2nd_half_kib_per_min"], sk["machine_pct"]),
         "    RSS series (KiB): %s" % " ".join(str(s["rss_kib"]) for s in sk["samples"]),
         "    role CPU %.2f us per event of the load, all in (windows closing, summaries, "
