@@ -657,207 +657,255 @@ def fmt(x, digits=0):
     return "{:,.{}f}".format(x, digits)
 
 
+class Settings:
+    """The run's BENCH_A_* settings (see the opening comment)."""
+
+    def __init__(self):
+        self.n = setting("BENCH_A_EVENTS", 2000000)
+        self.keys = setting("BENCH_A_KEYS", 100000)
+        self.rate = setting("BENCH_A_RATE", 200000)
+        self.partitions = setting("BENCH_A_PARTITIONS", 6)
+        self.repeat = setting("BENCH_A_REPEAT", 3)
+        self.threshold = setting("BENCH_A_THRESHOLD", 80)
+        self.load_rate = setting("BENCH_A_LOAD_RATE", 20000)
+        self.soak_rate = setting("BENCH_A_SOAK_RATE", self.load_rate)
+        self.warmup_s = setting("BENCH_A_WARMUP_S", 15)
+        self.probes = setting("BENCH_A_PROBES", 200)
+        self.gap_ms = setting("BENCH_A_PROBE_GAP_MS", 400)
+        self.probe_timeout = setting("BENCH_A_PROBE_TIMEOUT_S", 10)
+        self.soak_s = setting("BENCH_A_SOAK_S", 120)
+        self.sample_s = setting("BENCH_A_SAMPLE_S", 10)
+        self.stall_s = setting("BENCH_A_STALL_S", 60)
+        self.idle_s = setting("BENCH_A_IDLE_S", 20)
+        self.keep = os.environ.get("BENCH_A_KEEP", "0") == "1"
+        self.perf = os.environ.get("BENCH_A_PERF", "0") == "1"
+        self.engine_runs = int(os.environ.get("BENCH_A_ENGINE_RUNS", "3"))
+        self.engine_args = os.environ.get("BENCH_A_ENGINE_ARGS", "3000000 100000 1 5")
+        self.engine_scan = os.environ.get("BENCH_A_ENGINE_SCAN", "1")
+
+
+class Run:
+    """One run in one sandbox: the phases in order, their results in self.res. The last role of
+    (1b) goes on through (2), (3b) and (3c); self.load is the background load's process."""
+
+    def __init__(self, cfg, ck, sb, res):
+        self.cfg, self.ck, self.sb, self.res = cfg, ck, sb, res
+        self.load = self.role = self.group = self.coll = None
+        self.tenant, self.rules, self.ends = None, {}, None
+
+    def setup(self):
+        """The tenant, a signing key (the role needs one to be ready), the two rules, the
+        collector (for the probes)."""
+        sb, cfg = self.sb, self.cfg
+        self.tenant = sb.create_tenant("bench")
+        sb.create_signing_key()
+        for name, body in (
+                ("bench", {"name": "bench", "eventType": EVENT_TYPE,
+                           "window": {"type": "hopping", "size": "5m", "slide": "1m"},
+                           "groupBy": ["userId"], "aggregate": {"fn": "count"},
+                           "maxGroups": max(100000, cfg.keys),
+                           "condition": {"op": ">=", "value": cfg.threshold}}),
+                ("probe", {"name": "probe", "eventType": PROBE_TYPE,
+                           "window": {"type": "tumbling", "size": "10s"},
+                           "groupBy": ["userId"], "aggregate": {"fn": "count"},
+                           "condition": {"op": ">=", "value": 5, "early": True}})):
+            path = os.path.join(sb.dir, "rule-%s.json" % name)
+            with open(path, "w") as f:
+                json.dump(body, f)
+            self.rules[name] = sb.admin_json("rules", "create", "--tenant",
+                                             self.tenant["tenantId"], "--file", path,
+                                             extra_env=role_env(sb, cfg.keys, 1))["id"]
+        self.coll = sb.collector(extra_env={"EVENTOPS_RATE_LIMIT_RATE": "100000",
+                                            "EVENTOPS_RATE_LIMIT_BURST": "100000"})
+        self.coll.start()
+        self.coll.wait_ready()
+
+    def idle(self):
+        """(0): the role's RSS with no state."""
+        env = role_env(self.sb, self.cfg.keys, 1)
+        self.sb.run_bin("admin", "create-topics", "--partitions", str(self.cfg.partitions),
+                        extra_env=env)
+        idle = self.sb.analytics(extra_env=env, name="analytics-idle")
+        idle.start()
+        idle.wait_ready(120)
+        time.sleep(2)
+        self.res["idle_rss_kib"] = rss_kib(idle.pid)
+        idle.stop()
+        say("(0) idle role: RSS %d KiB" % self.res["idle_rss_kib"])
+
+    def throughput(self):
+        """(1) and (3a): the records produced, then bare read and role, cfg.repeat times."""
+        cfg, sb, res, n = self.cfg, self.sb, self.res, self.cfg.n
+        say("(1) producing %d records over %d keys into %s" % (n, cfg.keys, sb.events_topic))
+        secs, self.ends = preproduce(self.ck, sb, self.tenant["tenantId"], n, cfg.keys, cfg.rate,
+                                     1)
+        res["produce_s"] = secs
+        say("(1) produced in %.1f s (%s records/s); end offsets %s" %
+            (secs, fmt(n / secs), self.ends))
+        res["bare"], res["runs"] = [], []
+        for k in range(1, cfg.repeat + 1):
+            wall, cpu, _ = bare_read(sb, n)
+            res["bare"].append({"wall_s": wall, "cpu_s": cpu, "events_per_s": n / wall,
+                                "events_per_cpu_s": n / cpu})
+            say("(1a.%d) bare read: %.2f s, %.2f CPU s: %s events/s, %s per CPU-second" %
+                (k, wall, cpu, fmt(n / wall), fmt(n / cpu)))
+            perf_data = os.path.join(sb.dir, "perf.data") if cfg.perf and k == cfg.repeat \
+                else None
+            self.role, run = throughput(self.ck, sb, n, cfg.keys, self.ends, k, cfg.stall_s,
+                                        perf_data)
+            if perf_data:
+                res["perf"] = perf_report(perf_data, self.role.pid)
+            res["runs"].append(run)
+            say("(1b.%d) role: %.2f s, %.2f CPU s: %s events/s, %s per CPU-second "
+                "(steady %s events/s, %s per CPU-second); machine %.0f%%; RSS %d KiB, "
+                "%d groups; threads %s; outcomes %s" %
+                (k, run["wall_s"], run["cpu_s"], fmt(run["events_per_s"]),
+                 fmt(run["events_per_cpu_s"]), fmt(run.get("steady_events_per_s", 0)),
+                 fmt(run.get("steady_events_per_cpu_s", 0)), run["machine_pct"],
+                 run["rss_kib"], run["groups"], run["threads"], run["outcomes"]))
+            oc = run["outcomes"]
+            if oc["received"] != n or oc["counted"] != n or oc["overflow"] or oc["late"]:
+                raise RuntimeError("the role did not count every record in a window: %s" % oc)
+            if k < cfg.repeat:  # before its windows close (idle partitions after 5 s)
+                self.stop_role()
+
+    def start_load(self, events_per_s, seconds):
+        """The background load (this script's `load`) for at most `seconds`."""
+        self.load = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "load", self.sb.brokers,
+             self.sb.events_topic, self.tenant["tenantId"], str(self.cfg.keys),
+             str(events_per_s), str(seconds)], stdout=subprocess.PIPE, text=True)
+
+    def stop_load(self):
+        """Stops the load; returns its JSON summary ({} when it printed none)."""
+        self.load.send_signal(signal.SIGTERM)
+        out, _ = self.load.communicate(timeout=60)
+        self.load = None
+        return json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+
+    def latency(self):
+        """(2): the load started, the role caught up, the probes."""
+        cfg, sb, res = self.cfg, self.sb, self.res
+        self.start_load(cfg.load_rate, cfg.warmup_s + 120 + cfg.probes * cfg.gap_ms / 800 +
+                        cfg.probe_timeout + cfg.soak_s + 120)
+        say("(2) load %d events/s; %d s warm-up" % (cfg.load_rate, cfg.warmup_s))
+        time.sleep(cfg.warmup_s)
+        self.group = Committed(self.ck, sb.brokers, sb.events_topic,
+                               role_env(sb, cfg.keys, cfg.repeat)["EVENTOPS_ANALYTICS_GROUP"],
+                               self.ends)
+        waited, behind = self.group.wait_backlog(cfg.load_rate // 2, 120)
+        res["catch_up"] = {"waited_s": waited, "backlog": behind}
+        say("(2) the role's backlog: %d records after %.1f s more" % (behind, waited))
+        watch = SummaryWatch(self.ck, sb.brokers, sb.summaries_topic, self.rules["probe"])
+        machine = MachineCpu()
+        cpu0, t0 = cpu_seconds(self.role.pid), time.monotonic()
+        try:
+            each, missing, refused = probes(sb, self.tenant, watch, cfg.probes, cfg.gap_ms,
+                                            cfg.probe_timeout)
+        finally:
+            watch.close()
+        lat = sorted(x for _, x in each)
+        res["latency"] = {
+            "each": [[round(t, 3), round(x, 4)] for t, x in each],
+            "probes": cfg.probes, "missing": missing, "refused": refused,
+            "p50_ms": 1000 * percentile(lat, 50), "p95_ms": 1000 * percentile(lat, 95),
+            "p99_ms": 1000 * percentile(lat, 99), "max_ms": 1000 * (lat[-1] if lat else 0),
+            "min_ms": 1000 * (lat[0] if lat else 0), "machine_pct": machine.percent(),
+            "role_cpu_pct": 100 * (cpu_seconds(self.role.pid) - cpu0) / (time.monotonic() - t0)}
+        say("(2) latency %s" % {k: v for k, v in res["latency"].items() if k != "each"})
+
+    def soak(self):
+        """(3b): the load (at cfg.soak_rate) for cfg.soak_s, the role sampled."""
+        cfg = self.cfg
+        if cfg.soak_rate != cfg.load_rate:
+            self.stop_load()
+            self.start_load(cfg.soak_rate, cfg.soak_s + 120)
+            time.sleep(5)
+        say("(3b) soak %d s at %d events/s, a sample every %d s" % (cfg.soak_s, cfg.soak_rate,
+                                                                      cfg.sample_s))
+        machine = MachineCpu()
+        series, cpu, el, threads = soak(self.role, cfg.soak_s, cfg.sample_s, self.load)
+        rss = [s["rss_kib"] for s in series]
+        points = [(s["t"], s["rss_kib"]) for s in series]
+        self.res["soak"] = {
+            "seconds": cfg.soak_s, "samples": series, "first_kib": rss[0], "last_kib": rss[-1],
+            "max_kib": max(rss), "slope_kib_per_min": slope_per_min(points),
+            "slope_2nd_half_kib_per_min": slope_per_min(points[len(points) // 2:]),
+            "machine_pct": machine.percent(), "role_cpu_s": cpu, "rate": cfg.soak_rate,
+            "role_us_per_event": cpu / (el * cfg.soak_rate) * 1e6, "threads_pct": threads}
+        self.res["load"] = self.stop_load()
+
+    def no_events(self):
+        """(3c): once the load is read, the role's CPU with its state and no input."""
+        waited, behind = self.group.wait_backlog(1, 300)
+        self.group.close()
+        self.group = None
+        if behind != 0:
+            raise RuntimeError("the role still had %d records to read %.0f s after the load "
+                               "stopped (-1: unknown)" % (behind, waited))
+        time.sleep(6)  # the partitions go idle (EVENTOPS_ANALYTICS_IDLE_MS 5 s)
+        machine = MachineCpu()
+        cpu0, t0 = cpu_seconds(self.role.pid), time.monotonic()
+        time.sleep(self.cfg.idle_s)
+        self.res["idle_after"] = {
+            "seconds": self.cfg.idle_s, "drained_s": waited,
+            "groups": metric(metrics(self.role), "eventops_analytics_state_groups"),
+            "role_cpu_pct": 100 * (cpu_seconds(self.role.pid) - cpu0) / (time.monotonic() - t0),
+            "machine_pct": machine.percent()}
+        say("(3c) no events: %s" % self.res["idle_after"])
+        if not self.role.running():
+            raise RuntimeError("the analytics role exited during the run")
+
+    def stop_role(self):
+        """SIGTERM to the role in hand; a non-zero exit is a failure of the run."""
+        code = self.role.stop()
+        if code != 0:
+            self.sb.failures.fail("%s exited with %s on SIGTERM" % (self.role.name, code))
+
+    def cleanup(self):
+        """Stops what is still running (the sandbox kills the rest and drops the database)."""
+        if self.load is not None and self.load.poll() is None:
+            self.load.kill()
+            self.load.wait()
+        if self.group is not None:
+            self.group.close()
+        for r in self.sb.roles:
+            if r.running():
+                r.stop(timeout=20)
+
+
 def main():
-    n = setting("BENCH_A_EVENTS", 2000000)
-    keys = setting("BENCH_A_KEYS", 100000)
-    rate = setting("BENCH_A_RATE", 200000)
-    partitions = setting("BENCH_A_PARTITIONS", 6)
-    repeat = setting("BENCH_A_REPEAT", 3)
-    threshold = setting("BENCH_A_THRESHOLD", 80)
-    load_rate = setting("BENCH_A_LOAD_RATE", 20000)
-    soak_rate = setting("BENCH_A_SOAK_RATE", load_rate)
-    warmup_s = setting("BENCH_A_WARMUP_S", 15)
-    nprobes = setting("BENCH_A_PROBES", 200)
-    gap_ms = setting("BENCH_A_PROBE_GAP_MS", 400)
-    probe_timeout = setting("BENCH_A_PROBE_TIMEOUT_S", 10)
-    soak_s = setting("BENCH_A_SOAK_S", 120)
-    sample_s = setting("BENCH_A_SAMPLE_S", 10)
-    stall_s = setting("BENCH_A_STALL_S", 60)
-    idle_s = setting("BENCH_A_IDLE_S", 20)
-    keep = os.environ.get("BENCH_A_KEEP", "0") == "1"
-    perf_on = os.environ.get("BENCH_A_PERF", "0") == "1"
-    engine_runs = int(os.environ.get("BENCH_A_ENGINE_RUNS", "3"))
-    engine_args = os.environ.get("BENCH_A_ENGINE_ARGS", "3000000 100000 1 5")
-    engine_scan = os.environ.get("BENCH_A_ENGINE_SCAN", "1")
+    cfg = Settings()
     ck = kafkatest.confluent_kafka()
     import confluent_kafka.admin  # noqa: F401,E402 - ck.admin (Debian's module, found above)
 
-    res = {"bench": "eventops-analytics", "events": n, "keys": keys, "event_rate": rate,
-           "partitions": partitions, "threshold": threshold, "load_rate": load_rate,
-           "load_before": open("/proc/loadavg").read().split()[:3]}
+    res = {"bench": "eventops-analytics", "events": cfg.n, "keys": cfg.keys,
+           "event_rate": cfg.rate, "partitions": cfg.partitions, "threshold": cfg.threshold,
+           "load_rate": cfg.load_rate, "load_before": open("/proc/loadavg").read().split()[:3],
+           "engine_args": cfg.engine_args, "engine_scan": cfg.engine_scan}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stdout = sys.stdout
     sys.stdout = sys.stderr  # eotest's progress lines; stdout gets the JSON line only
-    res["engine_args"] = engine_args
-    res["engine_scan"] = engine_scan
-    res["engine"] = engine_micro(engine_args, engine_runs, engine_scan) if engine_runs > 0 else []
-    load = None
-    with eotest.Sandbox("bench-analytics", partitions=partitions, keep_dir=keep) as sb:
+    res["engine"] = engine_micro(cfg.engine_args, cfg.engine_runs, cfg.engine_scan) \
+        if cfg.engine_runs > 0 else []
+    with eotest.Sandbox("bench-analytics", partitions=cfg.partitions, keep_dir=cfg.keep) as sb:
         topics = [sb.events_topic, sb.dlq_topic, sb.summaries_topic, sb.windows_topic,
                   sb.late_topic, sb.changelog_topic] + \
-            ["%s-r%d" % (sb.changelog_topic, k) for k in range(1, repeat + 1)]
+            ["%s-r%d" % (sb.changelog_topic, k) for k in range(1, cfg.repeat + 1)]
+        run = Run(cfg, ck, sb, res)
         try:
-            tenant = sb.create_tenant("bench")
-            sb.create_signing_key()
-            rules = {}
-            for name, body in (
-                    ("bench", {"name": "bench", "eventType": EVENT_TYPE,
-                               "window": {"type": "hopping", "size": "5m", "slide": "1m"},
-                               "groupBy": ["userId"], "aggregate": {"fn": "count"},
-                               "maxGroups": max(100000, keys),
-                               "condition": {"op": ">=", "value": threshold}}),
-                    ("probe", {"name": "probe", "eventType": PROBE_TYPE,
-                               "window": {"type": "tumbling", "size": "10s"},
-                               "groupBy": ["userId"], "aggregate": {"fn": "count"},
-                               "condition": {"op": ">=", "value": 5, "early": True}})):
-                path = os.path.join(sb.dir, "rule-%s.json" % name)
-                with open(path, "w") as f:
-                    json.dump(body, f)
-                rules[name] = sb.admin_json("rules", "create", "--tenant", tenant["tenantId"],
-                                            "--file", path,
-                                            extra_env=role_env(sb, keys, 1))["id"]
-            coll = sb.collector(extra_env={"EVENTOPS_RATE_LIMIT_RATE": "100000",
-                                           "EVENTOPS_RATE_LIMIT_BURST": "100000"})
-            coll.start()
-            coll.wait_ready()
-
-            # (0) idle
-            env1 = role_env(sb, keys, 1)
-            sb.run_bin("admin", "create-topics", "--partitions", str(partitions), extra_env=env1)
-            idle = sb.analytics(extra_env=env1, name="analytics-idle")
-            idle.start()
-            idle.wait_ready(120)
-            time.sleep(2)
-            res["idle_rss_kib"] = rss_kib(idle.pid)
-            idle.stop()
-            say("(0) idle role: RSS %d KiB" % res["idle_rss_kib"])
-
-            # (1) produce, then bare read and the role, repeated
-            say("(1) producing %d records over %d keys into %s" % (n, keys, sb.events_topic))
-            secs, ends = preproduce(ck, sb, tenant["tenantId"], n, keys, rate, 1)
-            res["produce_s"] = secs
-            say("(1) produced in %.1f s (%s records/s); end offsets %s" %
-                (secs, fmt(n / secs), ends))
-            res["bare"], res["runs"] = [], []
-            role = None
-            for k in range(1, repeat + 1):
-                wall, cpu, _ = bare_read(sb, n)
-                res["bare"].append({"wall_s": wall, "cpu_s": cpu, "events_per_s": n / wall,
-                                    "events_per_cpu_s": n / cpu})
-                say("(1a.%d) bare read: %.2f s, %.2f CPU s: %s events/s, %s per CPU-second" %
-                    (k, wall, cpu, fmt(n / wall), fmt(n / cpu)))
-                perf_data = os.path.join(sb.dir, "perf.data") if perf_on and k == repeat else None
-                role, run = throughput(ck, sb, n, keys, ends, k, stall_s, perf_data)
-                if perf_data:
-                    res["perf"] = perf_report(perf_data, role.pid)
-                res["runs"].append(run)
-                say("(1b.%d) role: %.2f s, %.2f CPU s: %s events/s, %s per CPU-second "
-                    "(steady %s events/s, %s per CPU-second); machine %.0f%%; RSS %d KiB, "
-                    "%d groups; threads %s; outcomes %s" %
-                    (k, run["wall_s"], run["cpu_s"], fmt(run["events_per_s"]),
-                     fmt(run["events_per_cpu_s"]), fmt(run.get("steady_events_per_s", 0)),
-                     fmt(run.get("steady_events_per_cpu_s", 0)), run["machine_pct"],
-                     run["rss_kib"], run["groups"], run["threads"], run["outcomes"]))
-                oc = run["outcomes"]
-                if oc["received"] != n or oc["counted"] != n or oc["overflow"] or oc["late"]:
-                    raise RuntimeError("the role did not count every record in a window: %s"
-                                       % run["outcomes"])
-                if k < repeat:  # before its windows close (idle partitions after 5 s)
-                    code = role.stop()
-                    if code != 0:
-                        sb.failures.fail("%s exited with %s on SIGTERM" % (role.name, code))
-
-            # (2) latency under load
-            def start_load(events_per_s, seconds):
-                return subprocess.Popen(
-                    [sys.executable, os.path.abspath(__file__), "load", sb.brokers,
-                     sb.events_topic, tenant["tenantId"], str(keys), str(events_per_s),
-                     str(seconds)], stdout=subprocess.PIPE, text=True)
-            load = start_load(load_rate, warmup_s + 120 + nprobes * gap_ms / 800 + probe_timeout +
-                              soak_s + 120)
-            say("(2) load %d events/s; %d s warm-up" % (load_rate, warmup_s))
-            time.sleep(warmup_s)
-            group = Committed(ck, sb.brokers, sb.events_topic,
-                              role_env(sb, keys, repeat)["EVENTOPS_ANALYTICS_GROUP"], ends)
-            waited, behind = group.wait_backlog(load_rate // 2, 120)
-            res["catch_up"] = {"waited_s": waited, "backlog": behind}
-            say("(2) the role's backlog: %d records after %.1f s more" % (behind, waited))
-            watch = SummaryWatch(ck, sb.brokers, sb.summaries_topic, rules["probe"])
-            machine = MachineCpu()
-            cpu0, t0 = cpu_seconds(role.pid), time.monotonic()
-            try:
-                each, missing, refused = probes(sb, tenant, watch, nprobes, gap_ms,
-                                                probe_timeout)
-            finally:
-                watch.close()
-            lat = sorted(x for _, x in each)
-            res["latency"] = {
-                "each": [[round(t, 3), round(x, 4)] for t, x in each],
-                "probes": nprobes, "missing": missing, "refused": refused,
-                "p50_ms": 1000 * percentile(lat, 50), "p95_ms": 1000 * percentile(lat, 95),
-                "p99_ms": 1000 * percentile(lat, 99), "max_ms": 1000 * (lat[-1] if lat else 0),
-                "min_ms": 1000 * (lat[0] if lat else 0), "machine_pct": machine.percent(),
-                "role_cpu_pct": 100 * (cpu_seconds(role.pid) - cpu0) / (time.monotonic() - t0)}
-            say("(2) latency %s" % {k: v for k, v in res["latency"].items() if k != "each"})
-
-            # (3b) soak
-            if soak_rate != load_rate:  # the load at the soak's own rate
-                load.send_signal(signal.SIGTERM)
-                load.communicate(timeout=60)
-                load = start_load(soak_rate, soak_s + 120)
-                time.sleep(5)
-            say("(3b) soak %d s at %d events/s, a sample every %d s" % (soak_s, soak_rate,
-                                                                          sample_s))
-            machine = MachineCpu()
-            series, soak_cpu, soak_el, soak_threads = soak(role, soak_s, sample_s, load)
-            half = series[len(series) // 2:]
-            rss = [s["rss_kib"] for s in series]
-            res["soak"] = {"seconds": soak_s, "samples": series, "first_kib": rss[0],
-                           "last_kib": rss[-1], "max_kib": max(rss),
-                           "slope_kib_per_min": slope_per_min([(s["t"], s["rss_kib"])
-                                                               for s in series]),
-                           "slope_2nd_half_kib_per_min": slope_per_min(
-                               [(s["t"], s["rss_kib"]) for s in half]),
-                           "machine_pct": machine.percent(), "role_cpu_s": soak_cpu,
-                           "rate": soak_rate,
-                           "role_us_per_event": soak_cpu / (soak_el * soak_rate) * 1e6,
-                           "threads_pct": soak_threads}
-            load.send_signal(signal.SIGTERM)
-            out, _ = load.communicate(timeout=60)
-            res["load"] = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-            load = None
-
-            # (3c) no events: what the state costs by itself (every tick visits every group)
-            waited, behind = group.wait_backlog(1, 300)
-            group.close()
-            if behind != 0:
-                raise RuntimeError("the role still had %d records to read %.0f s after the load "
-                                   "stopped (-1: unknown)" % (behind, waited))
-            time.sleep(6)  # the partitions go idle (EVENTOPS_ANALYTICS_IDLE_MS 5 s)
-            machine = MachineCpu()
-            cpu0, t0 = cpu_seconds(role.pid), time.monotonic()
-            time.sleep(idle_s)
-            res["idle_after"] = {
-                "seconds": idle_s, "drained_s": waited,
-                "groups": metric(metrics(role), "eventops_analytics_state_groups"),
-                "role_cpu_pct": 100 * (cpu_seconds(role.pid) - cpu0) / (time.monotonic() - t0),
-                "machine_pct": machine.percent()}
-            say("(3c) no events: %s" % res["idle_after"])
-            if not role.running():
-                raise RuntimeError("the analytics role exited during the run")
-            code = role.stop()
-            if code != 0:
-                sb.failures.fail("%s exited with %s on SIGTERM" % (role.name, code))
-            coll.stop()
+            run.setup()
+            run.idle()
+            run.throughput()
+            run.latency()
+            run.soak()
+            run.no_events()
+            run.stop_role()
+            run.coll.stop()
             sb.check_clean_end()
         finally:
-            if load is not None and load.poll() is None:
-                load.kill()
-                load.wait()
-            for r in sb.roles:
-                if r.running():
-                    r.stop(timeout=20)
-            if keep:
+            run.cleanup()
+            if cfg.keep:
                 say("kept: topics %s, logs %s" % (", ".join(topics), sb.dir))
             else:
                 delete_topics(ck, sb, topics)
@@ -870,6 +918,7 @@ def main():
 def report(res, out):
     """The summary table (stderr) and the JSON line (stdout)."""
     def med(xs):
+        xs = [x for x in xs if x == x]  # without the NaNs (a run with no steady part)
         return statistics.median(xs) if xs else float("nan")
 
     def spread(xs, digits=0):
