@@ -10,8 +10,8 @@ topics are deleted at the end) with one tenant and two rules:
          condition count >= BENCH_A_THRESHOLD (event type bench_signup)
   probe  tumbling 10s, count >= 5 with condition.early, groupBy userId (event type bench_probe)
 and the role's limits raised to hold them (EVENTOPS_ANALYTICS_MAX_GROUPS, and
-EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT: 100k groups of this rule take ~70 MB, above the
-64 MiB default, past which new groups would be counted as overflow).
+EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT: 100k groups of this rule count 55-71 MB of
+state, close to the 64 MiB default, past which new groups would be counted as overflow).
 
 Phases:
   (E) the engine alone: bench_engine (bench/engine.c, built beside EVENTOPS_BIN) with
@@ -42,8 +42,8 @@ Phases:
       and the role's CPU every BENCH_A_SAMPLE_S; first/last/max RSS and the least-squares slope
       (KiB per minute), also over the second half of the samples (after the state's warm-up);
       the role's CPU per event of the load, all in, and per thread.
-  (3c) no events: the load stopped, the role's CPU over BENCH_A_IDLE_S with its state in memory
-      (the cost of ticking over the groups alone; windows still close by the wall clock).
+  (3c) no events: once the load is read, the role's CPU over BENCH_A_IDLE_S with its state in
+      memory (ticks over the groups; the last minutes' windows still close by the wall clock).
 Every phase also reports the machine's busy CPU (all processes, /proc/stat): other users of a
 shared machine show there.
 
@@ -51,13 +51,11 @@ Settings (environment, defaults): BENCH_A_EVENTS (2000000), BENCH_A_KEYS (100000
 (200000), BENCH_A_PARTITIONS (6), BENCH_A_REPEAT (3), BENCH_A_THRESHOLD (80), BENCH_A_LOAD_RATE
 (20000), BENCH_A_WARMUP_S (15), BENCH_A_PROBES (200), BENCH_A_PROBE_GAP_MS (400),
 BENCH_A_PROBE_TIMEOUT_S (10), BENCH_A_SOAK_S (120), BENCH_A_SOAK_RATE (BENCH_A_LOAD_RATE: the
-load during the soak), BENCH_A_SAMPLE_S (10), BENCH_A_IDLE_S (20),
-BENCH_A_STALL_S (60:
-give up when the role's committed offsets do not move that long), BENCH_A_ENGINE_RUNS (3; 0: no
-(E)), BENCH_A_ENGINE_ARGS ("3000000 100000 1 5": events, keys, rules, event-time step in us),
+load during the soak), BENCH_A_SAMPLE_S (10), BENCH_A_IDLE_S (20), BENCH_A_STALL_S (60: give up
+when the role's committed offsets do not move that long), BENCH_A_ENGINE_RUNS (3; 0: no (E)),
+BENCH_A_ENGINE_ARGS ("3000000 100000 1 5": events, keys, rules, event-time step in us),
 BENCH_A_ENGINE_SCAN (1: bench_engine's BENCH_SCAN, the record scanner the runner uses; 0: the
-full decode),
-BENCH_A_PERF (0), BENCH_A_KEEP (0; 1 keeps the logs, perf.data and the topics).
+full decode), BENCH_A_PERF (0), BENCH_A_KEEP (0; 1 keeps the logs, perf.data and the topics).
 Needs: the stack (EVENTOPS_PG_DSN, EVENTOPS_KAFKA_BROKERS), EVENTOPS_BIN, kcat, psql, Debian's
 python3-confluent-kafka. The summary table goes to stderr, one JSON line to stdout.
 
