@@ -8,7 +8,7 @@ JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 STACK          := scripts/stack.sh
 WITH_STACK_ENV  = eval "$$($(STACK) env)" &&
 
-.PHONY: deps build build-test run test stack-up stack-down stack-env stack-status migrate format format-check bench clean
+.PHONY: deps build build-test run test stack-up stack-down stack-env stack-status migrate format format-check bench bench-analytics clean
 
 deps:
 	@scripts/deps.sh
@@ -48,6 +48,10 @@ test: build-test stack-up
 
 bench: build stack-up
 	@$(WITH_STACK_ENV) bench/run.sh $(BUILD_DIR)/eventops
+
+# The analytics engine (issue 12): bench_engine, then the real role on the stack (bench/analytics.sh).
+bench-analytics: build stack-up
+	@$(WITH_STACK_ENV) bench/analytics.sh $(BUILD_DIR)/eventops
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
