@@ -587,49 +587,52 @@ done:
     return g;
 }
 
-static pane_t *pane_at(group_t *g, int64_t start, bool make)
+/* The element with start time `start` in an array sorted by it (panes, window states), made
+ * zeroed in its place when absent and make is set: a binary search over the int64_t at
+ * offsetof(type, start), which both element types put first. NULL when absent (or no memory). */
+static void *sorted_at(void *items, size_t *n, size_t *cap, size_t size, int64_t start, bool make)
 {
-    size_t lo = 0, hi = g->np;
+    char **base = items;
+    size_t lo = 0, hi = *n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (g->panes[mid].start < start)
+        int64_t t;
+        memcpy(&t, *base + mid * size, sizeof t);
+        if (t < start)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < g->np && g->panes[lo].start == start)
-        return &g->panes[lo];
-    if (!make || EO_ARRAY_RESERVE(g->panes, g->pcap, g->np + 1, 4) < 0)
+    int64_t t = 0;
+    if (lo < *n)
+        memcpy(&t, *base + lo * size, sizeof t);
+    if (lo < *n && t == start)
+        return *base + lo * size;
+    if (!make || eo_array_reserve(items, cap, *n + 1, size, 4) < 0)
         return NULL;
-    memmove(&g->panes[lo + 1], &g->panes[lo], (g->np - lo) * sizeof *g->panes);
-    g->np++;
-    pane_t *p = &g->panes[lo];
-    memset(p, 0, sizeof *p);
-    p->start = start;
-    eo_agg_init(&p->agg);
+    memmove(*base + (lo + 1) * size, *base + lo * size, (*n - lo) * size);
+    (*n)++;
+    char *e = *base + lo * size;
+    memset(e, 0, size);
+    memcpy(e, &start, sizeof start);
+    return e;
+}
+
+_Static_assert(offsetof(pane_t, start) == 0 && offsetof(win_t, start) == 0,
+               "sorted_at reads the start first");
+
+static pane_t *pane_at(group_t *g, int64_t start, bool make)
+{
+    size_t before = g->np;
+    pane_t *p = sorted_at(&g->panes, &g->np, &g->pcap, sizeof *g->panes, start, make);
+    if (p && g->np != before)
+        eo_agg_init(&p->agg);
     return p;
 }
 
 static win_t *win_at(group_t *g, int64_t start, bool make)
 {
-    size_t lo = 0, hi = g->nw;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (g->wins[mid].start < start)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < g->nw && g->wins[lo].start == start)
-        return &g->wins[lo];
-    if (!make || EO_ARRAY_RESERVE(g->wins, g->wcap, g->nw + 1, 4) < 0)
-        return NULL;
-    memmove(&g->wins[lo + 1], &g->wins[lo], (g->nw - lo) * sizeof *g->wins);
-    g->nw++;
-    win_t *w = &g->wins[lo];
-    memset(w, 0, sizeof *w);
-    w->start = start;
-    return w;
+    return sorted_at(&g->wins, &g->nw, &g->wcap, sizeof *g->wins, start, make);
 }
 
 static uint64_t user_hash(const eo_event_t *ev)
