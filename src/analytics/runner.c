@@ -182,52 +182,20 @@ static void clrec_free(void *p)
     free(c);
 }
 
+/* The partition count of topic (a metadata request of up to 10 s). */
 static int topic_partitions(rd_kafka_t *rk, const char *topic, size_t *n, char *err, size_t errlen)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = t ? rd_kafka_metadata(rk, 0, t, &md, 10000) : RD_KAFKA_RESP_ERR__FAIL;
-    if (t)
-        rd_kafka_topic_destroy(t);
-    if (e || !md || md->topic_cnt != 1 || md->topics[0].err || !md->topics[0].partition_cnt) {
-        snprintf(err, errlen, "no metadata for topic %s: %s", topic,
-                 e ? rd_kafka_err2str(e)
-                   : (md && md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "none"));
-        if (md)
-            rd_kafka_metadata_destroy(md);
-        return EO_EUNAVAIL;
-    }
-    *n = (size_t)md->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-    return 0;
+    int count = 0;
+    int r = eo_kafka_topic_partitions(rk, topic, 10000, &count, err, errlen);
+    *n = r == 0 ? (size_t)count : 0;
+    return r;
 }
 
+/* A reader of the changelog or, for a replay, of the events topic. */
 static rd_kafka_t *reader_new(const eo_analytics_runner_t *rn, char *err, size_t errlen)
 {
-    rd_kafka_conf_t *conf = eo_kafka_conf_new(rn->cfg.kafka_brokers, err, errlen);
-    if (!conf)
-        return NULL;
-    const char *kv[] = {"group.id",
-                        "eventops-analytics-restore",
-                        "client.id",
-                        "eventops-analytics-restore",
-                        "enable.auto.commit",
-                        "false",
-                        "isolation.level",
-                        "read_committed",
-                        "enable.partition.eof",
-                        "true",
-                        "auto.offset.reset",
-                        "earliest",
-                        NULL};
-    if (eo_kafka_set_all(conf, kv, err, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
-    if (!rk)
-        rd_kafka_conf_destroy(conf);
-    return rk;
+    return eo_kafka_reader_new(rn->cfg.kafka_brokers, "eventops-analytics-restore",
+                               "eventops-analytics-restore", "earliest", NULL, err, errlen);
 }
 
 /* Reads the changelog to its end into a map of the newest value per key. */

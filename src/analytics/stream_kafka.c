@@ -36,48 +36,15 @@
 #define RETRY_US 1000000 /* a tail or a catch-up that could not be made is tried again after */
 #define WARN_EVERY_US 10000000
 
-/* A consumer assigned by hand (no group), read_committed, with end-of-partition events.
- * auto.offset.reset: what an offset Kafka does not have does ("error" for a catch-up, which
- * says so to its stream). NULL with the reason in err. */
+/* A consumer assigned by hand (core/kafka.h's reader). auto.offset.reset: what an offset Kafka
+ * does not have does ("error" for a catch-up, which says so to its stream). NULL with the
+ * reason in err. */
 static rd_kafka_t *consumer_new(const struct eo_analytics_streams *h, const char *client_id,
                                 const char *reset, const char *queued_kbytes, char *err,
                                 size_t errlen)
 {
-    rd_kafka_conf_t *conf = eo_kafka_conf_new(h->brokers, err, errlen);
-    if (!conf)
-        return NULL;
-    const char *kv[] = {"group.id",
-                        "eventops-analytics-stream",
-                        "client.id",
-                        client_id,
-                        "enable.auto.commit",
-                        "false",
-                        "enable.auto.offset.store",
-                        "false",
-                        "isolation.level",
-                        "read_committed",
-                        "enable.partition.eof",
-                        "true",
-                        "auto.offset.reset",
-                        reset,
-                        "queued.max.messages.kbytes",
-                        queued_kbytes,
-                        NULL};
-    if (eo_kafka_set_all(conf, kv, err, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_error_cb(conf, eo_kafka_on_error);
-    char reason[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
-    if (!rk) {
-        snprintf(err, errlen, "kafka: %s", reason);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    conf = NULL; /* now owned by rk */
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return eo_kafka_reader_new(h->brokers, "eventops-analytics-stream", client_id, reset,
+                               queued_kbytes, err, errlen);
 }
 
 static void consumer_free(rd_kafka_t *rk)
@@ -90,26 +57,15 @@ static void consumer_free(rd_kafka_t *rk)
 static int topic_partitions(rd_kafka_t *rk, const char *topic, uint16_t *n, char *err,
                             size_t errlen)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = t ? rd_kafka_metadata(rk, 0, t, &md, 2000) : RD_KAFKA_RESP_ERR__FAIL;
-    if (t)
-        rd_kafka_topic_destroy(t);
-    int r = 0;
-    if (e || !md || md->topic_cnt != 1 || md->topics[0].err || !md->topics[0].partition_cnt) {
-        snprintf(err, errlen, "no metadata for topic %s: %s", topic,
-                 e ? rd_kafka_err2str(e)
-                   : (md && md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "none"));
-        r = EO_EUNAVAIL;
-    } else if (md->topics[0].partition_cnt > EO_SSE_MAX_PARTITIONS) {
+    int count = 0;
+    int r = eo_kafka_topic_partitions(rk, topic, 2000, &count, err, errlen);
+    if (r == 0 && count > EO_SSE_MAX_PARTITIONS) {
         snprintf(err, errlen, "topic %s has %d partitions; event streams read at most %d", topic,
-                 md->topics[0].partition_cnt, EO_SSE_MAX_PARTITIONS);
+                 count, EO_SSE_MAX_PARTITIONS);
         r = EO_ELIMIT;
-    } else {
-        *n = (uint16_t)md->topics[0].partition_cnt;
     }
-    if (md)
-        rd_kafka_metadata_destroy(md);
+    if (r == 0)
+        *n = (uint16_t)count;
     return r;
 }
 

@@ -72,3 +72,67 @@ int eo_kafka_set_all(rd_kafka_conf_t *conf, const char *const *kv, char *err, si
     }
     return 0;
 }
+
+rd_kafka_t *eo_kafka_reader_new(const char *brokers, const char *group, const char *client_id,
+                                const char *reset, const char *queued_kbytes, char *err,
+                                size_t errlen)
+{
+    rd_kafka_conf_t *conf = eo_kafka_conf_new(brokers, err, errlen);
+    if (!conf)
+        return NULL;
+    const char *kv[] = {"group.id",
+                        group,
+                        "client.id",
+                        client_id,
+                        "enable.auto.commit",
+                        "false",
+                        "enable.auto.offset.store",
+                        "false",
+                        "isolation.level",
+                        "read_committed",
+                        "enable.partition.eof",
+                        "true",
+                        "auto.offset.reset",
+                        reset,
+                        queued_kbytes ? "queued.max.messages.kbytes" : NULL,
+                        queued_kbytes,
+                        NULL};
+    if (eo_kafka_set_all(conf, kv, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_error_cb(conf, eo_kafka_on_error);
+    char reason[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
+    if (!rk) {
+        snprintf(err, errlen, "kafka: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    conf = NULL; /* now owned by rk */
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+int eo_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *n, char *err,
+                              size_t errlen)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e =
+        t ? rd_kafka_metadata(rk, 0, t, &md, timeout_ms) : RD_KAFKA_RESP_ERR__FAIL;
+    if (t)
+        rd_kafka_topic_destroy(t);
+    int r = 0;
+    if (e || !md || md->topic_cnt != 1 || md->topics[0].err || !md->topics[0].partition_cnt) {
+        snprintf(err, errlen, "no metadata for topic %s: %s", topic,
+                 e ? rd_kafka_err2str(e)
+                   : (md && md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "none"));
+        r = EO_EUNAVAIL;
+    } else {
+        *n = md->topics[0].partition_cnt;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return r;
+}
