@@ -208,3 +208,43 @@ void eo_access_answer(const eo_access_policy_t *pol, eo_http_req_t *req, const e
         return;
     }
 }
+
+int eo_access_services_open(const eo_config_t *cfg, eo_metrics_t *m, const char *role,
+                            bool keys_optional, eo_creds_t **creds, eo_keystore_t **keys,
+                            eo_ratelimit_t **limiter, char *err, size_t errlen)
+{
+    *creds = NULL;
+    *keys = NULL;
+    *limiter = NULL;
+    int r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
+                         creds, err, errlen);
+    if (r == 0 && (!keys_optional || cfg->auth_jwks_url[0] || cfg->auth_key_dir[0])) {
+        eo_keystore_options_t ko = {
+            .key_dir = cfg->auth_key_dir,
+            .jwks_url = cfg->auth_jwks_url,
+            .refresh_ms = cfg->auth_keys_refresh_ms,
+            .min_refetch_ms = cfg->auth_keys_min_refetch_ms,
+        };
+        r = eo_keystore_new(&ko, keys, err, errlen);
+    }
+    eo_ratelimit_options_t ro = {cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms,
+                                 cfg->rate_limit_instances};
+    if (r == 0)
+        r = eo_ratelimit_new(&ro, limiter, err, errlen);
+    if (r == 0 && (r = eo_ratelimit_register_metrics(*limiter, m, role)) < 0)
+        snprintf(err, errlen, "out of memory");
+    if (r < 0) {
+        eo_access_services_close(*creds, *keys, *limiter);
+        *creds = NULL;
+        *keys = NULL;
+        *limiter = NULL;
+    }
+    return r;
+}
+
+void eo_access_services_close(eo_creds_t *creds, eo_keystore_t *keys, eo_ratelimit_t *limiter)
+{
+    eo_ratelimit_free(limiter);
+    eo_keystore_free(keys);
+    eo_creds_free(creds);
+}

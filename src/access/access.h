@@ -54,6 +54,18 @@ typedef struct {
     char why[160];             /* a refusal's message */
 } eo_access_t;
 
+/* The services a policy borrows, made from the configuration as every admitting role makes
+ * them: the credentials (write keys and clients), the token keys (EVENTOPS_AUTH_KEY_DIR or
+ * _JWKS_URL; with keys_optional and neither set, *keys is NULL and every token is refused) and
+ * the rate limiter, whose metrics go into m for role. On failure, what was made is freed, the
+ * three are NULL and err says why. */
+int eo_access_services_open(const eo_config_t *cfg, eo_metrics_t *m, const char *role,
+                            bool keys_optional, eo_creds_t **creds, eo_keystore_t **keys,
+                            eo_ratelimit_t **limiter, char *err, size_t errlen) EO_MUST_CHECK;
+
+/* Frees what eo_access_services_open made (NULLs accepted). */
+void eo_access_services_close(eo_creds_t *creds, eo_keystore_t *keys, eo_ratelimit_t *limiter);
+
 /* Registers eventops_auth_failures_total{role, reason} for every reason, and the Retry-After
  * of the 503 from pol->cfg. Call once at start-up, after filling the rest of pol. */
 void eo_access_register_metrics(eo_access_policy_t *pol, eo_metrics_t *m, const char *role);

@@ -114,25 +114,9 @@ int eo_analytics_start(const eo_config_t *cfg, eo_analytics_t **out, char *err, 
         goto fail;
     }
     eo_metrics_build_info(a->metrics, "analytics");
-    if ((r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
-                          &a->creds, err, errlen)) < 0)
+    if ((r = eo_access_services_open(cfg, a->metrics, "analytics", false, &a->creds, &a->keys,
+                                     &a->limiter, err, errlen)) < 0)
         goto fail;
-    eo_keystore_options_t ko = {
-        .key_dir = cfg->auth_key_dir,
-        .jwks_url = cfg->auth_jwks_url,
-        .refresh_ms = cfg->auth_keys_refresh_ms,
-        .min_refetch_ms = cfg->auth_keys_min_refetch_ms,
-    };
-    if ((r = eo_keystore_new(&ko, &a->keys, err, errlen)) < 0)
-        goto fail;
-    eo_ratelimit_options_t ro = {cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms,
-                                 cfg->rate_limit_instances};
-    if ((r = eo_ratelimit_new(&ro, &a->limiter, err, errlen)) < 0)
-        goto fail;
-    if ((r = eo_ratelimit_register_metrics(a->limiter, a->metrics, "analytics")) < 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
     if ((r = eo_zones_new(&a->zones)) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -194,9 +178,7 @@ void eo_analytics_stop(eo_analytics_t *a)
     if (a->api_made)
         eo_analytics_api_done(&a->api);
     eo_zones_free(a->zones);
-    eo_ratelimit_free(a->limiter);
-    eo_keystore_free(a->keys);
-    eo_creds_free(a->creds);
+    eo_access_services_close(a->creds, a->keys, a->limiter);
     eo_metrics_free(a->metrics);
     free(a);
 }

@@ -372,33 +372,18 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
                                          "Events per ingest request.", "role=\"collector\"",
                                          eo_metrics_size_buckets, eo_metrics_size_nbuckets);
     eo_metrics_build_info(c->metrics, "collector");
-    int r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
-                         &c->creds, err, errlen);
+    int r = eo_access_services_open(cfg, c->metrics, "collector", true, &c->creds, &c->token_keys,
+                                    &c->limiter, err, errlen);
     if (r < 0)
         goto fail;
-    if (cfg->auth_jwks_url[0] || cfg->auth_key_dir[0]) {
-        eo_keystore_options_t ko = {
-            .key_dir = cfg->auth_key_dir,
-            .jwks_url = cfg->auth_jwks_url,
-            .refresh_ms = cfg->auth_keys_refresh_ms,
-            .min_refetch_ms = cfg->auth_keys_min_refetch_ms,
-        };
-        if ((r = eo_keystore_new(&ko, &c->token_keys, err, errlen)) < 0)
-            goto fail;
-    } else {
+    if (!c->token_keys)
         eo_log_warn("collector: no token key source (EVENTOPS_AUTH_JWKS_URL or "
                     "EVENTOPS_AUTH_KEY_DIR); only write keys are accepted",
                     NULL);
-    }
-    eo_ratelimit_options_t ro = {cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms,
-                                 cfg->rate_limit_instances};
-    if ((r = eo_ratelimit_new(&ro, &c->limiter, err, errlen)) < 0)
-        goto fail;
     c->access.creds = c->creds;
     c->access.keys = c->token_keys;
     c->access.limiter = c->limiter;
-    if ((r = eo_ratelimit_register_metrics(c->limiter, c->metrics, "collector")) < 0 ||
-        (r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
+    if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
         (r = eo_kafka_sink_register_metrics(c->sink, c->metrics)) < 0)
         goto fail;
     eo_http_options_t opt;
@@ -441,9 +426,7 @@ void eo_collector_stop(eo_collector_t *c)
         eo_http_server_free(c->http, 1000);
     }
     eo_kafka_sink_free(c->sink, c->cfg.shutdown_timeout_ms);
-    eo_creds_free(c->creds);
-    eo_keystore_free(c->token_keys);
-    eo_ratelimit_free(c->limiter);
+    eo_access_services_close(c->creds, c->token_keys, c->limiter);
     eo_metrics_free(c->metrics);
     free(c);
 }

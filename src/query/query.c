@@ -445,22 +445,8 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
     };
     eo_access_register_metrics(&q->access, q->metrics, "query");
     eo_metrics_build_info(q->metrics, "query");
-    if ((r = eo_creds_new(cfg->pg_dsn, cfg->write_key_refresh_ms, cfg->credential_lookups_per_s,
-                          &q->creds, err, errlen)) < 0)
-        goto fail;
-    eo_keystore_options_t ko = {
-        .key_dir = cfg->auth_key_dir,
-        .jwks_url = cfg->auth_jwks_url,
-        .refresh_ms = cfg->auth_keys_refresh_ms,
-        .min_refetch_ms = cfg->auth_keys_min_refetch_ms,
-    };
-    if ((r = eo_keystore_new(&ko, &q->keys, err, errlen)) < 0)
-        goto fail;
-    eo_ratelimit_options_t ro = {cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms,
-                                 cfg->rate_limit_instances};
-    if ((r = eo_ratelimit_new(&ro, &q->limiter, err, errlen)) < 0)
-        goto fail;
-    if ((r = eo_ratelimit_register_metrics(q->limiter, q->metrics, "query")) < 0)
+    if ((r = eo_access_services_open(cfg, q->metrics, "query", false, &q->creds, &q->keys,
+                                     &q->limiter, err, errlen)) < 0)
         goto fail;
     q->access.creds = q->creds;
     q->access.keys = q->keys;
@@ -512,9 +498,7 @@ void eo_query_stop(eo_query_t *q)
         return;
     eo_http_server_free(q->http, q->cfg.shutdown_timeout_ms);
     eo_qcache_free(q->cache);
-    eo_ratelimit_free(q->limiter);
-    eo_keystore_free(q->keys);
-    eo_creds_free(q->creds);
+    eo_access_services_close(q->creds, q->keys, q->limiter);
     if (q->conn_made) {
         eo_tconn_done(&q->conn);
     }
