@@ -542,7 +542,8 @@ static group_t *group_new(const rule_t *r, const char *key, size_t klen, const c
 }
 
 /* The group of ev in rule r, made when new: a rule past its maxGroups (or a tenant past its
- * state budget) counts new groups in the overflow group. */
+ * state budget: its bytes as the last tick counted them, so that no event pays for the count)
+ * counts new groups in the overflow group. */
 static group_t *find_group(eo_engine_t *e, rule_t *r, const eo_event_t *ev, bool create,
                            bool *overflow)
 {
@@ -900,7 +901,6 @@ int eo_engine_event(eo_engine_t *e, size_t partition, const eo_record_t *rec, co
                 e->stats.corrections++;
         }
         e->stats.matched++;
-        account(e, r, g);
     }
     return 0;
 }
@@ -1116,8 +1116,8 @@ static void put_message(eo_buf_t *b, const rule_t *r, int status, double value)
         eo_buf_putf(b, "%s unique users with %s events in ", num, d->event_type);
         break;
     default:
-        eo_buf_putf(b, "%s of %s%s%s = %s for %s events in ", fn_name(d->fn),
-                    d->has_property ? d->property.text : (d->of_sum ? "sum" : "count"), "", "", num,
+        eo_buf_putf(b, "%s of %s = %s for %s events in ", fn_name(d->fn),
+                    d->has_property ? d->property.text : (d->of_sum ? "sum" : "count"), num,
                     d->event_type);
         break;
     }
@@ -1351,12 +1351,26 @@ static int expire(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, bool *empty
 }
 
 /* ---- tick: sliding "N within T" ---- */
+/* Times <= t in the sorted ts. */
+static size_t count_upto(const int64_t *ts, size_t n, int64_t t)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ts[mid] <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Times in (lo_excl, hi_incl] of the sorted ts: two binary searches, so that evaluating every
+ * point of a busy sliding group is not quadratic. */
 static size_t count_in(const int64_t *ts, size_t n, int64_t lo_excl, int64_t hi_incl)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ts[i] > lo_excl && ts[i] <= hi_incl;
-    return c;
+    size_t hi = count_upto(ts, n, hi_incl), lo = count_upto(ts, n, lo_excl);
+    return hi > lo ? hi - lo : 0;
 }
 
 static int slide_eval(eo_engine_t *e, rule_t *r, group_t *g, int64_t wm, int64_t now_us)

@@ -51,7 +51,6 @@
 
 struct eo_analytics_runner {
     eo_config_t cfg;
-    eo_event_limits_t lim;
     eo_rule_limits_t rlim;
     eo_engine_t *engine;
     eo_kafka_consumer_t *kc;
@@ -884,7 +883,6 @@ int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_zones_
     if (!rn)
         return EO_ENOMEM;
     rn->cfg = *cfg;
-    eo_event_limits_from_config(&rn->lim, cfg);
     eo_analytics_rule_limits(&rn->rlim, cfg);
     rn->need_restore = true;
     atomic_store(&rn->watermark_us, INT64_MIN);
