@@ -228,6 +228,16 @@ static void out_of_memory(eo_http_req_t *req)
     eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
 }
 
+/* Answers with the body built in out (503 when building it ran out of memory) and frees it. */
+static void answer_buf(eo_http_req_t *req, unsigned status, eo_buf_t *out, const char *location)
+{
+    if (eo_buf_error(out) < 0)
+        out_of_memory(req);
+    else
+        answer(req, status, out->data, out->len, location);
+    eo_buf_done(out);
+}
+
 /* ---- the database ---- */
 
 /* eo_pg_query, with the statement timeout (SQLSTATE 57014) as EO_ETIMEOUT. */
@@ -472,12 +482,8 @@ static void write_rule(eo_analytics_api_t *api, eo_http_req_t *req, int op)
         put_rule(&out, id, PQgetvalue(res, 0, 1), canon.data, canon.len, PQgetvalue(res, 0, 2));
         char location[64];
         snprintf(location, sizeof location, "/analytics/rules/%s", id);
-        if (eo_buf_error(&out) < 0)
-            out_of_memory(req);
-        else
-            answer(req, op == EO_AAPI_CREATE ? 201 : 200, out.data, out.len,
+        answer_buf(req, op == EO_AAPI_CREATE ? 201 : 200, &out,
                    op == EO_AAPI_CREATE ? location : NULL);
-        eo_buf_done(&out);
         eo_log_info(op == EO_AAPI_CREATE ? "rule created" : "rule updated", "tenant_id",
                     ctx->tenant_id, "rule_id", id, "version", PQgetvalue(res, 0, 1), NULL);
     } else {
@@ -524,11 +530,7 @@ static void answer_rules(eo_http_req_t *req, const PGresult *res, bool list)
     }
     if (list)
         eo_buf_puts(&out, "]}");
-    if (eo_buf_error(&out) < 0)
-        out_of_memory(req);
-    else
-        answer(req, 200, out.data, out.len, NULL);
-    eo_buf_done(&out);
+    answer_buf(req, 200, &out, NULL);
 }
 
 void eo_analytics_api_list_rules(eo_http_req_t *req, void *ud)
@@ -616,11 +618,7 @@ static void answer_array(eo_http_req_t *req, const char *key, const PGresult *re
     eo_buf_putf(&out, "{\"%s\":", key);
     eo_buf_puts(&out, items);
     eo_buf_putc(&out, '}');
-    if (eo_buf_error(&out) < 0)
-        out_of_memory(req);
-    else
-        answer(req, 200, out.data, out.len, NULL);
-    eo_buf_done(&out);
+    answer_buf(req, 200, &out, NULL);
 }
 
 void eo_analytics_api_list_summaries(eo_http_req_t *req, void *ud)
