@@ -344,6 +344,15 @@ static void drop_rule_state(rule_t *r)
     eo_hmap_done(&r->groups, group_free);
 }
 
+/* Frees a rule set's tenants (their rule indexes) and its index. */
+static void tenants_free(tenant_t *t, size_t n, eo_hmap_t *by_tenant)
+{
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i].rules);
+    free(t);
+    eo_hmap_done(by_tenant, NULL);
+}
+
 void eo_engine_free(eo_engine_t *e)
 {
     if (!e)
@@ -351,10 +360,7 @@ void eo_engine_free(eo_engine_t *e)
     for (size_t i = 0; i < e->nrules; i++)
         drop_rule_state(&e->rules[i]);
     free(e->rules);
-    for (size_t i = 0; i < e->ntenants; i++)
-        free(e->tenants[i].rules);
-    free(e->tenants);
-    eo_hmap_done(&e->by_tenant, NULL);
+    tenants_free(e->tenants, e->ntenants, &e->by_tenant);
     eo_engine_outputs_clear(e);
     free(e->outs);
     deferred_clear(e);
@@ -385,87 +391,79 @@ static bool same_rule(const eo_engine_rule_t *a, const eo_engine_rule_t *b)
            a->version == b->version;
 }
 
-static size_t tenant_slot(tenant_t **ts, size_t *n, const char *tenant)
+/* The derived fields of a rule: its windows, zone mode and condition facts. */
+static void rule_prepare(rule_t *r)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (!strcmp((*ts)[i].tenant_id, tenant))
-            return i;
-    snprintf((*ts)[*n].tenant_id, sizeof(*ts)[*n].tenant_id, "%s", tenant);
-    (*ts)[*n].bytes = 0;
-    return (*n)++;
+    const eo_rule_t *d = &r->r.def;
+    int64_t slide = d->win == EO_WIN_HOPPING ? d->slide_us : d->size_us;
+    if ((d->win != EO_WIN_TUMBLING && d->win != EO_WIN_HOPPING) ||
+        eo_window_init(&r->win, d->size_us, slide, INT64_MAX) < 0)
+        r->win = (eo_window_t){d->size_us, d->size_us, d->size_us};
+    bool utc = !strcmp(d->zone, "UTC");
+    if (d->win == EO_WIN_TUMBLING && d->size_us == 7 * INT64_C(86400000000))
+        r->zone_days = 7; /* weeks start on Monday, in UTC too */
+    else if (d->win == EO_WIN_TUMBLING && d->size_us == INT64_C(86400000000) && !utc)
+        r->zone_days = 1;
+    r->count_like = d->fn == EO_AGG_COUNT || d->fn == EO_AGG_UNIQUE_USERS || d->fn == EO_AGG_SUM ||
+                    d->fn == EO_AGG_RATE_PER_MINUTE;
+    r->holds_at_zero = d->cond.present && eo_condition_holds(&d->cond, 0);
+    eo_hmap_init(&r->groups);
 }
 
 int eo_engine_set_rules(eo_engine_t *e, const eo_engine_rule_t *rules, size_t n)
 {
+    /* the new set and its tenant index are built whole first: out of memory leaves the old */
     rule_t *nr = calloc(n ? n : 1, sizeof *nr);
-    tenant_t *nt = calloc(n ? n : 1, sizeof *nt);
-    if (!nr || !nt) {
-        free(nr);
-        free(nt);
-        return EO_ENOMEM;
-    }
+    tenant_t *nt = calloc(n ? n : 1, sizeof *nt); /* at most one per rule: never moves */
+    eo_hmap_t by_tenant;
+    eo_hmap_init(&by_tenant);
     size_t ntenants = 0;
+    if (!nr || !nt)
+        goto oom;
     for (size_t i = 0; i < n; i++) {
         rule_t *r = &nr[i];
         r->r = rules[i];
-        const eo_rule_t *d = &r->r.def;
-        int64_t slide = d->win == EO_WIN_HOPPING ? d->slide_us : d->size_us;
-        if (d->win == EO_WIN_TUMBLING || d->win == EO_WIN_HOPPING) {
-            if (eo_window_init(&r->win, d->size_us, slide, INT64_MAX) < 0)
-                r->win = (eo_window_t){d->size_us, d->size_us, d->size_us};
-        } else {
-            r->win = (eo_window_t){d->size_us, d->size_us, d->size_us};
+        rule_prepare(r);
+        const char *tid = r->r.tenant_id;
+        tenant_t *t = eo_hmap_get(&by_tenant, tid, strlen(tid));
+        if (!t) {
+            t = &nt[ntenants++];
+            snprintf(t->tenant_id, sizeof t->tenant_id, "%s", tid);
+            void *old;
+            if (eo_hmap_put(&by_tenant, tid, strlen(tid), t, &old) < 0)
+                goto oom;
         }
-        bool utc = !strcmp(d->zone, "UTC");
-        if (d->win == EO_WIN_TUMBLING && d->size_us == 7 * INT64_C(86400000000))
-            r->zone_days = 7; /* weeks start on Monday, in UTC too */
-        else if (d->win == EO_WIN_TUMBLING && d->size_us == INT64_C(86400000000) && !utc)
-            r->zone_days = 1;
-        r->count_like = d->fn == EO_AGG_COUNT || d->fn == EO_AGG_UNIQUE_USERS ||
-                        d->fn == EO_AGG_SUM || d->fn == EO_AGG_RATE_PER_MINUTE;
-        r->holds_at_zero = d->cond.present && eo_condition_holds(&d->cond, 0);
-        r->tenant_slot = tenant_slot(&nt, &ntenants, r->r.tenant_id);
-        eo_hmap_init(&r->groups);
-        for (size_t k = 0; k < e->nrules; k++) /* the state of a rule that stays is kept */
-            if (same_rule(&e->rules[k].r, &r->r)) {
-                r->groups = e->rules[k].groups;
+        r->tenant_slot = (size_t)(t - nt);
+        size_t *idx = realloc(t->rules, (t->nrules + 1) * sizeof *idx);
+        if (!idx)
+            goto oom;
+        t->rules = idx;
+        t->rules[t->nrules++] = i;
+    }
+    for (size_t i = 0; i < n; i++) /* the state of a rule that stays is kept */
+        for (size_t k = 0; k < e->nrules; k++)
+            if (same_rule(&e->rules[k].r, &nr[i].r)) {
+                nr[i].groups = e->rules[k].groups;
                 eo_hmap_init(&e->rules[k].groups);
                 break;
             }
-    }
     for (size_t k = 0; k < e->nrules; k++) { /* rules gone: their state and changelog */
         rule_t *old = &e->rules[k];
         size_t i = 0;
         eo_hmap_slot_t *s;
         while (eo_hmap_next(&old->groups, &i, &s))
             if (tombstone_group(e, old, s->value) < 0)
-                break;
+                break; /* a restore tombstones what it does not know */
         drop_rule_state(old);
     }
     free(e->rules);
-    for (size_t i = 0; i < e->ntenants; i++)
-        free(e->tenants[i].rules);
-    free(e->tenants);
+    tenants_free(e->tenants, e->ntenants, &e->by_tenant);
     e->changed = true;
     e->rules = nr;
     e->nrules = n;
     e->tenants = nt;
     e->ntenants = ntenants;
-    /* the index of the tenants' rules, so that a record visits its tenant's rules only */
-    eo_hmap_done(&e->by_tenant, NULL);
-    for (size_t i = 0; i < n; i++) {
-        tenant_t *t = &nt[nr[i].tenant_slot];
-        size_t *idx = realloc(t->rules, (t->nrules + 1) * sizeof *idx);
-        if (!idx)
-            return EO_ENOMEM;
-        t->rules = idx;
-        t->rules[t->nrules++] = i;
-    }
-    for (size_t i = 0; i < ntenants; i++) {
-        void *old;
-        if (eo_hmap_put(&e->by_tenant, nt[i].tenant_id, strlen(nt[i].tenant_id), &nt[i], &old) < 0)
-            return EO_ENOMEM;
-    }
+    e->by_tenant = by_tenant;
     for (size_t i = 0; i < n; i++) { /* recount state bytes per tenant */
         size_t j = 0;
         eo_hmap_slot_t *s;
@@ -473,6 +471,10 @@ int eo_engine_set_rules(eo_engine_t *e, const eo_engine_rule_t *rules, size_t n)
             nt[nr[i].tenant_slot].bytes += (int64_t)((group_t *)s->value)->bytes;
     }
     return 0;
+oom:
+    free(nr);
+    tenants_free(nt, ntenants, &by_tenant);
+    return EO_ENOMEM;
 }
 
 /* ---- groups ---- */

@@ -778,6 +778,50 @@ static void zoned_days_follow_dst(void **state)
     eo_tz_free(tz);
 }
 
+/* A new rule set keeps the state of the rules that stay, drops (and tombstones at the next
+ * checkpoint) that of the rules gone, and starts a new version from nothing. */
+static void rule_changes_keep_and_drop_state(void **state)
+{
+    eo_engine_rule_t a = base_rule(EO_WIN_TUMBLING, MIN, MIN, EO_AGG_COUNT);
+    eo_engine_rule_t b = a;
+    snprintf(b.rule_id, sizeof b.rule_id, "00000000-0000-4000-8000-0000000000b9");
+    eo_engine_rule_t both[2] = {a, b};
+    fx_t f;
+    fx_init(&f, 1, both, 2);
+    send_ev(&f, 0, TENANT, "signup", "u1", T0 + SEC, 1);
+    send_ev(&f, 0, TENANT, "signup", "u2", T0 + 2 * SEC, 1);
+    assert_int_equal(eo_engine_checkpoint(f.e), 0); /* both groups in the changelog */
+    eo_engine_outputs_clear(f.e);
+    eo_engine_rule_t a2 = a;
+    a2.version = 2;
+    eo_engine_rule_t next[2] = {a, a2}; /* a stays, b goes, a's version 2 is new */
+    assert_int_equal(eo_engine_set_rules(f.e, next, 2), 0);
+    send_ev(&f, 0, TENANT, "signup", "u3", T0 + 3 * SEC, 1);
+    tick_wall(&f, T0 + 2 * MIN);
+    json_t *w[8];
+    size_t n = take(&f, EO_OUT_WINDOW, w, 8);
+    assert_int_equal(n, 2);
+    int64_t counts[3] = {0};
+    for (size_t k = 0; k < n; k++) {
+        json_t *rule = json_object_get(w[k], "rule");
+        assert_string_equal(json_string_value(json_object_get(rule, "id")), a.rule_id);
+        counts[json_integer_value(json_object_get(rule, "version"))] =
+            json_integer_value(json_object_get(w[k], "count"));
+    }
+    assert_int_equal(counts[1], 3); /* kept: two before the change, one after */
+    assert_int_equal(counts[2], 1); /* new version: only what came after */
+    drop_all(w, n);
+    eo_engine_outputs_clear(f.e);
+    assert_int_equal(eo_engine_checkpoint(f.e), 0);
+    size_t no, tomb_b = 0;
+    const eo_out_t *o = eo_engine_outputs(f.e, &no);
+    for (size_t k = 0; k < no; k++)
+        if (o[k].kind == EO_OUT_CHANGELOG && o[k].tombstone && strstr(o[k].key.data, b.rule_id))
+            tomb_b++;
+    assert_int_equal(tomb_b, 1); /* b's group */
+    eo_engine_free(f.e);
+}
+
 int main(void)
 {
     eo_event_limits_default(&lim);
@@ -798,6 +842,7 @@ int main(void)
         cmocka_unit_test(changes_are_throttled_then_final),
         cmocka_unit_test(weeks_start_on_monday),
         cmocka_unit_test(zoned_days_follow_dst),
+        cmocka_unit_test(rule_changes_keep_and_drop_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
