@@ -49,7 +49,7 @@ test: build-test stack-up
 bench: build stack-up
 	@$(WITH_STACK_ENV) bench/run.sh $(BUILD_DIR)/eventops
 
-# The analytics engine (issue 12): bench_engine, then the real role on the stack (bench/analytics.sh).
+# The analytics engine (issue 12): bench_engine, then the role on the stack (bench/analytics.sh).
 bench-analytics: build stack-up
 	@$(WITH_STACK_ENV) bench/analytics.sh $(BUILD_DIR)/eventops
 

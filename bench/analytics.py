@@ -10,8 +10,8 @@ topics are deleted at the end) with one tenant and two rules:
          condition count >= BENCH_A_THRESHOLD (event type bench_signup)
   probe  tumbling 10s, count >= 5 with condition.early, groupBy userId (event type bench_probe)
 and the role's limits raised to hold them (EVENTOPS_ANALYTICS_MAX_GROUPS, and
-EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT: 100k groups of this rule count 55-71 MB of
-state, close to the 64 MiB default, past which new groups would be counted as overflow).
+EVENTOPS_ANALYTICS_MAX_STATE_BYTES_PER_TENANT: 100k groups of this rule count ~100 MB of state
+under steady load, above the 64 MiB default, past which new groups would be overflow).
 
 Phases:
   (E) the engine alone: bench_engine (bench/engine.c, built beside EVENTOPS_BIN) with
