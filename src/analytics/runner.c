@@ -281,6 +281,7 @@ static int64_t json_i64(json_t *o, const char *k, int64_t dflt)
 /* Parses a tick record or a manifest. */
 static int logged_parse(const clrec_t *c, size_t nparts, logged_t *l)
 {
+    l->off = NULL;
     json_error_t je;
     json_t *o = json_loadb(c->value, c->len, 0, &je);
     if (!o)
@@ -456,10 +457,17 @@ static int restore(eo_analytics_runner_t *rn)
         if (s->len == 1 && s->key[0] == 'm')
             continue;
         if (s->len > 2 && s->key[0] == 't' && s->key[1] == '\n') {
-            if ((r = logged_parse(c, np, &ticks[nticks])) == 0 && ticks[nticks].seq > manifest.seq)
+            r = logged_parse(c, np, &ticks[nticks]);
+            if (r == 0 && ticks[nticks].seq > manifest.seq) {
                 nticks++;
-            else if (r == 0 || r == EO_EPARSE)
-                free(ticks[nticks].off), r = 0;
+                continue;
+            }
+            free(ticks[nticks].off); /* older than the checkpoint, or unreadable */
+            ticks[nticks].off = NULL;
+            if (r == EO_EPARSE) { /* its records replay with the next tick: counted, logged */
+                bad++;
+                r = 0;
+            }
             continue;
         }
         int rc = eo_engine_restore(rn->engine, s->key, s->len, c->value, c->len);
