@@ -58,6 +58,8 @@ typedef struct {
     int64_t sent_at_us;            /* or EO_NO_TIME */
     json_t *properties;            /* borrowed object, or NULL for {} */
     json_t *context;               /* borrowed object, or NULL for {} */
+    eo_str_t properties_text;      /* instead of properties (NULL): its normal-form JSON text */
+    eo_str_t context_text;         /* instead of context (NULL): likewise (record_scan.h) */
     char id_storage[2][24];        /* decimal text of integer userId / anonymousId */
 } eo_event_t; /* user_id and anonymous_id may point into id_storage: never copy a normalised
                * event by value (fill it where it stays; a copy's ids would dangle) */

@@ -21,7 +21,7 @@
  * fuzz_record_scan.c checks it). The converse does not hold: the scan does not apply
  * eo_event_limits_t (lengths, depth and key count of properties/context, the timestamp window
  * around receivedAt, the record size), does not look for duplicates among keys it skips or
- * inside values it skips, nor for reals beyond double (jansson refuses 1e400). The collector
+ * inside values it skips. The collector
  * never writes such records; eo_record_from_scan parses properties/context with jansson and
  * refuses what it does.
  *
@@ -38,7 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "domain/event.h"
+#include "domain/json_lex.h"
 #include "domain/record.h"
 
 /* Room for the unescaped copies of eventType, messageId, userId and anonymousId: at most the
@@ -81,5 +83,20 @@ int eo_record_scan(const void *bytes, size_t len, eo_record_scan_t *out) EO_MUST
  * every case. */
 int eo_record_from_scan(const eo_record_scan_t *s, bool want_properties, bool want_context,
                         eo_record_t *rec) EO_MUST_CHECK;
+
+/* eo_record_decode without a tree, for records as the collector writes them: the same checks
+ * and limits (whole-record JSON with duplicate keys refused, the record size, every field's
+ * rule and length, the timestamp window, the limits inside properties and context), and rec
+ * filled as eo_record_decode fills it, except that properties and context are left as their
+ * text (ev.properties_text / ev.context_text, NULL .s when absent; ev.properties and ev.context
+ * NULL) and rec->root is NULL. Returns 0, EO_ENOMEM, or EO_EPARSE for any record it leaves to
+ * eo_record_decode: one that eo_record_decode refuses, and also one whose strings hold escapes
+ * or whose properties/context are not in the normal form the collector writes (json_norm.h),
+ * so that every string and text borrows from bytes and is stored as eo_record_decode's tree
+ * would be. keys, scan and scratch are the caller's (reused between records); keep bytes alive
+ * while rec is used. tests/fuzz/fuzz_record_fast.c checks it against eo_record_decode. */
+int eo_record_fast_decode(const void *bytes, size_t len, const eo_event_limits_t *lim,
+                          eo_json_keys_t *keys, eo_record_scan_t *scan, eo_buf_t *scratch,
+                          eo_record_t *rec) EO_MUST_CHECK;
 
 #endif
