@@ -23,6 +23,7 @@
 #include "core/random.h"
 #include "core/ratelimit.h"
 #include "domain/batch.h"
+#include "domain/ingest_scan.h"
 #include "domain/jwt.h"
 #include "domain/record.h"
 #include "domain/uuid7.h"
@@ -165,6 +166,112 @@ typedef struct {
     size_t key_off, key_len, val_off, val_len;
 } span_t;
 
+/* What a request builds: its records, their keys, the accepted messageIds, the refusals. */
+typedef struct {
+    eo_buf_t values, keys, ids, errors;
+    span_t *spans; /* one per accepted event */
+    size_t accepted;
+    unsigned last_status; /* of the last refused event: 400, or 413 (too large) */
+    eo_event_error_t e;   /* the last refusal */
+} build_t;
+
+/* The client's messageId, or a new UUIDv7. */
+static int message_id(eo_str_t given, int64_t received_at, char generated[EO_UUID_STR],
+                      eo_str_t *mid)
+{
+    if (given.s) {
+        *mid = given;
+        return 0;
+    }
+    uint8_t rnd[10];
+    int r = eo_random_bytes(rnd, sizeof rnd);
+    if (r < 0)
+        return r;
+    eo_uuid7_next(&uuid_gen, received_at / 1000, rnd, generated);
+    *mid = (eo_str_t){generated, EO_UUID_STR - 1};
+    return 0;
+}
+
+/* Records the accepted event whose record and key were just appended at *s. */
+static int accept_event(build_t *b, span_t *s, eo_str_t mid)
+{
+    s->val_len = b->values.len - s->val_off;
+    s->key_len = b->keys.len - s->key_off;
+    eo_buf_puts(&b->ids, b->accepted ? "," : "");
+    eo_buf_put_json_str(&b->ids, mid.s, mid.len);
+    b->accepted++;
+    return eo_buf_error(&b->ids);
+}
+
+/* Event i from jansson's tree: its record, or its refusal. Returns 0, or a failure that fails
+ * the request (503). */
+static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i, json_t *item,
+                          int64_t received_at)
+{
+    eo_event_t ev;
+    char generated[EO_UUID_STR];
+    eo_str_t mid = {NULL, 0};
+    int r, vr = eo_event_normalize(item, &c->lim, received_at, 0, &ev, &b->e);
+    if (vr == 0) {
+        if ((r = message_id(ev.message_id, received_at, generated, &mid)) < 0)
+            return r;
+        span_t *s = &b->spans[b->accepted];
+        s->val_off = b->values.len;
+        s->key_off = b->keys.len;
+        vr = eo_record_encode(in->tenant_id, received_at, &ev, mid, &c->lim, &b->values, &b->e);
+        if (vr == 0)
+            vr = eo_record_key(in->tenant_id, &ev, &b->keys);
+        if (vr == 0)
+            return accept_event(b, s, mid);
+        eo_buf_truncate(&b->values, s->val_off); /* drop the partial record */
+        eo_buf_truncate(&b->keys, s->key_off);
+        if (vr != EO_ELIMIT || strcmp(b->e.code, "too_large") != 0)
+            return vr;
+        b->last_status = 413;
+    } else {
+        b->last_status = 400;
+        mid = ev.message_id;
+    }
+    count_rejected(c->rejected, b->e.code);
+    return append_item_error(&b->errors, i, mid, &b->e);
+}
+
+/* Event i of a scanned body: its record written by the scan, or, for anything the scan leaves
+ * to jansson (a refusal, a limit, a record too large), add_normalized of its tree. */
+static int add_scanned(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
+                       const eo_jspan_t *item, eo_event_scan_t *ev, int64_t received_at)
+{
+    int r;
+    if (eo_event_scan(item, &c->lim, received_at, ev) == 0) {
+        char generated[EO_UUID_STR];
+        eo_str_t mid;
+        if ((r = message_id(ev->message_id, received_at, generated, &mid)) < 0)
+            return r;
+        span_t *s = &b->spans[b->accepted];
+        s->val_off = b->values.len;
+        s->key_off = b->keys.len;
+        r = eo_event_scan_record(in->tenant_id, received_at, ev, mid, &c->lim, &b->values);
+        if (r == 0) {
+            eo_event_t ids = {0};
+            eo_event_scan_ids(ev, &ids);
+            if ((r = eo_record_key(in->tenant_id, &ids, &b->keys)) == 0)
+                return accept_event(b, s, mid);
+        }
+        eo_buf_truncate(&b->values, s->val_off);
+        eo_buf_truncate(&b->keys, s->key_off);
+        if (r == EO_ENOMEM)
+            return r;
+    }
+    json_error_t jerr;
+    json_t *tree = json_loadb((const char *)item->s, item->len,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!tree) /* the body was checked: only memory can fail here */
+        return EO_ENOMEM;
+    r = add_normalized(c, in, b, i, tree, received_at);
+    json_decref(tree);
+    return r;
+}
+
 static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
 {
     eo_collector_t *c = ud;
@@ -172,84 +279,55 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     size_t len;
     const char *body = eo_http_body(req, &len);
     int64_t received_at = eo_clock_now_us();
-    eo_event_error_t e;
-    eo_batch_t batch;
-    int r = eo_batch_parse(body, len, single, &c->lim, &batch, &e);
-    if (r < 0) { /* the whole body: counted as one rejected event */
-        count_rejected(c->rejected, e.code);
-        eo_http_respond_error(req, r == EO_ELIMIT ? 413 : 400, e.code, e.message, e.field, NULL);
-        return;
-    }
-    eo_histogram_observe(c->batch_size, (double)batch.count);
+    /* the scan, or (for a body it leaves to jansson) jansson's tree */
+    eo_json_keys_t keys;
+    eo_body_scan_t scan;
+    eo_batch_t batch = {0};
+    eo_json_keys_init(&keys);
+    eo_body_scan_init(&scan);
+    eo_event_scan_t *ev = NULL;
+    build_t b = {.last_status = 400};
     size_t max = (size_t)c->cfg.max_body_bytes * 4 + 65536;
-    eo_buf_t values, keys, ids, errors;
-    eo_buf_init(&values, max);
-    eo_buf_init(&keys, max);
-    eo_buf_init(&ids, max);
-    eo_buf_init(&errors, max);
-    span_t *spans = calloc(batch.count, sizeof *spans);
-    size_t accepted = 0;
-    int last_status = 400;
-    r = spans ? 0 : EO_ENOMEM;
-    for (size_t i = 0; i < batch.count && r == 0; i++) {
-        eo_event_t ev;
-        char generated[EO_UUID_STR];
-        eo_str_t mid = {NULL, 0};
-        int vr = eo_event_normalize(eo_batch_item(&batch, i), &c->lim, received_at, 0, &ev, &e);
-        if (vr == 0) {
-            mid = ev.message_id;
-            if (!mid.s) {
-                uint8_t rnd[10];
-                if ((r = eo_random_bytes(rnd, sizeof rnd)) < 0)
-                    break; /* answered 503 below */
-                eo_uuid7_next(&uuid_gen, received_at / 1000, rnd, generated);
-                mid.s = generated;
-                mid.len = EO_UUID_STR - 1;
-            }
-            span_t *s = &spans[accepted];
-            s->val_off = values.len;
-            s->key_off = keys.len;
-            vr = eo_record_encode(in->tenant_id, received_at, &ev, mid, &c->lim, &values, &e);
-            if (vr == 0)
-                vr = eo_record_key(in->tenant_id, &ev, &keys);
-            if (vr == 0) {
-                s->val_len = values.len - s->val_off;
-                s->key_len = keys.len - s->key_off;
-                eo_buf_puts(&ids, accepted ? "," : "");
-                eo_buf_put_json_str(&ids, mid.s, mid.len);
-                r = eo_buf_error(&ids);
-                accepted++;
-                continue;
-            }
-            eo_buf_truncate(&values, s->val_off); /* drop the partial record */
-            eo_buf_truncate(&keys, s->key_off);
-            if (vr != EO_ELIMIT || strcmp(e.code, "too_large") != 0) {
-                r = vr;
-                break;
-            }
-            last_status = 413;
-        } else {
-            last_status = 400;
-            mid = ev.message_id;
+    eo_buf_init(&b.values, max);
+    eo_buf_init(&b.keys, max);
+    eo_buf_init(&b.ids, max);
+    eo_buf_init(&b.errors, max);
+    int r = eo_body_scan(body, len, single, &c->lim, &keys, &scan);
+    size_t count = scan.count;
+    if (r == EO_EPARSE) {
+        if ((r = eo_batch_parse(body, len, single, &c->lim, &batch, &b.e)) < 0) {
+            /* the whole body: counted as one rejected event */
+            count_rejected(c->rejected, b.e.code);
+            eo_http_respond_error(req, r == EO_ELIMIT ? 413 : 400, b.e.code, b.e.message, b.e.field,
+                                  NULL);
+            goto done;
         }
-        count_rejected(c->rejected, e.code);
-        r = append_item_error(&errors, i, mid, &e);
+        count = batch.count;
     }
+    eo_histogram_observe(c->batch_size, (double)count);
+    if (r == 0 && !(b.spans = calloc(count, sizeof *b.spans)))
+        r = EO_ENOMEM;
+    if (r == 0 && !batch.root && !(ev = malloc(sizeof *ev)))
+        r = EO_ENOMEM;
+    for (size_t i = 0; i < count && r == 0; i++)
+        r = batch.root ? add_normalized(c, in, &b, i, eo_batch_item(&batch, i), received_at)
+                       : add_scanned(c, in, &b, i, &scan.items[i], ev, received_at);
+    r = r ? r : eo_buf_error(&b.ids);
     if (r < 0) {
         eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
                               NULL);
         goto done;
     }
-    if (accepted == 0) {
+    if (b.accepted == 0) {
         if (single) {
-            eo_http_respond_error(req, (unsigned)last_status, e.code, e.message, e.field, NULL);
+            eo_http_respond_error(req, b.last_status, b.e.code, b.e.message, b.e.field, NULL);
             goto done;
         }
         eo_buf_t out;
         eo_buf_init(&out, max);
         eo_buf_puts(&out, "{\"error\":{\"code\":\"no_valid_events\",\"message\":"
                           "\"no event in the batch is valid\"},\"accepted\":0,\"errors\":[");
-        eo_buf_put(&out, errors.data, errors.len);
+        eo_buf_put(&out, b.errors.data, b.errors.len);
         eo_buf_puts(&out, "]}");
         if (!eo_buf_error(&out))
             eo_http_respond(req, 400, out.data, out.len, NULL);
@@ -260,12 +338,12 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     }
     eo_buf_t out;
     eo_buf_init(&out, max);
-    eo_buf_putf(&out, "{\"accepted\":%zu,\"messageIds\":[", accepted);
-    eo_buf_put(&out, ids.data, ids.len);
+    eo_buf_putf(&out, "{\"accepted\":%zu,\"messageIds\":[", b.accepted);
+    eo_buf_put(&out, b.ids.data, b.ids.len);
     eo_buf_putc(&out, ']');
-    if (errors.len) {
+    if (b.errors.len) {
         eo_buf_puts(&out, ",\"errors\":[");
-        eo_buf_put(&out, errors.data, errors.len);
+        eo_buf_put(&out, b.errors.data, b.errors.len);
         eo_buf_putc(&out, ']');
     }
     eo_buf_putc(&out, '}');
@@ -276,30 +354,33 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
         goto done;
     }
     in->accepted_body = eo_buf_steal(&out, &in->accepted_len);
-    in->accepted = accepted;
+    in->accepted = b.accepted;
     char traceparent[56];
     eo_http_traceparent(req, traceparent);
-    atomic_store(&in->pending, (int)accepted + 1);
+    atomic_store(&in->pending, (int)b.accepted + 1);
     eo_http_suspend(req);
-    for (size_t i = 0; i < accepted; i++) {
-        r = eo_kafka_sink_produce(c->sink, keys.data + spans[i].key_off, spans[i].key_len,
-                                  values.data + spans[i].val_off, spans[i].val_len,
+    for (size_t i = 0; i < b.accepted; i++) {
+        r = eo_kafka_sink_produce(c->sink, b.keys.data + b.spans[i].key_off, b.spans[i].key_len,
+                                  b.values.data + b.spans[i].val_off, b.spans[i].val_len,
                                   eo_http_request_id(req), traceparent, in);
         if (r < 0) {
             int expected = 0;
             atomic_compare_exchange_strong(&in->failed, &expected, r);
-            atomic_fetch_sub(&in->pending, (int)(accepted - i)); /* never produced */
+            atomic_fetch_sub(&in->pending, (int)(b.accepted - i)); /* never produced */
             break;
         }
     }
     finish_one(in); /* releases the producing thread's hold */
 done:
-    free(spans);
-    eo_buf_done(&values);
-    eo_buf_done(&keys);
-    eo_buf_done(&ids);
-    eo_buf_done(&errors);
+    free(b.spans);
+    free(ev);
+    eo_buf_done(&b.values);
+    eo_buf_done(&b.keys);
+    eo_buf_done(&b.ids);
+    eo_buf_done(&b.errors);
     eo_batch_done(&batch);
+    eo_body_scan_done(&scan);
+    eo_json_keys_done(&keys);
 }
 
 static void on_event(eo_http_req_t *req, void *ud)
