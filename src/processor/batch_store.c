@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/array.h"
+#include "domain/record_scan.h"
 
 void eo_batch_item_init(eo_batch_item_t *it, const void *payload, size_t len, void *source)
 {
@@ -47,12 +48,25 @@ static int store_split(eo_batch_share_t *sh, eo_batch_item_t *items, size_t *idx
     return store_split(sh, items, idx + half, recs + half, n - half, refused);
 }
 
-/* Decodes the item once; a failure makes it dead with the decoder's reason. */
-static void decode(eo_batch_item_t *it, const eo_event_limits_t *lim)
+/* The scratch of the tree-less decoder, for one share's run. */
+typedef struct {
+    eo_json_keys_t keys;
+    eo_record_scan_t *scan;
+    eo_buf_t norm;
+} decoder_t;
+
+/* Decodes the item once (without a tree when the record allows: record_scan.h, else with
+ * eo_record_decode); a failure makes it dead with the decoder's reason. */
+static void decode(eo_batch_item_t *it, const eo_event_limits_t *lim, decoder_t *d)
 {
     if (it->attempted)
         return;
     it->attempted = true;
+    if (d->scan && eo_record_fast_decode(it->payload, it->len, lim, &d->keys, d->scan, &d->norm,
+                                         &it->rec) == 0) {
+        it->decoded = true;
+        return;
+    }
     if (eo_record_decode(it->payload, it->len, lim, &it->rec, &it->why) < 0) {
         eo_record_done(&it->rec);
         it->dead = true;
@@ -74,15 +88,21 @@ int eo_batch_store_share(eo_batch_share_t *sh, eo_batch_item_t *items, const eo_
         snprintf(sh->err, sizeof sh->err, "out of memory");
         goto done;
     }
+    decoder_t d = {.scan = malloc(sizeof *d.scan)}; /* none: eo_record_decode alone */
+    eo_json_keys_init(&d.keys);
+    eo_buf_init(&d.norm, lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX);
     size_t m = 0; /* the decoded, living items */
     for (size_t i = 0; i < n; i++) {
         eo_batch_item_t *it = &items[sh->idx[i]];
-        decode(it, lim);
+        decode(it, lim, &d);
         if (it->decoded && !it->dead) {
             idx[m] = sh->idx[i];
             recs[m++] = &it->rec;
         }
     }
+    free(d.scan);
+    eo_json_keys_done(&d.keys);
+    eo_buf_done(&d.norm);
     if ((r = eo_store_check_tenants(sh->store, recs, m, known, sh->err, sizeof sh->err)) < 0)
         goto done;
     size_t k = 0; /* of those, the items of known tenants */

@@ -336,10 +336,14 @@ static void copy_time(eo_buf_t *b, int64_t us)
     eo_buf_put(b, t, eo_rfc3339_format(us, t));
 }
 
-/* JSON text of obj, escaped for COPY; scratch holds the unescaped text. Returns 0, or the
- * error of the JSON text (an append to b is checked with eo_buf_error). */
-static int copy_json(eo_buf_t *b, eo_buf_t *scratch, json_t *obj)
+/* JSON text of obj (or text, when set), escaped for COPY; scratch holds the unescaped text.
+ * Returns 0, or the error of the JSON text (an append to b is checked with eo_buf_error). */
+static int copy_json(eo_buf_t *b, eo_buf_t *scratch, json_t *obj, eo_str_t text)
 {
+    if (text.s) { /* the decoder kept the normal-form text */
+        eo_buf_put_copy_text(b, text.s, text.len);
+        return 0;
+    }
     if (!obj) {
         eo_buf_puts(b, "{}");
         return 0;
@@ -371,9 +375,9 @@ static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec, si
     eo_buf_putc(b, '\t');
     copy_time(b, ev->sent_at_us);
     eo_buf_putc(b, '\t');
-    int r = copy_json(b, scratch, ev->properties);
+    int r = copy_json(b, scratch, ev->properties, ev->properties_text);
     eo_buf_putc(b, '\t');
-    r = r ? r : copy_json(b, scratch, ev->context);
+    r = r ? r : copy_json(b, scratch, ev->context, ev->context_text);
     eo_buf_putf(b, "\t%zu\n", seq);
     return r ? r : eo_buf_error(b);
 }
