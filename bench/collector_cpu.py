@@ -63,8 +63,9 @@ def main():
                 accepted = out["events_accepted"]
                 us = (after - before) / accepted * 1e6 if accepted else float("nan")
                 results[build].append((us, out.get("accepted_events_per_s")))
-                print("%s round %d: %d accepted, %.0f events/s, collector %.2f us CPU/event" %
-                      (build, rnd, accepted, out.get("accepted_events_per_s") or 0, us), flush=True)
+                print("%s round %d: %d accepted, %.0f events/s, collector %.2f us CPU/event; "
+                      "answers %s" % (build, rnd, accepted, out.get("accepted_events_per_s") or 0,
+                                      us, json.dumps(out.get("status", {}))), flush=True)
         code = sb.report("collector CPU per event, %d rounds" % rounds)
     for build in ("old", "new"):
         us = [r[0] for r in results[build]]
