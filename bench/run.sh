@@ -16,14 +16,23 @@
 # Stored progress is read from the rollups table (sum of the day buckets: written in the same
 # transaction as the events, so exact), polled every 50 ms over one psql connection; each
 # phase is checked afterwards with count(*) on events. Each phase also reports the CPU used
-# (machine, collector, processors, this database's PostgreSQL backends, Kafka, loadgen).
+# (machine, collector, processors, this database's PostgreSQL backends, Kafka, loadgen), and
+# for (a), (a2) and (b) that CPU in microseconds per event per role; (c) the CPU of the COPY's
+# own backend per row (read by the backend itself from /proc/self/stat: needs a superuser or
+# pg_read_server_files), and the ratio of our backends' CPU per row to it (issue 13).
+# BENCH_PERF=1 also profiles: `perf record -g -e cpu-clock` of the whole machine during (a) and
+# (a2), then per role (collector in (a); processors and this database's backends in (a2)) the
+# top symbols by self time (perf report --no-children --sort dso,sym) and the share of each
+# library, written to perf-*.txt in the work directory (kept) and summarised on stderr. perf's
+# sampling costs CPU: read rates and CPU figures from a run without it.
 #
 # Settings (environment): BENCH_EVENTS (200000 per phase), BENCH_BATCH (100 events per
 # request), BENCH_CONNECTIONS (16), BENCH_PARTITIONS (6, events topic), BENCH_PROCESSORS (1:
 # processor instances in one consumer group), BENCH_HALF_EVENTS (events sent in (d); default
 # BENCH_EVENTS), BENCH_HALF_RATE (events/s in (d); default half of (a)), BENCH_STALL_S (60:
 # give up when storage makes no progress that long), BENCH_KEEP=1 (keep the database, topics
-# and work directory), CC (compiler for loadgen; cc).
+# and work directory), BENCH_PERF=1 (profile, see above; needs perf: Debian's linux-perf, and
+# root or kernel.perf_event_paranoid <= 0), CC (compiler for loadgen; cc).
 # Needs: the stack (EVENTOPS_PG_DSN, EVENTOPS_KAFKA_BROKERS), cc, psql, curl; java and the
 # stack's Kafka jars to delete the topics afterwards. The summary table goes to stderr, one JSON
 # line to stdout; nothing is appended anywhere. Numbers are only as quiet as the machine.
@@ -48,6 +57,7 @@ HALF_N=${BENCH_HALF_EVENTS:-$N}
 PROCS=${BENCH_PROCESSORS:-1}
 STALL_S=${BENCH_STALL_S:-60}
 KEEP=${BENCH_KEEP:-0}
+PERF=${BENCH_PERF:-0}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -58,6 +68,7 @@ for v in N:BENCH_EVENTS BATCH:BENCH_BATCH CONNS:BENCH_CONNECTIONS PARTITIONS:BEN
     [[ ${!value} =~ ^[1-9][0-9]*$ ]] || die "${v#*:} must be a positive integer, got '${!value}'"
 done
 [[ $KEEP == [01] ]] || die "BENCH_KEEP must be 0 or 1, got '$KEEP'"
+[[ $PERF == [01] ]] || die "BENCH_PERF must be 0 or 1, got '$PERF'"
 [[ -z ${BENCH_HALF_RATE:-} || $BENCH_HALF_RATE =~ ^[1-9][0-9]*$ ]] ||
     die "BENCH_HALF_RATE must be a positive integer, got '$BENCH_HALF_RATE'"
 ((BATCH <= 1000)) || die "BENCH_BATCH over the collector's default EVENTOPS_MAX_BATCH_EVENTS (1000)"
@@ -66,6 +77,22 @@ done
 PSQL_BIN=/usr/lib/postgresql/15/bin/psql
 [[ -x $PSQL_BIN ]] || PSQL_BIN=$(command -v psql) || die "psql not found (scripts/deps.sh)"
 command -v curl >/dev/null || die "curl not found (scripts/deps.sh)"
+if ((PERF)); then
+    if ! command -v perf >/dev/null; then
+        ((EUID == 0)) && command -v apt-get >/dev/null ||
+            die "BENCH_PERF=1 needs perf: install Debian's linux-perf (apt-get install linux-perf)"
+        say "installing perf (Debian package linux-perf)"
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q linux-perf \
+            </dev/null >/dev/null || die "apt-get install linux-perf failed"
+    fi
+    if ((EUID != 0)) && (($(cat /proc/sys/kernel/perf_event_paranoid) > -1)); then
+        die "BENCH_PERF=1 samples every process (perf record -a): run as root, or set" \
+            "kernel.perf_event_paranoid to -1"
+    fi
+    # cpu-clock: a software event, there even where the VM has no hardware counters
+    timeout 30 perf record -q -e cpu-clock -o /dev/null true >/dev/null 2>&1 ||
+        die "perf record -e cpu-clock does not work here: $(perf record -e cpu-clock -o /dev/null true 2>&1 | tail -n 2)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Names, connection strings, work directory
@@ -89,6 +116,7 @@ declare -A pids=()
 db_created=0
 topics_created=0
 poll_open=0
+perf_pid=''
 
 # Stops one role: SIGTERM, then SIGKILL after 15 s. Only our own child pids.
 stop_role() {
@@ -134,6 +162,7 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     local name
+    perf_stop
     for name in "${!pids[@]}"; do [[ $name == collector ]] || stop_role "$name"; done
     stop_role collector
     if ((poll_open)); then
@@ -153,7 +182,13 @@ cleanup() {
     else
         ((db_created)) && psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
         ((topics_created)) && delete_topics
-        if ((rc == 0)); then rm -rf -- "$work"; else say "logs kept in $work"; fi
+        if ((rc == 0 && !PERF)); then
+            rm -rf -- "$work"
+        elif ((rc == 0)); then
+            say "profiles kept in $work (perf-*.txt, perf-*.data)"
+        else
+            say "logs kept in $work"
+        fi
     fi
     exit "$rc"
 }
@@ -332,9 +367,11 @@ cpu_begin() {
         cpu0[$e]=$ticks
     done
 }
-# Appends "phase: machine N%, collector N%, ..." to cpu_report. $2: loadgen's JSON (its CPU).
+# Appends "phase: machine N%, collector N%, ..." to cpu_report. $2: loadgen's JSON (its CPU),
+# or ''. $3: the events of the phase: then also the CPU in us per event of each role, appended
+# to cpu_us_report and kept in cpu_us[phase:role] (phase without its parentheses).
 cpu_end() {
-    local name=$1 e el k line machine ticks t1=$EPOCHREALTIME
+    local name=$1 e el k line machine ticks t1=$EPOCHREALTIME ph
     declare -A sum=([collector]=0 [processor]=0 [pg]=0 [kafka]=0)
     machine_ticks
     machine=$((ticks - cpu0[machine]))
@@ -352,8 +389,58 @@ cpu_end() {
     line+=", kafka $(pct "${sum[kafka]}")%"
     [[ -n ${2:-} ]] && line+=", loadgen $(calc "100 * $(jnum "$2" cpu_s) / $el" | cut -d. -f1)%"
     cpu_report+="  $line"$'\n'
+    [[ -n ${3:-} ]] || return 0
+    ph=${name//[()]/}
+    line="$name $3 events:"
+    for k in collector processor pg kafka; do
+        cpu_us[$ph:$k]=$(calc "1000000 * ${sum[$k]} / $clk_tck / $3")
+        line+=" $k $(printf '%.2f' "${cpu_us[$ph:$k]}")"
+    done
+    cpu_us_report+="  $line"$'\n'
 }
+declare -A cpu_us=()
+cpu_us_report=''
 cpu_report=''
+
+# BENCH_PERF=1: samples the whole machine (-a: threads a role starts later are caught too; the
+# report picks the role's pids) into perf-$1.data until perf_stop. No-op without BENCH_PERF.
+perf_start() {
+    ((PERF)) || return 0
+    perf record -a -g -e cpu-clock -F 999 -o "$work/perf-$1.data" >/dev/null \
+        2>"$work/perf-$1.err" &
+    perf_pid=$!
+    nap 0.5 # perf attaches to every CPU
+}
+perf_stop() {
+    [[ -n $perf_pid ]] || return 0
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=''
+}
+# Writes perf-$1-$2.txt: the top 25 symbols (self time, --sort dso,sym) and the share of each
+# library (the sum of its symbols: perf's own --sort dso drops libraries when filtered by pid)
+# of the processes $3 (comma-separated pids) in perf-$1.data, in % of their samples; appends
+# the top 10 symbols and top 6 libraries to perf_summary. $4: the role's name.
+perf_role() {
+    local data=$work/perf-$1.data out=$work/perf-$1-$2.txt all syms dsos n
+    ((PERF)) || return 0
+    all=$(timeout 300 perf report -i "$data" --pid "$3" --no-children -g none --stdio \
+        --percentage relative --sort dso,sym 2>/dev/null | awk '!/^#/ && NF')
+    syms=$(awk 'NR <= 25' <<<"$all")
+    dsos=$(awk '{ sub(/%/, "", $1); s[$2] += $1 } END { for (d in s) printf "%7.2f%%  %s\n", s[d], d }' \
+        <<<"$all" | sort -rn | awk 'NR <= 12')
+    n=$(timeout 300 perf script -i "$data" --pid "$3" -F pid 2>/dev/null | wc -l)
+    {
+        printf '%s, phase (%s), pids %s: %s samples (cpu-clock, 999 Hz: about %s ms of CPU)\n' \
+            "$4" "$1" "$3" "$n" "$n"
+        printf '\ntop symbols, self time (perf report --no-children --sort dso,sym):\n%s\n' "$syms"
+        printf '\nby library (sum of its symbols):\n%s\n' "$dsos"
+    } >"$out"
+    perf_summary+="  $4 in ($1), $n samples; top symbols (self):"$'\n'
+    perf_summary+=$(awk 'NR <= 10' <<<"$syms" | sed 's/^ */    /')$'\n'
+    perf_summary+="    by library: $(awk 'NR <= 6 { printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }' <<<"$dsos")"$'\n'
+}
+perf_summary=''
 
 dead_letters() {
     cat "$work"/processor*.log | grep -c '"msg":"records sent to the dead-letter topic"' || true
@@ -412,19 +499,25 @@ poll_open=1
 start_role collector collector
 wait_collector
 say "(a) collector only: $N events, batch $BATCH, $CONNS connections (port $collector_port)"
+perf_start a
 loadgen "$work/a.json" --events "$N" --seed 1
-cpu_end '(a)' "$work/a.json"
+cpu_end '(a)' "$work/a.json" "$(jnum "$work/a.json" events_accepted)"
+perf_stop
 acc_a=$(jnum "$work/a.json" events_accepted)
 rate_a=$(jnum "$work/a.json" accepted_events_per_s)
 say "(a) $(fmt_int "$rate_a") events/s accepted, p99 $(jnum "$work/a.json" latency_p99_ms) ms"
 
 # (a2) processor drains the backlog
 say "(a2) $PROCS processor(s) draining $acc_a events"
+perf_start a2
 t_proc=$(now)
 start_processors
 cpu_begin
 wait_stored "$acc_a" 0
-cpu_end '(a2)'
+cpu_end '(a2)' '' "$acc_a"
+perf_stop
+a2_pg_pids=$(printf '%s\n' "${cpu_set[@]}" | sed -n 's/^pg://p' | paste -sd, -)
+a2_proc_pids=$(printf '%s\n' "${cpu_set[@]}" | sed -n 's/^processor://p' | paste -sd, -)
 drain_s=$(calc "$t_done - $t_first")
 drain_rate_cold=$(calc "$acc_a / ($t_done - $t_proc)")
 if ((acc_a > n_first)); then
@@ -446,7 +539,7 @@ acc_b=$(jnum "$work/b.json" events_accepted)
 b_start=$(jnum "$work/b.json" start_unix)
 b_end=$(jnum "$work/b.json" end_unix)
 wait_stored "$acc_b" 0
-cpu_end '(b)' "$work/b.json"
+cpu_end '(b)' "$work/b.json" "$acc_b"
 e2e_s=$(calc "$t_done - $b_start")
 e2e_rate=$(calc "$acc_b / $e2e_s")
 b_accept_rate=$(jnum "$work/b.json" accepted_events_per_s)
@@ -464,12 +557,27 @@ psql_bench </dev/null -c "CREATE TABLE bench_copy (tenant_id uuid, message_id te
     received_at timestamptz, sent_at timestamptz, properties jsonb, context jsonb)" \
     -c 'CHECKPOINT' >/dev/null
 say "(c) bare COPY of $stored_b rows ($((copy_bytes / 1048576)) MiB) into an unindexed table"
-copy_out=$(printf '%s\n' '\timing on' "\\copy bench_copy FROM '$work/rows.copy'" | psql_bench)
+# The COPY's backend reads its own /proc/self/stat before and after (server on this machine;
+# needs a superuser or pg_read_server_files: otherwise no CPU figure for (c)).
+stat_sql="SELECT 'eo-stat ' || pg_read_file('/proc/self/stat');"
+psql_bench -c "$stat_sql" </dev/null >/dev/null 2>&1 || stat_sql=''
+copy_out=$(printf '%s\n' "$stat_sql" '\timing on' "\\copy bench_copy FROM '$work/rows.copy'" \
+    '\timing off' "$stat_sql" | psql_bench)
 copy_ms=$(sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' <<<"$copy_out" | tail -n 1)
 [[ -n $copy_ms ]] || die "(c) no timing from psql: $copy_out"
+# CPU ticks (utime + stime) in a /proc/PID/stat line.
+stat_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' <<<"$1"; }
+copy_pg_us=''
+if [[ -n $stat_sql ]]; then
+    copy_ticks=$(($(stat_ticks "$(grep '^eo-stat ' <<<"$copy_out" | tail -n 1)") -
+        $(stat_ticks "$(grep '^eo-stat ' <<<"$copy_out" | head -n 1)")))
+else
+    say "note: (c) cannot read the COPY backend's /proc/self/stat (not a superuser): no CPU per row"
+fi
 copied=$(psql_bench -c 'SELECT count(*) FROM bench_copy' </dev/null)
 ((copied == stored_b)) || die "(c) bench_copy holds $copied rows, expected $stored_b"
 copy_rate=$(calc "$copied / ($copy_ms / 1000)")
+[[ -z $stat_sql ]] || copy_pg_us=$(calc "1000000 * $copy_ticks / $clk_tck / $copied")
 ratio=$(calc "$e2e_rate / $copy_rate")
 say "(c) $(fmt_int "$copy_rate") rows/s; b/c = $(printf '%.2f' "$ratio")"
 
@@ -486,6 +594,13 @@ wait_stored $((base_d + acc_d)) "$base_d"
 d_lag=$(calc "$t_done - $d_end")
 dead=$(dead_letters)
 
+if ((PERF)); then
+    say "perf reports (each takes a while)"
+    perf_role a collector "${pids[collector]}" collector
+    perf_role a2 processor "$a2_proc_pids" processor
+    [[ -z $a2_pg_pids ]] || perf_role a2 pg "$a2_pg_pids" 'PostgreSQL backends'
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Report
 
@@ -499,6 +614,8 @@ floor=FAIL
 fcmp "$e2e_rate >= 20000" && floor=PASS
 lat() { printf '%s/%s/%s/%s' "$(jnum "$1" latency_p50_ms)" "$(jnum "$1" latency_p90_ms)" \
     "$(jnum "$1" latency_p99_ms)" "$(jnum "$1" latency_max_ms)"; }
+# PASS when $1 <= $2.
+target() { if fcmp "$1 <= $2"; then echo PASS; else echo FAIL; fi; }
 row() { printf '%-44s %10s %9s %11s  %s\n' "$@"; }
 
 {
@@ -529,6 +646,21 @@ row() { printf '%-44s %10s %9s %11s  %s\n' "$@"; }
     printf ' all stored %.2fs after the last 202\n' "$d_lag"
     printf 'CPU, %% of one core (machine: every process, other users too; kafka: shared broker):\n%s' \
         "$cpu_report"
+    printf 'CPU, us per event (user + system from /proc; pg: this database'"'"'s backends only, not the\n'
+    printf 'WAL writer or checkpointer; kafka: the shared broker):\n%s' "$cpu_us_report"
+    if [[ -n $copy_pg_us ]]; then
+        printf '  (c) bare COPY backend: %.2f us/row; pg per row / bare COPY per row: (a2) %.2f, (b) %.2f\n' \
+            "$copy_pg_us" "$(calc "${cpu_us[a2:pg]} / $copy_pg_us")" \
+            "$(calc "${cpu_us[b:pg]} / $copy_pg_us")"
+    fi
+    printf 'issue 13 targets: collector (a) <= 5 us/event: %s; processor (a2) <= 6 us/event: %s;' \
+        "$(target "${cpu_us[a:collector]}" 5)" "$(target "${cpu_us[a2:processor]}" 6)"
+    printf ' pg (a2) <= 2x bare COPY: %s\n' \
+        "$([[ -n $copy_pg_us ]] && target "${cpu_us[a2:pg]}" "$(calc "2 * $copy_pg_us")" || echo n/a)"
+    if ((PERF)); then
+        printf 'perf (BENCH_PERF=1: rates and CPU above include the sampling; files in %s):\n%s' \
+            "$work" "$perf_summary"
+    fi
     printf 'not accepted (non-202 requests a/b/d): %s/%s/%s; dead-letter batches: %s\n' \
         "$(jnum "$work/a.json" requests_non202)" "$(jnum "$work/b.json" requests_non202)" \
         "$(jnum "$work/d.json" requests_non202)" "$dead"
@@ -542,5 +674,20 @@ printf '"e2e_events_per_s":%.0f,"copy_rows_per_s":%.0f,"e2e_over_copy":%.3f,' \
 printf '"accept_p99_ms":%s,"half_load_rate":%s,"half_load_p50_ms":%s,"half_load_p99_ms":%s,' \
     "$(jnum "$work/a.json" latency_p99_ms)" "$half_rate" "$(jnum "$work/d.json" latency_p50_ms)" \
     "$(jnum "$work/d.json" latency_p99_ms)"
-printf '"half_load_sched_p99_ms":%s,"floor_20k":"%s"}\n' \
+printf '"half_load_sched_p99_ms":%s,"floor_20k":"%s",' \
     "$(jnum "$work/d.json" sched_latency_p99_ms)" "$floor"
+printf '"cpu_us_per_event":{'
+sep=''
+for ph in a a2 b; do
+    printf '%s"%s":{"collector":%.2f,"processor":%.2f,"pg":%.2f,"kafka":%.2f}' "$sep" "$ph" \
+        "${cpu_us[$ph:collector]}" "${cpu_us[$ph:processor]}" "${cpu_us[$ph:pg]}" \
+        "${cpu_us[$ph:kafka]}"
+    sep=,
+done
+if [[ -n $copy_pg_us ]]; then
+    printf '},"copy_pg_us_per_row":%.2f,"pg_over_copy_a2":%.3f,"pg_over_copy_b":%.3f}\n' \
+        "$copy_pg_us" "$(calc "${cpu_us[a2:pg]} / $copy_pg_us")" \
+        "$(calc "${cpu_us[b:pg]} / $copy_pg_us")"
+else
+    printf '},"copy_pg_us_per_row":null,"pg_over_copy_a2":null,"pg_over_copy_b":null}\n'
+fi
