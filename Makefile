@@ -8,7 +8,7 @@ JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 STACK          := scripts/stack.sh
 WITH_STACK_ENV  = eval "$$($(STACK) env)" &&
 
-.PHONY: deps build build-test run test stack-up stack-down stack-env stack-status migrate format format-check bench bench-analytics clean
+.PHONY: deps build build-test run test stack-up stack-down stack-env stack-status migrate format format-check bench bench-analytics bench-soak clean
 
 deps:
 	@scripts/deps.sh
@@ -52,6 +52,11 @@ bench: build stack-up
 # The analytics engine (issue 12): bench_engine, then the role on the stack (bench/analytics.sh).
 bench-analytics: build stack-up
 	@$(WITH_STACK_ENV) bench/analytics.sh $(BUILD_DIR)/eventops
+
+# The soak of issue 13 (bench/soak.py): every role's RSS and descriptors, and the freshness, over
+# BENCH_SOAK_S (1800) seconds at BENCH_SOAK_RATE (20000) events/s.
+bench-soak: build stack-up
+	@$(WITH_STACK_ENV) EVENTOPS_BIN=$(CURDIR)/$(BUILD_DIR)/eventops bench/soak.py
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
