@@ -51,6 +51,7 @@ cc, psql, Debian's python3-confluent-kafka (deleting the topics) and python3-cry
 (signing the query token). The summary goes to stderr, one JSON line to stdout; nothing is
 written into docs/benchmarks.md. Ctrl-C or SIGTERM stops the load and cleans up.
 """
+import http.client
 import json
 import math
 import os
@@ -175,21 +176,26 @@ def loadavg():
 
 class Conns(threading.local):
     """Per-thread keep-alive connections, by port. http(method, port, path, ...) -> (status,
-    headers, body); raises eotest.HttpError (the connection is dropped and made anew next
-    time)."""
+    headers, body); raises eotest.HttpError. A kept connection the server has closed meanwhile
+    (its keep-alive timeout) is replaced and the request sent once more on a new one (a probe's
+    event has a fixed messageId: a second copy is deduplicated)."""
 
     def http(self, method, port, path, body=None, headers=None, timeout=10):
         conns = self.__dict__.setdefault("by_port", {})
-        conn = conns.get(port)
-        if conn is None:
-            import http.client
-            conn = conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        try:
-            return eotest.http_request(method, "http://127.0.0.1:%d%s" % (port, path), body,
-                                       headers, timeout=timeout, conn=conn)
-        except eotest.HttpError:
-            conns.pop(port, None)  # http_request closed it
-            raise
+        for attempt in (0, 1):
+            conn = conns.get(port)
+            reused = conn is not None
+            if conn is None:
+                conn = conns[port] = http.client.HTTPConnection("127.0.0.1", port,
+                                                                timeout=timeout)
+            try:
+                return eotest.http_request(method, "http://127.0.0.1:%d%s" % (port, path), body,
+                                           headers, timeout=timeout, conn=conn)
+            except eotest.HttpError:
+                conns.pop(port, None)  # http_request closed it
+                if not reused or attempt:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def metric_sum(text, name):
@@ -745,9 +751,28 @@ def report(cfg, res, out):
             stg["after_load_s"], fmt((samples[-1].get("db_bytes") or 0) / 1048576)),
         "",
     ]
+    backlog = [(s["t"], s["accepted"] - s["stored"]) for s in load
+               if s.get("accepted") is not None and s.get("stored") is not None]
+    if backlog:
+        worst = max(backlog, key=lambda x: x[1])
+        lines.insert(-1, "backlog (accepted - stored, per sample): %s at the end of the load, "
+                         "at most %s (t=%.0f s)" % (fmt(backlog[-1][1]), fmt(worst[1]), worst[0]))
+    lines.insert(-1, "freshness per minute of the load (p50 / p99 / missing): %s" % "; ".join(
+        "%d: %s / %s / %d" % (m, secs(b["p50_s"]), secs(b["p99_s"]), b["missing"])
+        for m, b in per_minute(res.get("probe_results", []), cfg)))
     lines += ["%s: %s" % v for v in res["verdicts"]]
     print("\n".join(lines), file=sys.stderr, flush=True)
+    res = {k: v for k, v in res.items() if k != "probe_results"}
     print(json.dumps(finite(res), separators=(",", ":"), default=str), file=out, flush=True)
+
+
+def per_minute(results, cfg):
+    """[(minute, freshness_summary)] of the probes sent in each minute of the load."""
+    by = {}
+    for r in results:
+        if r.get("n", -1) >= 0:
+            by.setdefault(int(r["n"] * cfg.probe_gap_s // 60), []).append(r)
+    return [(m, freshness_summary(by[m], cfg.probe_timeout_s)) for m in sorted(by)]
 
 
 def mean(xs):
@@ -820,8 +845,8 @@ def main():
                 delete_topics(ck, sb, topics)
                 delete_groups(sb, groups)
         res["roles"] = {n: role_stats(run.samples, n, cfg.warmup_s) for n in run.roles}
-        res["probes"] = sorted(([r.get("n"), r.get("visible_s")] for r in run.probes.results),
-                               key=lambda x: x[0])
+        res["probe_results"] = sorted(run.probes.results, key=lambda r: r.get("n", -1))
+        res["probes"] = [[r.get("n"), r.get("visible_s")] for r in res["probe_results"]]
         res["verdicts"] = verdicts(cfg, res)
         res["pass"] = all(v == "PASS" for v, _ in res["verdicts"]) and not sb.failures
         if sb.failures:
