@@ -7,6 +7,7 @@
 #include "core/array.h"
 #include "domain/json_norm.h"
 #include "domain/record.h"
+#include "domain/record_scan.h"
 #include "domain/rfc3339.h"
 
 void eo_body_scan_init(eo_body_scan_t *b)
@@ -22,12 +23,15 @@ void eo_body_scan_done(eo_body_scan_t *b)
     memset(b, 0, sizeof *b);
 }
 
-/* The elements of the checked array arr, appended to b->items. */
-static int list_elements(const eo_jspan_t *arr, eo_body_scan_t *b)
+/* The elements of the checked array arr, appended to b->items; EO_EPARSE past max of them
+ * (an array of a million tiny values is not listed before it is refused). */
+static int list_elements(const eo_jspan_t *arr, size_t max, eo_body_scan_t *b)
 {
     eo_jcur_t c = {arr->s + 1, arr->s + arr->len};
     int r;
     for (bool first = true; (r = eo_jlex_next_element(&c, first)) == 1; first = false) {
+        if (b->count == max)
+            return EO_EPARSE;
         if (EO_ARRAY_RESERVE(b->items, b->cap, b->count + 1, 64) < 0)
             return EO_ENOMEM;
         eo_jspan_t *v = &b->items[b->count++];
@@ -86,9 +90,9 @@ int eo_body_scan(const char *body, size_t len, bool single, const eo_event_limit
     }
     if (arr.kind != EO_JV_ARRAY)
         return EO_EPARSE;
-    if ((r = list_elements(&arr, b)) < 0)
+    if ((r = list_elements(&arr, lim->max_batch_events, b)) < 0)
         return r;
-    return b->count == 0 || b->count > lim->max_batch_events ? EO_EPARSE : 0;
+    return b->count == 0 ? EO_EPARSE : 0;
 }
 
 /* ---- one event ---- */
@@ -125,22 +129,6 @@ static int member_index(const eo_jspan_t *key)
     return -1;
 }
 
-/* eo_event_normalize's rule for eventType and ids: not empty, not all blank, no control
- * characters, at most max bytes. */
-static bool usable_text(eo_str_t v, size_t max)
-{
-    if (v.len == 0 || v.len > max)
-        return false;
-    bool blank = true;
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.s[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        blank = blank && c == ' ';
-    }
-    return !blank;
-}
-
 /* A string's content: in the body, or unescaped into ev's scratch. */
 static int take_str(eo_event_scan_t *ev, const eo_jspan_t *v, eo_str_t *dst)
 {
@@ -171,28 +159,9 @@ static int take_id(eo_event_scan_t *ev, const eo_jspan_t *v, size_t max, char te
         *dst = (eo_str_t){text, n};
         return n <= max ? 0 : EO_EINVAL;
     }
-    if (v->kind != EO_JV_STRING || take_str(ev, v, dst) < 0 || !usable_text(*dst, max))
+    if (v->kind != EO_JV_STRING || take_str(ev, v, dst) < 0 || !eo_scan_usable_text(*dst, max))
         return EO_EINVAL;
     return 0;
-}
-
-/* An RFC 3339 string, or null/absent (EO_NO_TIME). */
-static int take_time(const eo_jspan_t *v, int64_t *us)
-{
-    *us = EO_NO_TIME;
-    if (v->kind == EO_JV_NONE || v->kind == EO_JV_NULL)
-        return 0;
-    if (v->kind != EO_JV_STRING)
-        return EO_EINVAL;
-    char text[48]; /* longer than any timestamp eo_rfc3339_parse accepts */
-    const char *s = (const char *)v->s;
-    size_t n = v->len;
-    if (v->esc) {
-        if ((n = eo_jlex_unescape(v, text, sizeof text)) == SIZE_MAX)
-            return EO_EINVAL;
-        s = text;
-    }
-    return eo_rfc3339_parse(s, n, us) < 0 ? EO_EINVAL : 0;
 }
 
 /* The first non-null of aliases first..last when every other non-null one is the same text
@@ -251,19 +220,19 @@ int eo_event_scan(const eo_jspan_t *item, const eo_event_limits_t *lim, int64_t 
         ev->message_id = (eo_str_t){NULL, 0};
     } else if (m[M_MESSAGE_ID].kind != EO_JV_STRING ||
                take_str(ev, &m[M_MESSAGE_ID], &ev->message_id) < 0 ||
-               !usable_text(ev->message_id, lim->max_id_bytes)) {
+               !eo_scan_usable_text(ev->message_id, lim->max_id_bytes)) {
         return EO_EINVAL;
     }
     int type = pick_alias(m, M_EVENT_TYPE, M_NAME);
     if (type < 0 || m[type].kind != EO_JV_STRING || take_str(ev, &m[type], &ev->event_type) < 0 ||
-        !usable_text(ev->event_type, lim->max_event_type_bytes))
+        !eo_scan_usable_text(ev->event_type, lim->max_event_type_bytes))
         return EO_EINVAL;
     if (take_id(ev, &m[M_USER_ID], lim->max_id_bytes, ev->id_text[0], &ev->user_id) < 0 ||
         take_id(ev, &m[M_ANONYMOUS_ID], lim->max_id_bytes, ev->id_text[1], &ev->anonymous_id) < 0 ||
         (!ev->user_id.s && !ev->anonymous_id.s))
         return EO_EINVAL;
-    if (take_time(&m[M_TIMESTAMP], &ev->original_timestamp_us) < 0 ||
-        take_time(&m[M_SENT_AT], &ev->sent_at_us) < 0)
+    if (eo_scan_time(&m[M_TIMESTAMP], true, &ev->original_timestamp_us) < 0 ||
+        eo_scan_time(&m[M_SENT_AT], true, &ev->sent_at_us) < 0)
         return EO_EINVAL;
     /* the clock-skew correction of eo_event_normalize */
     int64_t occurred =

@@ -159,13 +159,14 @@ int eo_jlex_string(eo_jcur_t *c, eo_jspan_t *v)
     return 0;
 }
 
-/* The decimal exponent of the first significant digit of a valid number token (1.5e3: 3,
- * 0.015: -2), clamped to +-100000; INT32_MIN for zero. */
-static int32_t decimal_exponent(const unsigned char *s, size_t len)
+void eo_jlex_real_parts(const unsigned char *s, size_t len, eo_jreal_t *out)
 {
     const unsigned char *p = s, *end = s + len;
-    if (*p == '-')
+    out->neg = *p == '-';
+    if (out->neg)
         p++;
+    out->nd = 0;
+    out->more = false;
     int64_t point = 0, first = -1, i = 0; /* digits before the point; first significant digit */
     bool fraction = false;
     for (; p < end && *p != 'e' && *p != 'E'; p++) {
@@ -175,12 +176,19 @@ static int32_t decimal_exponent(const unsigned char *s, size_t len)
         }
         if (first < 0 && *p != '0')
             first = i;
+        if (first >= 0) {
+            if (out->nd < sizeof out->digits)
+                out->digits[out->nd++] = (char)*p;
+            else if (*p != '0')
+                out->more = true;
+        }
         i++;
         if (!fraction)
             point = i;
     }
-    if (first < 0)
-        return INT32_MIN;
+    while (out->nd > 0 && out->digits[out->nd - 1] == '0') /* trailing zeros: not significant */
+        out->nd--;
+    out->zero = first < 0;
     int64_t exp = 0;
     if (p < end) {
         p++;
@@ -192,8 +200,8 @@ static int32_t decimal_exponent(const unsigned char *s, size_t len)
                 exp = 1000000;
         exp = minus ? -exp : exp;
     }
-    int64_t x = point - first - 1 + exp;
-    return (int32_t)(x > 100000 ? 100000 : x < -100000 ? -100000 : x);
+    int64_t x = out->zero ? 0 : point - first - 1 + exp;
+    out->exp10 = (int32_t)(x > 100000 ? 100000 : x < -100000 ? -100000 : x);
 }
 
 /* False when the real token (len bytes) overflows a double, as jansson refuses it ("real number
@@ -203,8 +211,10 @@ static int32_t decimal_exponent(const unsigned char *s, size_t len)
  * the same. */
 static bool real_in_range(const unsigned char *s, size_t len)
 {
-    int32_t x = decimal_exponent(s, len);
-    if (x <= 307) /* below 10^308 < DBL_MAX */
+    eo_jreal_t parts;
+    eo_jlex_real_parts(s, len, &parts);
+    int32_t x = parts.exp10;
+    if (parts.zero || x <= 307) /* below 10^308 < DBL_MAX */
         return true;
     if (x >= 309) /* at least 10^309 */
         return false;
@@ -469,12 +479,14 @@ int eo_jlex_value(eo_jcur_t *c, size_t depth, eo_json_keys_t *keys, eo_jspan_t *
     return r;
 }
 
-int eo_jlex_next_element(eo_jcur_t *c, bool first)
+/* The next item of the container being read, after its opening bracket (first) or an item: 1
+ * with c at the item, 0 after the closing bracket close, or EO_EPARSE. */
+static int next_item(eo_jcur_t *c, bool first, unsigned char close)
 {
     eo_jlex_skip_ws(c);
     if (c->p >= c->end)
         return EO_EPARSE;
-    if (*c->p == ']') {
+    if (*c->p == close) {
         c->p++;
         return 0;
     }
@@ -485,6 +497,11 @@ int eo_jlex_next_element(eo_jcur_t *c, bool first)
         eo_jlex_skip_ws(c);
     }
     return 1;
+}
+
+int eo_jlex_next_element(eo_jcur_t *c, bool first)
+{
+    return next_item(c, first, ']');
 }
 
 int eo_json_check(const void *bytes, size_t len, eo_json_keys_t *keys, eo_jspan_t *v)
@@ -504,20 +521,10 @@ int eo_json_check(const void *bytes, size_t len, eo_json_keys_t *keys, eo_jspan_
  * *key and c at the value, 0 after the closing '}', or EO_EPARSE. */
 int eo_jlex_next_member(eo_jcur_t *c, bool first, eo_jspan_t *key)
 {
-    eo_jlex_skip_ws(c);
-    if (c->p >= c->end)
-        return EO_EPARSE;
-    if (*c->p == '}') {
-        c->p++;
-        return 0;
-    }
-    if (!first) {
-        if (*c->p != ',')
-            return EO_EPARSE;
-        c->p++;
-        eo_jlex_skip_ws(c);
-    }
-    int r = eo_jlex_key(c, key);
+    int r = next_item(c, first, '}');
+    if (r <= 0)
+        return r;
+    r = eo_jlex_key(c, key);
     return r < 0 ? r : 1;
 }
 

@@ -87,6 +87,19 @@ int eo_jlex_next_element(eo_jcur_t *c, bool first);
  * EO_ENOMEM. */
 int eo_json_check(const void *bytes, size_t len, eo_json_keys_t *keys, eo_jspan_t *v);
 
+/* The decimal parts of a validated number token: its sign, its first 16 significant digits
+ * without trailing zeros (more: a non-zero digit came after them), and the decimal exponent of
+ * its first significant digit (1.5e3: 3, 0.015: -2), clamped to +-100000; zero: no significant
+ * digit (then nd is 0 and exp10 0). */
+typedef struct {
+    bool neg, zero, more;
+    char digits[16];
+    size_t nd;
+    int32_t exp10;
+} eo_jreal_t;
+
+void eo_jlex_real_parts(const unsigned char *s, size_t len, eo_jreal_t *out);
+
 /* The next code point of a validated string's content at *pp, which it advances. */
 uint32_t eo_jlex_next_cp(const unsigned char **pp);
 

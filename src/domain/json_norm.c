@@ -63,53 +63,18 @@ void eo_json_norm_string(const eo_jspan_t *v, eo_buf_t *out)
  * through strtod and eo_json_format_real. */
 size_t eo_json_norm_real(const eo_jspan_t *v, char *out)
 {
-    const unsigned char *p = v->s, *end = v->s + v->len;
-    bool neg = *p == '-';
-    if (neg)
-        p++;
-    char digits[16];
-    size_t nd = 0;
-    int64_t point = 0, first = -1, i = 0;
-    bool fraction = false, many = false;
-    for (; p < end && *p != 'e' && *p != 'E'; p++) {
-        if (*p == '.') {
-            fraction = true;
-            continue;
-        }
-        if (first < 0 && *p != '0')
-            first = i;
-        if (first >= 0) {
-            if (nd < sizeof digits)
-                digits[nd++] = (char)*p;
-            else if (*p != '0')
-                many = true;
-        }
-        i++;
-        if (!fraction)
-            point = i;
-    }
-    while (nd > 0 && digits[nd - 1] == '0') /* trailing zeros are not significant */
-        nd--;
-    int64_t exp = 0;
-    if (p < end) {
-        p++;
-        bool minus = *p == '-';
-        if (*p == '-' || *p == '+')
-            p++;
-        for (; p < end; p++)
-            if ((exp = exp * 10 + (*p - '0')) > 1000000)
-                exp = 1000000;
-        exp = minus ? -exp : exp;
-    }
-    size_t n = 0;
-    if (first < 0) { /* zero: %.15g gives "0" or "-0" */
-        if (neg)
+    eo_jreal_t parts;
+    eo_jlex_real_parts(v->s, v->len, &parts);
+    const char *digits = parts.digits;
+    size_t nd = parts.nd, n = 0;
+    if (parts.zero) { /* %.15g gives "0" or "-0" */
+        if (parts.neg)
             out[n++] = '-';
         memcpy(out + n, "0.0", 4);
         return n + 3;
     }
-    int64_t x = point - first - 1 + exp;
-    if (many || nd > 15 || x < -300 || x > 300) {
+    int64_t x = parts.exp10;
+    if (parts.more || nd > 15 || x < -300 || x > 300) {
         char text[64], *heap = NULL, *t = text;
         if (v->len >= sizeof text && !(t = heap = malloc(v->len + 1)))
             return 0;
@@ -119,7 +84,7 @@ size_t eo_json_norm_real(const eo_jspan_t *v, char *out)
         free(heap);
         return eo_json_format_real(d, out, 40);
     }
-    if (neg)
+    if (parts.neg)
         out[n++] = '-';
     if (x < -4 || x >= 15) { /* d.ddde+XX */
         out[n++] = digits[0];
@@ -189,6 +154,21 @@ static int put_scalar(const eo_jspan_t *v, const eo_event_limits_t *lim, eo_buf_
     return 0;
 }
 
+/* A member's key at c, its limits (length; the object's key count when top), then its normal
+ * form and ':'. */
+static int put_key(eo_jcur_t *c, bool top, size_t *top_keys, const eo_event_limits_t *lim,
+                   eo_buf_t *out)
+{
+    eo_jspan_t key;
+    if (eo_jlex_key(c, &key) < 0 || (top && ++*top_keys > lim->max_properties))
+        return EO_EINVAL;
+    int r = put_text(&key, lim, out);
+    if (r < 0)
+        return r;
+    eo_buf_putc(out, ':');
+    return 0;
+}
+
 int eo_json_norm_object(const eo_jspan_t *obj, const eo_event_limits_t *lim, eo_buf_t *out)
 {
     uint64_t objects[(JSON_PARSER_MAX_DEPTH + 63) / 64]; /* bit i: the i-th open one is {} */
@@ -210,15 +190,8 @@ int eo_json_norm_object(const eo_jspan_t *obj, const eo_event_limits_t *lim, eo_
             c.p++;
             eo_jlex_skip_ws(&c);
             if (c.p < c.end && *c.p != (ch == '{' ? '}' : ']')) {
-                if (ch == '{') {
-                    if (eo_jlex_key(&c, &v) < 0)
-                        return EO_EINVAL;
-                    if (open == 1 && ++top_keys > lim->max_properties)
-                        return EO_EINVAL;
-                    if ((r = put_text(&v, lim, out)) < 0)
-                        return r;
-                    eo_buf_putc(out, ':');
-                }
+                if (ch == '{' && (r = put_key(&c, open == 1, &top_keys, lim, out)) < 0)
+                    return r;
                 continue; /* to its first value */
             }
             eo_buf_putc(out, (char)(ch == '{' ? '}' : ']'));
@@ -242,15 +215,8 @@ int eo_json_norm_object(const eo_jspan_t *obj, const eo_event_limits_t *lim, eo_
                 c.p++;
                 eo_jlex_skip_ws(&c);
                 eo_buf_putc(out, ',');
-                if (object) {
-                    if (eo_jlex_key(&c, &v) < 0)
-                        return EO_EINVAL;
-                    if (open == 1 && ++top_keys > lim->max_properties)
-                        return EO_EINVAL;
-                    if ((r = put_text(&v, lim, out)) < 0)
-                        return r;
-                    eo_buf_putc(out, ':');
-                }
+                if (object && (r = put_key(&c, open == 1, &top_keys, lim, out)) < 0)
+                    return r;
                 break;
             }
             eo_buf_putc(out, (char)*c.p);

@@ -30,10 +30,10 @@ static int take_str(eo_record_scan_t *out, const eo_jspan_t *v, eo_str_t *dst)
     return 0;
 }
 
-/* eo_event_normalize's rule for eventType and ids: not empty, not all blank, no control
- * characters. */
-static bool usable_text(eo_str_t v)
+bool eo_scan_usable_text(eo_str_t v, size_t max)
 {
+    if (v.len == 0 || v.len > max)
+        return false;
     bool blank = true;
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.s[i];
@@ -44,8 +44,7 @@ static bool usable_text(eo_str_t v)
     return !blank;
 }
 
-/* An RFC 3339 string (null or absent allowed when optional: EO_NO_TIME). */
-static int take_time(const eo_jspan_t *v, bool optional, int64_t *us)
+int eo_scan_time(const eo_jspan_t *v, bool optional, int64_t *us)
 {
     *us = EO_NO_TIME;
     if (v->kind == EO_JV_NONE || v->kind == EO_JV_NULL)
@@ -79,7 +78,8 @@ static int take_id(eo_record_scan_t *out, const eo_jspan_t *v, char text[24], eo
         dst->len = minus_zero ? 1 : v->len;
         return 0;
     }
-    if (v->kind != EO_JV_STRING || take_str(out, v, dst) < 0 || !usable_text(*dst))
+    if (v->kind != EO_JV_STRING || take_str(out, v, dst) < 0 ||
+        !eo_scan_usable_text(*dst, SIZE_MAX))
         return EO_EPARSE;
     return 0;
 }
@@ -188,21 +188,23 @@ static int take_event(eo_record_scan_t *out, const eo_jspan_t *m)
 {
     int r;
     if (m[M_MESSAGE_ID].kind != EO_JV_STRING ||
-        take_str(out, &m[M_MESSAGE_ID], &out->message_id) < 0 || !usable_text(out->message_id))
+        take_str(out, &m[M_MESSAGE_ID], &out->message_id) < 0 ||
+        !eo_scan_usable_text(out->message_id, SIZE_MAX))
         return EO_EPARSE;
     int type = pick_alias(m, M_EVENT_TYPE, M_NAME, EO_JV_STRING);
     if (type < 0)
         return type == -1 ? EO_EPARSE : type;
-    if (take_str(out, &m[type], &out->event_type) < 0 || !usable_text(out->event_type))
+    if (take_str(out, &m[type], &out->event_type) < 0 ||
+        !eo_scan_usable_text(out->event_type, SIZE_MAX))
         return EO_EPARSE;
     if ((r = take_id(out, &m[M_USER_ID], out->id_text[0], &out->user_id)) < 0 ||
         (r = take_id(out, &m[M_ANONYMOUS_ID], out->id_text[1], &out->anonymous_id)) < 0)
         return r;
     if (!out->user_id.s && !out->anonymous_id.s)
         return EO_EPARSE;
-    if ((r = take_time(&m[M_TIMESTAMP], false, &out->occurred_at_us)) < 0 ||
-        (r = take_time(&m[M_ORIGINAL_TIMESTAMP], true, &out->original_timestamp_us)) < 0 ||
-        (r = take_time(&m[M_SENT_AT], true, &out->sent_at_us)) < 0)
+    if ((r = eo_scan_time(&m[M_TIMESTAMP], false, &out->occurred_at_us)) < 0 ||
+        (r = eo_scan_time(&m[M_ORIGINAL_TIMESTAMP], true, &out->original_timestamp_us)) < 0 ||
+        (r = eo_scan_time(&m[M_SENT_AT], true, &out->sent_at_us)) < 0)
         return r;
     int props = pick_alias(m, M_PROPERTIES, M_METADATA, EO_JV_OBJECT);
     if (props < -1)
@@ -290,7 +292,7 @@ int eo_record_scan(const void *bytes, size_t len, eo_record_scan_t *out)
             else if (r == 0 && i == R_TENANT_ID)
                 r = take_tenant(out, &v);
             else if (r == 0 && i == R_RECEIVED_AT)
-                r = take_time(&v, false, &out->received_at_us);
+                r = eo_scan_time(&v, false, &out->received_at_us);
         }
         if (r < 0)
             return r;
@@ -303,10 +305,10 @@ int eo_record_scan(const void *bytes, size_t len, eo_record_scan_t *out)
     return 0;
 }
 
-int eo_record_from_scan(const eo_record_scan_t *s, bool want_properties, bool want_context,
-                        eo_record_t *rec)
+/* The fields of rec that come from the scan as they are: tenant, receivedAt, the event's
+ * strings and times (properties and context are the caller's). */
+static void fill_record(const eo_record_scan_t *s, eo_record_t *rec)
 {
-    memset(rec, 0, sizeof *rec);
     memcpy(rec->tenant_id, s->tenant_id, sizeof rec->tenant_id);
     rec->received_at_us = s->received_at_us;
     eo_event_t *ev = &rec->ev;
@@ -317,6 +319,14 @@ int eo_record_from_scan(const eo_record_scan_t *s, bool want_properties, bool wa
     ev->occurred_at_us = s->occurred_at_us;
     ev->original_timestamp_us = s->original_timestamp_us;
     ev->sent_at_us = s->sent_at_us;
+}
+
+int eo_record_from_scan(const eo_record_scan_t *s, bool want_properties, bool want_context,
+                        eo_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    fill_record(s, rec);
+    eo_event_t *ev = &rec->ev;
     json_t *props = NULL, *context = NULL;
     int r = 0;
     if (want_properties && s->properties)
@@ -406,14 +416,6 @@ int eo_record_fast_decode(const void *bytes, size_t len, const eo_event_limits_t
                            &ev->properties_text)) < 0 ||
         (r = normal_object(scan->context, scan->context_len, lim, scratch, &ev->context_text)) < 0)
         return r;
-    memcpy(rec->tenant_id, scan->tenant_id, sizeof rec->tenant_id);
-    rec->received_at_us = scan->received_at_us;
-    ev->event_type = scan->event_type;
-    ev->user_id = scan->user_id;
-    ev->anonymous_id = scan->anonymous_id;
-    ev->message_id = scan->message_id;
-    ev->occurred_at_us = scan->occurred_at_us;
-    ev->original_timestamp_us = scan->original_timestamp_us;
-    ev->sent_at_us = scan->sent_at_us;
+    fill_record(scan, rec);
     return 0;
 }

@@ -99,4 +99,12 @@ int eo_record_fast_decode(const void *bytes, size_t len, const eo_event_limits_t
                           eo_json_keys_t *keys, eo_record_scan_t *scan, eo_buf_t *scratch,
                           eo_record_t *rec) EO_MUST_CHECK;
 
+/* Shared with ingest_scan.c: eo_event_normalize's rule for eventType and ids (not empty, not
+ * all blank, no control characters, at most max bytes). */
+bool eo_scan_usable_text(eo_str_t v, size_t max);
+
+/* An RFC 3339 string (its content, escapes resolved) into *us; null or absent is EO_NO_TIME
+ * when optional. 0 or EO_EPARSE. */
+int eo_scan_time(const eo_jspan_t *v, bool optional, int64_t *us) EO_MUST_CHECK;
+
 #endif
