@@ -20,8 +20,9 @@
  * reading it: `pending`) stay over EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES for a keep-alive
  * interval is ended (its client resumes with its last id); a burst that its client takes in
  * time is not held against it. A stream catching up holds at most the bound (its catch-up waits
- * for it); it is ended when its client took nothing for a keep-alive interval while the queue
- * was full. The keep-alive tick checks both.
+ * for it); it is ended when its client took nothing for a keep-alive interval after the queue
+ * became full (counted from then, not from its last write: a stream that was idle and is handed
+ * a full queue at once has its interval). The keep-alive tick checks both.
  *
  * A resume from before the buffer (MODE_CATCH_UP) reads the queue its catch-up fills
  * (stream_kafka.c): records, positions of records that are not its own, resets, and at last
@@ -230,8 +231,10 @@ void eo_streams_tick(struct eo_analytics_streams *h, int64_t now_us)
         if (!s->dead && s->mode == MODE_BUFFER && s->over_since_us &&
             now_us - s->over_since_us >= h->keepalive_us)
             drop_slow(h, s, "its backlog stayed over EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES");
-        else if (!s->dead && s->mode == MODE_CATCH_UP && s->q_bytes >= h->max_backlog &&
-                 now_us - s->progress_us >= h->keepalive_us)
+        else if (!s->dead && s->mode == MODE_CATCH_UP && s->full_since_us &&
+                 now_us - (s->progress_us > s->full_since_us ? s->progress_us
+                                                             : s->full_since_us) >=
+                     h->keepalive_us)
             drop_slow(h, s, "it took nothing while its catch-up waited for it");
         if (now_us >= s->next_keepalive_us || s->dead)
             wake(s);
@@ -262,6 +265,8 @@ int eo_streams_enqueue(stream_t *s, item_kind_t kind, eo_sse_topic_t t, int32_t 
         s->q_head = it;
     s->q_tail = it;
     s->q_bytes += STREAM_ITEM_OVERHEAD + len;
+    if (s->q_bytes >= s->hub->max_backlog && !s->full_since_us)
+        s->full_since_us = eo_clock_mono_us(); /* its client has a keep-alive interval from now */
     wake(s);
     return 0;
 }
@@ -318,6 +323,8 @@ static void fill_from_queue(struct eo_analytics_streams *h, stream_t *s)
         if (!s->q_head)
             s->q_tail = NULL;
         s->q_bytes -= STREAM_ITEM_OVERHEAD + it->len;
+        if (s->q_bytes < h->max_backlog)
+            s->full_since_us = 0;
         switch (it->kind) {
         case ITEM_RECORD: {
             bool fresh = it->offset >= eo_sse_pos_get(&s->pos, it->topic, it->partition);

@@ -80,6 +80,7 @@ typedef struct stream {
     bool cu_wanted;        /* MODE_CATCH_UP: the reader is to start a catch-up */
     stream_item_t *q_head, *q_tail; /* the catch-up's queue */
     size_t q_bytes;
+    int64_t full_since_us; /* the queue reached the backlog bound then (0: it is under it) */
     bool reset_notice; /* a ": reset" is due before the next event */
     eo_buf_t out;      /* formatted bytes not yet handed to the HTTP layer */
     size_t out_sent;
