@@ -77,7 +77,7 @@ static int producer_new(eo_kafka_sink_t *sink, rd_kafka_t **rk, rd_kafka_topic_t
                         "batch.num.messages",
                         "10000",
                         "compression.codec",
-                        "lz4",
+                        cfg->kafka_compression,
                         "socket.keepalive.enable",
                         "true",
                         NULL};

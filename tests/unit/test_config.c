@@ -54,6 +54,7 @@ static void test_defaults(void **state)
     assert_true(cfg.http_threads == 2);
     assert_true(cfg.max_body_bytes == 524288);
     assert_true(cfg.kafka_ack_timeout_ms == 5000);
+    assert_string_equal(cfg.kafka_compression, "none");
     assert_true(cfg.batch_max_events == 5000);
     assert_true(cfg.shutdown_timeout_ms == 10000);
     /* analytics */
@@ -214,6 +215,13 @@ static const row_t rows[] = {
     {"EVENTOPS_ANALYTICS_MIN_WINDOW_S", "2678400", 1},
     {"EVENTOPS_ANALYTICS_MIN_WINDOW_S", "2678401", 0},
     {"EVENTOPS_ANALYTICS_MAX_WINDOW_S", "1", 1}, /* the default minimum is 1 */
+    {"EVENTOPS_KAFKA_COMPRESSION", "none", 1},
+    {"EVENTOPS_KAFKA_COMPRESSION", "lz4", 1},
+    {"EVENTOPS_KAFKA_COMPRESSION", "zstd", 1},
+    {"EVENTOPS_KAFKA_COMPRESSION", "snappy", 1},
+    {"EVENTOPS_KAFKA_COMPRESSION", "gzip", 1},
+    {"EVENTOPS_KAFKA_COMPRESSION", "LZ4", 0},
+    {"EVENTOPS_KAFKA_COMPRESSION", "brotli", 0},
 };
 
 static void test_overrides_table(void **state)
