@@ -14,9 +14,10 @@
 #   bare            (i) one COPY FROM STDIN of all rows into a plain logged table, no index, no
 #                   constraint, one transaction: the baseline (bench/run.sh phase (c))
 #   bare_batched    the same table, one COPY and one transaction per batch
-#   current         (ii) the processor's path exactly: per batch, one transaction: COPY into the
-#                   temporary staging table, then the statement of src/processor/pg_store.c
-#                   (read from that file, so the two cannot drift apart)
+#   current         (ii) the processor's staging path as it was up to 4049b43 (issue 13 then
+#                   replaced it with event_ids by array parameters, a COPY straight into events
+#                   and rollups merged in C; bench/run.sh prices that one): per batch, one
+#                   transaction: COPY into a temporary staging table, then one statement
 #   no_type_idx, no_user_idx, no_query_idx   current without events_tenant_type_time, without
 #                   events_tenant_user_time, without both (migration 0005)
 #   no_pk           current without the events primary key
@@ -85,8 +86,6 @@ fi
 : "${EVENTOPS_PG_DSN:?not set: eval \"\$(scripts/stack.sh env)\"}"
 PSQL_BIN=/usr/lib/postgresql/15/bin/psql
 [[ -x $PSQL_BIN ]] || PSQL_BIN=$(command -v psql) || die "psql not found (scripts/deps.sh)"
-store_c=$root/src/processor/pg_store.c
-[[ -r $store_c ]] || die "$store_c not found"
 
 id=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
 db=eo_price_$id
@@ -126,27 +125,11 @@ calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---------------------------------------------------------------------------------------------
-# The processor's SQL, read from pg_store.c: the text of the C string literal named $1.
+# The staging path's SQL, as src/processor/pg_store.c had it up to 4049b43.
+setup_sql="SET TimeZone = 'UTC';SET client_min_messages = warning;CREATE TEMP TABLE IF NOT EXISTS eo_stage ( tenant_id uuid, message_id text, event_type text, user_id text, anonymous_id text, occurred_at timestamptz, received_at timestamptz, sent_at timestamptz, properties jsonb, context jsonb, seq integer) ON COMMIT DELETE ROWS"
+copy_sql="COPY eo_stage (tenant_id, message_id, event_type, user_id, anonymous_id, occurred_at, received_at, sent_at, properties, context, seq) FROM STDIN"
 
-c_string() {
-    awk -v name="$1" '
-        $0 ~ "static const char " name "\\[\\] =" { on = 1; next }
-        on {
-            line = $0
-            while (match(line, /"([^"\\]|\\.)*"/)) {
-                out = out substr(line, RSTART + 1, RLENGTH - 2)
-                line = substr(line, RSTART + RLENGTH)
-            }
-            if ($0 ~ /;[[:space:]]*$/) { print out; exit }
-        }' "$store_c"
-}
-store_sql=$(c_string store_sql)
-setup_sql=$(c_string setup_sql)
-copy_sql=$(c_string copy_sql)
-[[ -n $store_sql && -n $setup_sql && -n $copy_sql ]] || die "cannot read the SQL of $store_c"
-
-# The statement in pieces, so that the variants change one piece each. Joined with the
-# current pieces it must equal pg_store.c's statement (compared with spaces squeezed).
+# The statement in pieces, so that the variants change one piece each.
 q_staged="WITH staged AS (  SELECT DISTINCT ON (tenant_id, message_id) * FROM eo_stage  ORDER BY tenant_id, message_id, seq),"
 q_ids=" new_ids AS (  INSERT INTO event_ids (tenant_id, message_id, occurred_at)  SELECT tenant_id, message_id, occurred_at FROM staged  ON CONFLICT DO NOTHING RETURNING tenant_id, message_id),"
 q_cols="tenant_id, message_id, event_type, user_id, anonymous_id,   occurred_at, received_at, sent_at, properties, context"
@@ -162,10 +145,7 @@ q_typed=" typed AS (  SELECT tenant_id, 'minute' AS granularity, event_type, min
 q_counted=" counted AS (  SELECT * FROM typed  UNION ALL  SELECT tenant_id, granularity, '', bucket_start, sum(n)::bigint  FROM typed GROUP BY tenant_id, granularity, bucket_start),"
 q_rolled=" rolled AS (  INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start, count)  SELECT tenant_id, granularity, event_type, bucket_start, n FROM counted  ORDER BY tenant_id, granularity, event_type, bucket_start  ON CONFLICT (tenant_id, granularity, event_type, bucket_start)  DO UPDATE SET count = r.count + EXCLUDED.count RETURNING 1)"
 q_final="SELECT (SELECT count(*) FROM new_ids), (SELECT count(*) FROM rolled)"
-squeeze() { tr -s ' ' <<<"$1"; }
 current_sql="$q_staged$q_ids$q_events$q_minute$q_typed$q_counted$q_rolled$q_final"
-[[ $(squeeze "$current_sql") == "$(squeeze "$store_sql")" ]] ||
-    die "the statement in $store_c changed: update the pieces in ${BASH_SOURCE[0]}"
 
 # Sets sql to the statement of variant $1 ('' for the bare variants).
 variant_sql() {

@@ -12,8 +12,10 @@
 #include "core/pg.h"
 #include "domain/json_out.h"
 #include "domain/rfc3339.h"
+#include "domain/rollup_delta.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
+#define ARRAYS (sizeof ((pg_store_t *)0)->arrays / sizeof ((pg_store_t *)0)->arrays[0])
 
 /* A set of 36-character tenant ids (open addressing, grows at half load). */
 typedef struct {
@@ -31,69 +33,43 @@ typedef struct {
     size_t ndays, days_cap;
     eo_buf_t copy;
     eo_buf_t scratch;
+    /* one write's working memory, kept between writes */
+    size_t *slots, slots_cap;   /* hash table of first occurrences (SIZE_MAX: empty) */
+    size_t *first, first_cap;   /* indices of the first occurrences, in batch order */
+    eo_rollup_event_t *stored; /* the rows that went in */
+    size_t stored_cap;
+    eo_buf_t arrays[5]; /* array parameters */
 } pg_store_t;
 
-static const char setup_sql[] =
-    "SET TimeZone = 'UTC';"
-    "SET client_min_messages = warning;"
-    "CREATE TEMP TABLE IF NOT EXISTS eo_stage ("
-    " tenant_id uuid, message_id text, event_type text, user_id text, anonymous_id text,"
-    " occurred_at timestamptz, received_at timestamptz, sent_at timestamptz,"
-    " properties jsonb, context jsonb, seq integer) ON COMMIT DELETE ROWS";
+static const char setup_sql[] = "SET TimeZone = 'UTC';"
+                                "SET client_min_messages = warning;";
 
-static const char copy_sql[] =
-    "COPY eo_stage (tenant_id, message_id, event_type, user_id, anonymous_id, occurred_at,"
-    " received_at, sent_at, properties, context, seq) FROM STDIN";
-
-/* Rows already stored (same tenant and messageId) are skipped by the event_ids insert; a
- * messageId repeated inside the batch keeps its first occurrence; rollups add only the rows
- * the events insert returned (counted per minute once, quarter hours, hours and days summed
- * from those, each also for all event types together under event_type ''), in key order so that
- * concurrent transactions cannot deadlock. The session's TimeZone is UTC. */
-static const char store_sql[] =
-    "WITH staged AS ("
-    "  SELECT DISTINCT ON (tenant_id, message_id) * FROM eo_stage"
-    "  ORDER BY tenant_id, message_id, seq),"
-    " new_ids AS ("
+/* The batch's first occurrences go into event_ids in key order (so that concurrent transactions
+ * cannot deadlock); those already stored are skipped. Answers the ordinals (1-based, in the
+ * order of the arrays) of the ones that went in. */
+static const char ids_sql[] =
+    "WITH u AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
+    "  WITH ORDINALITY AS u(tenant_id, message_id, occurred_at, i)),"
+    " ins AS ("
     "  INSERT INTO event_ids (tenant_id, message_id, occurred_at)"
-    "  SELECT tenant_id, message_id, occurred_at FROM staged"
-    "  ON CONFLICT DO NOTHING RETURNING tenant_id, message_id),"
-    " new_events AS ("
-    "  INSERT INTO events (tenant_id, message_id, event_type, user_id, anonymous_id,"
-    "   occurred_at, received_at, sent_at, properties, context)"
-    "  SELECT s.tenant_id, s.message_id, s.event_type, s.user_id, s.anonymous_id,"
-    "   s.occurred_at, s.received_at, s.sent_at, s.properties, s.context"
-    "  FROM staged s JOIN new_ids USING (tenant_id, message_id)"
-    "  RETURNING tenant_id, event_type, occurred_at),"
-    " per_minute AS ("
-    "  SELECT tenant_id, event_type, date_trunc('minute', occurred_at) AS minute, count(*) AS n"
-    "  FROM new_events GROUP BY 1, 2, 3),"
-    " typed AS ("
-    "  SELECT tenant_id, 'minute' AS granularity, event_type, minute AS bucket_start, n"
-    "  FROM per_minute"
-    "  UNION ALL"
-    "  SELECT tenant_id, 'quarter', event_type,"
-    "   date_bin('15 minutes', minute, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(n)::bigint"
-    "  FROM per_minute GROUP BY tenant_id, event_type,"
-    "   date_bin('15 minutes', minute, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
-    "  UNION ALL"
-    "  SELECT tenant_id, 'hour', event_type, date_trunc('hour', minute), sum(n)::bigint"
-    "  FROM per_minute GROUP BY tenant_id, event_type, date_trunc('hour', minute)"
-    "  UNION ALL"
-    "  SELECT tenant_id, 'day', event_type, date_trunc('day', minute), sum(n)::bigint"
-    "  FROM per_minute GROUP BY tenant_id, event_type, date_trunc('day', minute)),"
-    " counted AS ("
-    "  SELECT * FROM typed"
-    "  UNION ALL"
-    "  SELECT tenant_id, granularity, '', bucket_start, sum(n)::bigint"
-    "  FROM typed GROUP BY tenant_id, granularity, bucket_start),"
-    " rolled AS ("
-    "  INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start, count)"
-    "  SELECT tenant_id, granularity, event_type, bucket_start, n FROM counted"
-    "  ORDER BY tenant_id, granularity, event_type, bucket_start"
-    "  ON CONFLICT (tenant_id, granularity, event_type, bucket_start)"
-    "  DO UPDATE SET count = r.count + EXCLUDED.count RETURNING 1)"
-    "SELECT (SELECT count(*) FROM new_ids), (SELECT count(*) FROM rolled)";
+    "  SELECT tenant_id, message_id, occurred_at FROM u ORDER BY tenant_id, message_id"
+    "  ON CONFLICT DO NOTHING RETURNING tenant_id, message_id)"
+    "SELECT u.i FROM u JOIN ins USING (tenant_id, message_id)";
+
+/* The new rows, straight into events (PostgreSQL routes them to their daily partitions). */
+static const char copy_sql[] =
+    "COPY events (tenant_id, message_id, event_type, user_id, anonymous_id, occurred_at,"
+    " received_at, sent_at, properties, context) FROM STDIN";
+
+/* The batch's rollup rows (domain/rollup_delta.h: one per key, merged by the processor), added
+ * in key order so that concurrent transactions cannot deadlock. */
+static const char rollups_sql[] =
+    "INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start, count)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])"
+    " ORDER BY 1, 2, 3, 4"
+    " ON CONFLICT (tenant_id, granularity, event_type, bucket_start)"
+    " DO UPDATE SET count = r.count + EXCLUDED.count";
 
 static size_t hash_id(const char *id)
 {
@@ -156,6 +132,8 @@ int eo_pg_store_new(const char *dsn, eo_store_t **out)
     st->base.ops = &pg_ops;
     eo_buf_init(&st->copy, STORE_COPY_MAX);
     eo_buf_init(&st->scratch, STORE_COPY_MAX);
+    for (size_t i = 0; i < ARRAYS; i++)
+        eo_buf_init(&st->arrays[i], STORE_COPY_MAX);
     *out = &st->base;
     return 0;
 }
@@ -168,6 +146,11 @@ static void pg_free(eo_store_t *base)
     free(st->days);
     eo_buf_done(&st->copy);
     eo_buf_done(&st->scratch);
+    for (size_t i = 0; i < ARRAYS; i++)
+        eo_buf_done(&st->arrays[i]);
+    free(st->slots);
+    free(st->first);
+    free(st->stored);
     free(st->dsn);
     free(st);
 }
@@ -356,7 +339,7 @@ static int copy_json(eo_buf_t *b, eo_buf_t *scratch, json_t *obj, eo_str_t text)
 }
 
 /* Appends one COPY line. Returns 0 or the first error. */
-static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec, size_t seq)
+static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec)
 {
     const eo_event_t *ev = &rec->ev;
     eo_buf_put(b, rec->tenant_id, 36);
@@ -378,8 +361,175 @@ static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec, si
     int r = copy_json(b, scratch, ev->properties, ev->properties_text);
     eo_buf_putc(b, '\t');
     r = r ? r : copy_json(b, scratch, ev->context, ev->context_text);
-    eo_buf_putf(b, "\t%zu\n", seq);
+    eo_buf_putc(b, '\n');
     return r ? r : eo_buf_error(b);
+}
+
+/* ---- one write: first occurrences, event_ids, COPY into events, rollups ---- */
+
+static uint64_t key_hash(const eo_record_t *rec)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < 36; i++)
+        h = (h ^ (unsigned char)rec->tenant_id[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < rec->ev.message_id.len; i++)
+        h = (h ^ (unsigned char)rec->ev.message_id.s[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static bool key_equal(const eo_record_t *a, const eo_record_t *b)
+{
+    return memcmp(a->tenant_id, b->tenant_id, 36) == 0 &&
+           a->ev.message_id.len == b->ev.message_id.len &&
+           memcmp(a->ev.message_id.s, b->ev.message_id.s, a->ev.message_id.len) == 0;
+}
+
+/* st->first: the index of each (tenant, messageId)'s first occurrence in recs, in batch order
+ * (a messageId repeated inside the batch keeps its first). Returns how many, or EO_ENOMEM. */
+static long first_occurrences(pg_store_t *st, eo_record_t *const *recs, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (EO_ARRAY_RESERVE(st->slots, st->slots_cap, cap, 16) < 0 ||
+        EO_ARRAY_RESERVE(st->first, st->first_cap, n, 16) < 0)
+        return EO_ENOMEM;
+    for (size_t i = 0; i < cap; i++)
+        st->slots[i] = SIZE_MAX;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = (size_t)key_hash(recs[i]) & (cap - 1);
+        while (st->slots[j] != SIZE_MAX && !key_equal(recs[st->slots[j]], recs[i]))
+            j = (j + 1) & (cap - 1);
+        if (st->slots[j] == SIZE_MAX) {
+            st->slots[j] = i;
+            st->first[count++] = i;
+        }
+    }
+    return (long)count;
+}
+
+/* Array parameters in PostgreSQL's text form: {a,b,"c \"d\""}. */
+static void array_next(eo_buf_t *b)
+{
+    eo_buf_putc(b, b->len == 0 ? '{' : ',');
+}
+
+static void array_str(eo_buf_t *b, const char *s, size_t n)
+{
+    array_next(b);
+    eo_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            eo_buf_putc(b, '\\');
+        eo_buf_putc(b, s[i]);
+    }
+    eo_buf_putc(b, '"');
+}
+
+static void array_time(eo_buf_t *b, int64_t us)
+{
+    char t[EO_RFC3339_MAX];
+    array_next(b);
+    eo_buf_put(b, t, eo_rfc3339_format(us, t));
+}
+
+/* Closes the arrays and fills params; 0 or the first append error. */
+static int arrays_close(pg_store_t *st, size_t n, const char **params)
+{
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        eo_buf_t *b = &st->arrays[i];
+        eo_buf_puts(b, b->len == 0 ? "{}" : "}");
+        r = r ? r : eo_buf_error(b);
+        params[i] = b->data;
+    }
+    return r;
+}
+
+static void arrays_reset(pg_store_t *st)
+{
+    for (size_t i = 0; i < ARRAYS; i++)
+        eo_buf_reset(&st->arrays[i]);
+}
+
+/* Inserts the first occurrences into event_ids; moves those that went in to the front of
+ * st->first (in batch order) and returns how many, or an error. */
+static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, char *err,
+                       size_t errlen)
+{
+    arrays_reset(st);
+    for (size_t k = 0; k < nfirst; k++) {
+        const eo_record_t *rec = recs[st->first[k]];
+        array_next(&st->arrays[0]);
+        eo_buf_put(&st->arrays[0], rec->tenant_id, 36);
+        array_str(&st->arrays[1], rec->ev.message_id.s, rec->ev.message_id.len);
+        array_time(&st->arrays[2], rec->ev.occurred_at_us);
+    }
+    const char *params[3];
+    int r = arrays_close(st, 3, params);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot build the batch's ids: %s", eo_strerror(r));
+        return r == EO_ELIMIT ? EO_EDATA : r;
+    }
+    PGresult *res;
+    if ((r = eo_pg_query(st->conn, ids_sql, 3, params, &res, err, errlen)) < 0)
+        return r;
+    /* mark the ordinals that went in (slots is free again: one flag per first occurrence) */
+    for (size_t k = 0; k < nfirst; k++)
+        st->slots[k] = 0;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        unsigned long long ord = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+        if (ord >= 1 && ord <= nfirst)
+            st->slots[ord - 1] = 1;
+    }
+    PQclear(res);
+    size_t kept = 0;
+    for (size_t k = 0; k < nfirst; k++)
+        if (st->slots[k])
+            st->first[kept++] = st->first[k];
+    return (long)kept;
+}
+
+/* Adds the stored rows' counts to rollups. */
+static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, char *err,
+                       size_t errlen)
+{
+    if (EO_ARRAY_RESERVE(st->stored, st->stored_cap, nnew, 16) < 0)
+        return EO_ENOMEM;
+    for (size_t k = 0; k < nnew; k++) {
+        const eo_record_t *rec = recs[st->first[k]];
+        st->stored[k] = (eo_rollup_event_t){rec->tenant_id, rec->ev.event_type,
+                                            rec->ev.occurred_at_us};
+    }
+    eo_rollup_row_t *rows;
+    size_t nrows;
+    int r = eo_rollup_delta(st->stored, nnew, &rows, &nrows);
+    if (r < 0)
+        return r;
+    arrays_reset(st);
+    for (size_t i = 0; i < nrows; i++) {
+        const eo_rollup_row_t *row = &rows[i];
+        const char *g = eo_rollup_granularity_name(row->granularity);
+        array_next(&st->arrays[0]);
+        eo_buf_put(&st->arrays[0], row->tenant_id, 36);
+        array_str(&st->arrays[1], g, strlen(g));
+        array_str(&st->arrays[2], row->event_type.s, row->event_type.len);
+        array_time(&st->arrays[3], row->bucket_start_us);
+        array_next(&st->arrays[4]);
+        eo_buf_putf(&st->arrays[4], "%lld", (long long)row->count);
+    }
+    free(rows);
+    const char *params[5];
+    if ((r = arrays_close(st, 5, params)) < 0) {
+        snprintf(err, errlen, "cannot build the batch's rollups: %s", eo_strerror(r));
+        return r == EO_ELIMIT ? EO_EDATA : r;
+    }
+    PGresult *res;
+    r = eo_pg_query(st->conn, rollups_sql, 5, params, &res, err, errlen);
+    PQclear(res);
+    return r;
 }
 
 static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t *inserted,
@@ -392,23 +542,29 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
         r = ensure_day(st, day_of(recs[i]->ev.occurred_at_us), err, errlen);
     if (r < 0)
         return finish_call(st, r);
-    eo_buf_reset(&st->copy);
-    for (size_t i = 0; i < n; i++) {
-        if ((r = append_row(&st->copy, &st->scratch, recs[i], i)) < 0) {
-            snprintf(err, errlen, "cannot build the COPY data: %s", eo_strerror(r));
-            return finish_call(st, r == EO_ELIMIT ? EO_EDATA : r);
+    long nfirst = first_occurrences(st, recs, n);
+    if (nfirst < 0)
+        return finish_call(st, (int)nfirst);
+    if ((r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0)
+        return finish_call(st, r);
+    long nnew = insert_ids(st, recs, (size_t)nfirst, err, errlen);
+    if (nnew < 0)
+        return finish_call(st, (int)nnew);
+    if (nnew > 0) {
+        eo_buf_reset(&st->copy);
+        for (long k = 0; k < nnew; k++) {
+            if ((r = append_row(&st->copy, &st->scratch, recs[st->first[k]])) < 0) {
+                snprintf(err, errlen, "cannot build the COPY data: %s", eo_strerror(r));
+                return finish_call(st, r == EO_ELIMIT ? EO_EDATA : r);
+            }
         }
+        if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) <
+                0 ||
+            (r = add_rollups(st, recs, (size_t)nnew, err, errlen)) < 0)
+            return finish_call(st, r);
     }
-    if ((r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0 ||
-        (r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) < 0)
-        return finish_call(st, r);
-    PGresult *res;
-    if ((r = eo_pg_query(st->conn, store_sql, 0, NULL, &res, err, errlen)) < 0)
-        return finish_call(st, r);
-    *inserted = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    if ((r = eo_pg_exec(st->conn, "COMMIT", err, errlen)) < 0)
-        *inserted = 0;
+    if ((r = eo_pg_exec(st->conn, "COMMIT", err, errlen)) == 0)
+        *inserted = (size_t)nnew;
     return finish_call(st, r);
 }
 

@@ -1,7 +1,9 @@
 /* The processor's event store over PostgreSQL, an adapter of the store port (store.h): one
- * transaction per batch through COPY into a staging table, then inserts that skip (tenant,
- * messageId) pairs already stored and roll up only the rows really inserted. Also keeps daily
- * partitions and a cache of known tenants.
+ * transaction per batch: the first occurrence of each (tenant, messageId) of the batch goes
+ * into event_ids (array parameters, one statement), which answers the ones not stored before;
+ * only those rows are copied, once, straight into events (COPY), and their rollup counts,
+ * merged in C (domain/rollup_delta.h), are added with one upsert. Also keeps daily partitions
+ * and a cache of known tenants.
  *
  * Threads: a store has its own connection and is used by one thread at a time; each storage
  * worker owns one (store_pool.h), and the processor loop uses the first worker's between

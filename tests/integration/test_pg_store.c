@@ -6,6 +6,7 @@
  * Store: records are built the way the collector and processor build them (eo_event_normalize,
  * eo_record_encode, eo_record_decode); a write inserts each new (tenant, messageId) once,
  * rewriting a batch changes nothing, rollups equal COUNT(*) per bucket at every granularity,
+ * messageIds and event types with array and COPY syntax in them are stored as sent,
  * missing daily partitions are created for old events, tenants are told apart, and a dead
  * server is reported as EO_EUNAVAIL. */
 #include <stdarg.h>
@@ -372,6 +373,56 @@ static void test_duplicates_in_batch(void **state)
     batch_done(&b);
 }
 
+/* messageIds and event types with the characters of PostgreSQL's array and COPY syntax
+ * (quotes, backslashes, commas, braces, spaces, the word NULL, an empty-looking "")
+ * are stored and rolled up as sent, each once. */
+static void test_array_syntax_in_ids(void **state)
+{
+    static const char *const odd[] = {
+        "q\"uote", "back\\slash", "com,ma", "{brace}", " lead space", "two  spaces",
+        "NULL",    "\"\"",        "\\\"",   "é ü 漢", "end\\",
+    };
+    static const char *const types[] = { /* no control characters in an event type */
+        "t\"uote", "t\\slash", "t,ma", "{t}", " t space", "t NULL",
+        "NULL",     "\"\"",       "\\\"",  "t é 漢",  "t\\",
+    };
+    size_t nodd = sizeof odd / sizeof odd[0];
+    int64_t t = fx.now_us - 20 * MIN_US;
+    batch_t b = {0};
+    for (size_t i = 0; i < nodd; i++)
+        batch_add(&b, fx.tenant_a, odd[i], types[i], "user-odd", t);
+    int64_t before = q("SELECT count(*) FROM events");
+    assert_int_equal(write_ok(&b), nodd);
+    assert_int_equal(q("SELECT count(*) FROM events"), before + (int64_t)nodd);
+    for (size_t i = 0; i < nodd; i++) {
+        eo_buf_t lit;
+        eo_buf_init(&lit, 1024);
+        for (const char *c = odd[i]; *c; c++) /* a standard SQL literal: '' for ' */
+            eo_buf_put(&lit, *c == '\'' ? "''" : c, *c == '\'' ? 2 : 1);
+        eo_buf_putc(&lit, '\0');
+        assert_int_equal(eo_buf_error(&lit), 0);
+        assert_int_equal(q("SELECT count(*) FROM events e JOIN event_ids USING"
+                           " (tenant_id, message_id) WHERE message_id = '%s' AND tenant_id = '%s'",
+                           lit.data, fx.tenant_a),
+                         1);
+        eo_buf_reset(&lit);
+        for (const char *c = types[i]; *c; c++)
+            eo_buf_put(&lit, *c == '\'' ? "''" : c, *c == '\'' ? 2 : 1);
+        eo_buf_putc(&lit, '\0');
+        assert_int_equal(eo_buf_error(&lit), 0);
+        assert_int_equal(q("SELECT count FROM rollups WHERE event_type = '%s' AND tenant_id = '%s'"
+                           " AND granularity = 'minute' AND bucket_start ="
+                           " date_trunc('minute', timestamptz 'epoch' + %lld * interval"
+                           " '1 microsecond')",
+                           lit.data, fx.tenant_a, (long long)t),
+                         1);
+        eo_buf_done(&lit);
+    }
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+    assert_int_equal(write_ok(&b), 0); /* again: all found in event_ids */
+    batch_done(&b);
+}
+
 static void test_old_events_get_partitions(void **state)
 {
     static const int64_t days_back[] = {30, 400, 3000};
@@ -474,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_migrate_parallel),
         cmocka_unit_test(test_write_and_rewrite),
         cmocka_unit_test(test_duplicates_in_batch),
+        cmocka_unit_test(test_array_syntax_in_ids),
         cmocka_unit_test(test_old_events_get_partitions),
         cmocka_unit_test(test_check_tenants),
         cmocka_unit_test(test_unavailable),
