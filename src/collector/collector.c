@@ -272,6 +272,13 @@ static int add_scanned(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
     return r;
 }
 
+/* Room for n more bytes in b, when it can have it (else it grows as it goes). */
+static void presize(eo_buf_t *b, size_t n)
+{
+    if (eo_buf_reserve(b, n) < 0)
+        eo_buf_truncate(b, b->len); /* forget the failed reservation */
+}
+
 static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
 {
     eo_collector_t *c = ud;
@@ -305,6 +312,14 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
         count = batch.count;
     }
     eo_histogram_observe(c->batch_size, (double)count);
+    /* the outputs' sizes up front (the records are about the body plus a fixed part per event,
+     * the keys and ids a fixed part): no regrowing while events are added. A reservation that
+     * fails (over the cap) leaves the buffer growing as it goes. */
+    if (r == 0) {
+        presize(&b.values, len + len / 4 + count * 192);
+        presize(&b.keys, count * 80);
+        presize(&b.ids, count * 48);
+    }
     if (r == 0 && !(b.spans = calloc(count, sizeof *b.spans)))
         r = EO_ENOMEM;
     if (r == 0 && !batch.root && !(ev = malloc(sizeof *ev)))
