@@ -70,7 +70,9 @@ static const cfg_var_t vars[] = {
       "how long the collector waits for Kafka to acknowledge before answering 503"),
     I(kafka_queue_max_messages, "EVENTOPS_KAFKA_QUEUE_MAX_MESSAGES", 200000, 1000, 10000000,
       "producer queue; when full the collector answers 503"),
-    I(kafka_linger_ms, "EVENTOPS_KAFKA_LINGER_MS", 2, 0, 1000, "producer linger, ms"),
+    I(kafka_linger_ms, "EVENTOPS_KAFKA_LINGER_MS", 0, 0, 1000,
+      "producer linger, ms (0: a request's events go out at once; more batches across requests "
+      "at some latency)"),
     S(kafka_compression, "EVENTOPS_KAFKA_COMPRESSION", "none",
       "codec of the events the collector writes: none, lz4, zstd, snappy or gzip (none costs "
       "the least CPU on one machine; a codec saves network and disk between machines)"),

@@ -55,6 +55,7 @@ static void test_defaults(void **state)
     assert_true(cfg.max_body_bytes == 524288);
     assert_true(cfg.kafka_ack_timeout_ms == 5000);
     assert_string_equal(cfg.kafka_compression, "none");
+    assert_true(cfg.kafka_linger_ms == 0);
     assert_true(cfg.batch_max_events == 5000);
     assert_true(cfg.shutdown_timeout_ms == 10000);
     /* analytics */
