@@ -232,8 +232,7 @@ void eo_streams_tick(struct eo_analytics_streams *h, int64_t now_us)
             now_us - s->over_since_us >= h->keepalive_us)
             drop_slow(h, s, "its backlog stayed over EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES");
         else if (!s->dead && s->mode == MODE_CATCH_UP && s->full_since_us &&
-                 now_us - (s->progress_us > s->full_since_us ? s->progress_us
-                                                             : s->full_since_us) >=
+                 now_us - (s->progress_us > s->full_since_us ? s->progress_us : s->full_since_us) >=
                      h->keepalive_us)
             drop_slow(h, s, "it took nothing while its catch-up waited for it");
         if (now_us >= s->next_keepalive_us || s->dead)

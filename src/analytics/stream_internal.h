@@ -81,8 +81,8 @@ typedef struct stream {
     stream_item_t *q_head, *q_tail; /* the catch-up's queue */
     size_t q_bytes;
     int64_t full_since_us; /* the queue reached the backlog bound then (0: it is under it) */
-    bool reset_notice; /* a ": reset" is due before the next event */
-    eo_buf_t out;      /* formatted bytes not yet handed to the HTTP layer */
+    bool reset_notice;     /* a ": reset" is due before the next event */
+    eo_buf_t out;          /* formatted bytes not yet handed to the HTTP layer */
     size_t out_sent;
     char *id; /* EO_SSE_ID_MAX bytes: the id text being written */
     bool greeted;

@@ -15,7 +15,7 @@
 #include "domain/rollup_delta.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
-#define ARRAYS (sizeof ((pg_store_t *)0)->arrays / sizeof ((pg_store_t *)0)->arrays[0])
+#define ARRAYS (sizeof((pg_store_t *)0)->arrays / sizeof((pg_store_t *)0)->arrays[0])
 
 /* A set of 36-character tenant ids (open addressing, grows at half load). */
 typedef struct {
@@ -34,8 +34,8 @@ typedef struct {
     eo_buf_t copy;
     eo_buf_t scratch;
     /* one write's working memory, kept between writes */
-    size_t *slots, slots_cap;   /* hash table of first occurrences (SIZE_MAX: empty) */
-    size_t *first, first_cap;   /* indices of the first occurrences, in batch order */
+    size_t *slots, slots_cap;  /* hash table of first occurrences (SIZE_MAX: empty) */
+    size_t *first, first_cap;  /* indices of the first occurrences, in batch order */
     eo_rollup_event_t *stored; /* the rows that went in */
     size_t stored_cap;
     eo_buf_t arrays[5]; /* array parameters */
@@ -309,8 +309,8 @@ static int pg_check_tenants(eo_store_t *base, eo_record_t *const *recs, size_t n
 #define PG_EPOCH_US 946684800000000LL /* 2000-01-01T00:00:00Z */
 #define EVENTS_COLUMNS 10
 
-static const char copy_header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
-                                     '\0', 0,   0,   0,   0,   0,   0,    0,      0};
+/* "PGCOPY\n\377\r\n\0", the flags (0) and the header extension's length (0) */
+static const char copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 
 static void put_be(eo_buf_t *b, uint64_t v, int bytes)
 {
@@ -560,8 +560,8 @@ static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, ch
         return EO_ENOMEM;
     for (size_t k = 0; k < nnew; k++) {
         const eo_record_t *rec = recs[st->first[k]];
-        st->stored[k] = (eo_rollup_event_t){rec->tenant_id, rec->ev.event_type,
-                                            rec->ev.occurred_at_us};
+        st->stored[k] =
+            (eo_rollup_event_t){rec->tenant_id, rec->ev.event_type, rec->ev.occurred_at_us};
     }
     eo_rollup_row_t *rows;
     size_t nrows;
@@ -622,8 +622,7 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
             snprintf(err, errlen, "cannot build the COPY data: %s", eo_strerror(r));
             return finish_call(st, r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r);
         }
-        if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) <
-                0 ||
+        if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) < 0 ||
             (r = add_rollups(st, recs, (size_t)nnew, err, errlen)) < 0)
             return finish_call(st, r);
     }

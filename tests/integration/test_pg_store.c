@@ -380,11 +380,12 @@ static void test_array_syntax_in_ids(void **state)
 {
     static const char *const odd[] = {
         "q\"uote", "back\\slash", "com,ma", "{brace}", " lead space", "two  spaces",
-        "NULL",    "\"\"",        "\\\"",   "é ü 漢", "end\\",
+        "NULL",    "\"\"",        "\\\"",   "é ü 漢",  "end\\",
     };
-    static const char *const types[] = { /* no control characters in an event type */
-        "t\"uote", "t\\slash", "t,ma", "{t}", " t space", "t NULL",
-        "NULL",     "\"\"",       "\\\"",  "t é 漢",  "t\\",
+    static const char *const types[] = {
+        /* no control characters in an event type */
+        "t\"uote", "t\\slash", "t,ma", "{t}",    " t space", "t NULL",
+        "NULL",    "\"\"",     "\\\"", "t é 漢", "t\\",
     };
     size_t nodd = sizeof odd / sizeof odd[0];
     int64_t t = fx.now_us - 20 * MIN_US;

@@ -100,11 +100,11 @@ static void test_small_batch(void **state)
             strcmp(eo_rollup_granularity_name(r->granularity), want[i].gran) != 0 ||
             !str_eq(r->event_type, want[i].type) || r->bucket_start_us != T(want[i].bucket) ||
             r->count != want[i].count)
-            fail_msg("row %zu: %.36s %s %.*s %lld x%lld, want %s %s %s %s x%lld", i,
-                     r->tenant_id, eo_rollup_granularity_name(r->granularity),
-                     (int)r->event_type.len, r->event_type.s, (long long)r->bucket_start_us,
-                     (long long)r->count, want[i].tenant, want[i].gran, want[i].type,
-                     want[i].bucket, (long long)want[i].count);
+            fail_msg("row %zu: %.36s %s %.*s %lld x%lld, want %s %s %s %s x%lld", i, r->tenant_id,
+                     eo_rollup_granularity_name(r->granularity), (int)r->event_type.len,
+                     r->event_type.s, (long long)r->bucket_start_us, (long long)r->count,
+                     want[i].tenant, want[i].gran, want[i].type, want[i].bucket,
+                     (long long)want[i].count);
     }
     free(rows);
 }
@@ -146,12 +146,12 @@ static int64_t count_of(const eo_rollup_event_t *ev, size_t n, const eo_rollup_r
     int64_t c = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t t = ev[i].occurred_at_us;
-        int64_t start = t - ((t % size[r->granularity]) + size[r->granularity]) %
-                                size[r->granularity];
+        int64_t start =
+            t - ((t % size[r->granularity]) + size[r->granularity]) % size[r->granularity];
         if (memcmp(ev[i].tenant_id, r->tenant_id, 36) == 0 && start == r->bucket_start_us &&
-            (r->event_type.len == 0 || (ev[i].event_type.len == r->event_type.len &&
-                                        memcmp(ev[i].event_type.s, r->event_type.s,
-                                               r->event_type.len) == 0)))
+            (r->event_type.len == 0 ||
+             (ev[i].event_type.len == r->event_type.len &&
+              memcmp(ev[i].event_type.s, r->event_type.s, r->event_type.len) == 0)))
             c++;
     }
     return c;
@@ -168,9 +168,9 @@ static void test_random_batch(void **state)
     srand(20261203);
     int64_t base = T("2026-11-30T00:00:00Z");
     for (size_t i = 0; i < N; i++)
-        ev[i] = (eo_rollup_event_t){tenants[rand() % 3], S(types[rand() % 5]),
-                                    base + (int64_t)(rand() % (3 * 1440)) * MIN +
-                                        rand() % 60000000};
+        ev[i] =
+            (eo_rollup_event_t){tenants[rand() % 3], S(types[rand() % 5]),
+                                base + (int64_t)(rand() % (3 * 1440)) * MIN + rand() % 60000000};
     eo_rollup_row_t *rows;
     size_t n;
     assert_int_equal(eo_rollup_delta(ev, N, &rows, &n), 0);
@@ -189,8 +189,8 @@ static void test_random_batch(void **state)
                 c = strcmp(eo_rollup_granularity_name(p->granularity),
                            eo_rollup_granularity_name(r->granularity));
             if (c == 0) {
-                size_t m = p->event_type.len < r->event_type.len ? p->event_type.len
-                                                                 : r->event_type.len;
+                size_t m =
+                    p->event_type.len < r->event_type.len ? p->event_type.len : r->event_type.len;
                 c = m ? memcmp(p->event_type.s, r->event_type.s, m) : 0;
                 if (c == 0)
                     c = (p->event_type.len > r->event_type.len) -
