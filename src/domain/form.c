@@ -8,17 +8,7 @@
 #include <string.h>
 
 #include "core/array.h"
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "domain/hex.h"
 
 /* True when s (n bytes) is valid UTF-8 (no overlongs, no surrogates). */
 static bool utf8_valid(const unsigned char *s, size_t n)
@@ -69,8 +59,8 @@ int eo_form_unescape(const char *in, size_t n, char *out, size_t cap)
         } else if (c == '%') {
             if (i + 2 >= n)
                 return EO_EPARSE; /* '%' needs two hex digits */
-            int hi = hex_value(in[i + 1]);
-            int lo = hex_value(in[i + 2]);
+            int hi = eo_hex_digit(in[i + 1]);
+            int lo = eo_hex_digit(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return EO_EPARSE;
             c = (char)(hi << 4 | lo);

@@ -1,6 +1,10 @@
 /* UUIDv7 generation (see uuid7.h). */
 #include "domain/uuid7.h"
 
+#include <stddef.h>
+
+#include "domain/hex.h"
+
 void eo_uuid7_next(eo_uuid7_gen_t *gen, int64_t now_ms, const uint8_t rnd[10],
                    char out[EO_UUID_STR])
 {
@@ -31,4 +35,22 @@ void eo_uuid7_next(eo_uuid7_gen_t *gen, int64_t now_ms, const uint8_t rnd[10],
         out[o++] = hex[b[i] & 15];
     }
     out[o] = '\0';
+}
+
+int eo_uuid_parse(const char *text, uint8_t out[16])
+{
+    size_t k = 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-')
+                return -1;
+            continue;
+        }
+        int hi = eo_hex_digit(text[i]), lo = hi < 0 ? -1 : eo_hex_digit(text[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[k++] = (uint8_t)(hi << 4 | lo);
+        i++;
+    }
+    return 0;
 }

@@ -17,4 +17,8 @@ typedef struct {
 void eo_uuid7_next(eo_uuid7_gen_t *gen, int64_t now_ms, const uint8_t rnd[10],
                    char out[EO_UUID_STR]);
 
+/* The 16 bytes of a UUID in its 8-4-4-4-12 text form (36 characters, either case). Returns 0, or
+ * -1 when text is not that form. */
+int eo_uuid_parse(const char *text, uint8_t out[16]);
+
 #endif

@@ -13,6 +13,7 @@
 #include "domain/json_out.h"
 #include "domain/rfc3339.h"
 #include "domain/rollup_delta.h"
+#include "domain/uuid7.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
 #define ARRAYS (sizeof((pg_store_t *)0)->arrays / sizeof((pg_store_t *)0)->arrays[0])
@@ -355,34 +356,12 @@ static void bin_time(eo_buf_t *b, int64_t us)
     put_be(b, (uint64_t)(us - PG_EPOCH_US), 8);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A UUID in its 8-4-4-4-12 text form (the records' tenant ids are canonical). */
 static int bin_uuid(eo_buf_t *b, const char *text)
 {
-    unsigned char out[16];
-    size_t k = 0;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (text[i] != '-')
-                return EO_EINVAL;
-            continue;
-        }
-        int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
-        if (hi < 0 || lo < 0)
-            return EO_EINVAL;
-        out[k++] = (unsigned char)(hi << 4 | lo);
-        i++;
-    }
+    uint8_t out[16];
+    if (eo_uuid_parse(text, out) < 0)
+        return EO_EINVAL;
     put_be(b, 16, 4);
     eo_buf_put(b, out, 16);
     return 0;

@@ -1,5 +1,6 @@
 /* Unit tests of src/domain/uuid7.h: canonical text, version and variant bits, the embedded
- * timestamp, and strict ordering within and across milliseconds (counter overflow too). */
+ * timestamp, and strict ordering within and across milliseconds (counter overflow too); parsing
+ * the text form back to 16 bytes (either case; wrong dashes, digits and lengths refused). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -206,6 +207,35 @@ static void test_counter_overflow(void **state)
     assert_true(embedded_ms(id) == NOW_MS + 3);
 }
 
+static void test_parse(void **state)
+{
+    (void)state;
+    uint8_t b[16];
+    static const uint8_t want[16] = {0x01, 0x8f, 0xcd, 0xef, 0x12, 0x34, 0x7a, 0xbc,
+                                     0x8d, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab};
+    assert_int_equal(eo_uuid_parse("018fcdef-1234-7abc-8def-0123456789ab", b), 0);
+    assert_memory_equal(b, want, 16);
+    assert_int_equal(eo_uuid_parse("018FCDEF-1234-7ABC-8DEF-0123456789AB", b), 0);
+    assert_memory_equal(b, want, 16);
+    static const char *const bad[] = {
+        "018fcdef-1234-7abc-8def-0123456789ag", /* not a hex digit */
+        "018fcdef12347abc8def0123456789ab----", /* dashes elsewhere */
+        "018fcdef-1234-7abc-8def_0123456789ab", /* not a dash */
+        "018fcdef-1234-7abc-8def-0123456789a",  /* short: its NUL is not a digit */
+        "g18fcdef-1234-7abc-8def-0123456789ab",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (eo_uuid_parse(bad[i], b) != -1)
+            fail_msg("accepted %s", bad[i]);
+    /* whatever the generator writes parses */
+    eo_uuid7_gen_t gen = {0};
+    uint8_t rnd[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    char id[EO_UUID_STR];
+    eo_uuid7_next(&gen, NOW_MS, rnd, id);
+    assert_int_equal(eo_uuid_parse(id, b), 0);
+    assert_int_equal(b[6] >> 4, 7); /* the version nibble */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_order_same_ms),
         cmocka_unit_test(test_order_across_ms),
         cmocka_unit_test(test_counter_overflow),
+        cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests_name("uuid7", tests, NULL, NULL);
 }
