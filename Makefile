@@ -8,7 +8,7 @@ JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 STACK          := scripts/stack.sh
 WITH_STACK_ENV  = eval "$$($(STACK) env)" &&
 
-.PHONY: deps build build-test run test stack-up stack-down stack-env stack-status migrate format format-check bench bench-analytics bench-soak clean
+.PHONY: deps build build-test run test stack-up stack-down stack-env stack-status migrate format format-check bench bench-analytics bench-soak bench-single clean
 
 deps:
 	@scripts/deps.sh
@@ -57,6 +57,9 @@ bench-analytics: build stack-up
 # BENCH_SOAK_S (1800) seconds at BENCH_SOAK_RATE (20000) events/s.
 bench-soak: build stack-up
 	@$(WITH_STACK_ENV) EVENTOPS_BIN=$(CURDIR)/$(BUILD_DIR)/eventops bench/soak.py
+
+bench-single: build stack-up
+	@$(WITH_STACK_ENV) EVENTOPS_BIN=$(CURDIR)/$(BUILD_DIR)/eventops bench/single.py
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

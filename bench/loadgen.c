@@ -406,19 +406,23 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
     text_str(t, "}");
 }
 
-/* Builds one batch body of n events: {"batch":[...]}. */
-static void build_body(body_t *b, size_t n, rng_t *r, const char *user_prefix, int64_t now_ms)
+/* Builds one batch body of n events: {"batch":[...]}; single: the one event itself (POST
+ * /events). */
+static void build_body(body_t *b, size_t n, rng_t *r, const char *user_prefix, int64_t now_ms,
+                       bool single)
 {
     b->text = (text_t){.max = BODY_BYTES_CAP};
     b->nevents = n;
     b->ev = xmalloc(n * sizeof *b->ev);
-    text_str(&b->text, "{\"batch\":[");
+    if (!single)
+        text_str(&b->text, "{\"batch\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
             text_str(&b->text, ",");
         add_event(&b->text, r, user_prefix, now_ms, &b->ev[i]);
     }
-    text_str(&b->text, "]}");
+    if (!single)
+        text_str(&b->text, "]}");
 }
 
 /* Writes the run's messageId nonce (first 20 hex digits) into every event of the body. */
@@ -486,6 +490,7 @@ typedef struct {
     const char *dump_copy;
     const char *tenant_id;
     bool quiet;
+    bool single; /* POST /events, one event per request */
     bool print_sample;
     double start_at; /* unix seconds; 0: at once */
 
@@ -667,7 +672,7 @@ static void dispatch(gen_t *g, conn_t *c, int64_t intended)
     if (n != b->nevents) {
         if (!g->last_built) {
             rng_t r = {g->seed ^ 0x5eed5eed5eedULL};
-            build_body(&g->last, (size_t)n, &r, g->user_prefix, real_ns() / 1000000);
+            build_body(&g->last, (size_t)n, &r, g->user_prefix, real_ns() / 1000000, g->single);
             stamp_nonce(&g->last, g->nonce_hi, g->nonce_lo);
             g->last_built = true;
         }
@@ -692,11 +697,12 @@ static void dispatch(gen_t *g, conn_t *c, int64_t intended)
     g->events_dispatched += n;
     g->events_sent += n;
 
-    int hn = snprintf(c->head, sizeof c->head,
-                      "POST /events/batch HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "User-Agent: eventops-loadgen/1.0\r\n\r\n",
-                      g->host, g->port, g->key, b->text.len);
+    int hn =
+        snprintf(c->head, sizeof c->head,
+                 "POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "User-Agent: eventops-loadgen/1.0\r\n\r\n",
+                 g->single ? "/events" : "/events/batch", g->host, g->port, g->key, b->text.len);
     if (hn < 0 || (size_t)hn >= sizeof c->head)
         die("request head too long");
     c->head_len = (size_t)hn;
@@ -1101,11 +1107,12 @@ static void print_summary(gen_t *g, double pool_event_bytes, size_t body_bytes)
     for (int s = 0; s < 600; s++)
         if (s != 202)
             non202 += g->status[s];
-    printf("{\"tool\":\"eventops-loadgen\",\"connections\":%d,\"batch\":%d,\"rate_target\":%.0f,"
+    printf("{\"tool\":\"eventops-loadgen\",\"single\":%s,\"connections\":%d,\"batch\":%d,"
+           "\"rate_target\":%.0f,"
            "\"events_target\":%lld,\"duration_target_s\":%.3f,\"bytes_per_event\":%.0f,"
            "\"bytes_per_request\":%zu,",
-           g->connections, g->batch, g->rate, g->events, g->duration_s, pool_event_bytes,
-           body_bytes);
+           g->single ? "true" : "false", g->connections, g->batch, g->rate, g->events,
+           g->duration_s, pool_event_bytes, body_bytes);
     printf("\"requests_sent\":%zu,\"requests_202\":%" PRIu64 ",\"requests_non202\":%" PRIu64
            ",\"events_sent\":%" PRIu64 ",\"events_accepted\":%" PRIu64
            ",\"events_rejected\":%" PRIu64 ",",
@@ -1184,6 +1191,7 @@ static void usage(FILE *out)
             "                       (default: $LOADGEN_WRITE_KEY, which keeps it out of ps)\n"
             "  --connections N      keep-alive connections, one request in flight each [16]\n"
             "  --batch B            events per POST /events/batch [100]\n"
+            "  --single             one event per POST /events (no batch wrapper; --batch 1)\n"
             "  --events TOTAL       events to send (default 200000 unless --duration)\n"
             "  --duration S         send for S seconds instead\n"
             "  --rate R             target events/s on a fixed schedule; 0 = as fast as possible\n"
@@ -1216,6 +1224,7 @@ int main(int argc, char **argv)
                                          {"key", required_argument, NULL, 'k'},
                                          {"connections", required_argument, NULL, 'c'},
                                          {"batch", required_argument, NULL, 'b'},
+                                         {"single", no_argument, NULL, '1'},
                                          {"events", required_argument, NULL, 'n'},
                                          {"duration", required_argument, NULL, 'd'},
                                          {"rate", required_argument, NULL, 'r'},
@@ -1275,6 +1284,9 @@ int main(int argc, char **argv)
         case 'q':
             g.quiet = true;
             break;
+        case '1':
+            g.single = true;
+            break;
         case 'A':
             g.start_at = parse_double("start-at", optarg, 0, 1e11);
             break;
@@ -1293,6 +1305,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (g.single)
+        g.batch = 1;
     if (!g.key || !*g.key)
         die("no write key: pass --key or set LOADGEN_WRITE_KEY");
     if (strlen(g.key) > 512 || strpbrk(g.key, "\r\n"))
@@ -1336,7 +1350,7 @@ int main(int argc, char **argv)
         if (g.npool >= (size_t)g.connections * 2 && pool_bytes >= POOL_BYTES_CAP)
             break;
         body_t *b = &g.pool[g.npool];
-        build_body(b, (size_t)g.batch, &rng, g.user_prefix, now_ms);
+        build_body(b, (size_t)g.batch, &rng, g.user_prefix, now_ms, g.single);
         b->in_use = false;
         stamp_nonce(b, g.nonce_hi, g.nonce_lo);
         pool_bytes += b->text.len;
