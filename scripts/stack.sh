@@ -233,10 +233,11 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '${sockdir//\'/\'\'}'
 max_connections = 200
-shared_buffers = 512MB
+shared_buffers = 4GB
 fsync = on
 synchronous_commit = on
-max_wal_size = 4GB
+max_wal_size = 16GB
+wal_compression = lz4
 checkpoint_timeout = 15min
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
