@@ -22,7 +22,10 @@
  * time is not held against it. A stream catching up holds at most the bound (its catch-up waits
  * for it); it is ended when its client took nothing for a keep-alive interval after the queue
  * became full (counted from then, not from its last write: a stream that was idle and is handed
- * a full queue at once has its interval). The keep-alive tick checks both.
+ * a full queue at once has its interval). Once its catch-up is done (DONE queued) and until its
+ * client reads that far, the buffer's records of the stream count in `pending` as well, and the
+ * first rule applies to the queue and those together: a client that stops reading with less
+ * than the bound queued is ended too. The keep-alive tick checks both.
  *
  * A resume from before the buffer (MODE_CATCH_UP) reads the queue its catch-up fills
  * (stream_kafka.c): records, positions of records that are not its own, resets, and at last
@@ -93,6 +96,7 @@ static void drop_slow(struct eo_analytics_streams *h, stream_t *s, const char *w
 static void start_buffer(struct eo_analytics_streams *h, stream_t *s)
 {
     s->mode = MODE_BUFFER;
+    s->done_queued = false;
     s->cursor = h->first;
     s->pending = 0;
     s->over_since_us = 0;
@@ -105,6 +109,7 @@ static void start_catch_up(struct eo_analytics_streams *h, stream_t *s)
 {
     s->mode = MODE_CATCH_UP;
     s->cu_wanted = true;
+    s->done_queued = false;
     s->pending = 0;
     s->over_since_us = 0;
     eo_counter_add(h->catchups_total, 1);
@@ -200,10 +205,11 @@ void eo_streams_append(struct eo_analytics_streams *h, eo_sse_topic_t t, int32_t
     h->bytes += len;
     h->next++;
     for (stream_t *s = h->streams; s; s = s->next) {
-        if (s->mode != MODE_BUFFER || s->dead || !eo_streams_match(s, tenant, rule))
+        bool counts = s->mode == MODE_BUFFER || (s->mode == MODE_CATCH_UP && s->done_queued);
+        if (!counts || s->dead || !eo_streams_match(s, tenant, rule))
             continue;
         s->pending += len;
-        if (s->pending > h->max_backlog && !s->over_since_us)
+        if (s->pending + s->q_bytes > h->max_backlog && !s->over_since_us)
             s->over_since_us = eo_clock_mono_us();
         wake(s);
     }
@@ -228,8 +234,7 @@ void eo_streams_tick(struct eo_analytics_streams *h, int64_t now_us)
 {
     pthread_mutex_lock(&h->lock);
     for (stream_t *s = h->streams; s; s = s->next) {
-        if (!s->dead && s->mode == MODE_BUFFER && s->over_since_us &&
-            now_us - s->over_since_us >= h->keepalive_us)
+        if (!s->dead && s->over_since_us && now_us - s->over_since_us >= h->keepalive_us)
             drop_slow(h, s, "its backlog stayed over EVENTOPS_ANALYTICS_SSE_MAX_BACKLOG_BYTES");
         else if (!s->dead && s->mode == MODE_CATCH_UP && s->full_since_us &&
                  now_us - (s->progress_us > s->full_since_us ? s->progress_us : s->full_since_us) >=
@@ -266,6 +271,8 @@ int eo_streams_enqueue(stream_t *s, item_kind_t kind, eo_sse_topic_t t, int32_t 
     s->q_bytes += STREAM_ITEM_OVERHEAD + len;
     if (s->q_bytes >= s->hub->max_backlog && !s->full_since_us)
         s->full_since_us = eo_clock_mono_us(); /* its client has a keep-alive interval from now */
+    if (kind == ITEM_DONE)
+        s->done_queued = true; /* the buffer's records of it count from now on */
     wake(s);
     return 0;
 }
@@ -405,7 +412,7 @@ static long stream_read(void *ud, char *buf, size_t cap, bool closing)
         } else if (s->dead) {
             n = EO_HTTP_STREAM_END;
         }
-        if (s->mode == MODE_BUFFER && s->pending <= h->max_backlog)
+        if (s->pending + s->q_bytes <= h->max_backlog)
             s->over_since_us = 0; /* back under the bound in time */
     }
     pthread_mutex_unlock(&h->lock);

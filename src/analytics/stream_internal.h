@@ -73,11 +73,13 @@ typedef struct stream {
     stream_mode_t mode;
     uint64_t cursor;       /* MODE_BUFFER: the next record's sequence number */
     uint64_t counted_from; /* MODE_BUFFER: records from here on count in pending */
-    size_t pending;        /* MODE_BUFFER: bytes of those records of its after cursor */
-    int64_t over_since_us; /* MODE_BUFFER: pending passed the backlog bound then (0: it is not) */
+    size_t pending; /* bytes of its records the buffer took since counting began (MODE_BUFFER:
+                       those after cursor; MODE_CATCH_UP: those since done_queued) */
+    int64_t over_since_us; /* pending + q_bytes passed the backlog bound then (0: it is not) */
     int64_t progress_us;   /* when its client last took bytes */
     catchup_t *cu;         /* MODE_CATCH_UP: the running catch-up, NULL when none (yet, or done) */
     bool cu_wanted;        /* MODE_CATCH_UP: the reader is to start a catch-up */
+    bool done_queued; /* MODE_CATCH_UP: its DONE is in the queue (the buffer's records count) */
     stream_item_t *q_head, *q_tail; /* the catch-up's queue */
     size_t q_bytes;
     int64_t full_since_us; /* the queue reached the backlog bound then (0: it is under it) */
