@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "access/bearer.h"
+#include "core/buf.h"
 #include "domain/b64.h"
 
 #define MAX_WRITE_KEY 1024
@@ -114,9 +115,9 @@ static eo_access_verdict_t rate_limit(const eo_access_policy_t *pol, const char 
     eo_ratelimit_take(pol->limiter, key,
                       (double)(cred->rate > 0 ? cred->rate : pol->cfg->rate_limit_rate),
                       cred->burst > 0 ? cred->burst : pol->cfg->rate_limit_burst, &res);
-    snprintf(out->rl.limit, sizeof out->rl.limit, "%lld", (long long)res.limit);
-    snprintf(out->rl.remaining, sizeof out->rl.remaining, "%lld", (long long)res.remaining);
-    snprintf(out->rl.reset, sizeof out->rl.reset, "%lld", (long long)res.reset_s);
+    eo_fmt_i64(out->rl.limit, res.limit); /* per request: not printf */
+    eo_fmt_i64(out->rl.remaining, res.remaining);
+    eo_fmt_i64(out->rl.reset, res.reset_s);
     if (res.allowed)
         return out->verdict = EO_ACCESS_OK;
     snprintf(out->retry, sizeof out->retry, "%lld", (long long)res.retry_after_s);
@@ -227,8 +228,12 @@ int eo_access_services_open(const eo_config_t *cfg, eo_metrics_t *m, const char 
         };
         r = eo_keystore_new(&ko, keys, err, errlen);
     }
-    eo_ratelimit_options_t ro = {cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_retry_ms,
-                                 cfg->rate_limit_instances};
+    eo_ratelimit_options_t ro = {cfg->redis_url,
+                                 cfg->redis_timeout_ms,
+                                 cfg->redis_retry_ms,
+                                 cfg->rate_limit_instances,
+                                 cfg->rate_limit_lease_max,
+                                 cfg->rate_limit_lease_ms};
     if (r == 0)
         r = eo_ratelimit_new(&ro, limiter, err, errlen);
     if (r == 0 && (r = eo_ratelimit_register_metrics(*limiter, m, role)) < 0)

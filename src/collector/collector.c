@@ -184,7 +184,7 @@ static int message_id(eo_str_t given, int64_t received_at, char generated[EO_UUI
         return 0;
     }
     uint8_t rnd[10];
-    int r = eo_random_bytes(rnd, sizeof rnd);
+    int r = eo_random_id_bytes(rnd, sizeof rnd);
     if (r < 0)
         return r;
     eo_uuid7_next(&uuid_gen, received_at / 1000, rnd, generated);

@@ -268,3 +268,28 @@ void eo_buf_put_copy_text(eo_buf_t *b, const char *s, size_t n)
     if (!b->err)
         note(b, copy_text(b, s, n));
 }
+
+size_t eo_fmt_i64(char out[EO_I64_TEXT], int64_t v)
+{
+    char tmp[EO_I64_TEXT];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
+void eo_buf_put_i64(eo_buf_t *b, int64_t v)
+{
+    char t[EO_I64_TEXT];
+    size_t n = eo_fmt_i64(t, v);
+    eo_buf_put(b, t, n);
+}

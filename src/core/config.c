@@ -48,6 +48,8 @@ static const cfg_var_t vars[] = {
       "idle HTTP connection timeout, seconds"),
     I(http_max_header_bytes, "EVENTOPS_HTTP_MAX_HEADER_BYTES", 16384, 1024, 1048576,
       "request line plus headers, bytes"),
+    I(http_read_buffer_bytes, "EVENTOPS_HTTP_READ_BUFFER_BYTES", 16384, 4096, 16777216,
+      "a connection's read buffer beside its headers, bytes (cleared for every request)"),
     I(max_body_bytes, "EVENTOPS_MAX_BODY_BYTES", 524288, 1024, 67108864,
       "request body, bytes (also after gzip decompression)"),
     I(max_event_bytes, "EVENTOPS_MAX_EVENT_BYTES", 32768, 256, 16777216,
@@ -154,6 +156,12 @@ static const cfg_var_t vars[] = {
       "default burst per client and per write key"),
     I(rate_limit_instances, "EVENTOPS_RATE_LIMIT_INSTANCES", 1, 1, 10000,
       "collector instances; with Redis unreachable each limits locally to rate/instances"),
+    I(rate_limit_lease_max, "EVENTOPS_RATE_LIMIT_LEASE_MAX", 64, 1, 1000000,
+      "the most requests of one key one Redis call leases to this instance (1: a call per "
+      "request)"),
+    I(rate_limit_lease_ms, "EVENTOPS_RATE_LIMIT_LEASE_MS", 50, 1, 60000,
+      "leased requests not used within this are dropped, ms (the limit's bound grows by rate x "
+      "this)"),
     S(query_addr, "EVENTOPS_QUERY_ADDR", "127.0.0.1", "query role listen address"),
     I(query_port, "EVENTOPS_QUERY_PORT", 8083, 0, 65535, "query role listen port (0: any)"),
     I(query_threads, "EVENTOPS_QUERY_THREADS", 4, 1, 256,

@@ -24,6 +24,7 @@ typedef struct {
     int64_t http_max_connections_per_ip;
     int64_t http_connection_timeout_s;
     int64_t http_max_header_bytes;
+    int64_t http_read_buffer_bytes;
     /* collector: input limits */
     int64_t max_body_bytes;
     int64_t max_event_bytes;
@@ -83,6 +84,8 @@ typedef struct {
     int64_t rate_limit_rate;
     int64_t rate_limit_burst;
     int64_t rate_limit_instances;
+    int64_t rate_limit_lease_max;
+    int64_t rate_limit_lease_ms;
     /* query */
     char query_addr[64];
     int64_t query_port;

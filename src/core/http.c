@@ -159,6 +159,7 @@ void eo_http_options_from_config(eo_http_options_t *opt, const eo_config_t *cfg,
         .max_connections_per_ip = (unsigned)cfg->http_max_connections_per_ip,
         .connection_timeout_s = (unsigned)cfg->http_connection_timeout_s,
         .max_header_bytes = (size_t)cfg->http_max_header_bytes,
+        .read_buffer_bytes = (size_t)cfg->http_read_buffer_bytes,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .routes = routes,
         .nroutes = nroutes,
@@ -174,7 +175,7 @@ const char *eo_http_request_id(eo_http_req_t *req)
 static void random_hex(char *out, size_t bytes)
 {
     uint8_t rnd[16];
-    if (eo_random_bytes(rnd, bytes) < 0)
+    if (eo_random_id_bytes(rnd, bytes) < 0)
         memset(rnd, 0x5a, bytes); /* no randomness: still a well-formed id */
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < bytes; i++) {
@@ -189,8 +190,12 @@ void eo_http_traceparent(eo_http_req_t *req, char out[56])
     if (!req->trace_id[0]) /* no valid traceparent came: a new trace, made when first needed */
         random_hex(req->trace_id, 16);
     char span[17];
-    random_hex(span, 8);
-    snprintf(out, 56, "00-%s-%s-01", req->trace_id, span);
+    random_hex(span, 8); /* per request: assembled without printf */
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, req->trace_id, 32);
+    out[35] = '-';
+    memcpy(out + 36, span, 16);
+    memcpy(out + 52, "-01", 4);
 }
 
 static bool lower_hex(const char *s, size_t n)
@@ -932,8 +937,13 @@ int eo_http_server_start(const eo_http_options_t *opt, eo_http_server_t **out, c
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opt->connection_timeout_s, NULL},
         /* room for headers up to the limit plus the read buffer, so that requests just over
          * the limit still get our JSON 431; far larger ones get MHD's own 431 (check_uri keeps
-         * the query arguments within it) */
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(2 * opt->max_header_bytes + 65536), NULL},
+         * the query arguments within it). libmicrohttpd clears the whole pool for every
+         * request on a connection, so it is kept no larger than that: a body larger than the
+         * read buffer arrives in several pieces, which costs less than clearing more. */
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+         (intptr_t)(2 * opt->max_header_bytes +
+                    (opt->read_buffer_bytes ? opt->read_buffer_bytes : 16384)),
+         NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)check_uri, srv},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, srv},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},

@@ -66,6 +66,7 @@ typedef struct {
     unsigned max_connections_per_ip;
     unsigned connection_timeout_s;
     size_t max_header_bytes;
+    size_t read_buffer_bytes; /* a connection's read buffer beside the headers (0: 16 KiB) */
     size_t max_body_bytes;
     const eo_http_route_t *routes;
     size_t nroutes;

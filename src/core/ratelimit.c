@@ -19,28 +19,39 @@
 #define SHARDS 64
 #define SHARD_MAX_KEYS 65536
 
-/* KEYS[1]: the key; ARGV: rate per second, burst. Times in microseconds of Redis's clock.
- * Returns {allowed, remaining, retry_after_us, reset_us}. */
-static const char script[] =
-    "local rate = tonumber(ARGV[1])\n"
-    "local burst = tonumber(ARGV[2])\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local interval = 1000000 / rate\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now\n"
-    "if tat < now then tat = now end\n"
-    "local new_tat = tat + interval\n"
-    "local allow_at = new_tat - interval * burst\n"
-    "if allow_at > now then\n"
-    "  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',\n"
-    "           math.ceil((new_tat - now) / 1000) + 1)\n"
-    "return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}\n";
+/* KEYS[1]: the key; ARGV: rate per second, burst, requests wanted (>= 1). Times in
+ * microseconds of Redis's clock. Grants as many of the wanted requests as the bucket holds now
+ * (at least one, or none). Returns {granted, remaining, retry_after_us, reset_us}. */
+static const char script[] = "local rate = tonumber(ARGV[1])\n"
+                             "local burst = tonumber(ARGV[2])\n"
+                             "local want = tonumber(ARGV[3])\n"
+                             "local t = redis.call('TIME')\n"
+                             "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+                             "local interval = 1000000 / rate\n"
+                             "local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now\n"
+                             "if tat < now then tat = now end\n"
+                             "local allow_at = tat + interval - interval * burst\n"
+                             "if allow_at > now then\n"
+                             "  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}\n"
+                             "end\n"
+                             "local avail = 1 + math.floor((now - allow_at) / interval)\n"
+                             "local k = math.min(want, avail)\n"
+                             "local new_tat = tat + k * interval\n"
+                             "redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',\n"
+                             "           math.ceil((new_tat - now) / 1000) + 1)\n"
+                             "return {k, avail - k, 0, math.ceil(new_tat - now)}\n";
 
+/* One key's state on this instance: its local GCRA (while Redis is unreachable) and its lease
+ * from Redis. Times are of the monotonic clock. */
 typedef struct {
-    uint64_t hash; /* 0: empty */
-    int64_t tat_us;
+    uint64_t hash;           /* 0: empty */
+    int64_t tat_us;          /* the local limiter's theoretical arrival time */
+    int64_t tokens;          /* requests leased from Redis and not used yet */
+    int64_t lease_until_us;  /* they may be used until then */
+    int64_t lease_size;      /* what the last lease asked for */
+    int64_t denied_until_us; /* Redis refused: refuse here until then without asking */
+    int64_t remaining;       /* Redis's remaining after the last lease or refusal */
+    int64_t reset_at_us;     /* Redis's reset then, on this clock */
 } local_entry_t;
 
 typedef struct {
@@ -52,9 +63,10 @@ typedef struct {
 struct eo_ratelimit {
     eo_redis_target_t redis;
     int64_t instances;
+    int64_t lease_max, lease_us;
     char sha[41];
     eo_tconn_t conn; /* per thread; down: the last decision was local because of Redis */
-    eo_counter_t *refused_c, *redis_errors_c, *local_c; /* NULL until registered */
+    eo_counter_t *refused_c, *redis_errors_c, *local_c, *leased_c; /* NULL until registered */
     shard_t shards[SHARDS];
 };
 
@@ -72,6 +84,8 @@ int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, ch
     }
     rl->redis.timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 50;
     rl->instances = opt->instances > 0 ? opt->instances : 1;
+    rl->lease_max = opt->lease_max > 0 ? opt->lease_max : 1;
+    rl->lease_us = (opt->lease_ms > 0 ? opt->lease_ms : 50) * 1000;
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)script, strlen(script), digest);
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
@@ -112,13 +126,19 @@ static uint64_t hash_key(const char *key)
     return h ? h : 1;
 }
 
-/* Rebuilds the shard keeping only entries that still limit (tat in the future); grows it when
- * still half full. Call with the shard's lock held. */
+/* True while an entry still limits or holds a lease or a refusal. */
+static bool entry_live(const local_entry_t *e, int64_t now)
+{
+    return e->hash && (e->tat_us > now || e->lease_until_us > now || e->denied_until_us > now);
+}
+
+/* Rebuilds the shard keeping only live entries; grows it when still half full. Call with the
+ * shard's lock held. */
 static int shard_rebuild(shard_t *s, int64_t now)
 {
     size_t live = 0;
     for (size_t i = 0; i < s->cap; i++)
-        live += s->slots[i].hash && s->slots[i].tat_us > now;
+        live += entry_live(&s->slots[i], now);
     size_t cap = 64;
     while (cap < live * 4)
         cap *= 2;
@@ -130,7 +150,7 @@ static int shard_rebuild(shard_t *s, int64_t now)
     size_t used = 0;
     for (size_t i = 0; live && i < s->cap; i++) {
         local_entry_t e = s->slots[i];
-        if (!e.hash || e.tat_us <= now)
+        if (!entry_live(&e, now))
             continue;
         size_t k = (size_t)(e.hash / SHARDS) & (cap - 1); /* the low bits chose the shard */
         while (slots[k].hash)
@@ -143,6 +163,28 @@ static int shard_rebuild(shard_t *s, int64_t now)
     s->cap = cap;
     s->used = used;
     return 0;
+}
+
+/* The key's entry in its shard, added when missing; NULL when out of memory. Call with the
+ * shard's lock held. */
+static local_entry_t *entry_of(shard_t *s, uint64_t h, int64_t now)
+{
+    if ((s->used + 1) * 2 > s->cap && shard_rebuild(s, now) < 0)
+        return NULL;
+    size_t k = (size_t)(h / SHARDS) & (s->cap - 1);
+    while (s->slots[k].hash && s->slots[k].hash != h)
+        k = (k + 1) & (s->cap - 1);
+    local_entry_t *e = &s->slots[k];
+    if (!e->hash) {
+        *e = (local_entry_t){.hash = h};
+        s->used++;
+    }
+    return e;
+}
+
+static int64_t ceil_s(int64_t us)
+{
+    return us > 0 ? (us + 999999) / 1000000 : 0;
 }
 
 static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
@@ -159,20 +201,15 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
     int64_t now = eo_clock_mono_us();
     double interval = 1e6 / rate;
     pthread_mutex_lock(&s->lock);
-    if ((s->used + 1) * 2 > s->cap && shard_rebuild(s, now) < 0) {
+    local_entry_t *e = entry_of(s, h, now);
+    if (!e) {
         pthread_mutex_unlock(&s->lock);
         res->allowed = true; /* out of memory: admit rather than refuse everyone */
         res->remaining = 0;
         res->reset_s = 0;
         return;
     }
-    size_t k = (size_t)(h / SHARDS) & (s->cap - 1);
-    while (s->slots[k].hash && s->slots[k].hash != h)
-        k = (k + 1) & (s->cap - 1);
-    local_entry_t *e = &s->slots[k];
-    double tat = e->hash ? (double)e->tat_us : (double)now;
-    if (tat < (double)now)
-        tat = (double)now;
+    double tat = e->tat_us > now ? (double)e->tat_us : (double)now;
     double new_tat = tat + interval, allow_at = new_tat - interval * (double)burst;
     if (allow_at > (double)now) {
         res->allowed = false;
@@ -180,10 +217,6 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
         res->retry_after_s = (int64_t)ceil((allow_at - (double)now) / 1e6);
         res->reset_s = (int64_t)ceil((tat - (double)now) / 1e6);
     } else {
-        if (!e->hash) {
-            e->hash = h;
-            s->used++;
-        }
         e->tat_us = (int64_t)new_tat;
         res->allowed = true;
         res->remaining = (int64_t)floor(((double)now - allow_at) / interval);
@@ -192,22 +225,26 @@ static void take_local(eo_ratelimit_t *rl, const char *key, double rate, int64_t
     pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- Redis ---- */
+/* ---- Redis, through leases ---- */
 
-/* Runs the script; returns 0 with res filled, or EO_EUNAVAIL (reason in err). */
-static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
-                      eo_ratelimit_result_t *res, char *err, size_t errlen)
+/* Runs the script for `want` requests; returns 0 with *granted, res and the reply's retry and
+ * reset (us) filled, or EO_EUNAVAIL (reason in err). */
+static int lease_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
+                       int64_t want, int64_t *granted, int64_t *retry_us, int64_t *reset_us,
+                       eo_ratelimit_result_t *res, char *err, size_t errlen)
 {
     redisContext *c = eo_tconn_get(&rl->conn, err, errlen);
     if (!c)
         return EO_EUNAVAIL;
-    char rate_s[32], burst_s[24];
+    char rate_s[32], burst_s[24], want_s[24];
     snprintf(rate_s, sizeof rate_s, "%.6f", rate);
     snprintf(burst_s, sizeof burst_s, "%lld", (long long)burst);
-    redisReply *rep = redisCommand(c, "EVALSHA %s 1 %s %s %s", rl->sha, key, rate_s, burst_s);
+    snprintf(want_s, sizeof want_s, "%lld", (long long)want);
+    redisReply *rep =
+        redisCommand(c, "EVALSHA %s 1 %s %s %s %s", rl->sha, key, rate_s, burst_s, want_s);
     if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
         freeReplyObject(rep);
-        rep = redisCommand(c, "EVAL %s 1 %s %s %s", script, key, rate_s, burst_s);
+        rep = redisCommand(c, "EVAL %s 1 %s %s %s %s", script, key, rate_s, burst_s, want_s);
     }
     bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4;
     for (size_t i = 0; ok && i < 4; i++)
@@ -222,12 +259,94 @@ static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t 
             eo_tconn_drop(&rl->conn);
         return EO_EUNAVAIL;
     }
-    res->allowed = rep->element[0]->integer == 1;
+    *granted = rep->element[0]->integer;
     res->remaining = rep->element[1]->integer;
-    res->retry_after_s = (rep->element[2]->integer + 999999) / 1000000;
-    res->reset_s = (rep->element[3]->integer + 999999) / 1000000;
+    *retry_us = rep->element[2]->integer;
+    *reset_us = rep->element[3]->integer;
     res->limit = burst;
     freeReplyObject(rep);
+    return 0;
+}
+
+/* The most one lease may ask for: EVENTOPS_RATE_LIMIT_LEASE_MAX, and at most a quarter of the
+ * burst shared by the instances (tokens one instance holds are out of the others' reach). */
+static int64_t lease_cap(const eo_ratelimit_t *rl, int64_t burst)
+{
+    int64_t cap = burst / (4 * rl->instances);
+    if (cap > rl->lease_max)
+        cap = rl->lease_max;
+    return cap > 1 ? cap : 1;
+}
+
+/* Decides from the key's lease or cached refusal when it can: true with res filled; else false
+ * with *want set to the size of the lease to ask Redis for. */
+static bool take_leased(eo_ratelimit_t *rl, local_entry_t *e, int64_t burst, int64_t now,
+                        int64_t *want, eo_ratelimit_result_t *res)
+{
+    res->limit = burst;
+    if (e->denied_until_us > now) {
+        res->allowed = false;
+        res->remaining = 0;
+        res->retry_after_s = ceil_s(e->denied_until_us - now);
+        res->reset_s = ceil_s(e->reset_at_us - now);
+        return true;
+    }
+    if (e->tokens > 0 && e->lease_until_us > now) {
+        e->tokens--;
+        res->allowed = true;
+        res->remaining = e->remaining + e->tokens;
+        res->reset_s = ceil_s(e->reset_at_us - now);
+        return true;
+    }
+    /* A lease used up before it expired asks for twice as much next time; otherwise one. */
+    bool used_up = e->tokens == 0 && e->lease_until_us > now;
+    *want = used_up && e->lease_size > 0 ? 2 * e->lease_size : 1;
+    int64_t cap = lease_cap(rl, burst);
+    if (*want > cap)
+        *want = cap;
+    e->tokens = 0; /* an expired lease is dropped: its requests were counted when leased */
+    return false;
+}
+
+/* One decision through Redis. Returns 0 with res filled, or EO_EUNAVAIL (reason in err). */
+static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t burst,
+                      eo_ratelimit_result_t *res, char *err, size_t errlen)
+{
+    uint64_t h = hash_key(key);
+    shard_t *s = &rl->shards[h % SHARDS];
+    int64_t now = eo_clock_mono_us(), want = 1;
+    pthread_mutex_lock(&s->lock);
+    local_entry_t *e = entry_of(s, h, now);
+    bool decided = e && take_leased(rl, e, burst, now, &want, res);
+    pthread_mutex_unlock(&s->lock);
+    if (decided) {
+        eo_counter_add(rl->leased_c, 1);
+        return 0;
+    }
+    int64_t granted = 0, retry_us = 0, reset_us = 0;
+    int r =
+        lease_redis(rl, key, rate, burst, want, &granted, &retry_us, &reset_us, res, err, errlen);
+    if (r < 0)
+        return r;
+    res->allowed = granted > 0;
+    res->retry_after_s = ceil_s(retry_us);
+    res->reset_s = ceil_s(reset_us);
+    now = eo_clock_mono_us();
+    pthread_mutex_lock(&s->lock);
+    e = entry_of(s, h, now); /* the shard may have been rebuilt meanwhile */
+    if (e && granted > 0) {
+        e->tokens += granted - 1;
+        e->denied_until_us = 0;
+        e->lease_size = want;
+        e->lease_until_us = now + rl->lease_us;
+        e->remaining = res->remaining;
+        e->reset_at_us = now + reset_us;
+        res->remaining += e->tokens;
+    } else if (e) {
+        e->denied_until_us = now + retry_us; /* nothing comes back before then */
+        e->reset_at_us = now + reset_us;
+    }
+    pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
@@ -284,6 +403,10 @@ int eo_ratelimit_register_metrics(eo_ratelimit_t *rl, eo_metrics_t *m, const cha
                                             "Rate-limit decisions Redis failed to make.", labels);
     rl->local_c = eo_metrics_counter(m, "eventops_ratelimit_local_decisions_total",
                                      "Decisions made by the local fallback limiter.", labels);
+    rl->leased_c = eo_metrics_counter(m, "eventops_ratelimit_leased_decisions_total",
+                                      "Decisions made without a Redis call, from requests "
+                                      "leased from Redis or a refusal it gave.",
+                                      labels);
     return eo_metrics_gauge_fn(m, "eventops_ratelimit_shared",
                                "1 while limits are shared through Redis, 0 while this instance "
                                "limits locally.",

@@ -1,11 +1,18 @@
 /* Rate limiting with GCRA (the generic cell rate algorithm: a token bucket kept as one
  * "theoretical arrival time" per key). Shared by every instance through Redis: one atomic Lua
- * script per decision, on Redis server time. When Redis is unreachable or slow, decisions fall
- * back to an in-process limiter (rate and burst divided by the configured instance count),
- * with a log line on each switch; Redis is tried again after the retry interval.
+ * script on Redis server time takes requests from the bucket. A key that is busy on this
+ * instance leases several at once (up to lease_max, and at most a quarter of the burst divided
+ * by the instances; the size doubles while leases are used up within lease_ms and falls back to
+ * one otherwise) and spends them without a round trip; leased requests not used within lease_ms
+ * are dropped. A refusal is remembered until Redis said the next request can pass. When Redis is
+ * unreachable or slow, decisions fall back to an in-process limiter (rate and burst divided by
+ * the configured instance count), with a log line on each switch; Redis is tried again after
+ * the retry interval.
  *
  * With rate r per second and burst b, `b` requests pass at once from rest and over any window
- * of T seconds at most b + r*T are admitted. Keys are the caller's (they carry the tenant).
+ * of T seconds at most b + r*(T + lease_ms) are admitted (b + r*T when every lease is of one
+ * request: lease_max 1, a small burst, or a key that is not busy). Keys are the caller's (they
+ * carry the tenant).
  * Threads: any; each thread keeps its own Redis connection. The local table is sharded, each
  * shard behind its own mutex. */
 #ifndef EO_CORE_RATELIMIT_H
@@ -25,6 +32,8 @@ typedef struct {
     int64_t timeout_ms;    /* connect and command timeout */
     int64_t retry_ms;      /* after a Redis failure, stay local this long */
     int64_t instances;     /* local limits are rate/instances, burst/instances */
+    int64_t lease_max;     /* the most requests one Redis call leases (1: one call each) */
+    int64_t lease_ms;      /* leased requests not used within this are dropped */
 } eo_ratelimit_options_t;
 
 typedef struct {

@@ -557,7 +557,7 @@ static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, ch
         array_str(&st->arrays[2], row->event_type.s, row->event_type.len);
         array_time(&st->arrays[3], row->bucket_start_us);
         array_next(&st->arrays[4]);
-        eo_buf_putf(&st->arrays[4], "%lld", (long long)row->count);
+        eo_buf_put_i64(&st->arrays[4], row->count);
     }
     free(rows);
     const char *params[5];

@@ -32,6 +32,13 @@ collectors (own ports through the role's extra_env) + auth. Clients created with
      RateLimit-Reset; every 202 has the RateLimit-* headers too. Meanwhile client 2 sends
      10 requests/s (half its rate) to both collectors: all 202.
   3. The same bound for a write key limited with set-rate-limit --write-key.
+  3b. Leases: a client with a large burst (rate LEASE_RATE, burst LEASE_BURST: leases of up to
+     min(EVENTOPS_RATE_LIMIT_LEASE_MAX 64, burst / (4 x instances)) = 50 requests) hammered on
+     both collectors: admitted <= burst + rate*(T + EVENTOPS_RATE_LIMIT_LEASE_MS) + 1 (a leased
+     request may be spent up to the lease's lifetime after Redis counted it) and >= burst +
+     0.6*rate*T; the headers as in 2; Redis ran fewer than half as many scripts as there were
+     requests (INFO commandstats), and both collectors count decisions taken without a call
+     (eventops_ratelimit_leased_decisions_total).
   4. Redis is stopped: both collectors keep answering (202/429, never 5xx or a dropped
      connection); each logs the warn line "rate limiter: Redis unavailable, limiting locally";
      /readyz says "rateLimiter":"local"; hammering both for WINDOW s admits per instance at most
@@ -58,6 +65,7 @@ import eotest  # noqa: E402
 from eotest import log  # noqa: E402
 
 RATE, BURST = 20, 10
+LEASE_RATE, LEASE_BURST, LEASE_MS = 100, 400, 50
 INSTANCES = 2
 WINDOW = 4.0
 THREADS_PER_COLLECTOR = 4
@@ -161,8 +169,19 @@ def check_headers(f, name, results, burst):
                "whole seconds)" % (name, k, v, burst))
 
 
-def window_check(f, name, results, T, rate, burst, per_url=None):
-    """Statuses are 202/429 only; admitted within [burst + 0.6*rate*T, burst + rate*T + 1]."""
+def script_calls(redis):
+    """Scripts Redis ran since it started (EVAL and EVALSHA in INFO commandstats)."""
+    n = 0
+    for line in redis.cli("INFO", "commandstats").splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("cmdstat_eval", "cmdstat_evalsha"):
+            n += int(rest.split("calls=", 1)[1].split(",", 1)[0])
+    return n
+
+
+def window_check(f, name, results, T, rate, burst, per_url=None, lease_s=0.0):
+    """Statuses are 202/429 only; admitted within [burst + 0.6*rate*T,
+    burst + rate*(T + lease_s) + 1]."""
     sts = [st for _, st, _ in results]
     others = sorted({st for st in sts if st not in (202, 429)})
     f.check(not others, "%s: statuses other than 202/429: %s (count %d)" %
@@ -171,12 +190,12 @@ def window_check(f, name, results, T, rate, burst, per_url=None):
     f.check(not errors, "%s: %d requests got no answer, e.g. %s" % (name, len(errors),
                                                                     errors[:2]))
     admitted = sts.count(202)
-    hi = burst + rate * T + 1
+    hi = burst + rate * (T + lease_s) + 1
     lo = burst + 0.6 * rate * T
     log("%s: %d requests, %d admitted, %d limited in T = %.2f s (bounds %.1f .. %.1f)" %
         (name, len(sts), admitted, sts.count(429), T, lo, hi))
-    f.check(admitted <= hi, "%s: %d admitted in %.2f s, more than burst + rate*T + 1 = %.1f "
-            "(rate %s, burst %s)" % (name, admitted, T, hi, rate, burst))
+    f.check(admitted <= hi, "%s: %d admitted in %.2f s, more than burst + rate*(T + %g) + 1 = "
+            "%.1f (rate %s, burst %s)" % (name, admitted, T, lease_s, hi, rate, burst))
     f.check(admitted >= lo, "%s: only %d admitted in %.2f s, fewer than burst + 0.6*rate*T = "
             "%.1f (rate %s, burst %s)" % (name, admitted, T, lo, rate, burst))
     f.check(sts.count(429) > 0, "%s: nothing was limited" % name)
@@ -216,6 +235,7 @@ def run(sb, redis):
         "EVENTOPS_REDIS_TIMEOUT_MS": "50",
         "EVENTOPS_REDIS_RETRY_MS": "200",
         "EVENTOPS_RATE_LIMIT_INSTANCES": str(INSTANCES),
+        "EVENTOPS_RATE_LIMIT_LEASE_MS": str(LEASE_MS),
         "EVENTOPS_WRITE_KEY_REFRESH_MS": "200",
     })
     f = sb.failures
@@ -223,6 +243,8 @@ def run(sb, redis):
     t = sb.create_tenant("rl-" + eotest.rand_hex(6))
     clients = [sb.create_client(t["tenantId"], ["events:write"], rate=RATE, burst=BURST)
                for _ in range(6)]
+    clients.append(sb.create_client(t["tenantId"], ["events:write"], rate=LEASE_RATE,
+                                    burst=LEASE_BURST))
     listed = {c["clientId"]: c for c in sb.list_clients(tenant=t["tenantId"])}
     c0 = listed.get(clients[0]["clientId"], {})
     f.check(c0.get("rateLimit") == RATE and c0.get("burst") == BURST,
@@ -317,6 +339,22 @@ def run(sb, redis):
     window_check(f, "write key on both collectors (Redis)", res, T, RATE, BURST,
                  per_url=urls)
     check_headers(f, "write key", res, BURST)
+
+    # -- 3b. leases: a busy key takes requests from Redis in blocks
+    calls0 = script_calls(redis)
+    res, T = hammer(urls, toks[6], WINDOW)
+    calls = script_calls(redis) - calls0
+    window_check(f, "leases: client 7 on both collectors (Redis)", res, T, LEASE_RATE,
+                 LEASE_BURST, per_url=urls, lease_s=LEASE_MS / 1000.0)
+    check_headers(f, "client 7 (leases)", res, LEASE_BURST)
+    f.check(0 < calls and 2 * calls < len(res), "leases: Redis ran %d scripts for %d requests, "
+            "expected fewer than half" % (calls, len(res)))
+    for c in colls:
+        st, m = metrics(c.url("/metrics"))
+        n = m.get('eventops_ratelimit_leased_decisions_total{role="collector"}') or 0
+        f.check(st == 200 and n > 0, "%s: eventops_ratelimit_leased_decisions_total is %r" %
+                (c.name, n))
+    log("leases: %d requests, %d scripts in Redis" % (len(res), calls))
 
     # -- 4. Redis stopped
     redis.stop()

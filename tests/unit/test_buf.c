@@ -338,6 +338,31 @@ static void test_sticky_error(void **state)
     assert_int_equal(eo_buf_error(&b), 0);
 }
 
+/* eo_fmt_i64 and eo_buf_put_i64 write what printf's %lld writes, at the edges too. */
+static void test_i64(void **state)
+{
+    (void)state;
+    const int64_t vs[] = {
+        0,   1,         -1,     9,         10,        -10,           99,
+        100, 123456789, -98765, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000000000000000LL};
+    eo_buf_t b;
+    eo_buf_init(&b, 1 << 16);
+    char want_all[1024] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+        char got[EO_I64_TEXT], want[32];
+        snprintf(want, sizeof want, "%lld", (long long)vs[i]);
+        assert_int_equal(eo_fmt_i64(got, vs[i]), strlen(want));
+        assert_string_equal(got, want);
+        eo_buf_put_i64(&b, vs[i]);
+        eo_buf_putc(&b, ',');
+        at += (size_t)snprintf(want_all + at, sizeof want_all - at, "%s,", want);
+    }
+    assert_int_equal(eo_buf_error(&b), 0);
+    assert_string_equal(b.data, want_all);
+    eo_buf_done(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,7 +370,7 @@ int main(void)
         cmocka_unit_test(test_cap),       cmocka_unit_test(test_sticky_error),
         cmocka_unit_test(test_printf),    cmocka_unit_test(test_reset_and_steal),
         cmocka_unit_test(test_json_str),  cmocka_unit_test(test_json_str_parses_back),
-        cmocka_unit_test(test_copy_text),
+        cmocka_unit_test(test_copy_text), cmocka_unit_test(test_i64),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

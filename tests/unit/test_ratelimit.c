@@ -14,7 +14,7 @@
 
 static eo_ratelimit_t *local_limiter(int64_t instances)
 {
-    eo_ratelimit_options_t opt = {"", 50, 1000, instances};
+    eo_ratelimit_options_t opt = {"", 50, 1000, instances, 64, 50};
     eo_ratelimit_t *rl = NULL;
     char err[128];
     assert_int_equal(eo_ratelimit_new(&opt, &rl, err, sizeof err), 0);
