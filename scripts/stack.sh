@@ -53,6 +53,8 @@ EVENTS_PARTITIONS=${EVENTOPS_STACK_EVENTS_PARTITIONS:-6}
 PG_TIMEOUT=${EVENTOPS_STACK_PG_TIMEOUT:-60}
 REDIS_TIMEOUT=${EVENTOPS_STACK_REDIS_TIMEOUT:-15}
 KAFKA_TIMEOUT=${EVENTOPS_STACK_KAFKA_TIMEOUT:-90}
+# The broker's JVM options (memory and garbage collector), split on spaces.
+read -r -a KAFKA_JVM <<<"${EVENTOPS_STACK_KAFKA_JVM_OPTS:--Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
 KAFKA_STOP_TIMEOUT=30
 
 say() { printf 'stack: %s\n' "$*" >&2; }
@@ -524,7 +526,7 @@ kafka_launch() {
     # pid, which exec hands to java.
     # shellcheck disable=SC2016 # expanded by the inner sh
     (cd "$KAFKA_DIR" && exec setsid sh -c 'echo $$ >"$0" && exec "$@"' "$KAFKA_PIDFILE" \
-        java -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        java "${KAFKA_JVM[@]}" -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$KAFKA_LOG4J" -Dkafka.logs.dir="$KAFKA_LOGS" \
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" \
         </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 9>&-) &

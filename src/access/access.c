@@ -228,12 +228,8 @@ int eo_access_services_open(const eo_config_t *cfg, eo_metrics_t *m, const char 
         };
         r = eo_keystore_new(&ko, keys, err, errlen);
     }
-    eo_ratelimit_options_t ro = {cfg->redis_url,
-                                 cfg->redis_timeout_ms,
-                                 cfg->redis_retry_ms,
-                                 cfg->rate_limit_instances,
-                                 cfg->rate_limit_lease_max,
-                                 cfg->rate_limit_lease_ms};
+    eo_ratelimit_options_t ro;
+    eo_ratelimit_options_from_config(&ro, cfg);
     if (r == 0)
         r = eo_ratelimit_new(&ro, limiter, err, errlen);
     if (r == 0 && (r = eo_ratelimit_register_metrics(*limiter, m, role)) < 0)

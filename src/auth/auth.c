@@ -497,12 +497,8 @@ int eo_auth_start(const eo_config_t *cfg, eo_auth_t **out, char *err, size_t err
     };
     if ((r = eo_keystore_new(&ko, &a->keys, err, errlen)) < 0)
         goto fail;
-    eo_ratelimit_options_t ro = {cfg->redis_url,
-                                 cfg->redis_timeout_ms,
-                                 cfg->redis_retry_ms,
-                                 cfg->rate_limit_instances,
-                                 cfg->rate_limit_lease_max,
-                                 cfg->rate_limit_lease_ms};
+    eo_ratelimit_options_t ro;
+    eo_ratelimit_options_from_config(&ro, cfg);
     if ((r = eo_ratelimit_new(&ro, &a->limiter, err, errlen)) < 0)
         goto fail;
     if ((r = eo_ratelimit_register_metrics(a->limiter, a->metrics, "auth")) < 0)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hmap.h"
 #include "core/log.h"
 #include "core/redis.h"
 
@@ -70,6 +71,18 @@ struct eo_ratelimit {
     shard_t shards[SHARDS];
 };
 
+void eo_ratelimit_options_from_config(eo_ratelimit_options_t *opt, const eo_config_t *cfg)
+{
+    *opt = (eo_ratelimit_options_t){
+        .redis_url = cfg->redis_url,
+        .timeout_ms = cfg->redis_timeout_ms,
+        .retry_ms = cfg->redis_retry_ms,
+        .instances = cfg->rate_limit_instances,
+        .lease_max = cfg->rate_limit_lease_max,
+        .lease_ms = cfg->rate_limit_lease_ms,
+    };
+}
+
 int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,
                      size_t errlen)
 {
@@ -117,13 +130,8 @@ void eo_ratelimit_free(eo_ratelimit_t *rl)
 
 static uint64_t hash_key(const char *key)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h ? h : 1;
+    uint64_t h = eo_hash64(key, strlen(key));
+    return h ? h : 1; /* 0 marks an empty slot */
 }
 
 /* True while an entry still limits or holds a lease or a refusal. */

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/metrics.h"
 
@@ -43,6 +44,9 @@ typedef struct {
     int64_t reset_s;       /* seconds until the bucket is full again: RateLimit-Reset */
     int64_t retry_after_s; /* when refused: seconds to wait (>= 1) */
 } eo_ratelimit_result_t;
+
+/* The options from cfg's EVENTOPS_REDIS_* and EVENTOPS_RATE_LIMIT_* settings. */
+void eo_ratelimit_options_from_config(eo_ratelimit_options_t *opt, const eo_config_t *cfg);
 
 int eo_ratelimit_new(const eo_ratelimit_options_t *opt, eo_ratelimit_t **out, char *err,
                      size_t errlen) EO_MUST_CHECK;

@@ -9,6 +9,7 @@
 
 #include "core/array.h"
 #include "core/buf.h"
+#include "core/hmap.h"
 #include "core/pg.h"
 #include "domain/json_out.h"
 #include "domain/rfc3339.h"
@@ -35,8 +36,10 @@ typedef struct {
     eo_buf_t copy;
     eo_buf_t scratch;
     /* one write's working memory, kept between writes */
-    size_t *slots, slots_cap;  /* hash table of first occurrences (SIZE_MAX: empty) */
-    size_t *first, first_cap;  /* indices of the first occurrences, in batch order */
+    size_t *slots, slots_cap; /* hash table of first occurrences (SIZE_MAX: empty) */
+    size_t *first, first_cap; /* indices of the first occurrences, in batch order */
+    bool *went_in;            /* per first occurrence: event_ids took it */
+    size_t went_in_cap;
     eo_rollup_event_t *stored; /* the rows that went in */
     size_t stored_cap;
     eo_buf_t arrays[5]; /* array parameters */
@@ -74,10 +77,7 @@ static const char rollups_sql[] =
 
 static size_t hash_id(const char *id)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 36; i++)
-        h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-    return (size_t)h;
+    return (size_t)eo_hash64(id, 36);
 }
 
 static bool tenant_known(const tenant_set_t *s, const char *id)
@@ -150,6 +150,7 @@ static void pg_free(eo_store_t *base)
     for (size_t i = 0; i < ARRAYS; i++)
         eo_buf_done(&st->arrays[i]);
     free(st->slots);
+    free(st->went_in);
     free(st->first);
     free(st->stored);
     free(st->dsn);
@@ -408,12 +409,8 @@ static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec)
 
 static uint64_t key_hash(const eo_record_t *rec)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 36; i++)
-        h = (h ^ (unsigned char)rec->tenant_id[i]) * 1099511628211ULL;
-    for (size_t i = 0; i < rec->ev.message_id.len; i++)
-        h = (h ^ (unsigned char)rec->ev.message_id.s[i]) * 1099511628211ULL;
-    return h ^ (h >> 29);
+    return eo_hash64(rec->tenant_id, 36) * 31 ^
+           eo_hash64(rec->ev.message_id.s, rec->ev.message_id.len);
 }
 
 static bool key_equal(const eo_record_t *a, const eo_record_t *b)
@@ -514,19 +511,22 @@ static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, 
     PGresult *res;
     if ((r = eo_pg_query(st->conn, ids_sql, 3, params, &res, err, errlen)) < 0)
         return r;
-    /* mark the ordinals that went in (slots is free again: one flag per first occurrence) */
-    for (size_t k = 0; k < nfirst; k++)
-        st->slots[k] = 0;
+    if (EO_ARRAY_RESERVE(st->went_in, st->went_in_cap, nfirst, 16) < 0) {
+        PQclear(res);
+        snprintf(err, errlen, "out of memory");
+        return EO_ENOMEM;
+    }
+    memset(st->went_in, 0, nfirst * sizeof *st->went_in);
     int rows = PQntuples(res);
     for (int i = 0; i < rows; i++) {
         unsigned long long ord = strtoull(PQgetvalue(res, i, 0), NULL, 10);
         if (ord >= 1 && ord <= nfirst)
-            st->slots[ord - 1] = 1;
+            st->went_in[ord - 1] = true;
     }
     PQclear(res);
     size_t kept = 0;
     for (size_t k = 0; k < nfirst; k++)
-        if (st->slots[k])
+        if (st->went_in[k])
             st->first[kept++] = st->first[k];
     return (long)kept;
 }
