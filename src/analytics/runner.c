@@ -945,6 +945,7 @@ int eo_analytics_runner_start(const eo_config_t *cfg, eo_metrics_t *m, eo_zones_
         .producer_client_id = "eventops-analytics-out",
         .transactional_id = txn_id,
         .session_timeout_ms = cfg->kafka_session_timeout_ms,
+        .fetch_min_bytes = cfg->kafka_fetch_min_bytes,
         .call_timeout_ms = cfg->kafka_call_timeout_ms,
         .txn_timeout_ms = cfg->kafka_txn_timeout_ms,
         .consumer_fault = "analytics-consumer-fatal",

@@ -100,6 +100,9 @@ static const cfg_var_t vars[] = {
       "cap of the backoff while PostgreSQL is unavailable, ms"),
     I(partitions_ahead_days, "EVENTOPS_PARTITIONS_AHEAD_DAYS", 7, 1, 366,
       "daily events partitions created ahead of today"),
+    I(kafka_fetch_min_bytes, "EVENTOPS_KAFKA_FETCH_MIN_BYTES", 65536, 1, 104857600,
+      "bytes the processor's and the analytics role's fetches wait for, at most 50 ms (1: "
+      "answer at once: more fetches, more broker CPU)"),
     I(kafka_session_timeout_ms, "EVENTOPS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 3600000,
       "consumer group session timeout, ms (within the broker's group.min/max.session.timeout.ms)"),
     I(kafka_txn_timeout_ms, "EVENTOPS_KAFKA_TXN_TIMEOUT_MS", 60000, 1000, 900000,

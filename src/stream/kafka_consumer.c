@@ -275,8 +275,10 @@ static rd_kafka_t *producer_new(eo_kafka_consumer_t *kc, char *err, size_t errle
  * aborted transactions are never seen. */
 static rd_kafka_t *consumer_new(eo_kafka_consumer_t *kc, char *err, size_t errlen)
 {
-    char session[24];
+    char session[24], fetch_min[24];
     snprintf(session, sizeof session, "%lld", (long long)kc->opt.session_timeout_ms);
+    snprintf(fetch_min, sizeof fetch_min, "%lld",
+             (long long)(kc->opt.fetch_min_bytes > 0 ? kc->opt.fetch_min_bytes : 1));
     const char *kv[] = {"group.id",
                         kc->opt.group,
                         "client.id",
@@ -295,6 +297,8 @@ static rd_kafka_t *consumer_new(eo_kafka_consumer_t *kc, char *err, size_t errle
                         "300000",
                         "fetch.wait.max.ms",
                         "50",
+                        "fetch.min.bytes",
+                        fetch_min,
                         "enable.partition.eof",
                         "false",
                         NULL};
