@@ -343,10 +343,15 @@ static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t 
     pthread_mutex_lock(&s->lock);
     e = entry_of(s, h, now); /* the shard may have been rebuilt meanwhile */
     if (e && granted > 0) {
+        /* tokens still held from a concurrent lease keep its earlier expiry for all: no
+         * leased request is spent later than LEASE_MS after Redis counted it */
+        if (e->lease_until_us <= now)
+            e->tokens = 0; /* what is left of an expired lease is dropped */
+        if (e->tokens == 0)
+            e->lease_until_us = now + rl->lease_us;
         e->tokens += granted - 1;
         e->denied_until_us = 0;
         e->lease_size = want;
-        e->lease_until_us = now + rl->lease_us;
         e->remaining = res->remaining;
         e->reset_at_us = now + reset_us;
         res->remaining += e->tokens;
