@@ -56,10 +56,11 @@ static int producer_new(eo_kafka_sink_t *sink, rd_kafka_t **rk, rd_kafka_topic_t
     rd_kafka_conf_t *conf = eo_kafka_conf_new(cfg->kafka_brokers, err, errlen);
     if (!conf)
         return EO_EINVAL;
-    char timeout[24], queue[24], linger[24];
+    char timeout[24], queue[24], linger[24], inflight[24];
     snprintf(timeout, sizeof timeout, "%lld", (long long)cfg->kafka_ack_timeout_ms);
     snprintf(queue, sizeof queue, "%lld", (long long)cfg->kafka_queue_max_messages);
     snprintf(linger, sizeof linger, "%lld", (long long)cfg->kafka_linger_ms);
+    snprintf(inflight, sizeof inflight, "%lld", (long long)cfg->kafka_max_in_flight);
     const char *kv[] = {"client.id",
                         "eventops-collector",
                         "enable.idempotence",
@@ -74,6 +75,8 @@ static int producer_new(eo_kafka_sink_t *sink, rd_kafka_t **rk, rd_kafka_topic_t
                         "1048576",
                         "linger.ms",
                         linger,
+                        "max.in.flight.requests.per.connection",
+                        inflight,
                         "batch.num.messages",
                         "10000",
                         "compression.codec",

@@ -75,6 +75,10 @@ static const cfg_var_t vars[] = {
     I(kafka_linger_ms, "EVENTOPS_KAFKA_LINGER_MS", 0, 0, 1000,
       "producer linger, ms (0: a request's events go out at once; more batches across requests "
       "at some latency)"),
+    I(kafka_max_in_flight, "EVENTOPS_KAFKA_MAX_IN_FLIGHT", 1, 1, 5,
+      "produce requests in flight per broker connection; while they are all out, the next "
+      "events gather into one request (1: a lone event goes at once, a busy collector sends "
+      "one large request per round trip)"),
     S(kafka_compression, "EVENTOPS_KAFKA_COMPRESSION", "none",
       "codec of the events the collector writes: none, lz4, zstd, snappy or gzip (none costs "
       "the least CPU on one machine; a codec saves network and disk between machines)"),
