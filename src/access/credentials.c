@@ -237,8 +237,12 @@ int eo_creds_write_key(eo_creds_t *wk, const char *key, size_t len, eo_cred_t *o
     uint8_t hash[32];
     eo_write_key_hash(key, len, hash);
     char hex[2 + 64 + 1] = "\\x";
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 + 2 * i] = digits[hash[i] >> 4];
+        hex[3 + 2 * i] = digits[hash[i] & 15];
+    }
+    hex[2 + 64] = '\0';
     return lookup(wk, hash, "wk_",
                   "SELECT 1 FROM write_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL", hex,
                   out);

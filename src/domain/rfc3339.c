@@ -104,6 +104,15 @@ int eo_rfc3339_parse(const char *s, size_t n, int64_t *us)
     return 0;
 }
 
+/* Writes v (>= 0) as exactly n decimal digits, zero-padded. */
+static void put_digits(char *out, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX])
 {
     int64_t secs = us / 1000000, frac = us % 1000000;
@@ -119,10 +128,29 @@ size_t eo_rfc3339_format(int64_t us, char out[EO_RFC3339_MAX])
     int64_t y;
     unsigned m, d;
     eo_civil_from_days(days, &y, &m, &d);
-    int len =
-        snprintf(out, EO_RFC3339_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", (long long)y, m, d,
-                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (long long)frac);
-    return len < 0 ? 0 : (size_t)len;
+    if (y < 0 || y > 9999) { /* outside the documented range: printf says it as it is */
+        int len = snprintf(out, EO_RFC3339_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+                           (long long)y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
+                           (int)(rem % 60), (long long)frac);
+        return len < 0 ? 0 : (size_t)len;
+    }
+    /* by hand: this runs once per ingested event (receivedAt) */
+    put_digits(out, y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 'T';
+    put_digits(out + 11, rem / 3600, 2);
+    out[13] = ':';
+    put_digits(out + 14, rem / 60 % 60, 2);
+    out[16] = ':';
+    put_digits(out + 17, rem % 60, 2);
+    out[19] = '.';
+    put_digits(out + 20, frac, 6);
+    out[26] = 'Z';
+    out[27] = '\0';
+    return 27;
 }
 
 size_t eo_rfc3339_format_local(int64_t us, int64_t offset_s, char out[EO_RFC3339_MAX])
