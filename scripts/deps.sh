@@ -7,7 +7,7 @@ set -euo pipefail
 
 REQUIRED=(
     build-essential cmake ninja-build pkg-config clang clang-format
-    librdkafka-dev libmicrohttpd-dev libhiredis-dev libjansson-dev libpq-dev libssl-dev
+    librdkafka-dev libmicrohttpd-dev libhiredis-dev libjansson-dev libroaring-dev libpq-dev libssl-dev
     zlib1g-dev libcmocka-dev libcurl4-openssl-dev libargon2-dev
     postgresql-15 postgresql-client-15 redis-server kcat wrk prometheus
     maven openjdk-17-jre-headless

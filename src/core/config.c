@@ -94,6 +94,13 @@ static const cfg_var_t vars[] = {
     S(processor_addr, "EVENTOPS_PROCESSOR_ADDR", "127.0.0.1", "processor health listen address"),
     I(processor_port, "EVENTOPS_PROCESSOR_PORT", 8081, 0, 65535,
       "processor health port (/healthz, /readyz)"),
+    I(user_cache_entries, "EVENTOPS_USER_CACHE_ENTRIES", 262144, 1024, 100000000,
+      "user numbers each storage worker keeps in memory (ADR-22; about 100 bytes each; emptied "
+      "when full)"),
+    I(user_sets_compact_ms, "EVENTOPS_USER_SETS_COMPACT_MS", 2000, 100, 3600000,
+      "how often the processor merges the user-set deltas into the compacted sets, ms"),
+    I(user_sets_compact_rows, "EVENTOPS_USER_SETS_COMPACT_ROWS", 2000, 10, 1000000,
+      "user-set deltas merged per compaction transaction"),
     I(processor_workers, "EVENTOPS_PROCESSOR_WORKERS", 2, 1, 64,
       "storage threads (each with its own database connection) storing equal shares of a batch"),
     I(batch_max_events, "EVENTOPS_PROCESSOR_BATCH_MAX", 5000, 1, 1000000,

@@ -52,6 +52,9 @@ typedef struct {
     char processor_addr[64];
     int64_t processor_port;
     int64_t processor_workers;
+    int64_t user_cache_entries;
+    int64_t user_sets_compact_ms;
+    int64_t user_sets_compact_rows;
     int64_t batch_max_events;
     int64_t batch_max_wait_ms;
     int64_t retry_max_backoff_ms;

@@ -14,6 +14,7 @@
 #include "domain/json_out.h"
 #include "domain/rfc3339.h"
 #include "domain/rollup_delta.h"
+#include "domain/userset.h"
 #include "domain/uuid7.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
@@ -43,6 +44,16 @@ typedef struct {
     eo_rollup_event_t *stored; /* the rows that went in */
     size_t stored_cap;
     eo_buf_t arrays[5]; /* array parameters */
+    /* user numbers (ADR-22): tenant id (36 characters) + user key -> number + 1; a number never
+     * changes once given, so the cache is never stale; emptied when it holds cache_max */
+    eo_hmap_t users;
+    size_t users_max;
+    uint32_t *rec_user;
+    size_t rec_user_cap;      /* per record of the batch: its user's number */
+    size_t *asked, asked_cap; /* records whose user was not cached, in array order */
+    eo_userset_event_t *set_events;
+    size_t set_events_cap;
+    eo_buf_t blob; /* the batch's serialised user-set deltas */
 } pg_store_t;
 
 static const char setup_sql[] = "SET TimeZone = 'UTC';"
@@ -74,6 +85,16 @@ static const char rollups_sql[] =
     " ORDER BY 1, 2, 3, 4"
     " ON CONFLICT (tenant_id, granularity, event_type, bucket_start)"
     " DO UPDATE SET count = r.count + EXCLUDED.count";
+
+/* The numbers of the keys not yet numbered are given outside the events' transaction (see
+ * eventops_user_numbers in sql/migrations/0007_user_sets.sql). */
+static const char user_numbers_sql[] =
+    "SELECT i, user_no FROM eventops_user_numbers($1::uuid[], $2::text[])";
+
+/* The batch's user-set deltas (domain/userset.h), in the events' transaction. */
+static const char user_deltas_sql[] =
+    "INSERT INTO user_set_deltas (tenant_id, event_type, bucket_start, users)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[])";
 
 static size_t hash_id(const char *id)
 {
@@ -123,7 +144,7 @@ static int tenant_add(tenant_set_t *s, const char *id)
 
 static const eo_store_ops_t pg_ops;
 
-int eo_pg_store_new(const char *dsn, eo_store_t **out)
+int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out)
 {
     pg_store_t *st = calloc(1, sizeof *st);
     if (!st || !(st->dsn = strdup(dsn))) {
@@ -135,6 +156,9 @@ int eo_pg_store_new(const char *dsn, eo_store_t **out)
     eo_buf_init(&st->scratch, STORE_COPY_MAX);
     for (size_t i = 0; i < ARRAYS; i++)
         eo_buf_init(&st->arrays[i], STORE_COPY_MAX);
+    eo_hmap_init(&st->users);
+    st->users_max = user_cache_entries ? user_cache_entries : 262144;
+    eo_buf_init(&st->blob, STORE_COPY_MAX);
     *out = &st->base;
     return 0;
 }
@@ -153,6 +177,11 @@ static void pg_free(eo_store_t *base)
     free(st->went_in);
     free(st->first);
     free(st->stored);
+    eo_hmap_done(&st->users, NULL);
+    free(st->rec_user);
+    free(st->asked);
+    free(st->set_events);
+    eo_buf_done(&st->blob);
     free(st->dsn);
     free(st);
 }
@@ -489,6 +518,147 @@ static void arrays_reset(pg_store_t *st)
         eo_buf_reset(&st->arrays[i]);
 }
 
+static void array_bytea(eo_buf_t *b, const void *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *u = p;
+    array_next(b);
+    eo_buf_puts(b, "\"\\\\x");
+    for (size_t i = 0; i < n; i++) {
+        char two[2] = {digits[u[i] >> 4], digits[u[i] & 15]};
+        eo_buf_put(b, two, 2);
+    }
+    eo_buf_putc(b, '"');
+}
+
+/* A record's user key: userId, else anonymousId (docs/query.md). */
+static eo_str_t user_key(const eo_record_t *rec)
+{
+    return rec->ev.user_id.s ? rec->ev.user_id : rec->ev.anonymous_id;
+}
+
+/* The cache key of a record's user into scratch: tenant id and user key. */
+static int cache_key(pg_store_t *st, const eo_record_t *rec)
+{
+    eo_str_t k = user_key(rec);
+    eo_buf_reset(&st->scratch);
+    eo_buf_put(&st->scratch, rec->tenant_id, 36);
+    eo_buf_put(&st->scratch, k.s, k.len);
+    return eo_buf_error(&st->scratch);
+}
+
+static int cache_put(pg_store_t *st, const eo_record_t *rec, uint32_t no)
+{
+    if (st->users.count >= st->users_max) { /* full: start again (numbers never change) */
+        eo_hmap_done(&st->users, NULL);
+        eo_hmap_init(&st->users);
+    }
+    int r = cache_key(st, rec);
+    void *old;
+    return r ? r
+             : eo_hmap_put(&st->users, st->scratch.data, st->scratch.len,
+                           (void *)(uintptr_t)((uint64_t)no + 1), &old);
+}
+
+/* st->rec_user[i] for the first occurrences (st->first[0, nfirst)): from the cache, the others
+ * numbered by the database in one autocommitted statement (before the events' transaction). */
+static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size_t nfirst,
+                        char *err, size_t errlen)
+{
+    if (EO_ARRAY_RESERVE(st->rec_user, st->rec_user_cap, n, 16) < 0 ||
+        EO_ARRAY_RESERVE(st->asked, st->asked_cap, nfirst, 16) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return EO_ENOMEM;
+    }
+    arrays_reset(st);
+    size_t nasked = 0;
+    for (size_t k = 0; k < nfirst; k++) {
+        const eo_record_t *rec = recs[st->first[k]];
+        int r = cache_key(st, rec);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot build a user key: %s", eo_strerror(r));
+            return r == EO_ELIMIT ? EO_EDATA : r;
+        }
+        void *v = eo_hmap_get(&st->users, st->scratch.data, st->scratch.len);
+        if (v) {
+            st->rec_user[st->first[k]] = (uint32_t)((uintptr_t)v - 1);
+            continue;
+        }
+        eo_str_t key = user_key(rec);
+        array_next(&st->arrays[0]);
+        eo_buf_put(&st->arrays[0], rec->tenant_id, 36);
+        array_str(&st->arrays[1], key.s, key.len);
+        st->asked[nasked++] = st->first[k];
+    }
+    if (nasked == 0)
+        return 0;
+    const char *params[2];
+    int r = arrays_close(st, 2, params);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot build the batch's user keys: %s", eo_strerror(r));
+        return r == EO_ELIMIT ? EO_EDATA : r;
+    }
+    PGresult *res;
+    if ((r = eo_pg_query(st->conn, user_numbers_sql, 2, params, &res, err, errlen)) < 0)
+        return r;
+    size_t got = 0;
+    for (int row = 0; r == 0 && row < PQntuples(res); row++) {
+        unsigned long long ord = strtoull(PQgetvalue(res, row, 0), NULL, 10);
+        long long no = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+        if (ord < 1 || ord > nasked || no < 0 || no > UINT32_MAX)
+            continue;
+        st->rec_user[st->asked[ord - 1]] = (uint32_t)no;
+        got++;
+        r = cache_put(st, recs[st->asked[ord - 1]], (uint32_t)no);
+    }
+    PQclear(res);
+    if (r == 0 && got != nasked) {
+        snprintf(err, errlen, "%zu of %zu user keys came back without a number", nasked - got,
+                 nasked);
+        r = EO_EUNAVAIL;
+    }
+    return r;
+}
+
+/* Adds the stored rows' users to user_set_deltas. */
+static int add_user_sets(pg_store_t *st, eo_record_t *const *recs, size_t nnew, char *err,
+                         size_t errlen)
+{
+    if (EO_ARRAY_RESERVE(st->set_events, st->set_events_cap, nnew, 16) < 0)
+        return EO_ENOMEM;
+    for (size_t k = 0; k < nnew; k++) {
+        const eo_record_t *rec = recs[st->first[k]];
+        st->set_events[k] = (eo_userset_event_t){
+            rec->tenant_id, rec->ev.event_type, rec->ev.occurred_at_us, st->rec_user[st->first[k]]};
+    }
+    eo_userset_row_t *rows;
+    size_t nrows;
+    int r = eo_userset_delta(st->set_events, nnew, &rows, &nrows, &st->blob);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot build the batch's user sets: %s", eo_strerror(r));
+        return r == EO_ELIMIT ? EO_EDATA : r;
+    }
+    arrays_reset(st);
+    for (size_t i = 0; i < nrows; i++) {
+        const eo_userset_row_t *row = &rows[i];
+        array_next(&st->arrays[0]);
+        eo_buf_put(&st->arrays[0], row->tenant_id, 36);
+        array_str(&st->arrays[1], row->event_type.s, row->event_type.len);
+        array_time(&st->arrays[2], row->bucket_start_us);
+        array_bytea(&st->arrays[3], st->blob.data + row->off, row->len);
+    }
+    free(rows);
+    const char *params[4];
+    if ((r = arrays_close(st, 4, params)) < 0) {
+        snprintf(err, errlen, "cannot build the batch's user sets: %s", eo_strerror(r));
+        return r == EO_ELIMIT ? EO_EDATA : r;
+    }
+    PGresult *res;
+    r = eo_pg_query(st->conn, user_deltas_sql, 4, params, &res, err, errlen);
+    PQclear(res);
+    return r;
+}
+
 /* Inserts the first occurrences into event_ids; moves those that went in to the front of
  * st->first (in batch order) and returns how many, or an error. */
 static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, char *err,
@@ -584,7 +754,8 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
     long nfirst = first_occurrences(st, recs, n);
     if (nfirst < 0)
         return finish_call(st, (int)nfirst);
-    if ((r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0)
+    if ((r = number_users(st, recs, n, (size_t)nfirst, err, errlen)) < 0 ||
+        (r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0)
         return finish_call(st, r);
     long nnew = insert_ids(st, recs, (size_t)nfirst, err, errlen);
     if (nnew < 0)
@@ -602,7 +773,8 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
             return finish_call(st, r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r);
         }
         if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) < 0 ||
-            (r = add_rollups(st, recs, (size_t)nnew, err, errlen)) < 0)
+            (r = add_rollups(st, recs, (size_t)nnew, err, errlen)) < 0 ||
+            (r = add_user_sets(st, recs, (size_t)nnew, err, errlen)) < 0)
             return finish_call(st, r);
     }
     if ((r = eo_pg_exec(st->conn, "COMMIT", err, errlen)) == 0)

@@ -2,8 +2,10 @@
  * transaction per batch: the first occurrence of each (tenant, messageId) of the batch goes
  * into event_ids (array parameters, one statement), which answers the ones not stored before;
  * only those rows are copied, once, straight into events (COPY), and their rollup counts,
- * merged in C (domain/rollup_delta.h), are added with one upsert. Also keeps daily partitions
- * and a cache of known tenants.
+ * merged in C (domain/rollup_delta.h), are added with one upsert, and their users, as numbers
+ * (user_ids) gathered in one bitmap per tenant, type and quarter hour (domain/userset.h), go
+ * into user_set_deltas (ADR-22). Also keeps daily partitions, a cache of known tenants and a
+ * cache of user numbers (at most user_cache_entries; 0: 262,144).
  *
  * Threads: a store has its own connection and is used by one thread at a time; each storage
  * worker owns one (store_pool.h), and the processor loop uses the first worker's between
@@ -17,6 +19,6 @@
 /* A store connecting to dsn at its first call (and again whenever the connection broke).
  * Returns 0 or EO_ENOMEM; the caller owns *out (eo_store_free). The write refuses with EO_EDATA
  * what the database refuses as data (SQLSTATE class 22/23) or a batch too large to copy. */
-int eo_pg_store_new(const char *dsn, eo_store_t **out) EO_MUST_CHECK;
+int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out) EO_MUST_CHECK;
 
 #endif

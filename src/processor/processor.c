@@ -50,6 +50,7 @@
 #include "core/openapi.h"
 #include "core/signals.h"
 #include "processor/batch_store.h"
+#include "processor/compactor.h"
 #include "processor/pg_store.h"
 #include "processor/store_pool.h"
 #include "stream/kafka_consumer.h"
@@ -62,6 +63,7 @@ struct eo_processor {
     eo_store_pool_t *pool;
     eo_http_server_t *http;
     pthread_t thread;
+    eo_compactor_t *compactor; /* merges user-set deltas (its own thread and connection) */
     atomic_bool stopping;
     atomic_bool pg_ok; /* PostgreSQL took the last write or ping */
     eo_kafka_lag_t *lag;
@@ -455,15 +457,17 @@ static int register_metrics(eo_processor_t *p)
     return r < 0 ? r : eo_metrics_add_collector(p->metrics, eo_kafka_lag_write_metrics, p->lag);
 }
 
-static int open_pg_store(void *dsn, eo_store_t **out)
+static int open_pg_store(void *ud, eo_store_t **out)
 {
-    return eo_pg_store_new(dsn, out);
+    const eo_processor_t *p = ud;
+    return eo_pg_store_new(p->cfg.pg_dsn, (size_t)p->cfg.user_cache_entries, out);
 }
 
 /* Frees what eo_processor_start made (on its failure, or at the end of stop). */
 static void destroy(eo_processor_t *p)
 {
     eo_http_server_free(p->http, 1000);
+    eo_compactor_stop(p->compactor);
     eo_kafka_consumer_free(p->kc);
     eo_store_pool_free(p->pool);
     eo_kafka_lag_free(p->lag);
@@ -520,12 +524,15 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
     eo_store_pool_options_t popt = {
         .workers = (size_t)cfg->processor_workers,
         .open = open_pg_store,
-        .open_ud = p->cfg.pg_dsn,
+        .open_ud = p,
         .lim = &p->lim,
         .refused = log_refused,
         .role = "processor",
     };
     if ((r = eo_store_pool_new(&popt, &p->pool, err, errlen)) < 0)
+        goto fail;
+    if ((r = eo_compactor_start(cfg->pg_dsn, cfg->user_sets_compact_ms, cfg->user_sets_compact_rows,
+                                p->metrics, &p->compactor, err, errlen)) < 0)
         goto fail;
     eo_http_options_t opt = {
         .addr = cfg->processor_addr,

@@ -6,7 +6,9 @@
  * Store: records are built the way the collector and processor build them (eo_event_normalize,
  * eo_record_encode, eo_record_decode); a write inserts each new (tenant, messageId) once,
  * rewriting a batch changes nothing, rollups equal COUNT(*) per bucket at every granularity,
- * messageIds and event types with array and COPY syntax in them are stored as sent,
+ * messageIds and event types with array and COPY syntax in them are stored as sent, every
+ * stored user has one number per tenant, the user-set deltas and, after compaction passes of a
+ * few rows each, the compacted sets hold exactly the users of their buckets' events,
  * missing daily partitions are created for old events, tenants are told apart, and a dead
  * server is reported as EO_EUNAVAIL. */
 #include <stdarg.h>
@@ -30,6 +32,9 @@
 #include "domain/rfc3339.h"
 #include "itest.h"
 #include "migrate/migrate.h"
+#include "core/pg.h"
+#include "domain/userset.h"
+#include "processor/compactor.h"
 #include "processor/pg_store.h"
 
 #define S_US INT64_C(1000000)
@@ -82,7 +87,7 @@ static int group_setup(void **state)
     if (it_db_create("eo_it_store", &fx.db) < 0 || it_db_migrate(fx.db.dsn, &applied) < 0 ||
         insert_tenant("tenant a", fx.tenant_a) < 0 || insert_tenant("tenant b", fx.tenant_b) < 0)
         return -1;
-    return eo_pg_store_new(fx.db.dsn, &fx.st) < 0 ? -1 : 0;
+    return eo_pg_store_new(fx.db.dsn, 0, &fx.st) < 0 ? -1 : 0;
 }
 
 static int group_teardown(void **state)
@@ -445,7 +450,7 @@ static void test_old_events_get_partitions(void **state)
     assert_int_equal(q("%s", rollup_mismatch_sql), 0);
     /* a new store (empty partition cache) writing to existing partitions works too */
     eo_store_t *st2;
-    assert_int_equal(eo_pg_store_new(fx.db.dsn, &st2), 0);
+    assert_int_equal(eo_pg_store_new(fx.db.dsn, 0, &st2), 0);
     char err[512] = "";
     size_t inserted = 99;
     assert_int_equal(eo_store_write(st2, b.ptrs, b.n, &inserted, err, sizeof err), 0);
@@ -496,7 +501,7 @@ static void test_unavailable(void **state)
     char dsn[256];
     snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%u user=eventops dbname=eventops", port);
     eo_store_t *st;
-    assert_int_equal(eo_pg_store_new(dsn, &st), 0);
+    assert_int_equal(eo_pg_store_new(dsn, 0, &st), 0);
     batch_t b = {0};
     batch_add(&b, fx.tenant_a, "down-1", "x", "u", fx.now_us);
     char err[512] = "";
@@ -519,6 +524,89 @@ static void test_rollups_total(void **state)
     assert_int_equal(q("SELECT count(*) FROM events"), q("SELECT count(*) FROM event_ids"));
 }
 
+/* The users of every (tenant, granularity, type, bucket) by SQL over events, as "{n,...}". */
+static const char expected_sets_sql[] =
+    "WITH g(granularity, width) AS (VALUES ('quarter', interval '15 minutes'),"
+    "  ('hour', interval '1 hour'), ('day', interval '1 day')),"
+    " e AS (SELECT ev.tenant_id, g.granularity, t.event_type,"
+    "   date_bin(g.width, ev.occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket_start,"
+    "   x.user_no"
+    "  FROM events ev CROSS JOIN g"
+    "  CROSS JOIN LATERAL (VALUES (ev.event_type), ('')) AS t(event_type)"
+    "  JOIN user_ids x ON x.tenant_id = ev.tenant_id"
+    "   AND x.user_key = coalesce(ev.user_id, ev.anonymous_id))"
+    " SELECT tenant_id::text || '|' || granularity || '|' || event_type || '|' ||"
+    "  (extract(epoch FROM bucket_start) * 1000000)::bigint, array_agg(DISTINCT user_no)::text"
+    " FROM e GROUP BY tenant_id, granularity, event_type, bucket_start ORDER BY 1";
+
+static const char stored_sets_sql[] =
+    "SELECT tenant_id::text || '|' || granularity || '|' || event_type || '|' ||"
+    "  (extract(epoch FROM bucket_start) * 1000000)::bigint, users"
+    " FROM user_sets ORDER BY 1";
+
+static eo_userset_t *set_of_text(const char *text)
+{
+    eo_userset_t *s = eo_userset_new();
+    assert_non_null(s);
+    for (const char *p = text + 1; *p && *p != '}';) {
+        char *end;
+        eo_userset_add(s, (uint32_t)strtoul(p, &end, 10));
+        p = *end == ',' ? end + 1 : end;
+    }
+    return s;
+}
+
+static void test_user_sets(void **state)
+{
+    /* after every write above: one number per user and tenant, never shared */
+    assert_int_equal(q("SELECT count(*) FROM (SELECT DISTINCT tenant_id,"
+                       " coalesce(user_id, anonymous_id) FROM events) AS u"
+                       " WHERE NOT EXISTS (SELECT 1 FROM user_ids x WHERE x.tenant_id = u.tenant_id"
+                       " AND x.user_key = u.coalesce)"),
+                     0);
+    assert_int_equal(q("SELECT count(*) FROM (SELECT tenant_id, user_no FROM user_ids"
+                       " GROUP BY 1, 2 HAVING count(*) > 1) AS d"),
+                     0);
+    int64_t deltas = q("SELECT count(*) FROM user_set_deltas");
+    assert_true(deltas > 0);
+    assert_int_equal(q("SELECT count(*) FROM user_sets"), 0);
+    PGconn *conn;
+    char err[512];
+    assert_int_equal(eo_pg_connect(fx.db.dsn, &conn, err, sizeof err), 0);
+    long moved = 0, n;
+    int passes = 0;
+    while ((n = eo_compactor_pass(conn, 3, err, sizeof err)) > 0) {
+        moved += n;
+        passes++;
+    }
+    if (n < 0)
+        fail_msg("compaction: %s", err);
+    assert_int_equal(moved, deltas);
+    assert_true(passes >= 2); /* merging into rows that exist already was exercised */
+    assert_int_equal(q("SELECT count(*) FROM user_set_deltas"), 0);
+    PGresult *want, *got;
+    assert_int_equal(eo_pg_query(conn, expected_sets_sql, 0, NULL, &want, err, sizeof err), 0);
+    assert_int_equal(eo_pg_query(conn, stored_sets_sql, 0, NULL, &got, err, sizeof err), 0);
+    assert_int_equal(PQntuples(got), PQntuples(want));
+    for (int i = 0; i < PQntuples(want); i++) {
+        assert_string_equal(PQgetvalue(got, i, 0), PQgetvalue(want, i, 0));
+        eo_userset_t *w = set_of_text(PQgetvalue(want, i, 1)), *g = eo_userset_new();
+        size_t len;
+        unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(got, i, 1), &len);
+        assert_non_null(bytes);
+        assert_int_equal(eo_userset_add_serialized(g, bytes, len), 0);
+        PQfreemem(bytes);
+        assert_int_equal(eo_userset_count(g), eo_userset_count(w));
+        assert_int_equal(eo_userset_and_count(g, w), eo_userset_count(w));
+        eo_userset_free(w);
+        eo_userset_free(g);
+    }
+    PQclear(want);
+    PQclear(got);
+    assert_int_equal(eo_compactor_pass(conn, 3, err, sizeof err), 0); /* nothing left */
+    PQfinish(conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_check_tenants),
         cmocka_unit_test(test_unavailable),
         cmocka_unit_test(test_rollups_total),
+        cmocka_unit_test(test_user_sets),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

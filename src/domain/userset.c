@@ -1,0 +1,183 @@
+/* User sets (see userset.h) on CRoaring. */
+#include "domain/userset.h"
+
+#include <roaring/roaring.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct eo_userset {
+    roaring_bitmap_t bm;
+};
+
+static roaring_bitmap_t *bm(eo_userset_t *s)
+{
+    return (roaring_bitmap_t *)s;
+}
+
+static const roaring_bitmap_t *cbm(const eo_userset_t *s)
+{
+    return (const roaring_bitmap_t *)s;
+}
+
+eo_userset_t *eo_userset_new(void)
+{
+    return (eo_userset_t *)roaring_bitmap_create();
+}
+
+void eo_userset_free(eo_userset_t *s)
+{
+    if (s)
+        roaring_bitmap_free(bm(s));
+}
+
+void eo_userset_add(eo_userset_t *s, uint32_t user_no)
+{
+    roaring_bitmap_add(bm(s), user_no);
+}
+
+int eo_userset_add_serialized(eo_userset_t *s, const void *bytes, size_t len)
+{
+    /* the _safe reader checks every length against len before reading */
+    if (roaring_bitmap_portable_deserialize_size(bytes, len) != len || len == 0)
+        return EO_EDATA;
+    roaring_bitmap_t *other = roaring_bitmap_portable_deserialize_safe(bytes, len);
+    if (!other)
+        return EO_EDATA;
+    roaring_bitmap_or_inplace(bm(s), other);
+    roaring_bitmap_free(other);
+    return 0;
+}
+
+void eo_userset_add_set(eo_userset_t *s, const eo_userset_t *other)
+{
+    roaring_bitmap_or_inplace(bm(s), cbm(other));
+}
+
+void eo_userset_remove_set(eo_userset_t *s, const eo_userset_t *other)
+{
+    roaring_bitmap_andnot_inplace(bm(s), cbm(other));
+}
+
+uint64_t eo_userset_count(const eo_userset_t *s)
+{
+    return roaring_bitmap_get_cardinality(cbm(s));
+}
+
+uint64_t eo_userset_and_count(const eo_userset_t *a, const eo_userset_t *b)
+{
+    return roaring_bitmap_and_cardinality(cbm(a), cbm(b));
+}
+
+eo_userset_t *eo_userset_and(const eo_userset_t *a, const eo_userset_t *b)
+{
+    return (eo_userset_t *)roaring_bitmap_and(cbm(a), cbm(b));
+}
+
+int eo_userset_serialize(eo_userset_t *s, eo_buf_t *out)
+{
+    roaring_bitmap_run_optimize(bm(s));
+    size_t n = roaring_bitmap_portable_size_in_bytes(bm(s));
+    int r = eo_buf_reserve(out, n + 1);
+    if (r < 0)
+        return r;
+    size_t wrote = roaring_bitmap_portable_serialize(bm(s), out->data + out->len);
+    out->len += wrote;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+/* ---- deltas ---- */
+
+typedef struct {
+    const char *tenant_id;
+    eo_str_t event_type;
+    int64_t bucket;
+    uint32_t user;
+} delta_key_t;
+
+static int cmp_str(eo_str_t a, eo_str_t b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.s, b.s, n) : 0;
+    return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+static int cmp_group(const delta_key_t *a, const delta_key_t *b)
+{
+    int c = memcmp(a->tenant_id, b->tenant_id, 36);
+    if (c == 0)
+        c = cmp_str(a->event_type, b->event_type);
+    if (c == 0)
+        c = (a->bucket > b->bucket) - (a->bucket < b->bucket);
+    return c;
+}
+
+static int cmp_key(const void *pa, const void *pb)
+{
+    const delta_key_t *a = pa, *b = pb;
+    int c = cmp_group(a, b);
+    return c ? c : (a->user > b->user) - (a->user < b->user);
+}
+
+static int64_t floor_to(int64_t t, int64_t us)
+{
+    int64_t q = t / us;
+    return (q - (t % us < 0)) * us;
+}
+
+int eo_userset_delta(const eo_userset_event_t *events, size_t n, eo_userset_row_t **rows,
+                     size_t *nrows, eo_buf_t *blob)
+{
+    *rows = NULL;
+    *nrows = 0;
+    eo_buf_reset(blob);
+    if (n == 0)
+        return 0;
+    if (n > SIZE_MAX / (2 * sizeof(delta_key_t)))
+        return EO_ENOMEM;
+    delta_key_t *keys = malloc(2 * n * sizeof *keys);
+    uint32_t *users = malloc(n * sizeof *users);
+    if (!keys || !users) {
+        free(keys);
+        free(users);
+        return EO_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t q = floor_to(events[i].occurred_at_us, EO_USERSET_DELTA_US);
+        keys[2 * i] = (delta_key_t){events[i].tenant_id, events[i].event_type, q, events[i].user_no};
+        keys[2 * i + 1] = (delta_key_t){events[i].tenant_id, {"", 0}, q, events[i].user_no};
+    }
+    qsort(keys, 2 * n, sizeof *keys, cmp_key);
+    size_t groups = 1;
+    for (size_t i = 1; i < 2 * n; i++)
+        groups += cmp_group(&keys[i - 1], &keys[i]) != 0;
+    eo_userset_row_t *out = malloc(groups * sizeof *out);
+    int r = out ? 0 : EO_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; r == 0 && i < 2 * n;) {
+        size_t j = i, nu = 0;
+        for (; j < 2 * n && cmp_group(&keys[i], &keys[j]) == 0; j++)
+            if (nu == 0 || users[nu - 1] != keys[j].user)
+                users[nu++] = keys[j].user;
+        roaring_bitmap_t *b = roaring_bitmap_of_ptr(nu, users);
+        if (!b) {
+            r = EO_ENOMEM;
+            break;
+        }
+        size_t off = blob->len;
+        r = eo_userset_serialize((eo_userset_t *)b, blob);
+        roaring_bitmap_free(b);
+        out[k++] = (eo_userset_row_t){keys[i].tenant_id, keys[i].event_type, keys[i].bucket, off,
+                                      blob->len - off};
+        i = j;
+    }
+    free(keys);
+    free(users);
+    if (r < 0) {
+        free(out);
+        return r;
+    }
+    *rows = out;
+    *nrows = k;
+    return 0;
+}
