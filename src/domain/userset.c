@@ -144,7 +144,8 @@ int eo_userset_delta(const eo_userset_event_t *events, size_t n, eo_userset_row_
     }
     for (size_t i = 0; i < n; i++) {
         int64_t q = floor_to(events[i].occurred_at_us, EO_USERSET_DELTA_US);
-        keys[2 * i] = (delta_key_t){events[i].tenant_id, events[i].event_type, q, events[i].user_no};
+        keys[2 * i] =
+            (delta_key_t){events[i].tenant_id, events[i].event_type, q, events[i].user_no};
         keys[2 * i + 1] = (delta_key_t){events[i].tenant_id, {"", 0}, q, events[i].user_no};
     }
     qsort(keys, 2 * n, sizeof *keys, cmp_key);

@@ -148,8 +148,7 @@ static void put_bytea(eo_buf_t *b, const char *p, size_t n)
 static int add_cell(eo_userset_t *set, const PGresult *res, int row, int col)
 {
     size_t n = 0;
-    unsigned char *bytes =
-        PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &n);
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &n);
     if (!bytes)
         return EO_ENOMEM;
     int r = eo_userset_add_serialized(set, bytes, n);
@@ -200,8 +199,8 @@ long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
         eo_userset_t *delta = eo_userset_new();
         r = delta ? add_cell(delta, res, i, 3) : EO_ENOMEM;
         for (size_t g = 0; r == 0 && g < sizeof grans / sizeof grans[0]; g++) {
-            merged_t *row = merge_row(&m, tenant, grans[g].name, type, floor_us(q, grans[g].us),
-                                      &key);
+            merged_t *row =
+                merge_row(&m, tenant, grans[g].name, type, floor_us(q, grans[g].us), &key);
             if (!row)
                 r = EO_ENOMEM;
             else

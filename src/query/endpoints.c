@@ -1,6 +1,8 @@
 /* The query endpoints: SQL and JSON answers (docs/query.md says which table answers what), and
  * the table of endpoints (eo_q_endpoints, at the end). Every statement is parameterised and
  * filters on the tenant first. */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +10,16 @@
 #include "core/pg.h"
 #include "domain/buckets.h"
 #include "domain/rfc3339.h"
+#include "domain/userset.h"
 #include "query/query_internal.h"
 
 /* ---- helpers ---- */
+
+const char *eo_q_source_name(eo_q_source_t s)
+{
+    static const char *const names[EO_Q_SOURCES] = {"rollups", "events", "user_sets"};
+    return s < EO_Q_SOURCES ? names[s] : "";
+}
 
 static int query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
                  char *err, size_t errlen)
@@ -234,9 +243,10 @@ static int bucket_counts(PGconn *conn, const qreq_t *r, const int64_t *starts, s
     return rc;
 }
 
-static int answer_count(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                        size_t errlen)
+static int answer_count(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                        const char **field, char *err, size_t errlen)
 {
+    *source = EO_Q_SRC_ROLLUPS;
     int64_t start = r->from_us, count = 0;
     int rc = bucket_counts(conn, r, &start, 1, &count, err, errlen);
     if (rc < 0)
@@ -258,9 +268,10 @@ static void put_series(eo_buf_t *out, const buckets_t *bk, const int64_t *values
     eo_buf_putc(out, ']');
 }
 
-static int answer_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                        size_t errlen)
+static int answer_trend(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                        const char **field, char *err, size_t errlen)
 {
+    *source = EO_Q_SRC_ROLLUPS;
     buckets_t bk;
     int rc = fetch_buckets(conn, r, r->unit, &bk, field, err, errlen);
     if (rc < 0)
@@ -300,8 +311,168 @@ static const char unique_series_sql[] =
     " width_bucket(occurred_at, $5::timestamptz[]) AS b, coalesce(user_id, "
     "anonymous_id)" UNIQUE_FROM ") AS s GROUP BY b";
 
-static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
-                               char *err, size_t errlen)
+/* ---- unique users: user sets (ADR-22), raw events at the edges ---- */
+
+static atomic_bool user_sets_complete; /* once the database says so, for good */
+
+/* Whether user_sets describe every stored event (derived_structures). */
+static int user_sets_ready(PGconn *conn, bool *ready, char *err, size_t errlen)
+{
+    *ready = atomic_load(&user_sets_complete);
+    if (*ready)
+        return 0;
+    PGresult *res;
+    int rc = query(conn, "SELECT complete FROM derived_structures WHERE name = 'user_sets'", 0,
+                   NULL, &res, err, errlen);
+    if (rc < 0)
+        return rc;
+    *ready = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (*ready)
+        atomic_store(&user_sets_complete, true);
+    return 0;
+}
+
+/* The users of each bucket: the compacted sets of every whole UTC day, hour and quarter hour in
+ * it, the deltas not yet compacted there (the same snapshot: each stored event's user is in one
+ * of the two), and the user numbers of the raw events of the edges (whole minutes and
+ * sub-minute rests). */
+static const char unique_sets_sql[] =
+    "WITH p AS MATERIALIZED (SELECT * FROM unnest($2::int[], $3::text[], $4::timestamptz[],"
+    "  $5::timestamptz[]) AS p(b, g, s, e)),"
+    " r AS MATERIALIZED (SELECT * FROM unnest($6::int[], $7::timestamptz[], $8::timestamptz[])"
+    "  AS r(b, s, e))"
+    " SELECT p.b, x.users, NULL::int FROM p CROSS JOIN LATERAL (SELECT users FROM user_sets"
+    "  WHERE tenant_id = $1::uuid AND granularity = p.g AND event_type = coalesce($9, '')"
+    "  AND bucket_start >= p.s AND bucket_start < p.e) AS x"
+    " UNION ALL SELECT p.b, d.users, NULL FROM p CROSS JOIN LATERAL (SELECT users"
+    "  FROM user_set_deltas WHERE tenant_id = $1::uuid AND event_type = coalesce($9, '')"
+    "  AND bucket_start >= p.s AND bucket_start < p.e) AS d"
+    " UNION ALL SELECT r.b, NULL, u.user_no FROM r CROSS JOIN LATERAL (SELECT DISTINCT"
+    "  coalesce(user_id, anonymous_id) AS k FROM events WHERE tenant_id = $1::uuid"
+    "  AND occurred_at >= r.s AND occurred_at < r.e AND ($9::text IS NULL OR event_type = $9))"
+    "  AS ev JOIN user_ids AS u ON u.tenant_id = $1::uuid AND u.user_key = ev.k";
+
+typedef struct {
+    eo_buf_t set_b, set_g, set_s, set_e; /* set pieces: bucket (1-based), granularity, range */
+    eo_buf_t raw_b, raw_s, raw_e;        /* raw ranges: bucket, range */
+} set_pieces_t;
+
+static void array_put_next(eo_buf_t *b)
+{
+    eo_buf_putc(b, b->len ? ',' : '{');
+}
+
+static void array_put_time(eo_buf_t *b, int64_t us)
+{
+    char t[EO_RFC3339_MAX];
+    eo_rfc3339_format(us, t);
+    array_put_next(b);
+    eo_buf_putf(b, "\"%s\"", t);
+}
+
+/* Cuts bucket b (1-based) [lo, hi) into set pieces and raw ranges. */
+static int cut_for_sets(set_pieces_t *sp, size_t b, int64_t lo, int64_t hi)
+{
+    eo_pieces_t pc;
+    eo_pieces_init(&pc);
+    int rc = eo_pieces_cut(&pc, &lo, 1, lo, hi);
+    for (size_t k = 0; rc == 0 && k < pc.n; k++) {
+        const eo_piece_t *piece = &pc.rollup[k];
+        if (piece->level == EO_LEVEL_MINUTE) { /* no sets per minute: raw events */
+            array_put_next(&sp->raw_b);
+            eo_buf_put_i64(&sp->raw_b, (int64_t)b);
+            array_put_time(&sp->raw_s, piece->start_us);
+            array_put_time(&sp->raw_e, piece->end_us);
+            continue;
+        }
+        array_put_next(&sp->set_b);
+        eo_buf_put_i64(&sp->set_b, (int64_t)b);
+        array_put_next(&sp->set_g);
+        eo_buf_puts(&sp->set_g, eo_level_name(piece->level));
+        array_put_time(&sp->set_s, piece->start_us);
+        array_put_time(&sp->set_e, piece->end_us);
+    }
+    for (size_t k = 0; rc == 0 && k < pc.nraw; k++) {
+        array_put_next(&sp->raw_b);
+        eo_buf_put_i64(&sp->raw_b, (int64_t)b);
+        array_put_time(&sp->raw_s, pc.raw_start[k]);
+        array_put_time(&sp->raw_e, pc.raw_end[k]);
+    }
+    eo_pieces_done(&pc);
+    return rc;
+}
+
+/* Distinct users per bucket (users[i]) and over the range (*total) from the user sets. */
+static int unique_from_sets(PGconn *conn, const qreq_t *r, const int64_t *starts, size_t n,
+                            int64_t *users, int64_t *total, char *err, size_t errlen)
+{
+    set_pieces_t sp;
+    eo_buf_t *bufs[] = {&sp.set_b, &sp.set_g, &sp.set_s, &sp.set_e,
+                        &sp.raw_b, &sp.raw_s, &sp.raw_e};
+    const size_t nbufs = sizeof bufs / sizeof bufs[0];
+    for (size_t k = 0; k < nbufs; k++)
+        eo_buf_init(bufs[k], 64 << 20);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int64_t lo = starts[i] > r->from_us ? starts[i] : r->from_us;
+        int64_t hi = i + 1 < n && starts[i + 1] < r->to_us ? starts[i + 1] : r->to_us;
+        if (lo < hi)
+            rc = cut_for_sets(&sp, i + 1, lo, hi);
+    }
+    const char *p[9] = {r->tenant_id};
+    for (size_t k = 0; k < nbufs; k++) {
+        eo_buf_puts(bufs[k], bufs[k]->len ? "}" : "{}");
+        rc = rc ? rc : eo_buf_error(bufs[k]);
+        p[1 + k] = bufs[k]->data;
+    }
+    p[8] = r->event_type;
+    eo_userset_t **sets = calloc(n, sizeof *sets);
+    eo_userset_t *all = eo_userset_new();
+    if (rc == 0 && (!sets || !all))
+        rc = EO_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!(sets[i] = eo_userset_new()))
+            rc = EO_ENOMEM;
+    PGresult *res = NULL;
+    if (rc == 0)
+        rc = query(conn, unique_sets_sql, 9, p, &res, err, errlen);
+    else if (rc != EO_ELIMIT)
+        snprintf(err, errlen, "cannot build the unique-users query: %s", eo_strerror(rc));
+    for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
+        int64_t b = num(res, row, 0);
+        if (b < 1 || (size_t)b > n)
+            continue;
+        if (PQgetisnull(res, row, 1)) {
+            eo_userset_add(sets[b - 1], (uint32_t)num(res, row, 2));
+            continue;
+        }
+        size_t len = 0;
+        unsigned char *bytes =
+            PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 1), &len);
+        rc = bytes ? eo_userset_add_serialized(sets[b - 1], bytes, len) : EO_ENOMEM;
+        PQfreemem(bytes);
+        if (rc == EO_EDATA)
+            snprintf(err, errlen, "a stored user set is not a roaring bitmap");
+    }
+    PQclear(res);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        users[i] = (int64_t)eo_userset_count(sets[i]);
+        eo_userset_add_set(all, sets[i]);
+    }
+    if (rc == 0)
+        *total = (int64_t)eo_userset_count(all);
+    for (size_t i = 0; sets && i < n; i++)
+        eo_userset_free(sets[i]);
+    free(sets);
+    eo_userset_free(all);
+    for (size_t k = 0; k < nbufs; k++)
+        eo_buf_done(bufs[k]);
+    return rc == EO_EDATA ? EO_EIO : rc;
+}
+
+static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                               const char **field, char *err, size_t errlen)
 {
     buckets_t bk = {0};
     int rc = 0;
@@ -322,12 +493,19 @@ static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, con
     eo_rfc3339_format(r->to_us, to);
     const char *p[] = {r->tenant_id, from, to, r->event_type, bounds.data};
     PGresult *res = NULL;
-    if (rc == 0)
-        rc = query(conn, r->has_unit ? unique_series_sql : unique_total_sql, 5, p, &res, err,
-                   errlen);
     int64_t total = 0, *users = calloc(n, sizeof *users);
     if (rc == 0 && !users)
         rc = EO_ENOMEM;
+    bool sets = false; /* the sets answer unless per minute (no sets that fine) */
+    if (rc == 0 && (!r->has_unit || r->unit != EO_Q_MINUTE))
+        rc = user_sets_ready(conn, &sets, err, errlen);
+    if (rc == 0 && sets) {
+        *source = EO_Q_SRC_USER_SETS;
+        rc = unique_from_sets(conn, r, starts, n, users, &total, err, errlen);
+    } else if (rc == 0) {
+        rc = query(conn, r->has_unit ? unique_series_sql : unique_total_sql, 5, p, &res, err,
+                   errlen);
+    }
     for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
         if (PQgetisnull(res, i, 0)) {
             total = num(res, i, 1);
@@ -356,8 +534,8 @@ static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, con
 
 /* ---- breakdown: events ---- */
 
-static int answer_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
-                            char *err, size_t errlen)
+static int answer_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                            const char **field, char *err, size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], limit[24];
     eo_rfc3339_format(r->from_us, from);
@@ -404,8 +582,8 @@ static int answer_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, const 
 
 /* ---- funnel: events ---- */
 
-static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
-                         char *err, size_t errlen)
+static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                         const char **field, char *err, size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], within[24];
     eo_rfc3339_format(r->from_us, from);
@@ -490,8 +668,8 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, const cha
 
 /* ---- retention: events ---- */
 
-static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
-                            char *err, size_t errlen)
+static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                            const char **field, char *err, size_t errlen)
 {
     buckets_t cohorts; /* the cohorts the range can hold count against the bucket limit */
     int rc = fetch_buckets(conn, r, r->unit, &cohorts, field, err, errlen);
@@ -573,9 +751,10 @@ static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, const 
 
 /* ---- types: rollups, then one minute of events per end ---- */
 
-static int answer_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field, char *err,
-                        size_t errlen)
+static int answer_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                        const char **field, char *err, size_t errlen)
 {
+    *source = EO_Q_SRC_ROLLUPS;
     const char *p[] = {r->tenant_id};
     PGresult *res;
     int rc = query(conn,
@@ -618,8 +797,8 @@ static int answer_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char
 
 /* ---- raw events: the events primary key (or the user index) ---- */
 
-static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
-                         char *err, size_t errlen)
+static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                         const char **field, char *err, size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], cur[EO_RFC3339_MAX], limit[24];
     eo_rfc3339_format(r->from_us, from);

@@ -35,6 +35,7 @@ struct eo_query {
     eo_metrics_t *metrics;
     eo_histogram_t *duration[EO_Q_MAX_ENDPOINTS];
     eo_counter_t *cache_c[EO_Q_MAX_ENDPOINTS][3];
+    eo_counter_t *source_c[EO_Q_MAX_ENDPOINTS][EO_Q_SOURCES];
     eo_access_policy_t access;
     eo_creds_t *creds;
     eo_keystore_t *keys;
@@ -234,12 +235,14 @@ static int cache_key(const eo_q_endpoint_t *ep, const qreq_t *r, char *out, size
 }
 
 static void answer(eo_http_req_t *req, const char *body, size_t len, const char *cache_state,
-                   const qctx_t *ctx)
+                   const char *source, const qctx_t *ctx)
 {
     const char *h[] = {"Cache-Control",
                        "no-store",
                        "X-Cache",
                        cache_state,
+                       "X-Query-Source",
+                       source,
                        "RateLimit-Limit",
                        ctx->rl.limit,
                        "RateLimit-Remaining",
@@ -278,11 +281,20 @@ static void handle(eo_http_req_t *req, eo_query_t *q, size_t i)
         size_t len;
         int c = eo_qcache_get(q->cache, key, &val, &len);
         eo_counter_add(q->cache_c[i][c == 1 ? CACHE_HIT : c == 0 ? CACHE_MISS : CACHE_ERROR], 1);
-        if (c == 1) {
-            answer(req, val, len, "hit", ctx);
+        /* a cached value is "<source>\n<answer>"; anything else (an entry of an older version)
+         * counts as a miss */
+        const char *nl = c == 1 ? memchr(val, '\n', len < 16 ? len : 16) : NULL;
+        if (c == 1 && nl && nl + 1 < val + len && nl[1] == '{') {
+            char source[16];
+            snprintf(source, sizeof source, "%.*s", (int)(nl - val), val);
+            answer(req, nl + 1, len - (size_t)(nl + 1 - val), "hit", source, ctx);
             free(val);
             eo_histogram_observe(q->duration[i], (double)(eo_clock_mono_us() - t0) / 1e6);
             return;
+        }
+        if (c == 1) { /* not in this version's form: answered anew and stored again */
+            free(val);
+            c = 0;
         }
         state = c == 0 ? "miss" : "bypass";
         cacheable = c == 0; /* after a failed lookup, do not wait on Redis a second time */
@@ -295,7 +307,8 @@ static void handle(eo_http_req_t *req, eo_query_t *q, size_t i)
     eo_buf_t out;
     eo_buf_init(&out, 256 << 20);
     const char *field = NULL;
-    int rc = ep->answer(conn, &r, &out, &field, err, sizeof err);
+    eo_q_source_t source = EO_Q_SRC_EVENTS;
+    int rc = ep->answer(conn, &r, &out, &source, &field, err, sizeof err);
     conn_check(q);
     if (rc == EO_ELIMIT) {
         eo_http_respond_error(req, 400, "invalid_parameter", err, field, NULL);
@@ -307,13 +320,22 @@ static void handle(eo_http_req_t *req, eo_query_t *q, size_t i)
         eo_log_warn("query failed", "endpoint", ep->name, "error", err, NULL);
         unavailable(q, req, "database_unavailable", "the database could not answer; retry later");
     } else {
-        answer(req, out.data, out.len, state, ctx);
+        eo_counter_add(q->source_c[i][source], 1);
+        answer(req, out.data, out.len, state, eo_q_source_name(source), ctx);
         if (cacheable) {
+            /* the cached value: "<source>\n<answer>" */
+            eo_buf_t value;
+            eo_buf_init(&value, 256 << 20);
+            eo_buf_puts(&value, eo_q_source_name(source));
+            eo_buf_putc(&value, '\n');
+            eo_buf_put(&value, out.data, out.len);
             bool open = r.to_us > eo_clock_now_us() - q->cfg.query_open_window_s * 1000000;
             int64_t ttl =
                 open ? q->cfg.query_cache_open_ttl_ms : q->cfg.query_cache_closed_ttl_s * 1000;
-            if (eo_qcache_set(q->cache, key, out.data, out.len, ttl) < 0)
+            if (eo_buf_error(&value) ||
+                eo_qcache_set(q->cache, key, value.data, value.len, ttl) < 0)
                 eo_counter_add(q->cache_c[i][CACHE_ERROR], 1);
+            eo_buf_done(&value);
         }
     }
     eo_buf_done(&out);
@@ -432,6 +454,15 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
             q->cache_c[e][k] = eo_metrics_counter(
                 q->metrics, "eventops_cache_requests_total",
                 "Query cache lookups and failed stores, by endpoint and result.", labels);
+        }
+        for (int k = 0; k < EO_Q_SOURCES; k++) {
+            snprintf(labels, sizeof labels, "role=\"query\",endpoint=\"%s\",source=\"%s\"",
+                     eo_q_endpoints[e].name, eo_q_source_name((eo_q_source_t)k));
+            q->source_c[e][k] = eo_metrics_counter(
+                q->metrics, "eventops_query_source_total",
+                "Answers computed (not from the cache), by endpoint and what answered: rollups, "
+                "raw events or user sets.",
+                labels);
         }
     }
     q->access = (eo_access_policy_t){

@@ -18,8 +18,17 @@ typedef eo_qreq_t qreq_t;
 /* Outcome of an endpoint: 0 with the JSON answer in out; EO_ELIMIT when the range holds more
  * buckets than allowed (a 400 naming field, message in err); EO_EUNAVAIL / EO_ETIMEOUT / other
  * codes for database failures (message in err). */
-typedef int (*endpoint_fn)(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
-                           char *err, size_t errlen);
+/* What answered a query (the X-Query-Source header, the cache value's first line and the
+ * metric eventops_query_source_total): rollups, raw events, or user sets (ADR-22). */
+typedef enum { EO_Q_SRC_ROLLUPS, EO_Q_SRC_EVENTS, EO_Q_SRC_USER_SETS, EO_Q_SOURCES } eo_q_source_t;
+
+/* "rollups", "events", "user_sets". */
+const char *eo_q_source_name(eo_q_source_t s);
+
+/* Computes the answer into out and says in *source what answered (it is EO_Q_SRC_EVENTS when
+ * called). */
+typedef int (*endpoint_fn)(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                           const char **field, char *err, size_t errlen);
 
 /* One endpoint of the query API: everything the role derives per endpoint comes from here
  * (route, metrics labels, cache key, allowed parameters, dispatch). */
