@@ -90,9 +90,9 @@ ALTER TABLE user_sets ALTER COLUMN users SET STORAGE EXTERNAL;
 ALTER TABLE user_set_deltas ALTER COLUMN users SET STORAGE EXTERNAL;
 
 -- Which derived structures describe every stored event. user_sets is complete when it was
--- created over an empty database; over existing events it becomes complete when
--- `eventops admin backfill-user-sets` has run. The query role reads a structure only when it is
--- complete, raw events otherwise.
+-- created over an empty database; over existing events it becomes complete when the processor's
+-- backfill has recomputed every day (user_sets_backfill below). The query role reads a
+-- structure only when it is complete, raw events otherwise.
 CREATE TABLE derived_structures (
     name        text        PRIMARY KEY,
     complete    boolean     NOT NULL,
@@ -100,6 +100,14 @@ CREATE TABLE derived_structures (
 );
 INSERT INTO derived_structures (name, complete)
 SELECT 'user_sets', NOT EXISTS (SELECT 1 FROM event_ids);
+
+-- The UTC days (events partitions) whose user sets the processor's backfill has recomputed from
+-- the events (ADR-22): while user_sets is not complete, the compactor recomputes one day at a
+-- time, and marks the sets complete once every partition of events is listed here.
+CREATE TABLE user_sets_backfill (
+    day      date        PRIMARY KEY,
+    done_at  timestamptz NOT NULL DEFAULT now()
+);
 
 -- For users who query PostgreSQL directly: exact event counts per tenant, UTC calendar day and
 -- event type, from the day rollups (the rows the processor writes in the events' transaction).

@@ -156,6 +156,55 @@ static int add_cell(eo_userset_t *set, const PGresult *res, int row, int col)
     return r;
 }
 
+/* Writes the rows of m into user_sets; with_old: united with the rows there first (else they
+ * replace them). */
+static int write_rows(PGconn *conn, merge_t *m, bool with_old, char *err, size_t errlen)
+{
+    eo_buf_t a[5];
+    for (int i = 0; i < 5; i++)
+        eo_buf_init(&a[i], (size_t)1 << 30);
+    int r = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        next(&a[0]);
+        eo_buf_puts(&a[0], m->rows[i].tenant);
+        put_quoted(&a[1], m->rows[i].gran);
+        put_quoted(&a[2], m->rows[i].type);
+        put_time(&a[3], m->rows[i].bucket);
+    }
+    const char *p[5];
+    for (int i = 0; i < 4; i++) {
+        eo_buf_puts(&a[i], a[i].len ? "}" : "{}");
+        r = r ? r : eo_buf_error(&a[i]);
+        p[i] = a[i].data;
+    }
+    PGresult *res = NULL;
+    if (r == 0 && with_old && (r = eo_pg_query(conn, old_sql, 4, p, &res, err, errlen)) == 0) {
+        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+            long long at = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+            if (at >= 1 && (size_t)at <= m->n)
+                r = add_cell(m->rows[at - 1].set, res, i, 1);
+        }
+        PQclear(res);
+    }
+    eo_buf_t bytes;
+    eo_buf_init(&bytes, (size_t)1 << 30);
+    for (size_t i = 0; r == 0 && i < m->n; i++) {
+        eo_buf_reset(&bytes);
+        r = eo_userset_serialize(m->rows[i].set, &bytes);
+        if (r == 0)
+            put_bytea(&a[4], bytes.data, bytes.len);
+    }
+    eo_buf_done(&bytes);
+    eo_buf_puts(&a[4], a[4].len ? "}" : "{}");
+    r = r ? r : eo_buf_error(&a[4]);
+    p[4] = a[4].data;
+    if (r == 0 && m->n > 0 && (r = eo_pg_query(conn, put_sql, 5, p, &res, err, errlen)) == 0)
+        PQclear(res);
+    for (int i = 0; i < 5; i++)
+        eo_buf_done(&a[i]);
+    return r;
+}
+
 static int rollback(PGconn *conn, int r)
 {
     char ignored[128];
@@ -188,10 +237,8 @@ long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
     }
     merge_t m = {0};
     eo_hmap_init(&m.index);
-    eo_buf_t key, a[5];
+    eo_buf_t key;
     eo_buf_init(&key, 1 << 20);
-    for (int i = 0; i < 5; i++)
-        eo_buf_init(&a[i], (size_t)1 << 30);
     /* the deltas, each into its quarter, hour and day */
     for (int i = 0; r == 0 && i < taken; i++) {
         const char *tenant = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
@@ -210,55 +257,162 @@ long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
     }
     PQclear(res);
     res = NULL;
-    /* the compacted rows they go into, as they are */
-    for (size_t i = 0; r == 0 && i < m.n; i++) {
-        next(&a[0]);
-        eo_buf_puts(&a[0], m.rows[i].tenant);
-        put_quoted(&a[1], m.rows[i].gran);
-        put_quoted(&a[2], m.rows[i].type);
-        put_time(&a[3], m.rows[i].bucket);
-    }
-    const char *p[5];
-    for (int i = 0; i < 5; i++) {
-        if (i < 4)
-            eo_buf_puts(&a[i], "}");
-        p[i] = a[i].data;
-    }
-    for (int i = 0; r == 0 && i < 4; i++)
-        r = eo_buf_error(&a[i]);
-    if (r == 0 && (r = eo_pg_query(conn, old_sql, 4, p, &res, err, errlen)) == 0) {
-        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-            long long at = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-            if (at >= 1 && (size_t)at <= m.n)
-                r = add_cell(m.rows[at - 1].set, res, i, 1);
-        }
-        PQclear(res);
-        res = NULL;
-    }
-    /* written back */
-    eo_buf_t bytes;
-    eo_buf_init(&bytes, (size_t)1 << 30);
-    for (size_t i = 0; r == 0 && i < m.n; i++) {
-        eo_buf_reset(&bytes);
-        r = eo_userset_serialize(m.rows[i].set, &bytes);
-        if (r == 0)
-            put_bytea(&a[4], bytes.data, bytes.len);
-    }
-    eo_buf_done(&bytes);
-    eo_buf_puts(&a[4], "}");
-    r = r ? r : eo_buf_error(&a[4]);
-    p[4] = a[4].data;
-    if (r == 0 && (r = eo_pg_query(conn, put_sql, 5, p, &res, err, errlen)) == 0)
-        PQclear(res);
+    if (r == 0)
+        r = write_rows(conn, &m, true, err, errlen);
     if (r == 0)
         r = eo_pg_exec(conn, "COMMIT", err, errlen);
     else if (r == EO_EDATA || r == EO_ENOMEM)
         snprintf(err, errlen, "cannot merge user-set deltas: %s", eo_strerror(r));
     merge_done(&m);
     eo_buf_done(&key);
-    for (int i = 0; i < 5; i++)
-        eo_buf_done(&a[i]);
     return r < 0 ? rollback(conn, r) : taken;
+}
+
+/* ---- the backfill: one UTC day of user sets recomputed from the events ---- */
+
+/* The latest day (events partition) not backfilled yet. */
+static const char next_day_sql[] =
+    "SELECT to_char(d, 'YYYY-MM-DD') FROM (SELECT to_date(substr(c.relname, 8), 'YYYYMMDD') AS d"
+    " FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+    " WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_[0-9]{8}$') AS p"
+    " WHERE NOT EXISTS (SELECT 1 FROM user_sets_backfill AS b WHERE b.day = p.d)"
+    " ORDER BY d DESC LIMIT 1";
+
+#define DAY_RANGE                                                                                  \
+    " occurred_at >= ($1::date::timestamp AT TIME ZONE 'UTC')"                                     \
+    " AND occurred_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')"
+
+/* Numbers the users of the day's events (autocommitted, before the day's snapshot). */
+static const char number_day_sql[] =
+    "SELECT count(*) FROM (SELECT array_agg(tenant_id) AS t, array_agg(k) AS k FROM"
+    " (SELECT DISTINCT tenant_id, coalesce(user_id, anonymous_id) AS k FROM events"
+    "  WHERE" DAY_RANGE ") AS s) AS a, eventops_user_numbers(a.t, a.k)";
+
+/* The day's (tenant, type, quarter, user number) once each; a NULL number is an event whose
+ * user has no number (stored by a processor older than the user sets). */
+static const char day_users_sql[] =
+    "SELECT e.tenant_id::text, e.event_type, (extract(epoch FROM date_bin('15 minutes',"
+    " e.occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')) * 1000000)::bigint, u.user_no"
+    " FROM events AS e LEFT JOIN user_ids AS u ON u.tenant_id = e.tenant_id"
+    " AND u.user_key = coalesce(e.user_id, e.anonymous_id) WHERE" DAY_RANGE " GROUP BY 1, 2, 3, 4";
+
+static const char day_clear_sql[] =
+    "WITH d AS (DELETE FROM user_set_deltas WHERE bucket_start >= ($1::date::timestamp AT TIME"
+    " ZONE 'UTC') AND bucket_start < (($1::date + 1)::timestamp AT TIME ZONE 'UTC') RETURNING 1),"
+    " s AS (DELETE FROM user_sets WHERE bucket_start >= ($1::date::timestamp AT TIME ZONE 'UTC')"
+    " AND bucket_start < (($1::date + 1)::timestamp AT TIME ZONE 'UTC') RETURNING 1)"
+    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM s)";
+
+int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen)
+{
+    const char *p[] = {day};
+    PGresult *res = NULL;
+    int r = eo_pg_query(conn, number_day_sql, 1, p, &res, err, errlen);
+    PQclear(res);
+    if (r < 0)
+        return r;
+    /* the compactor's lock for the session (a transaction-scoped one would be taken after the
+     * repeatable-read snapshot, which a pass committing meanwhile would make stale) */
+    if ((r = eo_pg_query(conn, "SELECT pg_advisory_lock(" LOCK_KEY ")", 0, NULL, &res, err,
+                         errlen)) < 0)
+        return r;
+    PQclear(res);
+    merge_t m = {0};
+    eo_hmap_init(&m.index);
+    eo_buf_t key;
+    eo_buf_init(&key, 1 << 20);
+    bool done_before = false;
+    r = eo_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ", err, errlen);
+    if (r == 0 && (r = eo_pg_query(conn, "SELECT 1 FROM user_sets_backfill WHERE day = $1::date", 1,
+                                   p, &res, err, errlen)) == 0) {
+        done_before = PQntuples(res) > 0;
+        PQclear(res);
+    }
+    if (r == 0 && !done_before &&
+        (r = eo_pg_query(conn, day_users_sql, 1, p, &res, err, errlen)) == 0) {
+        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+            if (PQgetisnull(res, i, 3)) {
+                snprintf(err, errlen,
+                         "events of %s have users without a number: a processor older than "
+                         "migration 0007 is still storing events; retried later",
+                         day);
+                r = EO_EUNAVAIL;
+                break;
+            }
+            const char *tenant = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
+            int64_t q = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            uint32_t user = (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+            for (int all = 0; r == 0 && all < 2; all++)
+                for (size_t g = 0; r == 0 && g < sizeof grans / sizeof grans[0]; g++) {
+                    merged_t *row = merge_row(&m, tenant, grans[g].name, all ? "" : type,
+                                              floor_us(q, grans[g].us), &key);
+                    if (!row)
+                        r = EO_ENOMEM;
+                    else
+                        eo_userset_add(row->set, user);
+                }
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    if (r == 0 && !done_before &&
+        (r = eo_pg_query(conn, day_clear_sql, 1, p, &res, err, errlen)) == 0)
+        PQclear(res);
+    if (r == 0 && !done_before)
+        r = write_rows(conn, &m, false, err, errlen);
+    if (r == 0 && !done_before &&
+        (r = eo_pg_query(conn, "INSERT INTO user_sets_backfill (day) VALUES ($1::date)", 1, p, &res,
+                         err, errlen)) == 0)
+        PQclear(res);
+    if (r == 0)
+        r = eo_pg_exec(conn, "COMMIT", err, errlen);
+    else if (r == EO_ENOMEM || r == EO_EDATA)
+        snprintf(err, errlen, "cannot backfill the user sets of %s: %s", day, eo_strerror(r));
+    if (r < 0)
+        rollback(conn, r);
+    merge_done(&m);
+    eo_buf_done(&key);
+    char ignored[128];
+    if (PQstatus(conn) == CONNECTION_OK &&
+        eo_pg_query(conn, "SELECT pg_advisory_unlock(" LOCK_KEY ")", 0, NULL, &res, ignored,
+                    sizeof ignored) == 0)
+        PQclear(res);
+    return r < 0 ? r : done_before ? 0 : 1;
+}
+
+int eo_user_sets_backfill_step(PGconn *conn, char *err, size_t errlen)
+{
+    PGresult *res;
+    int r = eo_pg_query(conn, "SELECT complete FROM derived_structures WHERE name = 'user_sets'", 0,
+                        NULL, &res, err, errlen);
+    if (r < 0)
+        return r;
+    bool complete = PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (complete)
+        return 0;
+    if ((r = eo_pg_query(conn, next_day_sql, 0, NULL, &res, err, errlen)) < 0)
+        return r;
+    if (PQntuples(res) == 1) {
+        char day[16];
+        snprintf(day, sizeof day, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        r = eo_user_sets_backfill_day(conn, day, err, errlen);
+        if (r >= 0)
+            eo_log_info("user sets backfilled", "day", day, NULL);
+        return r < 0 ? r : 1;
+    }
+    PQclear(res);
+    /* every partition is done: from now on the sets describe every stored event */
+    if ((r = eo_pg_query(conn,
+                         "UPDATE derived_structures SET complete = true, changed_at = now()"
+                         " WHERE name = 'user_sets' AND NOT complete RETURNING 1",
+                         0, NULL, &res, err, errlen)) < 0)
+        return r;
+    if (PQntuples(res) > 0)
+        eo_log_info("user sets complete: unique users are answered from them", NULL);
+    PQclear(res);
+    return 0;
 }
 
 /* ---- the thread ---- */
@@ -268,7 +422,8 @@ struct eo_compactor {
     int64_t rows;
     PGconn *conn;
     eo_ticker_t *ticker;
-    eo_counter_t *merged, *failed;
+    eo_counter_t *merged, *failed, *backfilled;
+    bool complete; /* the user sets are complete: no backfill step needed */
 };
 
 static void tick(void *ud)
@@ -281,6 +436,17 @@ static void tick(void *ud)
         if (eo_pg_connect(c->dsn, &c->conn, err, sizeof err) < 0) {
             eo_counter_add(c->failed, 1);
             return; /* the next tick tries again */
+        }
+    }
+    if (!c->complete) { /* one day per tick until every day is recomputed */
+        int b = eo_user_sets_backfill_step(c->conn, err, sizeof err);
+        if (b < 0) {
+            eo_counter_add(c->failed, 1);
+            eo_log_warn("user-set backfill failed", "error", err, NULL);
+        } else if (b == 0) {
+            c->complete = true;
+        } else {
+            eo_counter_add(c->backfilled, 1);
         }
     }
     for (int i = 0; i < MAX_PASSES_PER_TICK; i++) {
@@ -311,9 +477,14 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_me
                                        "User-set deltas merged into the compacted sets.",
                                        "role=\"processor\"");
         c->failed = eo_metrics_counter(metrics, "eventops_user_set_compactions_failed_total",
-                                       "User-set compaction passes that failed (retried at the "
-                                       "next interval).",
+                                       "User-set compaction or backfill steps that failed "
+                                       "(retried at the next interval).",
                                        "role=\"processor\"");
+        c->backfilled = eo_metrics_counter(metrics, "eventops_user_sets_backfilled_days_total",
+                                           "UTC days whose user sets were recomputed from the "
+                                           "events (the backfill of a database that had events "
+                                           "before migration 0007).",
+                                           "role=\"processor\"");
     }
     int r = eo_ticker_start(interval_ms, tick, c, &c->ticker);
     if (r < 0) {

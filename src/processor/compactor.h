@@ -5,7 +5,8 @@
  * buckets: every snapshot sees each user either in a delta or in the compacted sets, so answers
  * stay exact while it runs, and a crash at any point leaves the data as it was before the pass.
  * Passes of several processors are serialised by a transaction-scoped advisory lock (a pass
- * that finds it taken does nothing). */
+ * that finds it taken does nothing). While the user sets are not complete (a database that had
+ * events when migration 0007 ran), each interval first backfills one day (below). */
 #ifndef EO_PROCESSOR_COMPACTOR_H
 #define EO_PROCESSOR_COMPACTOR_H
 
@@ -21,6 +22,20 @@ typedef struct eo_compactor eo_compactor_t;
  * Returns how many were merged (0 also when another pass holds the lock), or an error (the
  * transaction is rolled back). */
 long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen);
+
+/* The backfill (ADR-22): recomputes the user sets of one UTC day (YYYY-MM-DD) from its events
+ * in one repeatable-read transaction under the compaction lock: the day's users are numbered
+ * first (autocommitted), then its sets are replaced and the deltas inside it that the snapshot
+ * sees are deleted (their events are in the snapshot; later deltas stay), and the day is
+ * recorded in user_sets_backfill. Returns 1 when done now, 0 when it was done before, or an
+ * error (rolled back; EO_EUNAVAIL also when events without a user number were found, i.e. an
+ * older processor still stores events). */
+int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen);
+
+/* One step of the backfill while derived_structures says the user sets are not complete: the
+ * latest events partition not backfilled yet, or, when none is left, marks them complete.
+ * Returns 1 when a day was backfilled (call again), 0 when the sets are complete, or an error. */
+int eo_user_sets_backfill_step(PGconn *conn, char *err, size_t errlen);
 
 /* Starts a thread that connects to dsn and runs passes every interval_ms (passes follow each
  * other while they merge a whole block, up to 50 per interval). metrics may be NULL. */

@@ -556,6 +556,31 @@ static eo_userset_t *set_of_text(const char *text)
     return s;
 }
 
+/* user_sets equal the users of the events of every bucket (no delta left). */
+static void check_sets_equal_events(PGconn *conn)
+{
+    char err[512];
+    PGresult *want, *got;
+    assert_int_equal(eo_pg_query(conn, expected_sets_sql, 0, NULL, &want, err, sizeof err), 0);
+    assert_int_equal(eo_pg_query(conn, stored_sets_sql, 0, NULL, &got, err, sizeof err), 0);
+    assert_int_equal(PQntuples(got), PQntuples(want));
+    for (int i = 0; i < PQntuples(want); i++) {
+        assert_string_equal(PQgetvalue(got, i, 0), PQgetvalue(want, i, 0));
+        eo_userset_t *w = set_of_text(PQgetvalue(want, i, 1)), *g = eo_userset_new();
+        size_t len;
+        unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(got, i, 1), &len);
+        assert_non_null(bytes);
+        assert_int_equal(eo_userset_add_serialized(g, bytes, len), 0);
+        PQfreemem(bytes);
+        assert_int_equal(eo_userset_count(g), eo_userset_count(w));
+        assert_int_equal(eo_userset_and_count(g, w), eo_userset_count(w));
+        eo_userset_free(w);
+        eo_userset_free(g);
+    }
+    PQclear(want);
+    PQclear(got);
+}
+
 static void test_user_sets(void **state)
 {
     /* after every write above: one number per user and tenant, never shared */
@@ -584,26 +609,49 @@ static void test_user_sets(void **state)
     assert_int_equal(moved, deltas);
     assert_true(passes >= 2); /* merging into rows that exist already was exercised */
     assert_int_equal(q("SELECT count(*) FROM user_set_deltas"), 0);
-    PGresult *want, *got;
-    assert_int_equal(eo_pg_query(conn, expected_sets_sql, 0, NULL, &want, err, sizeof err), 0);
-    assert_int_equal(eo_pg_query(conn, stored_sets_sql, 0, NULL, &got, err, sizeof err), 0);
-    assert_int_equal(PQntuples(got), PQntuples(want));
-    for (int i = 0; i < PQntuples(want); i++) {
-        assert_string_equal(PQgetvalue(got, i, 0), PQgetvalue(want, i, 0));
-        eo_userset_t *w = set_of_text(PQgetvalue(want, i, 1)), *g = eo_userset_new();
-        size_t len;
-        unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(got, i, 1), &len);
-        assert_non_null(bytes);
-        assert_int_equal(eo_userset_add_serialized(g, bytes, len), 0);
-        PQfreemem(bytes);
-        assert_int_equal(eo_userset_count(g), eo_userset_count(w));
-        assert_int_equal(eo_userset_and_count(g, w), eo_userset_count(w));
-        eo_userset_free(w);
-        eo_userset_free(g);
-    }
-    PQclear(want);
-    PQclear(got);
+    check_sets_equal_events(conn);
     assert_int_equal(eo_compactor_pass(conn, 3, err, sizeof err), 0); /* nothing left */
+    PQfinish(conn);
+}
+
+/* A database that had events before the user sets: events stored behind the processor's back
+ * (old users and new ones, two types, over a whole day and a day edge), the sets marked
+ * incomplete; the backfill steps recompute every day until the sets are complete and equal the
+ * events again. */
+static void test_backfill(void **state)
+{
+    assert_int_equal(
+        it_pg_exec(
+            fx.db.dsn,
+            "SELECT eventops_ensure_partitions('2025-06-01', '2025-06-03');"
+            "INSERT INTO events (tenant_id, message_id, event_type, user_id, anonymous_id,"
+            " occurred_at, received_at)"
+            " SELECT t.tenant_id, 'backfill-' || t.tenant_id || '-' || g, CASE WHEN g % 3 = 0"
+            " THEN 'signup' ELSE 'order' END, CASE WHEN g % 5 = 0 THEN NULL ELSE"
+            " 'old-user-' || (g % 37) END, 'anon-' || (g % 11),"
+            " TIMESTAMPTZ '2025-06-01 00:00:00+00' + g * interval '97 seconds', now()"
+            " FROM tenants AS t CROSS JOIN generate_series(0, 1999) AS g;"
+            "INSERT INTO event_ids (tenant_id, message_id, occurred_at)"
+            " SELECT tenant_id, message_id, occurred_at FROM events"
+            " WHERE message_id LIKE 'backfill-%';"
+            "UPDATE derived_structures SET complete = false WHERE name = 'user_sets'"),
+        0);
+    PGconn *conn;
+    char err[512];
+    assert_int_equal(eo_pg_connect(fx.db.dsn, &conn, err, sizeof err), 0);
+    int steps = 0, r;
+    while ((r = eo_user_sets_backfill_step(conn, err, sizeof err)) == 1)
+        steps++;
+    if (r < 0)
+        fail_msg("backfill: %s", err);
+    assert_int_equal(steps, q("SELECT count(*) FROM pg_inherits"
+                              " WHERE inhparent = 'events'::regclass"));
+    assert_int_equal(q("SELECT count(*) FROM derived_structures WHERE name = 'user_sets'"
+                       " AND complete"),
+                     1);
+    assert_int_equal(eo_user_sets_backfill_day(conn, "2025-06-01", err, sizeof err), 0);
+    assert_int_equal(q("SELECT count(*) FROM user_set_deltas"), 0);
+    check_sets_equal_events(conn);
     PQfinish(conn);
 }
 
@@ -620,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_unavailable),
         cmocka_unit_test(test_rollups_total),
         cmocka_unit_test(test_user_sets),
+        cmocka_unit_test(test_backfill),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
