@@ -333,29 +333,36 @@ static int user_sets_ready(PGconn *conn, bool *ready, char *err, size_t errlen)
     return 0;
 }
 
-/* The users of each bucket: the compacted sets of every whole UTC day, hour and quarter hour in
- * it, the deltas not yet compacted there (the same snapshot: each stored event's user is in one
- * of the two), and the user numbers of the raw events of the edges (whole minutes and
- * sub-minute rests). */
-static const char unique_sets_sql[] =
-    "WITH p AS MATERIALIZED (SELECT * FROM unnest($2::int[], $3::text[], $4::timestamptz[],"
-    "  $5::timestamptz[]) AS p(b, g, s, e)),"
-    " r AS MATERIALIZED (SELECT * FROM unnest($6::int[], $7::timestamptz[], $8::timestamptz[])"
-    "  AS r(b, s, e))"
+/* The users of each slot (a time range and an event type, '' for all types): the compacted sets
+ * of every whole UTC day, hour and quarter hour in it, the deltas not yet compacted there (the
+ * same snapshot: each stored event's user is in one of the two), and the user numbers of the
+ * raw events of the edges (whole minutes and sub-minute rests). */
+static const char slot_sets_sql[] =
+    "WITH p AS MATERIALIZED (SELECT * FROM unnest($2::int[], $3::text[], $4::text[],"
+    "  $5::timestamptz[], $6::timestamptz[]) AS p(b, t, g, s, e)),"
+    " r AS MATERIALIZED (SELECT * FROM unnest($7::int[], $8::text[], $9::timestamptz[],"
+    "  $10::timestamptz[]) AS r(b, t, s, e))"
     " SELECT p.b, x.users, NULL::int FROM p CROSS JOIN LATERAL (SELECT users FROM user_sets"
-    "  WHERE tenant_id = $1::uuid AND granularity = p.g AND event_type = coalesce($9, '')"
+    "  WHERE tenant_id = $1::uuid AND granularity = p.g AND event_type = p.t"
     "  AND bucket_start >= p.s AND bucket_start < p.e) AS x"
     " UNION ALL SELECT p.b, d.users, NULL FROM p CROSS JOIN LATERAL (SELECT users"
-    "  FROM user_set_deltas WHERE tenant_id = $1::uuid AND event_type = coalesce($9, '')"
+    "  FROM user_set_deltas WHERE tenant_id = $1::uuid AND event_type = p.t"
     "  AND bucket_start >= p.s AND bucket_start < p.e) AS d"
     " UNION ALL SELECT r.b, NULL, u.user_no FROM r CROSS JOIN LATERAL (SELECT DISTINCT"
     "  coalesce(user_id, anonymous_id) AS k FROM events WHERE tenant_id = $1::uuid"
-    "  AND occurred_at >= r.s AND occurred_at < r.e AND ($9::text IS NULL OR event_type = $9))"
+    "  AND occurred_at >= r.s AND occurred_at < r.e AND (r.t = '' OR event_type = r.t))"
     "  AS ev JOIN user_ids AS u ON u.tenant_id = $1::uuid AND u.user_key = ev.k";
 
+/* One question to the sets: the users with an event of type (NULL: any) in [lo, hi). */
 typedef struct {
-    eo_buf_t set_b, set_g, set_s, set_e; /* set pieces: bucket (1-based), granularity, range */
-    eo_buf_t raw_b, raw_s, raw_e;        /* raw ranges: bucket, range */
+    const char *type;
+    int64_t lo, hi;
+} slot_t;
+
+typedef struct {
+    eo_buf_t set_b, set_t, set_g, set_s, set_e; /* set pieces: slot (1-based), type, granularity,
+                                                   range */
+    eo_buf_t raw_b, raw_t, raw_s, raw_e;        /* raw ranges: slot, type, range */
 } set_pieces_t;
 
 static void array_put_next(eo_buf_t *b)
@@ -371,74 +378,93 @@ static void array_put_time(eo_buf_t *b, int64_t us)
     eo_buf_putf(b, "\"%s\"", t);
 }
 
-/* Cuts bucket b (1-based) [lo, hi) into set pieces and raw ranges. */
-static int cut_for_sets(set_pieces_t *sp, size_t b, int64_t lo, int64_t hi)
+static void array_put_str(eo_buf_t *b, const char *s)
 {
+    array_put_next(b);
+    eo_buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            eo_buf_putc(b, '\\');
+        eo_buf_putc(b, *s);
+    }
+    eo_buf_putc(b, '"');
+}
+
+static void put_raw(set_pieces_t *sp, size_t b, const char *type, int64_t lo, int64_t hi)
+{
+    array_put_next(&sp->raw_b);
+    eo_buf_put_i64(&sp->raw_b, (int64_t)b);
+    array_put_str(&sp->raw_t, type);
+    array_put_time(&sp->raw_s, lo);
+    array_put_time(&sp->raw_e, hi);
+}
+
+/* Cuts slot b (1-based) into set pieces and raw ranges (eo_pieces_cut, as counts are cut). */
+static int cut_for_sets(set_pieces_t *sp, size_t b, const slot_t *slot)
+{
+    const char *type = slot->type ? slot->type : "";
+    int64_t lo = slot->lo;
     eo_pieces_t pc;
     eo_pieces_init(&pc);
-    int rc = eo_pieces_cut(&pc, &lo, 1, lo, hi);
+    int rc = eo_pieces_cut(&pc, &lo, 1, slot->lo, slot->hi);
     for (size_t k = 0; rc == 0 && k < pc.n; k++) {
         const eo_piece_t *piece = &pc.rollup[k];
         if (piece->level == EO_LEVEL_MINUTE) { /* no sets per minute: raw events */
-            array_put_next(&sp->raw_b);
-            eo_buf_put_i64(&sp->raw_b, (int64_t)b);
-            array_put_time(&sp->raw_s, piece->start_us);
-            array_put_time(&sp->raw_e, piece->end_us);
+            put_raw(sp, b, type, piece->start_us, piece->end_us);
             continue;
         }
         array_put_next(&sp->set_b);
         eo_buf_put_i64(&sp->set_b, (int64_t)b);
-        array_put_next(&sp->set_g);
-        eo_buf_puts(&sp->set_g, eo_level_name(piece->level));
+        array_put_str(&sp->set_t, type);
+        array_put_str(&sp->set_g, eo_level_name(piece->level));
         array_put_time(&sp->set_s, piece->start_us);
         array_put_time(&sp->set_e, piece->end_us);
     }
-    for (size_t k = 0; rc == 0 && k < pc.nraw; k++) {
-        array_put_next(&sp->raw_b);
-        eo_buf_put_i64(&sp->raw_b, (int64_t)b);
-        array_put_time(&sp->raw_s, pc.raw_start[k]);
-        array_put_time(&sp->raw_e, pc.raw_end[k]);
-    }
+    for (size_t k = 0; rc == 0 && k < pc.nraw; k++)
+        put_raw(sp, b, type, pc.raw_start[k], pc.raw_end[k]);
     eo_pieces_done(&pc);
     return rc;
 }
 
-/* Distinct users per bucket (users[i]) and over the range (*total) from the user sets. */
-static int unique_from_sets(PGconn *conn, const qreq_t *r, const int64_t *starts, size_t n,
-                            int64_t *users, int64_t *total, char *err, size_t errlen)
+static void free_sets(eo_userset_t **sets, size_t n)
 {
+    for (size_t i = 0; sets && i < n; i++)
+        eo_userset_free(sets[i]);
+    free(sets);
+}
+
+/* The users of each of n slots, in one statement: *out (free_sets) gets n sets. */
+static int slot_sets(PGconn *conn, const char *tenant_id, const slot_t *slots, size_t n,
+                     eo_userset_t ***out, char *err, size_t errlen)
+{
+    *out = NULL;
     set_pieces_t sp;
-    eo_buf_t *bufs[] = {&sp.set_b, &sp.set_g, &sp.set_s, &sp.set_e,
-                        &sp.raw_b, &sp.raw_s, &sp.raw_e};
+    eo_buf_t *bufs[] = {&sp.set_b, &sp.set_t, &sp.set_g, &sp.set_s, &sp.set_e,
+                        &sp.raw_b, &sp.raw_t, &sp.raw_s, &sp.raw_e};
     const size_t nbufs = sizeof bufs / sizeof bufs[0];
     for (size_t k = 0; k < nbufs; k++)
         eo_buf_init(bufs[k], 64 << 20);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int64_t lo = starts[i] > r->from_us ? starts[i] : r->from_us;
-        int64_t hi = i + 1 < n && starts[i + 1] < r->to_us ? starts[i + 1] : r->to_us;
-        if (lo < hi)
-            rc = cut_for_sets(&sp, i + 1, lo, hi);
-    }
-    const char *p[9] = {r->tenant_id};
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (slots[i].lo < slots[i].hi)
+            rc = cut_for_sets(&sp, i + 1, &slots[i]);
+    const char *p[1 + sizeof bufs / sizeof bufs[0]] = {tenant_id};
     for (size_t k = 0; k < nbufs; k++) {
         eo_buf_puts(bufs[k], bufs[k]->len ? "}" : "{}");
         rc = rc ? rc : eo_buf_error(bufs[k]);
         p[1 + k] = bufs[k]->data;
     }
-    p[8] = r->event_type;
-    eo_userset_t **sets = calloc(n, sizeof *sets);
-    eo_userset_t *all = eo_userset_new();
-    if (rc == 0 && (!sets || !all))
+    eo_userset_t **sets = calloc(n ? n : 1, sizeof *sets);
+    if (rc == 0 && !sets)
         rc = EO_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!(sets[i] = eo_userset_new()))
             rc = EO_ENOMEM;
     PGresult *res = NULL;
     if (rc == 0)
-        rc = query(conn, unique_sets_sql, 9, p, &res, err, errlen);
+        rc = query(conn, slot_sets_sql, (int)(1 + nbufs), p, &res, err, errlen);
     else if (rc != EO_ELIMIT)
-        snprintf(err, errlen, "cannot build the unique-users query: %s", eo_strerror(rc));
+        snprintf(err, errlen, "cannot build the user-set query: %s", eo_strerror(rc));
     for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
         int64_t b = num(res, row, 0);
         if (b < 1 || (size_t)b > n)
@@ -452,23 +478,50 @@ static int unique_from_sets(PGconn *conn, const qreq_t *r, const int64_t *starts
             PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 1), &len);
         rc = bytes ? eo_userset_add_serialized(sets[b - 1], bytes, len) : EO_ENOMEM;
         PQfreemem(bytes);
-        if (rc == EO_EDATA)
+        if (rc == EO_EDATA) {
             snprintf(err, errlen, "a stored user set is not a roaring bitmap");
+            rc = EO_EIO;
+        }
     }
     PQclear(res);
+    for (size_t k = 0; k < nbufs; k++)
+        eo_buf_done(bufs[k]);
+    if (rc < 0) {
+        free_sets(sets, n);
+        return rc;
+    }
+    *out = sets;
+    return 0;
+}
+
+/* Distinct users per bucket (users[i]) and over the range (*total) from the user sets. */
+static int unique_from_sets(PGconn *conn, const qreq_t *r, const int64_t *starts, size_t n,
+                            int64_t *users, int64_t *total, char *err, size_t errlen)
+{
+    slot_t *slots = calloc(n ? n : 1, sizeof *slots);
+    if (!slots)
+        return EO_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int64_t lo = starts[i] > r->from_us ? starts[i] : r->from_us;
+        int64_t hi = i + 1 < n && starts[i + 1] < r->to_us ? starts[i + 1] : r->to_us;
+        slots[i] = (slot_t){r->event_type, lo, hi};
+    }
+    eo_userset_t **sets;
+    int rc = slot_sets(conn, r->tenant_id, slots, n, &sets, err, errlen);
+    free(slots);
+    if (rc < 0)
+        return rc;
+    eo_userset_t *all = eo_userset_new();
+    rc = all ? 0 : EO_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         users[i] = (int64_t)eo_userset_count(sets[i]);
         eo_userset_add_set(all, sets[i]);
     }
     if (rc == 0)
         *total = (int64_t)eo_userset_count(all);
-    for (size_t i = 0; sets && i < n; i++)
-        eo_userset_free(sets[i]);
-    free(sets);
     eo_userset_free(all);
-    for (size_t k = 0; k < nbufs; k++)
-        eo_buf_done(bufs[k]);
-    return rc == EO_EDATA ? EO_EIO : rc;
+    free_sets(sets, n);
+    return rc;
 }
 
 static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
@@ -666,6 +719,92 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
     return rc;
 }
 
+/* ---- retention: user sets (ADR-22) ---- */
+
+/* Retention from the user sets: per local period j of [from, to) the users whose first
+ * startEvent of the range falls in it (the startEvent set of j less those of earlier periods),
+ * and per k the size of their intersection with the returnEvent set of the whole period j + k.
+ * Returns 1 (and answers nothing) when the periods cannot be laid out, so that raw events
+ * answer. */
+static int retention_from_sets(PGconn *conn, const qreq_t *r, eo_buf_t *out, const char **field,
+                               char *err, size_t errlen)
+{
+    int64_t unit_days = r->unit == EO_Q_WEEK ? 7 : 1;
+    qreq_t ext = *r; /* the periods up to the last cohort's last return period */
+    ext.to_us = r->to_us + (r->periods + 2) * unit_days * EO_US_PER_DAY;
+    ext.max_buckets = r->max_buckets + r->periods + 16;
+    buckets_t bk;
+    int rc = fetch_buckets(conn, &ext, r->unit, &bk, field, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t ncoh = 0;
+    while (ncoh < bk.n && bk.start[ncoh] < r->to_us)
+        ncoh++;
+    size_t nret = ncoh + (size_t)r->periods;
+    if (nret + 1 > bk.n) { /* not enough periods laid out: raw events answer */
+        buckets_free(&bk);
+        return 1;
+    }
+    slot_t *slots = calloc(ncoh + nret + 1, sizeof *slots);
+    if (!slots) {
+        buckets_free(&bk);
+        return EO_ENOMEM;
+    }
+    for (size_t j = 0; j < ncoh; j++) {
+        int64_t lo = bk.start[j] > r->from_us ? bk.start[j] : r->from_us;
+        int64_t hi = bk.start[j + 1] < r->to_us ? bk.start[j + 1] : r->to_us;
+        slots[j] = (slot_t){r->start_event, lo, hi};
+    }
+    for (size_t t = 0; t < nret; t++)
+        slots[ncoh + t] = (slot_t){r->return_event, bk.start[t], bk.start[t + 1]};
+    eo_userset_t **sets;
+    rc = slot_sets(conn, r->tenant_id, slots, ncoh + nret, &sets, err, errlen);
+    free(slots);
+    if (rc < 0) {
+        buckets_free(&bk);
+        return rc;
+    }
+    const char *unit = eo_q_unit_name(r->unit);
+    put_open(out, r, false);
+    eo_buf_puts(out, ",\"startEvent\":");
+    eo_buf_put_json_str(out, r->start_event, strlen(r->start_event));
+    eo_buf_puts(out, ",\"returnEvent\":");
+    eo_buf_put_json_str(out, r->return_event, strlen(r->return_event));
+    eo_buf_putf(out, ",\"period\":\"%s\",\"periods\":%lld,\"tz\":", unit, (long long)r->periods);
+    eo_buf_put_json_str(out, r->tz, strlen(r->tz));
+    eo_buf_puts(out, ",\"cohorts\":[");
+    eo_userset_t *seen = eo_userset_new();
+    rc = seen ? 0 : EO_ENOMEM;
+    bool first = true;
+    for (size_t j = 0; rc == 0 && j < ncoh; j++) {
+        eo_userset_t *cohort = sets[j]; /* first startEvent in period j: less the earlier ones */
+        eo_userset_remove_set(cohort, seen);
+        eo_userset_add_set(seen, sets[j]);
+        uint64_t size = eo_userset_count(cohort);
+        if (size == 0)
+            continue;
+        char t[EO_RFC3339_MAX];
+        eo_rfc3339_format_local(bk.start[j], bk.offset[j], t);
+        eo_buf_putf(out, "%s{\"start\":\"%s\",\"users\":%llu,\"retained\":[", first ? "" : ",", t,
+                    (unsigned long long)size);
+        first = false;
+        for (size_t k = 0; k <= (size_t)r->periods; k++)
+            eo_buf_putf(out, "%s%llu", k ? "," : "",
+                        (unsigned long long)eo_userset_and_count(cohort, sets[ncoh + j + k]));
+        eo_buf_puts(out, "],\"rates\":[");
+        for (size_t k = 0; k <= (size_t)r->periods; k++)
+            eo_buf_putf(out, "%s%.6g", k ? "," : "",
+                        (double)eo_userset_and_count(cohort, sets[ncoh + j + k]) / (double)size);
+        eo_buf_puts(out, "]}");
+        rc = eo_buf_error(out);
+    }
+    eo_buf_puts(out, "]}");
+    eo_userset_free(seen);
+    free_sets(sets, ncoh + nret);
+    buckets_free(&bk);
+    return rc ? rc : eo_buf_error(out);
+}
+
 /* ---- retention: events ---- */
 
 static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
@@ -676,6 +815,18 @@ static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_s
     if (rc < 0)
         return rc;
     buckets_free(&cohorts);
+    bool sets = false;
+    if ((rc = user_sets_ready(conn, &sets, err, errlen)) < 0)
+        return rc;
+    if (sets) {
+        size_t mark = out->len;
+        rc = retention_from_sets(conn, r, out, field, err, errlen);
+        if (rc <= 0) {
+            *source = EO_Q_SRC_USER_SETS;
+            return rc;
+        }
+        eo_buf_truncate(out, mark); /* laid out no periods: raw events answer */
+    }
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], periods[24];
     eo_rfc3339_format(r->from_us, from);
     eo_rfc3339_format(r->to_us, to);

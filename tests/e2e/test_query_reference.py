@@ -33,8 +33,9 @@ docs/query.md is the contract. The test:
      some counts and unique users against the events table.
   5. cache: a sample of (closed-range) queries is asked again: X-Cache hit and the same body
      and X-Query-Source. Every answer names what answered it (X-Query-Source): rollups for
-     count, trend and types, the user sets (ADR-22) for unique users except per minute, raw
-     events for the rest.
+     count, trend and types, the user sets (ADR-22) for retention and for unique users except
+     per minute, raw events for the rest. Unique users and retention are asked on user-set
+     deltas only (the processor does not compact at first), then again on compacted sets only.
   6. page stability: while walking raw events pages, new events are stored (newer and older
      than the cursor, and at the cursor's own timestamp with smaller and larger message ids);
      the walk must neither repeat nor skip: pages after the cursor hold exactly the stored
@@ -1000,6 +1001,8 @@ class Checker:
             want_src = "rollups"
         elif ep == "/events/unique-users" and dict(case.params).get("interval") != "minute":
             want_src = "user_sets"
+        elif ep == "/events/retention":
+            want_src = "user_sets"
         else:
             want_src = "events"
         if hdrs.get("x-query-source") != want_src:
@@ -1580,8 +1583,8 @@ def main():
         f.check(sb.sql("SELECT count(*) FROM user_sets")[0][0] == "0",
                 "user sets were compacted during the first pass")
 
-        # phase 2: a processor that compacts; once every delta is merged, the unique-users
-        # cases again (a fresh query role with the cache off): the compacted sets must give the
+        # phase 2: a processor that compacts; once every delta is merged, the unique-users and
+        # retention cases again (a fresh query role with the cache off): the compacted sets must give the
         # same answers as the deltas did
         proc.stop()
         proc = sb.processor({"EVENTOPS_USER_SETS_COMPACT_MS": "100"}, name="processor-compacting")
@@ -1597,13 +1600,14 @@ def main():
         f.check(merged, "user-set deltas left after 120 s of compaction: %s" %
                 sb.sql("SELECT count(*) FROM user_set_deltas")[0][0])
         checker.cache_off = True
-        again = [c for c in cases if c.endpoint == "/events/unique-users"]
+        again = [c for c in cases if c.endpoint in ("/events/unique-users", "/events/retention")]
         for c in again:
             c.repeat = False
         with concurrent.futures.ThreadPoolExecutor(WORKERS) as ex:
             list(ex.map(lambda c: run_case(clients, checker, c), again))
-        log("compacted: %d unique-users cases again, %d bad in all" %
-            (len(again), checker.bad.get("/events/unique-users", 0)))
+        log("compacted: %d unique-users and retention cases again, %d bad in all" %
+            (len(again), checker.bad.get("/events/unique-users", 0) +
+             checker.bad.get("/events/retention", 0)))
         for ep, n in checker.bad.items():
             if n > MAX_DETAIL:
                 f.fail("%s: %d mismatching cases in all (first %d shown)" % (ep, n, MAX_DETAIL))
