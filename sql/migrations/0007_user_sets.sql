@@ -19,42 +19,38 @@ CREATE TABLE user_counters (
     next_no    bigint NOT NULL CHECK (next_no >= 0 AND next_no <= 2147483648)
 );
 
--- The numbers of the keys t[i], k[i] (as rows (i, user_no), i 1-based), numbering the new ones.
--- Runs as its own statement outside the events' transaction (the processor calls it before
--- BEGIN), so the counter row is locked for this call only: two processors numbering one tenant's
--- users wait for each other for a moment, never for a whole batch. A number given to a key whose
--- events then fail to store stays the key's (the dictionary only grows).
+-- The numbers of the keys t[i], k[i] (as rows (i, user_no), i 1-based), numbering the new ones:
+-- each key is looked up once, and a new one inserted once, in one statement. Runs as its own
+-- statement outside the events' transaction (the processor calls it before BEGIN), so a tenant's
+-- counter row is locked for this statement only: two processors numbering one tenant's users
+-- wait for each other for a moment, never for a whole batch. A key that another transaction
+-- numbered meanwhile (the insert found it taken) is left out of the answer: the caller asks
+-- again for the keys that did not come back. A number given to a key whose events then fail to
+-- store stays the key's (the dictionary only grows).
 CREATE FUNCTION eventops_user_numbers(t uuid[], k text[])
 RETURNS TABLE (i bigint, user_no integer)
-LANGUAGE plpgsql AS $$
-DECLARE
-    r record;
-    base bigint;
-BEGIN
-    FOR r IN
-        SELECT n.tenant_id, array_agg(n.user_key ORDER BY n.user_key) AS keys
-        FROM (SELECT DISTINCT u.tenant_id, u.user_key
-              FROM unnest(t, k) AS u(tenant_id, user_key)
-              WHERE NOT EXISTS (SELECT 1 FROM user_ids x
-                                WHERE x.tenant_id = u.tenant_id AND x.user_key = u.user_key)) AS n
-        GROUP BY n.tenant_id
-        ORDER BY n.tenant_id
-    LOOP
-        INSERT INTO user_counters AS c (tenant_id, next_no)
-        VALUES (r.tenant_id, cardinality(r.keys))
-        ON CONFLICT (tenant_id) DO UPDATE SET next_no = c.next_no + cardinality(r.keys)
-        RETURNING c.next_no - cardinality(r.keys) INTO base;
-        INSERT INTO user_ids (tenant_id, user_key, user_no)
-        SELECT r.tenant_id, a.key, (base + a.ord - 1)::integer
-        FROM unnest(r.keys) WITH ORDINALITY AS a(key, ord)
-        ORDER BY a.key
-        ON CONFLICT DO NOTHING;
-    END LOOP;
-    RETURN QUERY
-        SELECT u.i, x.user_no
-        FROM unnest(t, k) WITH ORDINALITY AS u(tenant_id, user_key, i)
-        JOIN user_ids x ON x.tenant_id = u.tenant_id AND x.user_key = u.user_key;
-END;
+LANGUAGE sql AS $$
+    WITH u AS (SELECT * FROM unnest(t, k) WITH ORDINALITY AS u(tenant_id, user_key, i)),
+    old AS (SELECT DISTINCT u.tenant_id, u.user_key, x.user_no
+            FROM u JOIN user_ids AS x USING (tenant_id, user_key)),
+    new AS (SELECT d.tenant_id, d.user_key,
+                   row_number() OVER (PARTITION BY d.tenant_id ORDER BY d.user_key) AS rn
+            FROM (SELECT DISTINCT u.tenant_id, u.user_key FROM u) AS d
+            WHERE NOT EXISTS (SELECT 1 FROM old
+                              WHERE old.tenant_id = d.tenant_id AND old.user_key = d.user_key)),
+    cnt AS (SELECT new.tenant_id, count(*) AS n FROM new GROUP BY new.tenant_id),
+    ctr AS (INSERT INTO user_counters AS c (tenant_id, next_no)
+            SELECT cnt.tenant_id, cnt.n FROM cnt ORDER BY cnt.tenant_id
+            ON CONFLICT (tenant_id) DO UPDATE SET next_no = c.next_no + EXCLUDED.next_no
+            RETURNING c.tenant_id, c.next_no),
+    ins AS (INSERT INTO user_ids (tenant_id, user_key, user_no)
+            SELECT new.tenant_id, new.user_key, (ctr.next_no - cnt.n + new.rn - 1)::integer
+            FROM new JOIN cnt USING (tenant_id) JOIN ctr USING (tenant_id)
+            ORDER BY new.tenant_id, new.user_key
+            ON CONFLICT DO NOTHING
+            RETURNING user_ids.tenant_id, user_ids.user_key, user_ids.user_no)
+    SELECT u.i, r.user_no
+    FROM u JOIN (SELECT * FROM old UNION ALL SELECT * FROM ins) AS r USING (tenant_id, user_key)
 $$;
 
 -- The users seen per tenant, event type ('' for all types together, as in rollups) and UTC

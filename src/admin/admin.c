@@ -44,6 +44,9 @@ void eo_admin_usage(FILE *out)
                  "  list-signing-keys [--dir D]  keys published in the JWKS\n"
                  "  delete-signing-key --kid K [--dir D]\n"
                  "                              withdraw a key: its tokens stop working\n"
+                 "  backfill-user-sets [--all]  compute the user sets (ADR-22) of the events\n"
+                 "                              stored before them, now (processors also do it\n"
+                 "                              in the background); --all: recompute every day\n"
                  "  rules list|show|create|update|delete --tenant T [--file F | --id ID]\n"
                  "                              a tenant's analytics rules (rules --help)\n"
                  "The write key is printed once; only its hash is stored.\n");

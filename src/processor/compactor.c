@@ -1,6 +1,7 @@
 /* The user-set compactor (see compactor.h). */
 #include "processor/compactor.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,41 @@ int eo_user_sets_backfill_step(PGconn *conn, char *err, size_t errlen)
     if (PQntuples(res) > 0)
         eo_log_info("user sets complete: unique users are answered from them", NULL);
     PQclear(res);
+    return 0;
+}
+
+/* ---- `eventops admin backfill-user-sets` ---- */
+
+int eo_user_sets_backfill_run(const char *dsn, bool all_days, FILE *progress)
+{
+    PGconn *conn;
+    char err[512];
+    if (eo_pg_connect(dsn, &conn, err, sizeof err) < 0) {
+        fprintf(stderr, "eventops admin: backfill-user-sets: %s\n", err);
+        return 1;
+    }
+    int r = 0;
+    if (all_days) /* data loaded behind the processor's back: every day recomputed */
+        r = eo_pg_exec(conn,
+                       "BEGIN; DELETE FROM user_sets_backfill;"
+                       " UPDATE derived_structures SET complete = false, changed_at = now()"
+                       " WHERE name = 'user_sets'; COMMIT",
+                       err, sizeof err);
+    int days = 0;
+    while (r == 0 && (r = eo_user_sets_backfill_step(conn, err, sizeof err)) == 1) {
+        days++;
+        r = 0;
+        if (progress && days % 10 == 0)
+            fprintf(progress, "backfill-user-sets: %d days\n", days);
+    }
+    PQfinish(conn);
+    if (r < 0) {
+        fprintf(stderr, "eventops admin: backfill-user-sets: %s\n", err);
+        return 1;
+    }
+    if (progress)
+        fprintf(progress, "backfill-user-sets: %d days recomputed; the user sets are complete\n",
+                days);
     return 0;
 }
 

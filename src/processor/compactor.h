@@ -11,6 +11,8 @@
 #define EO_PROCESSOR_COMPACTOR_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -36,6 +38,12 @@ int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t e
  * latest events partition not backfilled yet, or, when none is left, marks them complete.
  * Returns 1 when a day was backfilled (call again), 0 when the sets are complete, or an error. */
 int eo_user_sets_backfill_step(PGconn *conn, char *err, size_t errlen);
+
+/* `eventops admin backfill-user-sets [--all]`: runs the backfill steps on dsn until the user
+ * sets are complete (--all: first forgets every day done, for data loaded behind the
+ * processor's back, e.g. by bench/query_load.sh). Progress to `progress` (may be NULL).
+ * Returns the exit code. */
+int eo_user_sets_backfill_run(const char *dsn, bool all_days, FILE *progress);
 
 /* Starts a thread that connects to dsn and runs passes every interval_ms (passes follow each
  * other while they merge a whole block, up to 50 per interval). metrics may be NULL. */

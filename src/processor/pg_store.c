@@ -560,6 +560,54 @@ static int cache_put(pg_store_t *st, const eo_record_t *rec, uint32_t no)
                            (void *)(uintptr_t)((uint64_t)no + 1), &old);
 }
 
+/* Asks the database for the numbers of the records st->asked[0, *nasked) (whose keys are in
+ * st->arrays[0] and [1]); keeps in st->asked those that did not come back, and rebuilds the
+ * arrays for them. */
+static int ask_numbers(pg_store_t *st, eo_record_t *const *recs, size_t *nasked, char *err,
+                       size_t errlen)
+{
+    const char *params[2];
+    int r = arrays_close(st, 2, params);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot build the batch's user keys: %s", eo_strerror(r));
+        return r == EO_ELIMIT ? EO_EDATA : r;
+    }
+    PGresult *res;
+    if ((r = eo_pg_query(st->conn, user_numbers_sql, 2, params, &res, err, errlen)) < 0)
+        return r;
+    size_t n = *nasked;
+    bool *got = calloc(n, sizeof *got);
+    if (!got) {
+        PQclear(res);
+        return EO_ENOMEM;
+    }
+    for (int row = 0; r == 0 && row < PQntuples(res); row++) {
+        unsigned long long ord = strtoull(PQgetvalue(res, row, 0), NULL, 10);
+        long long no = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+        if (ord < 1 || ord > n || no < 0 || no > UINT32_MAX)
+            continue;
+        st->rec_user[st->asked[ord - 1]] = (uint32_t)no;
+        got[ord - 1] = true;
+        r = cache_put(st, recs[st->asked[ord - 1]], (uint32_t)no);
+    }
+    PQclear(res);
+    arrays_reset(st);
+    size_t left = 0;
+    for (size_t k = 0; r == 0 && k < n; k++) {
+        if (got[k])
+            continue;
+        const eo_record_t *rec = recs[st->asked[k]];
+        eo_str_t key = user_key(rec);
+        array_next(&st->arrays[0]);
+        eo_buf_put(&st->arrays[0], rec->tenant_id, 36);
+        array_str(&st->arrays[1], key.s, key.len);
+        st->asked[left++] = st->asked[k];
+    }
+    free(got);
+    *nasked = left;
+    return r;
+}
+
 /* st->rec_user[i] for the first occurrences (st->first[0, nfirst)): from the cache, the others
  * numbered by the database in one autocommitted statement (before the events' transaction). */
 static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size_t nfirst,
@@ -590,34 +638,17 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
         array_str(&st->arrays[1], key.s, key.len);
         st->asked[nasked++] = st->first[k];
     }
-    if (nasked == 0)
-        return 0;
-    const char *params[2];
-    int r = arrays_close(st, 2, params);
-    if (r < 0) {
-        snprintf(err, errlen, "cannot build the batch's user keys: %s", eo_strerror(r));
-        return r == EO_ELIMIT ? EO_EDATA : r;
+    /* the keys another transaction numbered meanwhile come back on the next ask */
+    for (int ask = 0; nasked > 0 && ask < 3; ask++) {
+        int r = ask_numbers(st, recs, &nasked, err, errlen);
+        if (r < 0)
+            return r;
     }
-    PGresult *res;
-    if ((r = eo_pg_query(st->conn, user_numbers_sql, 2, params, &res, err, errlen)) < 0)
-        return r;
-    size_t got = 0;
-    for (int row = 0; r == 0 && row < PQntuples(res); row++) {
-        unsigned long long ord = strtoull(PQgetvalue(res, row, 0), NULL, 10);
-        long long no = strtoll(PQgetvalue(res, row, 1), NULL, 10);
-        if (ord < 1 || ord > nasked || no < 0 || no > UINT32_MAX)
-            continue;
-        st->rec_user[st->asked[ord - 1]] = (uint32_t)no;
-        got++;
-        r = cache_put(st, recs[st->asked[ord - 1]], (uint32_t)no);
+    if (nasked > 0) {
+        snprintf(err, errlen, "%zu user keys came back without a number", nasked);
+        return EO_EUNAVAIL;
     }
-    PQclear(res);
-    if (r == 0 && got != nasked) {
-        snprintf(err, errlen, "%zu of %zu user keys came back without a number", nasked - got,
-                 nasked);
-        r = EO_EUNAVAIL;
-    }
-    return r;
+    return 0;
 }
 
 /* Adds the stored rows' users to user_set_deltas. */

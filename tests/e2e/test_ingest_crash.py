@@ -13,6 +13,9 @@ Then it checks:
   * no rejected event (invalid item, 400/401 request, malformed record) is stored;
   * every rollup count equals COUNT(*) of its events (minute, hour, day; UTC buckets) and
     every bucket of events has its rollup row;
+  * the user sets (ADR-22) hold exactly the users of the stored events: unique users per
+    Berlin day from the query role (X-Query-Source user_sets), all types and each type, equal
+    COUNT(DISTINCT user) of the events;
   * the dead-letter topic (read_committed) holds exactly the malformed records, once each,
     each with an eventops-error-code header (and the expected code);
   * the processes stop on SIGTERM with exit code 0 and no sanitizer report.
@@ -474,6 +477,48 @@ def malformed_records(round_no, tenant_ids):
 # The test
 
 
+def check_unique_users(sb, F, tenants):
+    """After the crashes the user sets hold exactly the users of the stored events: a query role
+    answers unique users from them (X-Query-Source user_sets) per Berlin day over the whole run,
+    for all types and for each type, equal to COUNT(DISTINCT user) of the events per bucket."""
+    from querytest import QueryClient, query_token
+    key = sb.create_signing_key()
+    query = sb.query()
+    query.start()
+    query.wait_ready(timeout=90)
+    lo, hi = sb.sql("SELECT to_char(min(occurred_at) - interval '1 day', 'YYYY-MM-DD'),"
+                    " to_char(max(occurred_at) + interval '2 days', 'YYYY-MM-DD') FROM events")[0]
+    frm, to = lo + "T00:00:00Z", hi + "T00:00:00Z"
+    checked = 0
+    for t in tenants:
+        client = sb.create_client(t["tenantId"], ["events:read"])
+        qc = QueryClient(sb.query_url(""), query_token(sb, client, key["kid"]))
+        for etype in [None] + EVENT_TYPES:
+            params = [("from", frm), ("to", to), ("interval", "day"), ("tz", "Europe/Berlin")]
+            if etype:
+                params.append(("eventType", etype))
+            st, h, body, url = qc.get("/events/unique-users", params)
+            if not F.check(st == 200, "%s: %s %.300r" % (url, st, body)):
+                continue
+            F.check(h.get("x-query-source") == "user_sets",
+                    "%s: X-Query-Source %r, expected user_sets" % (url, h.get("x-query-source")))
+            where = "tenant_id = '%s'%s" % (t["tenantId"],
+                                              " AND event_type = '%s'" % etype if etype else "")
+            want_total = int(sb.scalar("SELECT count(DISTINCT coalesce(user_id, anonymous_id))"
+                                       " FROM events WHERE " + where))
+            rows = sb.sql("SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE"
+                          " 'Europe/Berlin'), 'YYYY-MM-DD'), count(DISTINCT coalesce(user_id,"
+                          " anonymous_id)) FROM events WHERE %s GROUP BY 1" % where)
+            want = {d: int(n) for d, n in rows}
+            got = {b["start"][:10]: b["users"] for b in body.get("series", []) if b["users"]}
+            F.check(body.get("users") == want_total and got == want,
+                    "%s: users %r by day %r; the events say %r by day %r" %
+                    (url, body.get("users"), got, want_total, want))
+            checked += 1
+    query.stop()
+    log("unique users from the user sets equal the events: %d queries" % checked)
+
+
 def main():
     t_start = time.monotonic()
     stats = Stats()
@@ -747,6 +792,9 @@ def main():
                         "row: %s) %d != %d events" % (g, every, sums.get((g, every), 0),
                                                      len(rows)))
         n_rollups = sb.scalar("SELECT count(*) FROM rollups")
+
+        # ---- user sets (ADR-22) agree with the events after the crashes ----
+        check_unique_users(sb, F, tenants)
 
         # ---- dead letters: exactly the malformed records ----
         want_dlq = Counter((k, v) for k, v, _ in malformed)

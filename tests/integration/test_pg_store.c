@@ -614,6 +614,72 @@ static void test_user_sets(void **state)
     PQfinish(conn);
 }
 
+/* Two connections numbering overlapping new keys at once, 30 rounds: every key gets one number,
+ * no number is given twice, and each call answers every key it was asked (a key the other
+ * numbered meanwhile comes back on a second ask, as pg_store asks). */
+typedef struct {
+    int id;
+    int failures;
+} numberer_t;
+
+static void *numberer(void *arg)
+{
+    numberer_t *w = arg;
+    PGconn *conn;
+    char err[512];
+    if (eo_pg_connect(fx.db.dsn, &conn, err, sizeof err) < 0) {
+        w->failures++;
+        return NULL;
+    }
+    for (int round = 0; round < 30; round++) {
+        char t[8192], k[8192];
+        int nt = snprintf(t, sizeof t, "{"), nk = snprintf(k, sizeof k, "{");
+        for (int i = 0; i < 40; i++) { /* keys 0..59 of the round, both threads, shifted */
+            int key = (i + 20 * w->id) % 60;
+            nt += snprintf(t + nt, sizeof t - (size_t)nt, "%s%s", i ? "," : "", fx.tenant_a);
+            nk += snprintf(k + nk, sizeof k - (size_t)nk, "%s\"race-%d-%d\"", i ? "," : "", round,
+                           key);
+        }
+        snprintf(t + nt, sizeof t - (size_t)nt, "}");
+        snprintf(k + nk, sizeof k - (size_t)nk, "}");
+        const char *p[] = {t, k};
+        int answered = 0;
+        for (int ask = 0; ask < 3 && answered < 40; ask++) {
+            PGresult *res;
+            if (eo_pg_query(conn,
+                            "SELECT count(*) FROM eventops_user_numbers($1::uuid[], $2::text[])", 2,
+                            p, &res, err, sizeof err) < 0) {
+                w->failures++;
+                break;
+            }
+            answered = atoi(PQgetvalue(res, 0, 0));
+            PQclear(res);
+        }
+        if (answered != 40)
+            w->failures++;
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+static void test_numbering_race(void **state)
+{
+    numberer_t w[2] = {{0, 0}, {1, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, numberer, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(w[0].failures + w[1].failures, 0);
+    assert_int_equal(q("SELECT count(*) FROM user_ids WHERE user_key LIKE 'race-%%'"), 30 * 60);
+    assert_int_equal(q("SELECT count(*) FROM (SELECT user_no FROM user_ids WHERE tenant_id = '%s'"
+                       " GROUP BY 1 HAVING count(*) > 1) AS d",
+                       fx.tenant_a),
+                     0);
+    assert_true(q("SELECT max(user_no) FROM user_ids WHERE tenant_id = '%s'", fx.tenant_a) <
+                q("SELECT next_no FROM user_counters WHERE tenant_id = '%s'", fx.tenant_a));
+}
+
 /* A database that had events before the user sets: events stored behind the processor's back
  * (old users and new ones, two types, over a whole day and a day edge), the sets marked
  * incomplete; the backfill steps recompute every day until the sets are complete and equal the
@@ -669,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_rollups_total),
         cmocka_unit_test(test_user_sets),
         cmocka_unit_test(test_backfill),
+        cmocka_unit_test(test_numbering_race),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
