@@ -334,14 +334,17 @@ fi
 # (2) heavy endpoints, sequential
 
 W="from=$FROM&to=$TO"
-heavy_names=(uu-all uu-type-day breakdown-plan breakdown-city funnel retention types raw raw-user)
+heavy_names=(uu-all uu-type-day uu-all-day-berlin breakdown-plan breakdown-city funnel retention
+    retention-week types raw raw-user)
 declare -A heavy=(
     [uu-all]="/events/unique-users?$W"
     [uu-type-day]="/events/unique-users?eventType=page_viewed&interval=day&$W"
+    [uu-all-day-berlin]="/events/unique-users?interval=day&tz=Europe/Berlin&$W"
     [breakdown-plan]="/events/breakdown?property=plan&$W"
     [breakdown-city]="/events/breakdown?eventType=page_viewed&property=address.city&$W"
     [funnel]="/events/funnel?steps=product_viewed,product_added,checkout_started,order_completed&within=1d&$W"
     [retention]="/events/retention?startEvent=signed_up&returnEvent=page_viewed&period=day&periods=7&$W"
+    [retention-week]="/events/retention?startEvent=page_viewed&returnEvent=page_viewed&period=week&periods=4&tz=America/New_York&$W"
     [types]="/events/types"
     [raw]="/events?eventType=order_completed&limit=100&$W"
     [raw-user]="/events?userId=user-0000042&limit=100&$W"
