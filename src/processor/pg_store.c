@@ -51,6 +51,7 @@ typedef struct {
     uint32_t *rec_user;
     size_t rec_user_cap;      /* per record of the batch: its user's number */
     size_t *asked, asked_cap; /* records whose user was not cached, in array order */
+    size_t *dup, dup_cap;     /* pairs (record, earlier record with the same user) */
     eo_userset_event_t *set_events;
     size_t set_events_cap;
     eo_buf_t blob; /* the batch's serialised user-set deltas */
@@ -180,6 +181,7 @@ static void pg_free(eo_store_t *base)
     eo_hmap_done(&st->users, NULL);
     free(st->rec_user);
     free(st->asked);
+    free(st->dup);
     free(st->set_events);
     eo_buf_done(&st->blob);
     free(st->dsn);
@@ -618,19 +620,38 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
         snprintf(err, errlen, "out of memory");
         return EO_ENOMEM;
     }
+    if (EO_ARRAY_RESERVE(st->dup, st->dup_cap, 2 * nfirst, 16) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return EO_ENOMEM;
+    }
     arrays_reset(st);
-    size_t nasked = 0;
-    for (size_t k = 0; k < nfirst; k++) {
+    eo_hmap_t batch; /* the keys asked for in this batch: each once */
+    eo_hmap_init(&batch);
+    size_t nasked = 0, ndup = 0;
+    int r = 0;
+    for (size_t k = 0; r == 0 && k < nfirst; k++) {
         const eo_record_t *rec = recs[st->first[k]];
-        int r = cache_key(st, rec);
-        if (r < 0) {
+        if ((r = cache_key(st, rec)) < 0) {
             snprintf(err, errlen, "cannot build a user key: %s", eo_strerror(r));
-            return r == EO_ELIMIT ? EO_EDATA : r;
+            r = r == EO_ELIMIT ? EO_EDATA : r;
+            break;
         }
         void *v = eo_hmap_get(&st->users, st->scratch.data, st->scratch.len);
         if (v) {
             st->rec_user[st->first[k]] = (uint32_t)((uintptr_t)v - 1);
             continue;
+        }
+        if ((v = eo_hmap_get(&batch, st->scratch.data, st->scratch.len))) {
+            st->dup[2 * ndup] = st->first[k];
+            st->dup[2 * ndup + 1] = (size_t)((uintptr_t)v - 1);
+            ndup++;
+            continue;
+        }
+        void *old;
+        if ((r = eo_hmap_put(&batch, st->scratch.data, st->scratch.len,
+                             (void *)(uintptr_t)(st->first[k] + 1), &old)) < 0) {
+            snprintf(err, errlen, "out of memory");
+            break;
         }
         eo_str_t key = user_key(rec);
         array_next(&st->arrays[0]);
@@ -638,16 +659,20 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
         array_str(&st->arrays[1], key.s, key.len);
         st->asked[nasked++] = st->first[k];
     }
+    eo_hmap_done(&batch, NULL);
+    if (r < 0)
+        return r;
     /* the keys another transaction numbered meanwhile come back on the next ask */
     for (int ask = 0; nasked > 0 && ask < 3; ask++) {
-        int r = ask_numbers(st, recs, &nasked, err, errlen);
-        if (r < 0)
+        if ((r = ask_numbers(st, recs, &nasked, err, errlen)) < 0)
             return r;
     }
     if (nasked > 0) {
         snprintf(err, errlen, "%zu user keys came back without a number", nasked);
         return EO_EUNAVAIL;
     }
+    for (size_t d = 0; d < ndup; d++) /* the batch's later events of an asked user */
+        st->rec_user[st->dup[2 * d]] = st->rec_user[st->dup[2 * d + 1]];
     return 0;
 }
 
