@@ -54,10 +54,10 @@ int eo_pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     return r;
 }
 
-int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                PGresult **res, char *err, size_t errlen)
+static int query_as(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                    int format, PGresult **res, char *err, size_t errlen)
 {
-    *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, format);
     ExecStatusType st = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return 0;
@@ -65,6 +65,18 @@ int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *p
     PQclear(*res);
     *res = NULL;
     return r;
+}
+
+int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                PGresult **res, char *err, size_t errlen)
+{
+    return query_as(conn, sql, nparams, params, 0, res, err, errlen);
+}
+
+int eo_pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                       PGresult **res, char *err, size_t errlen)
+{
+    return query_as(conn, sql, nparams, params, 1, res, err, errlen);
 }
 
 int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,

@@ -23,6 +23,11 @@ int eo_pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen) EO_MUST_
 int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                 PGresult **res, char *err, size_t errlen) EO_MUST_CHECK;
 
+/* The same with every result column in PostgreSQL's binary format (int4 as 4 bytes big-endian,
+ * bytea as its bytes: no hex to decode). */
+int eo_pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                       PGresult **res, char *err, size_t errlen) EO_MUST_CHECK;
+
 /* COPY ... FROM STDIN with data (text format). */
 int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
                   size_t errlen) EO_MUST_CHECK;

@@ -30,6 +30,25 @@ static int query(PGconn *conn, const char *sql, int n, const char *const *params
     return r;
 }
 
+/* query() with binary results. */
+static int query_binary(PGconn *conn, const char *sql, int n, const char *const *params,
+                        PGresult **res, char *err, size_t errlen)
+{
+    int r = eo_pg_query_binary(conn, sql, n, params, res, err, errlen);
+    if (r < 0 && strncmp(err, "57014", 5) == 0)
+        return EO_ETIMEOUT;
+    return r;
+}
+
+/* An int4 column of a binary result (0 when NULL). */
+static int64_t int4_bin(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 4)
+        return 0;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+
 static int64_t num(const PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -462,22 +481,19 @@ static int slot_sets(PGconn *conn, const char *tenant_id, const slot_t *slots, s
             rc = EO_ENOMEM;
     PGresult *res = NULL;
     if (rc == 0)
-        rc = query(conn, slot_sets_sql, (int)(1 + nbufs), p, &res, err, errlen);
+        rc = query_binary(conn, slot_sets_sql, (int)(1 + nbufs), p, &res, err, errlen);
     else if (rc != EO_ELIMIT)
         snprintf(err, errlen, "cannot build the user-set query: %s", eo_strerror(rc));
     for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
-        int64_t b = num(res, row, 0);
+        int64_t b = int4_bin(res, row, 0);
         if (b < 1 || (size_t)b > n)
             continue;
         if (PQgetisnull(res, row, 1)) {
-            eo_userset_add(sets[b - 1], (uint32_t)num(res, row, 2));
+            eo_userset_add(sets[b - 1], (uint32_t)int4_bin(res, row, 2));
             continue;
         }
-        size_t len = 0;
-        unsigned char *bytes =
-            PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 1), &len);
-        rc = bytes ? eo_userset_add_serialized(sets[b - 1], bytes, len) : EO_ENOMEM;
-        PQfreemem(bytes);
+        rc = eo_userset_add_serialized(sets[b - 1], PQgetvalue(res, row, 1),
+                                       (size_t)PQgetlength(res, row, 1));
         if (rc == EO_EDATA) {
             snprintf(err, errlen, "a stored user set is not a roaring bitmap");
             rc = EO_EIO;
