@@ -125,6 +125,25 @@ static int64_t floor_to(int64_t t, int64_t us)
     return (q - (t % us < 0)) * us;
 }
 
+/* tenant, type, bucket: the order of the rows */
+static int cmp_row(const void *pa, const void *pb)
+{
+    const eo_userset_row_t *a = pa, *b = pb;
+    int c = memcmp(a->tenant_id, b->tenant_id, 36);
+    if (c == 0)
+        c = cmp_str(a->event_type, b->event_type);
+    if (c == 0)
+        c = (a->bucket_start_us > b->bucket_start_us) - (a->bucket_start_us < b->bucket_start_us);
+    return c;
+}
+
+/* The all-types set of (tenant, bucket) being gathered. */
+typedef struct {
+    const char *tenant_id;
+    int64_t bucket;
+    roaring_bitmap_t *set;
+} all_types_t;
+
 int eo_userset_delta(const eo_userset_event_t *events, size_t n, eo_userset_row_t **rows,
                      size_t *nrows, eo_buf_t *blob)
 {
@@ -135,29 +154,29 @@ int eo_userset_delta(const eo_userset_event_t *events, size_t n, eo_userset_row_
         return 0;
     if (n > SIZE_MAX / (2 * sizeof(delta_key_t)))
         return EO_ENOMEM;
-    delta_key_t *keys = malloc(2 * n * sizeof *keys);
+    /* the events sorted once by (tenant, type, quarter, user); each type's group gives its row
+     * and is added to its (tenant, quarter)'s all-types set (few per batch: a short list) */
+    delta_key_t *keys = malloc(n * sizeof *keys);
     uint32_t *users = malloc(n * sizeof *users);
-    if (!keys || !users) {
-        free(keys);
-        free(users);
-        return EO_ENOMEM;
+    eo_userset_row_t *out = NULL;
+    all_types_t *all = NULL;
+    size_t nall = 0, capall = 0, k = 0, groups = 1;
+    int r = keys && users ? 0 : EO_ENOMEM;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        keys[i] = (delta_key_t){events[i].tenant_id, events[i].event_type,
+                                floor_to(events[i].occurred_at_us, EO_USERSET_DELTA_US),
+                                events[i].user_no};
+    if (r == 0) {
+        qsort(keys, n, sizeof *keys, cmp_key);
+        for (size_t i = 1; i < n; i++)
+            groups += cmp_group(&keys[i - 1], &keys[i]) != 0;
+        /* at most one all-types row per group */
+        if (!(out = malloc(2 * groups * sizeof *out)))
+            r = EO_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
-        int64_t q = floor_to(events[i].occurred_at_us, EO_USERSET_DELTA_US);
-        keys[2 * i] =
-            (delta_key_t){events[i].tenant_id, events[i].event_type, q, events[i].user_no};
-        keys[2 * i + 1] = (delta_key_t){events[i].tenant_id, {"", 0}, q, events[i].user_no};
-    }
-    qsort(keys, 2 * n, sizeof *keys, cmp_key);
-    size_t groups = 1;
-    for (size_t i = 1; i < 2 * n; i++)
-        groups += cmp_group(&keys[i - 1], &keys[i]) != 0;
-    eo_userset_row_t *out = malloc(groups * sizeof *out);
-    int r = out ? 0 : EO_ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; r == 0 && i < 2 * n;) {
+    for (size_t i = 0; r == 0 && i < n;) {
         size_t j = i, nu = 0;
-        for (; j < 2 * n && cmp_group(&keys[i], &keys[j]) == 0; j++)
+        for (; j < n && cmp_group(&keys[i], &keys[j]) == 0; j++)
             if (nu == 0 || users[nu - 1] != keys[j].user)
                 users[nu++] = keys[j].user;
         roaring_bitmap_t *b = roaring_bitmap_of_ptr(nu, users);
@@ -165,6 +184,30 @@ int eo_userset_delta(const eo_userset_event_t *events, size_t n, eo_userset_row_
             r = EO_ENOMEM;
             break;
         }
+        size_t a = 0;
+        while (a < nall && !(all[a].bucket == keys[i].bucket &&
+                             memcmp(all[a].tenant_id, keys[i].tenant_id, 36) == 0))
+            a++;
+        if (a == nall) {
+            if (nall == capall) {
+                size_t cap = capall ? 2 * capall : 8;
+                all_types_t *grown = realloc(all, cap * sizeof *grown);
+                if (!grown) {
+                    roaring_bitmap_free(b);
+                    r = EO_ENOMEM;
+                    break;
+                }
+                all = grown;
+                capall = cap;
+            }
+            all[nall++] = (all_types_t){keys[i].tenant_id, keys[i].bucket, roaring_bitmap_create()};
+            if (!all[a].set) {
+                roaring_bitmap_free(b);
+                r = EO_ENOMEM;
+                break;
+            }
+        }
+        roaring_bitmap_or_inplace(all[a].set, b);
         size_t off = blob->len;
         r = eo_userset_serialize((eo_userset_t *)b, blob);
         roaring_bitmap_free(b);
@@ -172,12 +215,23 @@ int eo_userset_delta(const eo_userset_event_t *events, size_t n, eo_userset_row_
                                       blob->len - off};
         i = j;
     }
+    for (size_t a = 0; a < nall; a++) {
+        if (r == 0) {
+            size_t off = blob->len;
+            r = eo_userset_serialize((eo_userset_t *)all[a].set, blob);
+            out[k++] =
+                (eo_userset_row_t){all[a].tenant_id, {"", 0}, all[a].bucket, off, blob->len - off};
+        }
+        roaring_bitmap_free(all[a].set);
+    }
+    free(all);
     free(keys);
     free(users);
     if (r < 0) {
         free(out);
         return r;
     }
+    qsort(out, k, sizeof *out, cmp_row);
     *rows = out;
     *nrows = k;
     return 0;
