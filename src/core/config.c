@@ -94,9 +94,9 @@ static const cfg_var_t vars[] = {
     S(processor_addr, "EVENTOPS_PROCESSOR_ADDR", "127.0.0.1", "processor health listen address"),
     I(processor_port, "EVENTOPS_PROCESSOR_PORT", 8081, 0, 65535,
       "processor health port (/healthz, /readyz)"),
-    I(user_cache_entries, "EVENTOPS_USER_CACHE_ENTRIES", 262144, 1024, 100000000,
-      "user numbers each storage worker keeps in memory (ADR-22; about 100 bytes each; emptied "
-      "when full)"),
+    I(user_cache_entries, "EVENTOPS_USER_CACHE_ENTRIES", 65536, 1024, 100000000,
+      "user numbers each storage worker keeps in memory, per generation (ADR-22; two "
+      "generations, about 100 bytes an entry: users seen within the last generation stay)"),
     I(user_sets_compact_ms, "EVENTOPS_USER_SETS_COMPACT_MS", 2000, 100, 3600000,
       "how often the processor merges the user-set deltas into the compacted sets, ms"),
     I(user_sets_compact_rows, "EVENTOPS_USER_SETS_COMPACT_ROWS", 2000, 10, 1000000,

@@ -109,3 +109,44 @@ int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t l
     }
     return r;
 }
+
+static void array_next(eo_buf_t *b)
+{
+    eo_buf_putc(b, b->len == 0 ? '{' : ',');
+}
+
+void eo_pg_array_elem(eo_buf_t *b, const char *text, size_t n)
+{
+    array_next(b);
+    eo_buf_put(b, text, n);
+}
+
+void eo_pg_array_str(eo_buf_t *b, const char *s, size_t n)
+{
+    array_next(b);
+    eo_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            eo_buf_putc(b, '\\');
+        eo_buf_putc(b, s[i]);
+    }
+    eo_buf_putc(b, '"');
+}
+
+void eo_pg_array_bytea(eo_buf_t *b, const void *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *u = p;
+    array_next(b);
+    eo_buf_puts(b, "\"\\\\x");
+    for (size_t i = 0; i < n; i++) {
+        char two[2] = {digits[u[i] >> 4], digits[u[i] & 15]};
+        eo_buf_put(b, two, 2);
+    }
+    eo_buf_putc(b, '"');
+}
+
+void eo_pg_array_close(eo_buf_t *b)
+{
+    eo_buf_puts(b, b->len == 0 ? "{}" : "}");
+}

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 
 /* Connects (with a 5 s connect timeout unless dsn sets one). *out is NULL on failure. */
@@ -31,5 +32,16 @@ int eo_pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *c
 /* COPY ... FROM STDIN with data (text format). */
 int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
                   size_t errlen) EO_MUST_CHECK;
+
+/* Array parameters in PostgreSQL's text form ({a,"b \"c\"",...}), one element per call; an
+ * append error stays in the buffer (eo_buf_error). */
+/* An element as it is (numbers, uuids, times: no quotes or separators in them). */
+void eo_pg_array_elem(eo_buf_t *b, const char *text, size_t n);
+/* A quoted element: any text, '"' and '\\' escaped. */
+void eo_pg_array_str(eo_buf_t *b, const char *s, size_t n);
+/* A bytea element in hex ("\\x..."). */
+void eo_pg_array_bytea(eo_buf_t *b, const void *p, size_t n);
+/* Ends the array ("{}" when it has no element). */
+void eo_pg_array_close(eo_buf_t *b);
 
 #endif

@@ -347,12 +347,18 @@ static int take_redis(eo_ratelimit_t *rl, const char *key, double rate, int64_t 
          * leased request is spent later than LEASE_MS after Redis counted it */
         if (e->lease_until_us <= now)
             e->tokens = 0; /* what is left of an expired lease is dropped */
-        if (e->tokens == 0)
+        /* tokens still held here came from a concurrent lease whose answer may have been
+         * processed before or after this one: Redis's remaining is at most the lower of the
+         * two (taking the later-processed one could count the same tokens twice) */
+        bool concurrent = e->tokens > 0;
+        if (!concurrent)
             e->lease_until_us = now + rl->lease_us;
         e->tokens += granted - 1;
         e->denied_until_us = 0;
         e->lease_size = want;
-        e->remaining = res->remaining;
+        if (!concurrent || res->remaining < e->remaining)
+            e->remaining = res->remaining;
+        res->remaining = e->remaining;
         e->reset_at_us = now + reset_us;
         res->remaining += e->tokens;
     } else if (e) {

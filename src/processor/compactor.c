@@ -107,42 +107,15 @@ static int64_t floor_us(int64_t t, int64_t g)
     return eo_floor_to(t, g);
 }
 
-/* An array literal's element separator. */
-static void next(eo_buf_t *b)
-{
-    eo_buf_putc(b, b->len ? ',' : '{');
-}
-
-static void put_quoted(eo_buf_t *b, const char *s)
-{
-    next(b);
-    eo_buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            eo_buf_putc(b, '\\');
-        eo_buf_putc(b, *s);
-    }
-    eo_buf_putc(b, '"');
-}
-
 static void put_time(eo_buf_t *b, int64_t us)
 {
     char t[EO_RFC3339_MAX];
-    eo_rfc3339_format(us, t);
-    next(b);
-    eo_buf_puts(b, t);
+    eo_pg_array_elem(b, t, eo_rfc3339_format(us, t));
 }
 
-static void put_bytea(eo_buf_t *b, const char *p, size_t n)
+static void put_str(eo_buf_t *b, const char *s)
 {
-    static const char digits[] = "0123456789abcdef";
-    next(b);
-    eo_buf_puts(b, "\"\\\\x");
-    for (size_t i = 0; i < n; i++) {
-        char two[2] = {digits[(unsigned char)p[i] >> 4], digits[(unsigned char)p[i] & 15]};
-        eo_buf_put(b, two, 2);
-    }
-    eo_buf_putc(b, '"');
+    eo_pg_array_str(b, s, strlen(s));
 }
 
 /* Adds the hex/escaped bytea text of a result cell to set. */
@@ -166,15 +139,14 @@ static int write_rows(PGconn *conn, merge_t *m, bool with_old, char *err, size_t
         eo_buf_init(&a[i], (size_t)1 << 30);
     int r = 0;
     for (size_t i = 0; i < m->n; i++) {
-        next(&a[0]);
-        eo_buf_puts(&a[0], m->rows[i].tenant);
-        put_quoted(&a[1], m->rows[i].gran);
-        put_quoted(&a[2], m->rows[i].type);
+        eo_pg_array_elem(&a[0], m->rows[i].tenant, strlen(m->rows[i].tenant));
+        put_str(&a[1], m->rows[i].gran);
+        put_str(&a[2], m->rows[i].type);
         put_time(&a[3], m->rows[i].bucket);
     }
     const char *p[5];
     for (int i = 0; i < 4; i++) {
-        eo_buf_puts(&a[i], a[i].len ? "}" : "{}");
+        eo_pg_array_close(&a[i]);
         r = r ? r : eo_buf_error(&a[i]);
         p[i] = a[i].data;
     }
@@ -193,10 +165,10 @@ static int write_rows(PGconn *conn, merge_t *m, bool with_old, char *err, size_t
         eo_buf_reset(&bytes);
         r = eo_userset_serialize(m->rows[i].set, &bytes);
         if (r == 0)
-            put_bytea(&a[4], bytes.data, bytes.len);
+            eo_pg_array_bytea(&a[4], bytes.data, bytes.len);
     }
     eo_buf_done(&bytes);
-    eo_buf_puts(&a[4], a[4].len ? "}" : "{}");
+    eo_pg_array_close(&a[4]);
     r = r ? r : eo_buf_error(&a[4]);
     p[4] = a[4].data;
     if (r == 0 && m->n > 0 && (r = eo_pg_query(conn, put_sql, 5, p, &res, err, errlen)) == 0)
@@ -516,11 +488,12 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_me
                                        "User-set compaction or backfill steps that failed "
                                        "(retried at the next interval).",
                                        "role=\"processor\"");
-        c->backfilled = eo_metrics_counter(metrics, "eventops_user_sets_backfilled_days_total",
-                                           "UTC days whose user sets were recomputed from the "
-                                           "events (the backfill of a database that had events "
-                                           "before migration 0007).",
-                                           "role=\"processor\"");
+        c->backfilled =
+            eo_metrics_counter(metrics, "eventops_user_sets_backfilled_partitions_total",
+                               "UTC days whose user sets were recomputed from the "
+                               "events (the backfill of a database that had events "
+                               "before migration 0007).",
+                               "role=\"processor\"");
     }
     int r = eo_ticker_start(interval_ms, tick, c, &c->ticker);
     if (r < 0) {

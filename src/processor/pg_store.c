@@ -45,8 +45,11 @@ typedef struct {
     size_t stored_cap;
     eo_buf_t arrays[5]; /* array parameters */
     /* user numbers (ADR-22): tenant id (36 characters) + user key -> number + 1; a number never
-     * changes once given, so the cache is never stale; emptied when it holds cache_max */
-    eo_hmap_t users;
+     * changes once given, so the cache is never stale. Two generations: new entries go into
+     * users; when it holds users_max, old (the generation before) is dropped and users becomes
+     * old; a hit in old is copied into users. So users seen within the last generation stay
+     * cached and memory stays under 2 x users_max entries. */
+    eo_hmap_t users, old_users;
     size_t users_max;
     uint32_t *rec_user;
     size_t rec_user_cap;      /* per record of the batch: its user's number */
@@ -158,7 +161,8 @@ int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out
     for (size_t i = 0; i < ARRAYS; i++)
         eo_buf_init(&st->arrays[i], STORE_COPY_MAX);
     eo_hmap_init(&st->users);
-    st->users_max = user_cache_entries ? user_cache_entries : 262144;
+    eo_hmap_init(&st->old_users);
+    st->users_max = user_cache_entries ? user_cache_entries : 65536;
     eo_buf_init(&st->blob, STORE_COPY_MAX);
     *out = &st->base;
     return 0;
@@ -179,6 +183,7 @@ static void pg_free(eo_store_t *base)
     free(st->first);
     free(st->stored);
     eo_hmap_done(&st->users, NULL);
+    eo_hmap_done(&st->old_users, NULL);
     free(st->rec_user);
     free(st->asked);
     free(st->dup);
@@ -476,29 +481,10 @@ static long first_occurrences(pg_store_t *st, eo_record_t *const *recs, size_t n
     return (long)count;
 }
 
-/* Array parameters in PostgreSQL's text form: {a,b,"c \"d\""}. */
-static void array_next(eo_buf_t *b)
-{
-    eo_buf_putc(b, b->len == 0 ? '{' : ',');
-}
-
-static void array_str(eo_buf_t *b, const char *s, size_t n)
-{
-    array_next(b);
-    eo_buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            eo_buf_putc(b, '\\');
-        eo_buf_putc(b, s[i]);
-    }
-    eo_buf_putc(b, '"');
-}
-
 static void array_time(eo_buf_t *b, int64_t us)
 {
     char t[EO_RFC3339_MAX];
-    array_next(b);
-    eo_buf_put(b, t, eo_rfc3339_format(us, t));
+    eo_pg_array_elem(b, t, eo_rfc3339_format(us, t));
 }
 
 /* Closes the arrays and fills params; 0 or the first append error. */
@@ -507,7 +493,7 @@ static int arrays_close(pg_store_t *st, size_t n, const char **params)
     int r = 0;
     for (size_t i = 0; i < n; i++) {
         eo_buf_t *b = &st->arrays[i];
-        eo_buf_puts(b, b->len == 0 ? "{}" : "}");
+        eo_pg_array_close(b);
         r = r ? r : eo_buf_error(b);
         params[i] = b->data;
     }
@@ -518,19 +504,6 @@ static void arrays_reset(pg_store_t *st)
 {
     for (size_t i = 0; i < ARRAYS; i++)
         eo_buf_reset(&st->arrays[i]);
-}
-
-static void array_bytea(eo_buf_t *b, const void *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *u = p;
-    array_next(b);
-    eo_buf_puts(b, "\"\\\\x");
-    for (size_t i = 0; i < n; i++) {
-        char two[2] = {digits[u[i] >> 4], digits[u[i] & 15]};
-        eo_buf_put(b, two, 2);
-    }
-    eo_buf_putc(b, '"');
 }
 
 /* A record's user key: userId, else anonymousId (docs/query.md). */
@@ -549,17 +522,35 @@ static int cache_key(pg_store_t *st, const eo_record_t *rec)
     return eo_buf_error(&st->scratch);
 }
 
-static int cache_put(pg_store_t *st, const eo_record_t *rec, uint32_t no)
+/* Puts the key in st->scratch with its number into the current generation. */
+static int cache_put_scratch(pg_store_t *st, uint32_t no)
 {
-    if (st->users.count >= st->users_max) { /* full: start again (numbers never change) */
-        eo_hmap_done(&st->users, NULL);
+    if (st->users.count >= st->users_max) { /* full: it becomes the old generation */
+        eo_hmap_done(&st->old_users, NULL);
+        st->old_users = st->users;
         eo_hmap_init(&st->users);
     }
-    int r = cache_key(st, rec);
     void *old;
-    return r ? r
-             : eo_hmap_put(&st->users, st->scratch.data, st->scratch.len,
-                           (void *)(uintptr_t)((uint64_t)no + 1), &old);
+    return eo_hmap_put(&st->users, st->scratch.data, st->scratch.len,
+                       (void *)(uintptr_t)((uint64_t)no + 1), &old);
+}
+
+static int cache_put(pg_store_t *st, const eo_record_t *rec, uint32_t no)
+{
+    int r = cache_key(st, rec);
+    return r ? r : cache_put_scratch(st, no);
+}
+
+/* The number + 1 of the key in st->scratch, or 0 (a hit in the old generation is renewed). */
+static uintptr_t cache_get_scratch(pg_store_t *st)
+{
+    uintptr_t v = (uintptr_t)eo_hmap_get(&st->users, st->scratch.data, st->scratch.len);
+    if (v)
+        return v;
+    v = (uintptr_t)eo_hmap_get(&st->old_users, st->scratch.data, st->scratch.len);
+    if (v && cache_put_scratch(st, (uint32_t)(v - 1)) < 0)
+        return v; /* not renewed (out of memory): still a hit */
+    return v;
 }
 
 /* Asks the database for the numbers of the records st->asked[0, *nasked) (whose keys are in
@@ -600,9 +591,8 @@ static int ask_numbers(pg_store_t *st, eo_record_t *const *recs, size_t *nasked,
             continue;
         const eo_record_t *rec = recs[st->asked[k]];
         eo_str_t key = user_key(rec);
-        array_next(&st->arrays[0]);
-        eo_buf_put(&st->arrays[0], rec->tenant_id, 36);
-        array_str(&st->arrays[1], key.s, key.len);
+        eo_pg_array_elem(&st->arrays[0], rec->tenant_id, 36);
+        eo_pg_array_str(&st->arrays[1], key.s, key.len);
         st->asked[left++] = st->asked[k];
     }
     free(got);
@@ -636,11 +626,12 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
             r = r == EO_ELIMIT ? EO_EDATA : r;
             break;
         }
-        void *v = eo_hmap_get(&st->users, st->scratch.data, st->scratch.len);
-        if (v) {
-            st->rec_user[st->first[k]] = (uint32_t)((uintptr_t)v - 1);
+        uintptr_t no = cache_get_scratch(st);
+        if (no) {
+            st->rec_user[st->first[k]] = (uint32_t)(no - 1);
             continue;
         }
+        void *v;
         if ((v = eo_hmap_get(&batch, st->scratch.data, st->scratch.len))) {
             st->dup[2 * ndup] = st->first[k];
             st->dup[2 * ndup + 1] = (size_t)((uintptr_t)v - 1);
@@ -654,9 +645,8 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
             break;
         }
         eo_str_t key = user_key(rec);
-        array_next(&st->arrays[0]);
-        eo_buf_put(&st->arrays[0], rec->tenant_id, 36);
-        array_str(&st->arrays[1], key.s, key.len);
+        eo_pg_array_elem(&st->arrays[0], rec->tenant_id, 36);
+        eo_pg_array_str(&st->arrays[1], key.s, key.len);
         st->asked[nasked++] = st->first[k];
     }
     eo_hmap_done(&batch, NULL);
@@ -697,11 +687,10 @@ static int add_user_sets(pg_store_t *st, eo_record_t *const *recs, size_t nnew, 
     arrays_reset(st);
     for (size_t i = 0; i < nrows; i++) {
         const eo_userset_row_t *row = &rows[i];
-        array_next(&st->arrays[0]);
-        eo_buf_put(&st->arrays[0], row->tenant_id, 36);
-        array_str(&st->arrays[1], row->event_type.s, row->event_type.len);
+        eo_pg_array_elem(&st->arrays[0], row->tenant_id, 36);
+        eo_pg_array_str(&st->arrays[1], row->event_type.s, row->event_type.len);
         array_time(&st->arrays[2], row->bucket_start_us);
-        array_bytea(&st->arrays[3], st->blob.data + row->off, row->len);
+        eo_pg_array_bytea(&st->arrays[3], st->blob.data + row->off, row->len);
     }
     free(rows);
     const char *params[4];
@@ -723,9 +712,8 @@ static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, 
     arrays_reset(st);
     for (size_t k = 0; k < nfirst; k++) {
         const eo_record_t *rec = recs[st->first[k]];
-        array_next(&st->arrays[0]);
-        eo_buf_put(&st->arrays[0], rec->tenant_id, 36);
-        array_str(&st->arrays[1], rec->ev.message_id.s, rec->ev.message_id.len);
+        eo_pg_array_elem(&st->arrays[0], rec->tenant_id, 36);
+        eo_pg_array_str(&st->arrays[1], rec->ev.message_id.s, rec->ev.message_id.len);
         array_time(&st->arrays[2], rec->ev.occurred_at_us);
     }
     const char *params[3];
@@ -777,13 +765,12 @@ static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, ch
     for (size_t i = 0; i < nrows; i++) {
         const eo_rollup_row_t *row = &rows[i];
         const char *g = eo_rollup_granularity_name(row->granularity);
-        array_next(&st->arrays[0]);
-        eo_buf_put(&st->arrays[0], row->tenant_id, 36);
-        array_str(&st->arrays[1], g, strlen(g));
-        array_str(&st->arrays[2], row->event_type.s, row->event_type.len);
+        eo_pg_array_elem(&st->arrays[0], row->tenant_id, 36);
+        eo_pg_array_str(&st->arrays[1], g, strlen(g));
+        eo_pg_array_str(&st->arrays[2], row->event_type.s, row->event_type.len);
         array_time(&st->arrays[3], row->bucket_start_us);
-        array_next(&st->arrays[4]);
-        eo_buf_put_i64(&st->arrays[4], row->count);
+        char count[EO_I64_TEXT];
+        eo_pg_array_elem(&st->arrays[4], count, eo_fmt_i64(count, row->count));
     }
     free(rows);
     const char *params[5];

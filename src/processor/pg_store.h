@@ -5,7 +5,7 @@
  * merged in C (domain/rollup_delta.h), are added with one upsert, and their users, as numbers
  * (user_ids) gathered in one bitmap per tenant, type and quarter hour (domain/userset.h), go
  * into user_set_deltas (ADR-22). Also keeps daily partitions, a cache of known tenants and a
- * cache of user numbers (at most user_cache_entries; 0: 262,144).
+ * cache of user numbers (two generations of user_cache_entries; 0: 65,536).
  *
  * Threads: a store has its own connection and is used by one thread at a time; each storage
  * worker owns one (store_pool.h), and the processor loop uses the first worker's between

@@ -384,35 +384,26 @@ typedef struct {
     eo_buf_t raw_b, raw_t, raw_s, raw_e;        /* raw ranges: slot, type, range */
 } set_pieces_t;
 
-static void array_put_next(eo_buf_t *b)
-{
-    eo_buf_putc(b, b->len ? ',' : '{');
-}
-
 static void array_put_time(eo_buf_t *b, int64_t us)
 {
     char t[EO_RFC3339_MAX];
-    eo_rfc3339_format(us, t);
-    array_put_next(b);
-    eo_buf_putf(b, "\"%s\"", t);
+    eo_pg_array_elem(b, t, eo_rfc3339_format(us, t));
+}
+
+static void array_put_int(eo_buf_t *b, int64_t v)
+{
+    char t[EO_I64_TEXT];
+    eo_pg_array_elem(b, t, eo_fmt_i64(t, v));
 }
 
 static void array_put_str(eo_buf_t *b, const char *s)
 {
-    array_put_next(b);
-    eo_buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            eo_buf_putc(b, '\\');
-        eo_buf_putc(b, *s);
-    }
-    eo_buf_putc(b, '"');
+    eo_pg_array_str(b, s, strlen(s));
 }
 
 static void put_raw(set_pieces_t *sp, size_t b, const char *type, int64_t lo, int64_t hi)
 {
-    array_put_next(&sp->raw_b);
-    eo_buf_put_i64(&sp->raw_b, (int64_t)b);
+    array_put_int(&sp->raw_b, (int64_t)b);
     array_put_str(&sp->raw_t, type);
     array_put_time(&sp->raw_s, lo);
     array_put_time(&sp->raw_e, hi);
@@ -432,8 +423,7 @@ static int cut_for_sets(set_pieces_t *sp, size_t b, const slot_t *slot)
             put_raw(sp, b, type, piece->start_us, piece->end_us);
             continue;
         }
-        array_put_next(&sp->set_b);
-        eo_buf_put_i64(&sp->set_b, (int64_t)b);
+        array_put_int(&sp->set_b, (int64_t)b);
         array_put_str(&sp->set_t, type);
         array_put_str(&sp->set_g, eo_level_name(piece->level));
         array_put_time(&sp->set_s, piece->start_us);
@@ -469,7 +459,7 @@ static int slot_sets(PGconn *conn, const char *tenant_id, const slot_t *slots, s
             rc = cut_for_sets(&sp, i + 1, &slots[i]);
     const char *p[1 + sizeof bufs / sizeof bufs[0]] = {tenant_id};
     for (size_t k = 0; k < nbufs; k++) {
-        eo_buf_puts(bufs[k], bufs[k]->len ? "}" : "{}");
+        eo_pg_array_close(bufs[k]);
         rc = rc ? rc : eo_buf_error(bufs[k]);
         p[1 + k] = bufs[k]->data;
     }
@@ -737,6 +727,20 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
 
 /* ---- retention: user sets (ADR-22) ---- */
 
+/* {"from",...,"tz":..,"cohorts":[ (no closing) */
+static void put_retention_open(eo_buf_t *out, const qreq_t *r)
+{
+    put_open(out, r, false);
+    eo_buf_puts(out, ",\"startEvent\":");
+    eo_buf_put_json_str(out, r->start_event, strlen(r->start_event));
+    eo_buf_puts(out, ",\"returnEvent\":");
+    eo_buf_put_json_str(out, r->return_event, strlen(r->return_event));
+    eo_buf_putf(out, ",\"period\":\"%s\",\"periods\":%lld,\"tz\":", eo_q_unit_name(r->unit),
+                (long long)r->periods);
+    eo_buf_put_json_str(out, r->tz, strlen(r->tz));
+    eo_buf_puts(out, ",\"cohorts\":[");
+}
+
 /* Retention from the user sets: per local period j of [from, to) the users whose first
  * startEvent of the range falls in it (the startEvent set of j less those of earlier periods),
  * and per k the size of their intersection with the returnEvent set of the whole period j + k.
@@ -780,15 +784,7 @@ static int retention_from_sets(PGconn *conn, const qreq_t *r, eo_buf_t *out, con
         buckets_free(&bk);
         return rc;
     }
-    const char *unit = eo_q_unit_name(r->unit);
-    put_open(out, r, false);
-    eo_buf_puts(out, ",\"startEvent\":");
-    eo_buf_put_json_str(out, r->start_event, strlen(r->start_event));
-    eo_buf_puts(out, ",\"returnEvent\":");
-    eo_buf_put_json_str(out, r->return_event, strlen(r->return_event));
-    eo_buf_putf(out, ",\"period\":\"%s\",\"periods\":%lld,\"tz\":", unit, (long long)r->periods);
-    eo_buf_put_json_str(out, r->tz, strlen(r->tz));
-    eo_buf_puts(out, ",\"cohorts\":[");
+    put_retention_open(out, r);
     eo_userset_t *seen = eo_userset_new();
     rc = seen ? 0 : EO_ENOMEM;
     bool first = true;
@@ -874,14 +870,7 @@ static int answer_retention(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_s
         8, p, &res, err, errlen);
     if (rc < 0)
         return rc;
-    put_open(out, r, false);
-    eo_buf_puts(out, ",\"startEvent\":");
-    eo_buf_put_json_str(out, r->start_event, strlen(r->start_event));
-    eo_buf_puts(out, ",\"returnEvent\":");
-    eo_buf_put_json_str(out, r->return_event, strlen(r->return_event));
-    eo_buf_putf(out, ",\"period\":\"%s\",\"periods\":%lld,\"tz\":", unit, (long long)r->periods);
-    eo_buf_put_json_str(out, r->tz, strlen(r->tz));
-    eo_buf_puts(out, ",\"cohorts\":[");
+    put_retention_open(out, r);
     size_t np = (size_t)r->periods + 1;
     int64_t *kept = calloc(np, sizeof *kept);
     rc = kept ? 0 : EO_ENOMEM;
