@@ -652,7 +652,7 @@ static void *numberer(void *arg)
                 w->failures++;
                 break;
             }
-            answered = atoi(PQgetvalue(res, 0, 0));
+            answered = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
             PQclear(res);
         }
         if (answered != 40)
