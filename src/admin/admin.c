@@ -44,9 +44,10 @@ void eo_admin_usage(FILE *out)
                  "  list-signing-keys [--dir D]  keys published in the JWKS\n"
                  "  delete-signing-key --kid K [--dir D]\n"
                  "                              withdraw a key: its tokens stop working\n"
-                 "  backfill-user-sets [--all]  compute the user sets (ADR-22) of the events\n"
-                 "                              stored before them, now (processors also do it\n"
-                 "                              in the background); --all: recompute every day\n"
+                 "  backfill [--all]            compute the user sets and timelines (ADR-22,\n"
+                 "                              ADR-23) of the events stored before them, now\n"
+                 "                              (processors also do it in the background);\n"
+                 "                              --all: recompute every day\n"
                  "  rules list|show|create|update|delete --tenant T [--file F | --id ID]\n"
                  "                              a tenant's analytics rules (rules --help)\n"
                  "The write key is printed once; only its hash is stored.\n");
