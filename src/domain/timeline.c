@@ -111,8 +111,7 @@ int eo_timeline_encode(const eo_timeline_entry_t *e, size_t n, int64_t bucket_st
     return eo_buf_error(out);
 }
 
-int eo_timeline_decode(const void *bytes, size_t len, int64_t bucket_start_us,
-                       eo_timeline_vec_t *v)
+int eo_timeline_decode(const void *bytes, size_t len, int64_t bucket_start_us, eo_timeline_vec_t *v)
 {
     const unsigned char *p = bytes, *end = p + len;
     uint64_t users;
@@ -135,8 +134,7 @@ int eo_timeline_decode(const void *bytes, size_t len, int64_t bucket_start_us,
         v->e[v->n++] = (eo_timeline_entry_t){(uint32_t)user, bucket_start_us + (int64_t)off};
         for (uint64_t k = 1; k < count; k++) {
             uint64_t step;
-            if (!get_varint(&p, end, &step) || step == 0 ||
-                step >= EO_TIMELINE_BUCKET_US - off)
+            if (!get_varint(&p, end, &step) || step == 0 || step >= EO_TIMELINE_BUCKET_US - off)
                 goto bad;
             off += step;
             v->e[v->n++] = (eo_timeline_entry_t){(uint32_t)user, bucket_start_us + (int64_t)off};
@@ -200,7 +198,8 @@ int eo_timeline_delta(const eo_userset_event_t *events, size_t n, eo_timeline_ro
     size_t groups = 1, k = 0;
     for (size_t i = 0; r == 0 && i < n; i++) {
         int64_t t = events[i].occurred_at_us;
-        keys[i] = (delta_key_t){events[i].tenant_id, events[i].event_type,
+        keys[i] = (delta_key_t){events[i].tenant_id,
+                                events[i].event_type,
                                 eo_floor_to(t, EO_TIMELINE_BUCKET_US),
                                 {events[i].user_no, t}};
     }
@@ -279,8 +278,8 @@ int eo_funnel_eval(const eo_funnel_t *f, uint64_t *users)
             size_t u = e->user_no;
             if (u >= nu || stage[u] != k)
                 continue;
-            if ((strict ? e->t_us > tk[u] : e->t_us >= tk[u]) &&
-                e->t_us - t1[u] < f->within_us && e->t_us < cand[u])
+            if ((strict ? e->t_us > tk[u] : e->t_us >= tk[u]) && e->t_us - t1[u] < f->within_us &&
+                e->t_us < cand[u])
                 cand[u] = e->t_us;
         }
         for (size_t u = 0; u < nu; u++)

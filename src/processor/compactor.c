@@ -649,12 +649,12 @@ struct eo_compactor {
 
 /* Passes of one structure until a pass merges less than a whole block (at most
  * MAX_PASSES_PER_TICK). false when a pass failed. */
-static bool passes(eo_compactor_t *c, long (*pass)(PGconn *, int64_t, char *, size_t),
+static bool passes(eo_compactor_t *c, long (*one)(PGconn *, int64_t, char *, size_t),
                    eo_counter_t *merged, const char *what)
 {
     char err[512];
     for (int i = 0; i < MAX_PASSES_PER_TICK; i++) {
-        long n = pass(c->conn, c->rows, err, sizeof err);
+        long n = one(c->conn, c->rows, err, sizeof err);
         if (n < 0) {
             eo_counter_add(c->failed, 1);
             eo_log_warn("compaction failed", "structure", what, "error", err, NULL);

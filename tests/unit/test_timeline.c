@@ -100,14 +100,14 @@ static void test_refuses(void **state)
         size_t len;
     } bad[] = {
         {"", 0},
-        {"\x02\x00", 2},                        /* unknown version */
-        {"\x01\x01\x00\x00\x00", 5},            /* a count of 0 */
-        {"\x01\x01\x00\x02\x00\x00", 6},        /* an increment of 0 */
-        {"\x01\x02\x05\x01\x00\x00\x01\x00", 8}, /* a second user with a gap of 0 */
+        {"\x02\x00", 2},                             /* unknown version */
+        {"\x01\x01\x00\x00\x00", 5},                 /* a count of 0 */
+        {"\x01\x01\x00\x02\x00\x00", 6},             /* an increment of 0 */
+        {"\x01\x02\x05\x01\x00\x00\x01\x00", 8},     /* a second user with a gap of 0 */
         {"\x01\x01\x00\x01\x80\xc8\xce\xb4\x0d", 9}, /* a time of one hour */
-        {"\x01\x01\x00\x01\x00\x00", 6},        /* a byte left over */
+        {"\x01\x01\x00\x01\x00\x00", 6},             /* a byte left over */
         {"\x01\x01\x80\x80\x80\x80\x10\x01\x00", 9}, /* a user number past 32 bits */
-        {"\x01\x05\x00\x01\x00", 5},            /* more users than bytes */
+        {"\x01\x05\x00\x01\x00", 5},                 /* more users than bytes */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(eo_timeline_decode(bad[i].bytes, bad[i].len, start, &v), EO_EDATA);
@@ -162,9 +162,8 @@ static void test_delta_rows(void **state)
         eo_timeline_vec_done(&v);
     }
     eo_timeline_vec_t v = {0};
-    assert_int_equal(eo_timeline_decode(blob.data + rows[2].off, rows[2].len,
-                                        rows[2].bucket_start_us, &v),
-                     0);
+    assert_int_equal(
+        eo_timeline_decode(blob.data + rows[2].off, rows[2].len, rows[2].bucket_start_us, &v), 0);
     assert_int_equal(v.e[0].user_no, 7);
     assert_int_equal(v.e[0].t_us, T("2026-03-01T10:00:00Z"));
     assert_int_equal(v.e[1].t_us, T("2026-03-01T10:30:00Z"));
