@@ -399,7 +399,7 @@ for name in "${heavy_names[@]}"; do
     read -r cmed cmax < <(stats <"$work/$name.cold")
     read -r wmed wmax < <(stats <"$work/$name.warm")
     res[$name]="$cmed $cmax $wmed $wmax"
-    say "$name: cold $(tr '\n' ' ' <"$work/$name.cold")s; warm $(tr '\n' ' ' <"$work/$name.warm")s; answer $(head -c 160 "$work/$name.body.json")"
+    say "$name: cold $(tr '\n' ' ' <"$work/$name.cold")s; warm $(tr '\n' ' ' <"$work/$name.warm")s; answer sha256 $(sha256sum <"$work/$name.body.json" | head -c 16) $(head -c 160 "$work/$name.body.json")"
 done
 stop_query
 fi
