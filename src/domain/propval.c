@@ -11,8 +11,8 @@
 
 static bool name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '$' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$' || c == '-';
 }
 
 int eo_proppath_parse(const char *s, size_t n, eo_proppath_t *out)
@@ -87,7 +87,7 @@ int eo_propval_numeric(const char *s, size_t n, eo_buf_t *out)
     long dscale = (long)frac_len - exp;
     if (dscale < 0)
         dscale = 0;
-#define DIGIT_AT(k) ((k) < int_len ? s[int_at + (k)] : s[frac_at + (k) - int_len])
+#define DIGIT_AT(k) ((k) < int_len ? s[int_at + (k)] : s[frac_at + (k)-int_len])
     /* digit at position p (0: the first digit left of the point is at point - 1) */
     bool zero = true;
     for (size_t k = 0; k < nd; k++)

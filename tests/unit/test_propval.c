@@ -33,7 +33,7 @@ static void test_path(void **state)
         {"a b", 0, 0}, /* only [A-Za-z0-9_$-] */
         {"$x-1_Y", 1, 1},
         {"a/b", 0, 0},
-        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, 1}, /* 64 */
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, 1},  /* 64 */
         {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 0}, /* 65 */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
