@@ -135,3 +135,50 @@ CREATE TABLE property_backfill (
     done_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, path, day)
 );
+
+-- Tracks path p of tenant t with a dictionary of at most cap values (the admin command and the
+-- query role's API both call this). Answers 'tracked' (new: state 'backfilling'), 'unchanged'
+-- (tracked already with this cap), 'retracked' (tracked with another cap: its counts are dropped
+-- and rebuilt from the events, because values past the old cap could not be named afterwards
+-- without making some counts disagree), or 'limit' (the tenant tracks max_paths paths already).
+-- The tenant's row is locked so that concurrent calls cannot pass max_paths.
+CREATE FUNCTION eventops_track_property(t uuid, p text, cap integer, max_paths integer)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    old_cap integer;
+BEGIN
+    PERFORM 1 FROM tenants WHERE tenant_id = t FOR UPDATE;
+    SELECT value_cap INTO old_cap FROM tracked_properties WHERE tenant_id = t AND path = p;
+    IF old_cap = cap THEN
+        RETURN 'unchanged';
+    END IF;
+    IF old_cap IS NULL
+       AND (SELECT count(*) FROM tracked_properties WHERE tenant_id = t) >= max_paths THEN
+        RETURN 'limit';
+    END IF;
+    IF old_cap IS NOT NULL THEN
+        PERFORM eventops_untrack_property(t, p);
+    END IF;
+    INSERT INTO tracked_properties (tenant_id, path, value_cap) VALUES (t, p, cap);
+    RETURN CASE WHEN old_cap IS NULL THEN 'tracked' ELSE 'retracked' END;
+END;
+$$;
+
+-- Stops tracking path p of tenant t and deletes its counts and dictionary. Answers whether it was
+-- tracked. Deltas that transactions begun before this one still write are dropped by the
+-- compactor (or replaced by a later tracking's backfill).
+CREATE FUNCTION eventops_untrack_property(t uuid, p text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    found_it boolean;
+BEGIN
+    DELETE FROM tracked_properties WHERE tenant_id = t AND path = p;
+    found_it := FOUND;
+    DELETE FROM property_values WHERE tenant_id = t AND path = p;
+    DELETE FROM property_rollup_deltas WHERE tenant_id = t AND path = p;
+    DELETE FROM property_rollups WHERE tenant_id = t AND path = p;
+    DELETE FROM property_backfill WHERE tenant_id = t AND path = p;
+    RETURN found_it;
+END;
+$$;

@@ -332,12 +332,13 @@ long eo_prop_track_write(eo_prop_track_t *pt, PGconn *conn, eo_record_t *const *
             continue;
         const eo_record_t *rec = recs[at];
         int64_t hour = eo_floor_to(rec->ev.occurred_at_us, EO_US_PER_HOUR);
-        for (size_t e = pt->rec_first[at] - 1; r == 0 && e < pt->rec_first[at] - 1 + pt->rec_count[at];
-             e++) {
+        for (size_t e = pt->rec_first[at] - 1;
+             r == 0 && e < pt->rec_first[at] - 1 + pt->rec_count[at]; e++) {
             const entry_t *en = &pt->entries[e];
             for (int all = 0; r == 0 && all < 2; all++) {
                 row_t row = {en->path, en->named, all ? (eo_str_t){"", 0} : rec->ev.event_type,
-                             hour, en->off, en->named ? en->len : 0, 1};
+                             hour,     en->off,   en->named ? en->len : 0,
+                             1};
                 eo_buf_reset(&key);
                 eo_buf_put(&key, &row.path, sizeof row.path);
                 eo_buf_put(&key, &row.hour, sizeof row.hour);
