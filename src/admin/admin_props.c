@@ -62,8 +62,8 @@ static int untrack(PGconn *conn, const char *tenant, const char *path, bool as_j
         return eo_admin_fail("untrack-property", err);
     }
     if (as_json)
-        eo_admin_print_json(json_pack("{s:s, s:s, s:s}", "tenantId", tenant, "path", path,
-                                      "result", "untracked"));
+        eo_admin_print_json(
+            json_pack("{s:s, s:s, s:s}", "tenantId", tenant, "path", path, "result", "untracked"));
     else
         printf("%s %s: untracked\n", tenant, path);
     return 0;
@@ -89,8 +89,8 @@ static int list(PGconn *conn, const char *tenant, bool as_json)
                 arr, json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "tenantId", PQgetvalue(res, i, 0),
                                "path", PQgetvalue(res, i, 1), "cap",
                                (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10), "state",
-                               PQgetvalue(res, i, 3), "createdAt", PQgetvalue(res, i, 4),
-                               "values", (json_int_t)strtoll(PQgetvalue(res, i, 5), NULL, 10)));
+                               PQgetvalue(res, i, 3), "createdAt", PQgetvalue(res, i, 4), "values",
+                               (json_int_t)strtoll(PQgetvalue(res, i, 5), NULL, 10)));
         else
             printf("%s  %-24s  cap %-7s  values %-7s  %s  since %s\n", PQgetvalue(res, i, 0),
                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 5),
@@ -139,7 +139,8 @@ int eo_admin_props_main(int argc, char **argv)
         char *end;
         cap = strtoll(cap_arg, &end, 10);
         if (*cap_arg == '\0' || *end != '\0' || cap < 1 || cap > cfg.property_value_cap_max) {
-            snprintf(err, sizeof err, "must be an integer from 1 to %lld (EVENTOPS_PROPERTY_VALUE_CAP_MAX)",
+            snprintf(err, sizeof err,
+                     "must be an integer from 1 to %lld (EVENTOPS_PROPERTY_VALUE_CAP_MAX)",
                      (long long)cfg.property_value_cap_max);
             return eo_admin_fail("--cap", err);
         }

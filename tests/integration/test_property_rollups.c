@@ -200,8 +200,8 @@ static size_t write_events(const char *tenant, const char *prefix, size_t n, int
     for (size_t i = 0; i < n; i++) {
         char id[64];
         snprintf(id, sizeof id, "%s-%zu", prefix, i);
-        batch_add(b, tenant, id, i % 3 ? "signup" : "order",
-                  start_us + (int64_t)i * 7 * 60 * S_US, props_of[i % NPROPS]);
+        batch_add(b, tenant, id, i % 3 ? "signup" : "order", start_us + (int64_t)i * 7 * 60 * S_US,
+                  props_of[i % NPROPS]);
     }
     size_t got = write_ok(b);
     batch_done(b);
