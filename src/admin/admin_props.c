@@ -134,7 +134,9 @@ int eo_admin_props_main(int argc, char **argv)
     char err[512];
     if (eo_config_load(&cfg, err, sizeof err) < 0)
         return eo_admin_fail("configuration", err);
-    long long cap = cfg.property_value_cap;
+    long long cap = cfg.property_value_cap < cfg.property_value_cap_max
+                        ? cfg.property_value_cap
+                        : cfg.property_value_cap_max;
     if (cap_arg) {
         char *end;
         cap = strtoll(cap_arg, &end, 10);

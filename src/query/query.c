@@ -508,7 +508,9 @@ static void on_props_list(eo_http_req_t *req, void *ud)
  * and returns false on anything else. */
 static bool props_cap(eo_query_t *q, eo_http_req_t *req, long long *cap)
 {
-    *cap = q->cfg.property_value_cap;
+    *cap = q->cfg.property_value_cap < q->cfg.property_value_cap_max
+               ? q->cfg.property_value_cap
+               : q->cfg.property_value_cap_max; /* the default, never past the maximum */
     size_t len;
     const char *body = eo_http_body(req, &len);
     if (!body || len == 0)

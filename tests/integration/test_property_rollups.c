@@ -4,9 +4,11 @@
  * byte for byte as PostgreSQL's eventops_property_text over the stored jsonb (strings with
  * escapes, integers, reals, booleans, objects, arrays, null, missing; records decoded both with
  * a tree and without one); the dictionary never passes its cap, and overflow counts what it
- * refused; the backfill waits for a transaction that began before the tracking (it stored
- * events without deltas) and then recounts them; compaction passes keep every count; the
- * counts equal a recount of the raw events throughout; untracking deletes everything. */
+ * refused; a batch whose transaction fails at COMMIT (after its deltas were written) leaves
+ * nothing, and stores them with its events when written again; the backfill waits for a transaction
+ * that began before the tracking (it stored events without deltas) and then recounts them;
+ * compaction passes keep every count; the counts equal a recount of the raw events throughout;
+ * untracking deletes everything. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -343,6 +345,47 @@ static void test_deltas_and_backfill(void **state)
     PQfinish(conn);
 }
 
+/* A batch whose transaction fails at COMMIT, after its events, rollups and property deltas were
+ * written (a deferred trigger refuses the deltas of event type "boom"): nothing of it stays, the
+ * store reports the failure, and the same batch written again afterwards is stored with its
+ * deltas, the counts equal to the events throughout. */
+static void test_failed_commit_keeps_agreement(void **state)
+{
+    (void)state;
+    exec_ok("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'boom at commit'; END$$;"
+            "CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON property_rollup_deltas"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.event_type = 'boom')"
+            " EXECUTE FUNCTION boom()");
+    int64_t events = q("SELECT count(*) FROM events"), deltas = q("SELECT count(*) FROM"
+                                                                  " property_rollup_deltas");
+    int64_t t0 = (fx.now_us / HOUR_US - 5) * HOUR_US;
+    batch_t *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    for (size_t i = 0; i < 8; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "boom-%zu", i);
+        batch_add(b, fx.tenant_a, id, i % 2 ? "boom" : "order", t0 + (int64_t)i * 60 * S_US,
+                  props_of[i % NPROPS]);
+    }
+    char err[512] = "";
+    size_t inserted = 0;
+    int r = eo_store_write(fx.st, b->ptrs, b->n, &inserted, err, sizeof err);
+    assert_true(r < 0);
+    assert_non_null(strstr(err, "boom at commit"));
+    assert_int_equal(inserted, 0);
+    assert_int_equal(q("SELECT count(*) FROM events"), events);
+    assert_int_equal(q("SELECT count(*) FROM event_ids WHERE message_id LIKE 'boom-%%'"), 0);
+    assert_int_equal(q("SELECT count(*) FROM property_rollup_deltas"), deltas);
+    assert_int_equal(mismatches(), 0);
+    exec_ok("DROP TRIGGER boom ON property_rollup_deltas; DROP FUNCTION boom()");
+    assert_int_equal(write_ok(b), 8);
+    assert_true(q("SELECT count(*) FROM property_rollup_deltas") > deltas);
+    assert_int_equal(mismatches(), 0);
+    batch_done(b);
+    free(b);
+}
+
 /* A transaction that began before a path was tracked stores events without its deltas (as a
  * storage worker's transaction that read the old version would): the backfill must not take
  * its snapshot until that transaction ended, and then counts its events. */
@@ -441,6 +484,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deltas_and_backfill),
+        cmocka_unit_test(test_failed_commit_keeps_agreement),
         cmocka_unit_test(test_backfill_waits_for_older_transactions),
         cmocka_unit_test(test_retrack_and_untrack),
     };
