@@ -1623,6 +1623,14 @@ def run_tracked(sb, f, tenants, gen, checker, cases, clients):
                    sb.sql("SELECT path, state FROM tracked_properties")):
         return
     log("tracked properties backfilled in %.1f s" % (time.monotonic() - t0))
+    # the size of the counts (ADR-24 "Costs"): rows and bytes per tracked path, against events
+    n_events = int(sb.scalar("SELECT count(*) FROM events"))
+    for row in sb.sql("SELECT path, count(*), sum(pg_column_size(r.*)) FROM property_rollups AS r"
+                      " GROUP BY 1 ORDER BY 1"):
+        log("property_rollups %s: %s rows, %s bytes of tuples (%d events in all)" %
+            (row[0], row[1], row[2], n_events))
+    log("property_rollups: %s bytes with indexes" %
+        sb.scalar("SELECT pg_total_relation_size('property_rollups')"))
     for ti, path, cap in TRACKED:
         rows = sb.sql("SELECT value FROM property_values WHERE tenant_id = '%s' AND path = '%s'"
                       % (tenants[ti]["tenantId"], path))
