@@ -23,6 +23,7 @@ typedef struct {
     char *path; /* dotted */
     eo_proppath_t split;
     bool full;       /* the dictionary refused a value: it never takes another */
+    bool complete;   /* named holds the whole (final) dictionary */
     eo_hmap_t named; /* values known to be in the dictionary */
 } tracked_t;
 
@@ -193,6 +194,29 @@ static bool cached(const tracked_t *t, const char *value, size_t len)
     return eo_hmap_get(&t->named, value, len) != NULL;
 }
 
+/* Caches the whole dictionary of a full path (at most its cap of values; final: a full
+ * dictionary never changes). */
+static int load_dictionary(tracked_t *t, PGconn *conn, char *err, size_t errlen)
+{
+    const char *p[] = {t->tenant, t->path};
+    PGresult *res;
+    int r = eo_pg_query(
+        conn, "SELECT value FROM property_values WHERE tenant_id = $1::uuid AND path = $2", 2, p,
+        &res, err, errlen);
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        void *old;
+        if (eo_hmap_put(&t->named, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), (void *)1,
+                        &old) < 0)
+            r = EO_ENOMEM;
+    }
+    PQclear(res);
+    if (r == 0)
+        t->complete = true;
+    else if (r == EO_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    return r;
+}
+
 /* Asks the dictionary about the entries' values that are neither cached nor on a full path. */
 static int ask_dictionary(eo_prop_track_t *pt, PGconn *conn, char *err, size_t errlen)
 {
@@ -257,7 +281,7 @@ static int ask_dictionary(eo_prop_track_t *pt, PGconn *conn, char *err, size_t e
         const entry_t *en = &pt->entries[which[ord - 1]];
         tracked_t *t = &pt->paths[en->path];
         if (strcmp(PQgetvalue(res, row, 1), "t") != 0) {
-            t->full = true;
+            t->full = true; /* loaded whole below */
             continue;
         }
         void *old;
@@ -296,6 +320,11 @@ int eo_prop_track_values(eo_prop_track_t *pt, PGconn *conn, eo_record_t *const *
         snprintf(err, errlen, "cannot hold the batch's property values: %s", eo_strerror(r));
     if (r == 0)
         r = ask_dictionary(pt, conn, err, errlen);
+    /* a path found full has its final dictionary: all of it is cached, so that a value another
+     * processor entered before it filled up is named here too */
+    for (size_t i = 0; r == 0 && i < pt->npaths; i++)
+        if (pt->paths[i].full && !pt->paths[i].complete)
+            r = load_dictionary(&pt->paths[i], conn, err, errlen);
     for (size_t e = 0; r == 0 && e < pt->nentries; e++) {
         entry_t *en = &pt->entries[e];
         en->named = cached(&pt->paths[en->path], pt->text.data + en->off, en->len);

@@ -8,7 +8,9 @@
  * statement of its own in a batch unless something is tracked or changed. A path's dictionary
  * is cached as it is learnt: a value met that is not cached, on a path not known to be full, is
  * asked of eventops_property_values() once (one statement per batch for all such values); a
- * path whose dictionary answered "not named" is full for good (a value never leaves it).
+ * path whose dictionary answered "not named" is full for good (a value never leaves it, none
+ * enters), and its whole dictionary is then loaded once: from then on a value is named exactly
+ * when it is cached, also one that another processor entered before the dictionary filled.
  *
  * Threads: one tracker per store, used by the store's thread only. */
 #ifndef EO_PROCESSOR_PROP_TRACK_H

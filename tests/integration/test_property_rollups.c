@@ -345,6 +345,49 @@ static void test_deltas_and_backfill(void **state)
     PQfinish(conn);
 }
 
+/* One event of tenant A with properties {"tier": value}, written by store st. */
+static void write_tier(eo_store_t *st, const char *message_id, const char *value, int64_t t)
+{
+    batch_t *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    char props[128];
+    snprintf(props, sizeof props, "{\"tier\":\"%s\"}", value);
+    batch_add(b, fx.tenant_a, message_id, "order", t, props);
+    char err[512] = "";
+    size_t inserted = 0;
+    if (eo_store_write(st, b->ptrs, b->n, &inserted, err, sizeof err) < 0)
+        fail_msg("eo_store_write: %s", err);
+    assert_int_equal(inserted, 1);
+    batch_done(b);
+    free(b);
+}
+
+/* Two processors share a dictionary (cap 2): one enters "x", the other enters "y", finds the
+ * dictionary full with "z", and must still count its "x" by name (not as overflow), though it
+ * never asked the dictionary about "x". */
+static void test_dictionary_shared_by_processors(void **state)
+{
+    (void)state;
+    eo_store_t *other;
+    assert_int_equal(eo_pg_store_new(fx.db.dsn, 0, &other), 0);
+    track(fx.tenant_a, "tier", 2, "tracked");
+    int64_t t = (fx.now_us / HOUR_US - 4) * HOUR_US;
+    write_tier(other, "tier-1", "x", t);
+    write_tier(fx.st, "tier-2", "y", t + S_US);
+    write_tier(fx.st, "tier-3", "z", t + 2 * S_US);
+    write_tier(fx.st, "tier-4", "x", t + 3 * S_US);
+    write_tier(other, "tier-5", "w", t + 4 * S_US);
+    assert_int_equal(q("SELECT count(*) FROM property_values WHERE path = 'tier'"), 2);
+    assert_int_equal(q("SELECT sum(count) FROM property_rollup_deltas WHERE path = 'tier'"
+                       " AND event_type = '' AND value = 'x'"),
+                     2);
+    assert_int_equal(q("SELECT sum(count) FROM property_rollup_deltas WHERE path = 'tier'"
+                       " AND event_type = '' AND overflow"),
+                     2);
+    assert_int_equal(mismatches(), 0);
+    eo_store_free(other);
+}
+
 /* A batch whose transaction fails at COMMIT, after its events, rollups and property deltas were
  * written (a deferred trigger refuses the deltas of event type "boom"): nothing of it stays, the
  * store reports the failure, and the same batch written again afterwards is stored with its
@@ -484,6 +527,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deltas_and_backfill),
+        cmocka_unit_test(test_dictionary_shared_by_processors),
         cmocka_unit_test(test_failed_commit_keeps_agreement),
         cmocka_unit_test(test_backfill_waits_for_older_transactions),
         cmocka_unit_test(test_retrack_and_untrack),
