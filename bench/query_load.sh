@@ -18,7 +18,7 @@
 # is dropped during the load and built once at the end (sorted; it also proves the messageIds
 # unique). Then VACUUM ANALYZE of event_ids, rollups and events (parent statistics included),
 # and the user sets of every day computed from the loaded rows (`eventops admin
-# backfill-user-sets --all`, ADR-22).
+# backfill --all`, ADR-22), and their timelines (ADR-23).
 # Resumable: the plan (event count, window end, seed) is stored in qbench.meta at the first
 # run; a later run loads only the days not yet loaded, and does nothing when all are. A
 # database holding a different plan is refused (BENCH_Q_EVENTS or BENCH_Q_DAYS changed: use
@@ -163,9 +163,9 @@ PGAPPNAME=qbench-load nice -n "$NICE" "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$dsn"
 # The user sets (ADR-22) of the loaded events: the rows went in behind the processor's back, so
 # every day is recomputed from them (in this process, not by a processor).
 t_sets=$EPOCHREALTIME
-say "user sets: eventops admin backfill-user-sets --all"
-EVENTOPS_PG_DSN=$dsn nice -n "$NICE" "$bin" admin backfill-user-sets --all >&2 ||
-    die "backfill-user-sets failed"
+say "user sets and timelines: eventops admin backfill --all"
+EVENTOPS_PG_DSN=$dsn nice -n "$NICE" "$bin" admin backfill --all >&2 ||
+    die "backfill failed"
 sets_s=$(awk -v a="$t_sets" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 say "user sets: ${sets_s}s; $(q -c "SELECT pg_size_pretty(pg_total_relation_size('user_sets') + pg_total_relation_size('user_ids'))") (user_sets + user_ids)"
 t1=$EPOCHREALTIME

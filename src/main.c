@@ -153,20 +153,20 @@ int main(int argc, char **argv)
         eo_log_setup("migrate", EO_LOG_INFO);
         return eo_migrate_main(argc - 1, argv + 1);
     }
-    if (!strcmp(cmd, "admin") && argc > 2 && !strcmp(argv[2], "backfill-user-sets")) {
+    if (!strcmp(cmd, "admin") && argc > 2 && !strcmp(argv[2], "backfill")) {
         eo_log_setup("admin", EO_LOG_WARN);
         bool all_days = argc > 3 && !strcmp(argv[3], "--all");
         eo_config_t cfg;
         char err[512];
         if (argc > 4 || (argc == 4 && !all_days)) {
-            fprintf(stderr, "usage: eventops admin backfill-user-sets [--all]\n");
+            fprintf(stderr, "usage: eventops admin backfill [--all]\n");
             return 2;
         }
         if (eo_config_load(&cfg, err, sizeof err) < 0) {
             fprintf(stderr, "eventops admin: configuration: %s\n", err);
             return 2;
         }
-        return eo_user_sets_backfill_run(cfg.pg_dsn, all_days, stdout);
+        return eo_derived_backfill_run(cfg.pg_dsn, all_days, stdout);
     }
     if (!strcmp(cmd, "admin")) {
         eo_log_setup("admin", EO_LOG_WARN);

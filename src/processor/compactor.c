@@ -1,4 +1,4 @@
-/* The user-set compactor (see compactor.h). */
+/* The compactor of the user sets and the timelines (see compactor.h). */
 #include "processor/compactor.h"
 
 #include <stdbool.h>
@@ -13,6 +13,7 @@
 #include "core/ticker.h"
 #include "domain/buckets.h"
 #include "domain/rfc3339.h"
+#include "domain/timeline.h"
 #include "domain/userset.h"
 
 #define LOCK_KEY EO_COMPACTOR_LOCK_KEY
@@ -49,13 +50,15 @@ typedef struct {
     const char *gran;
     char *type;
     int64_t bucket;
-    eo_userset_t *set;
+    eo_userset_t *set;    /* the user sets' rows */
+    eo_timeline_vec_t tl; /* the timelines' rows */
 } merged_t;
 
 typedef struct {
     eo_hmap_t index; /* key -> position + 1 in rows */
     merged_t *rows;
     size_t n, cap;
+    bool timelines; /* rows of timelines (else of user sets) */
 } merge_t;
 
 static void merge_done(merge_t *m)
@@ -63,6 +66,7 @@ static void merge_done(merge_t *m)
     for (size_t i = 0; i < m->n; i++) {
         free(m->rows[i].type);
         eo_userset_free(m->rows[i].set);
+        eo_timeline_vec_done(&m->rows[i].tl);
     }
     free(m->rows);
     eo_hmap_done(&m->index, NULL);
@@ -91,9 +95,9 @@ static merged_t *merge_row(merge_t *m, const char *tenant, const char *gran, con
     *row = (merged_t){.gran = gran, .bucket = bucket};
     snprintf(row->tenant, sizeof row->tenant, "%s", tenant);
     row->type = strdup(type);
-    row->set = eo_userset_new();
+    row->set = m->timelines ? NULL : eo_userset_new();
     void *old;
-    if (!row->type || !row->set ||
+    if (!row->type || (!m->timelines && !row->set) ||
         eo_hmap_put(&m->index, key->data, key->len, (void *)(uintptr_t)(m->n + 1), &old) < 0) {
         free(row->type);
         eo_userset_free(row->set);
@@ -187,7 +191,129 @@ static int rollback(PGconn *conn, int r)
     return r;
 }
 
-long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
+/* One user-set delta (take_sql's row i) into its quarter, hour and day. */
+static int add_set_delta(merge_t *m, const PGresult *res, int i, eo_buf_t *key)
+{
+    const char *tenant = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
+    int64_t q = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    eo_userset_t *delta = eo_userset_new();
+    int r = delta ? add_cell(delta, res, i, 3) : EO_ENOMEM;
+    for (size_t g = 0; r == 0 && g < sizeof grans / sizeof grans[0]; g++) {
+        merged_t *row = merge_row(m, tenant, grans[g].name, type, floor_us(q, grans[g].us), key);
+        if (!row)
+            r = EO_ENOMEM;
+        else
+            eo_userset_add_set(row->set, delta);
+    }
+    eo_userset_free(delta);
+    return r;
+}
+
+/* ---- the timelines' compaction ---- */
+
+static const char take_timelines_sql[] =
+    "WITH d AS (DELETE FROM timeline_deltas WHERE id IN"
+    " (SELECT id FROM timeline_deltas ORDER BY id LIMIT $1::bigint)"
+    " RETURNING tenant_id, event_type, bucket_start, events)"
+    " SELECT tenant_id::text, event_type, (extract(epoch FROM bucket_start) * 1000000)::bigint,"
+    " events FROM d";
+
+static const char old_timelines_sql[] =
+    "SELECT k.i, s.events FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
+    " WITH ORDINALITY AS k(tenant_id, event_type, bucket_start, i)"
+    " JOIN timelines AS s USING (tenant_id, event_type, bucket_start)";
+
+static const char put_timelines_sql[] =
+    "INSERT INTO timelines (tenant_id, event_type, bucket_start, events)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[])"
+    " ORDER BY 1, 2, 3 ON CONFLICT (tenant_id, event_type, bucket_start)"
+    " DO UPDATE SET events = EXCLUDED.events";
+
+/* Appends the entries of the escaped bytea text of a result cell to v. */
+static int add_timeline_cell(eo_timeline_vec_t *v, int64_t bucket, const PGresult *res, int row,
+                             int col)
+{
+    size_t n = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &n);
+    if (!bytes)
+        return EO_ENOMEM;
+    int r = eo_timeline_decode(bytes, n, bucket, v);
+    PQfreemem(bytes);
+    return r;
+}
+
+/* Writes the rows of m into timelines; with_old: merged with the rows there first (else they
+ * replace them). */
+static int write_timeline_rows(PGconn *conn, merge_t *m, bool with_old, char *err, size_t errlen)
+{
+    eo_buf_t a[4];
+    for (int i = 0; i < 4; i++)
+        eo_buf_init(&a[i], (size_t)1 << 30);
+    int r = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        eo_pg_array_elem(&a[0], m->rows[i].tenant, strlen(m->rows[i].tenant));
+        put_str(&a[1], m->rows[i].type);
+        put_time(&a[2], m->rows[i].bucket);
+    }
+    const char *p[4];
+    for (int i = 0; i < 3; i++) {
+        eo_pg_array_close(&a[i]);
+        r = r ? r : eo_buf_error(&a[i]);
+        p[i] = a[i].data;
+    }
+    PGresult *res = NULL;
+    if (r == 0 && with_old &&
+        (r = eo_pg_query(conn, old_timelines_sql, 3, p, &res, err, errlen)) == 0) {
+        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+            long long at = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+            if (at >= 1 && (size_t)at <= m->n)
+                r = add_timeline_cell(&m->rows[at - 1].tl, m->rows[at - 1].bucket, res, i, 1);
+        }
+        PQclear(res);
+    }
+    eo_buf_t bytes;
+    eo_buf_init(&bytes, (size_t)1 << 30);
+    for (size_t i = 0; r == 0 && i < m->n; i++) {
+        merged_t *row = &m->rows[i];
+        eo_buf_reset(&bytes);
+        eo_timeline_sort_unique(row->tl.e, &row->tl.n);
+        r = eo_timeline_encode(row->tl.e, row->tl.n, row->bucket, &bytes);
+        if (r == 0)
+            eo_pg_array_bytea(&a[3], bytes.data, bytes.len);
+        else if (r == EO_EINVAL)
+            r = EO_EDATA;
+    }
+    eo_buf_done(&bytes);
+    eo_pg_array_close(&a[3]);
+    r = r ? r : eo_buf_error(&a[3]);
+    p[3] = a[3].data;
+    if (r == 0 && m->n > 0 &&
+        (r = eo_pg_query(conn, put_timelines_sql, 4, p, &res, err, errlen)) == 0)
+        PQclear(res);
+    for (int i = 0; i < 4; i++)
+        eo_buf_done(&a[i]);
+    return r;
+}
+
+/* One timeline delta (take_timelines_sql's row i) into its hour. */
+static int add_timeline_delta(merge_t *m, const PGresult *res, int i, eo_buf_t *key)
+{
+    int64_t h = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    merged_t *row = merge_row(m, PQgetvalue(res, i, 0), "hour", PQgetvalue(res, i, 1), h, key);
+    return row ? add_timeline_cell(&row->tl, h, res, i, 3) : EO_ENOMEM;
+}
+
+/* What a compaction pass moves: deltas taken (tenant, type, bucket µs, bytes) by take_sql, each
+ * added to the rows it belongs to, which are then written merged with the stored ones. */
+typedef struct {
+    const char *take_sql;
+    bool timelines;
+    int (*add)(merge_t *m, const PGresult *res, int row, eo_buf_t *key);
+    int (*write)(PGconn *conn, merge_t *m, bool with_old, char *err, size_t errlen);
+    const char *what; /* in messages */
+} pass_kind_t;
+
+static long pass(PGconn *conn, const pass_kind_t *kind, int64_t rows, char *err, size_t errlen)
 {
     int r = eo_pg_exec(conn, "BEGIN", err, errlen);
     if (r < 0)
@@ -202,59 +328,52 @@ long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
     char limit[24];
     snprintf(limit, sizeof limit, "%lld", (long long)rows);
     const char *lp[] = {limit};
-    if ((r = eo_pg_query(conn, take_sql, 1, lp, &res, err, errlen)) < 0)
+    if ((r = eo_pg_query(conn, kind->take_sql, 1, lp, &res, err, errlen)) < 0)
         return rollback(conn, r);
     int taken = PQntuples(res);
     if (taken == 0) {
         PQclear(res);
         return rollback(conn, 0);
     }
-    merge_t m = {0};
+    merge_t m = {.timelines = kind->timelines};
     eo_hmap_init(&m.index);
     eo_buf_t key;
     eo_buf_init(&key, 1 << 20);
-    /* the deltas, each into its quarter, hour and day */
-    for (int i = 0; r == 0 && i < taken; i++) {
-        const char *tenant = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
-        int64_t q = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        eo_userset_t *delta = eo_userset_new();
-        r = delta ? add_cell(delta, res, i, 3) : EO_ENOMEM;
-        for (size_t g = 0; r == 0 && g < sizeof grans / sizeof grans[0]; g++) {
-            merged_t *row =
-                merge_row(&m, tenant, grans[g].name, type, floor_us(q, grans[g].us), &key);
-            if (!row)
-                r = EO_ENOMEM;
-            else
-                eo_userset_add_set(row->set, delta);
-        }
-        eo_userset_free(delta);
-    }
+    for (int i = 0; r == 0 && i < taken; i++)
+        r = kind->add(&m, res, i, &key);
     PQclear(res);
-    res = NULL;
     if (r == 0)
-        r = write_rows(conn, &m, true, err, errlen);
+        r = kind->write(conn, &m, true, err, errlen);
     if (r == 0)
         r = eo_pg_exec(conn, "COMMIT", err, errlen);
     else if (r == EO_EDATA || r == EO_ENOMEM)
-        snprintf(err, errlen, "cannot merge user-set deltas: %s", eo_strerror(r));
+        snprintf(err, errlen, "cannot merge %s deltas: %s", kind->what, eo_strerror(r));
     merge_done(&m);
     eo_buf_done(&key);
     return r < 0 ? rollback(conn, r) : taken;
 }
 
-/* ---- the backfill: one UTC day of user sets recomputed from the events ---- */
+long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
+{
+    static const pass_kind_t sets = {take_sql, false, add_set_delta, write_rows, "user-set"};
+    return pass(conn, &sets, rows, err, errlen);
+}
 
-/* The latest day (events partition) not backfilled yet. */
-static const char next_day_sql[] =
-    "SELECT to_char(d, 'YYYY-MM-DD') FROM (SELECT to_date(substr(c.relname, 8), 'YYYYMMDD') AS d"
-    " FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
-    " WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_[0-9]{8}$') AS p"
-    " WHERE NOT EXISTS (SELECT 1 FROM user_sets_backfill AS b WHERE b.day = p.d)"
-    " ORDER BY d DESC LIMIT 1";
+long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
+{
+    static const pass_kind_t tl = {take_timelines_sql, true, add_timeline_delta,
+                                   write_timeline_rows, "timeline"};
+    return pass(conn, &tl, rows, err, errlen);
+}
+
+/* ---- the backfill: one UTC day of a structure recomputed from the events ---- */
 
 #define DAY_RANGE                                                                                  \
     " occurred_at >= ($1::date::timestamp AT TIME ZONE 'UTC')"                                     \
     " AND occurred_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')"
+#define BUCKET_RANGE                                                                               \
+    " bucket_start >= ($1::date::timestamp AT TIME ZONE 'UTC')"                                    \
+    " AND bucket_start < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')"
 
 /* Numbers the users of the day's events (autocommitted, before the day's snapshot). */
 static const char number_day_sql[] =
@@ -262,22 +381,86 @@ static const char number_day_sql[] =
     " (SELECT DISTINCT tenant_id, coalesce(user_id, anonymous_id) AS k FROM events"
     "  WHERE" DAY_RANGE ") AS s) AS a, eventops_user_numbers(a.t, a.k)";
 
-/* The day's (tenant, type, quarter, user number) once each; a NULL number is an event whose
- * user has no number (stored by a processor older than the user sets). */
-static const char day_users_sql[] =
+/* A structure derived from the events, as the backfill sees it. */
+typedef struct {
+    const char *name;    /* derived_structures.name, also in messages */
+    const char *table;   /* its backfill bookkeeping: the days done */
+    const char *day_sql; /* the day's rows: tenant, type, time (µs), user number (or NULL) */
+    const char *clear_sql;
+    bool timelines;
+    int (*write)(PGconn *conn, merge_t *m, bool with_old, char *err, size_t errlen);
+} structure_t;
+
+/* The user sets: the day's (tenant, type, quarter, user number) once each; a NULL number is an
+ * event whose user has no number (stored by a processor older than the user sets). */
+static const structure_t user_sets = {
+    "user_sets",
+    "user_sets_backfill",
     "SELECT e.tenant_id::text, e.event_type, (extract(epoch FROM date_bin('15 minutes',"
     " e.occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')) * 1000000)::bigint, u.user_no"
     " FROM events AS e LEFT JOIN user_ids AS u ON u.tenant_id = e.tenant_id"
-    " AND u.user_key = coalesce(e.user_id, e.anonymous_id) WHERE" DAY_RANGE " GROUP BY 1, 2, 3, 4";
+    " AND u.user_key = coalesce(e.user_id, e.anonymous_id) WHERE" DAY_RANGE " GROUP BY 1, 2, 3, 4",
+    "WITH d AS (DELETE FROM user_set_deltas WHERE" BUCKET_RANGE " RETURNING 1),"
+    " s AS (DELETE FROM user_sets WHERE" BUCKET_RANGE " RETURNING 1)"
+    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM s)",
+    false,
+    write_rows,
+};
 
-static const char day_clear_sql[] =
-    "WITH d AS (DELETE FROM user_set_deltas WHERE bucket_start >= ($1::date::timestamp AT TIME"
-    " ZONE 'UTC') AND bucket_start < (($1::date + 1)::timestamp AT TIME ZONE 'UTC') RETURNING 1),"
-    " s AS (DELETE FROM user_sets WHERE bucket_start >= ($1::date::timestamp AT TIME ZONE 'UTC')"
-    " AND bucket_start < (($1::date + 1)::timestamp AT TIME ZONE 'UTC') RETURNING 1)"
-    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM s)";
+/* The timelines: every event's (tenant, type, time, user number). */
+static const structure_t timelines = {
+    "timelines",
+    "timelines_backfill",
+    "SELECT e.tenant_id::text, e.event_type,"
+    " (extract(epoch FROM e.occurred_at) * 1000000)::bigint, u.user_no"
+    " FROM events AS e LEFT JOIN user_ids AS u ON u.tenant_id = e.tenant_id"
+    " AND u.user_key = coalesce(e.user_id, e.anonymous_id) WHERE" DAY_RANGE,
+    "WITH d AS (DELETE FROM timeline_deltas WHERE" BUCKET_RANGE " RETURNING 1),"
+    " s AS (DELETE FROM timelines WHERE" BUCKET_RANGE " RETURNING 1)"
+    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM s)",
+    true,
+    write_timeline_rows,
+};
 
-int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen)
+static const structure_t *const structures[] = {&user_sets, &timelines};
+
+/* Adds one row of a day's events (day_sql) to m. */
+static int add_day_row(merge_t *m, const structure_t *s, const PGresult *res, int i, eo_buf_t *key)
+{
+    const char *tenant = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
+    int64_t t = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    uint32_t user = (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+    if (s->timelines) {
+        int64_t h = floor_us(t, EO_TIMELINE_BUCKET_US);
+        merged_t *row = merge_row(m, tenant, "hour", type, h, key);
+        if (!row)
+            return EO_ENOMEM;
+        eo_timeline_vec_t *v = &row->tl;
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? 2 * v->cap : 64;
+            eo_timeline_entry_t *e = realloc(v->e, cap * sizeof *e);
+            if (!e)
+                return EO_ENOMEM;
+            v->e = e;
+            v->cap = cap;
+        }
+        v->e[v->n++] = (eo_timeline_entry_t){user, t};
+        return 0;
+    }
+    for (int all = 0; all < 2; all++)
+        for (size_t g = 0; g < sizeof grans / sizeof grans[0]; g++) {
+            merged_t *row =
+                merge_row(m, tenant, grans[g].name, all ? "" : type, floor_us(t, grans[g].us), key);
+            if (!row)
+                return EO_ENOMEM;
+            eo_userset_add(row->set, user);
+        }
+    return 0;
+}
+
+/* The backfill of one day of s (see compactor.h). */
+static int backfill_day(PGconn *conn, const structure_t *s, const char *day, char *err,
+                        size_t errlen)
 {
     const char *p[] = {day};
     PGresult *res = NULL;
@@ -291,19 +474,21 @@ int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t e
                          errlen)) < 0)
         return r;
     PQclear(res);
-    merge_t m = {0};
+    merge_t m = {.timelines = s->timelines};
     eo_hmap_init(&m.index);
-    eo_buf_t key;
+    eo_buf_t key, sql;
     eo_buf_init(&key, 1 << 20);
+    eo_buf_init(&sql, 1 << 16);
     bool done_before = false;
     r = eo_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ", err, errlen);
-    if (r == 0 && (r = eo_pg_query(conn, "SELECT 1 FROM user_sets_backfill WHERE day = $1::date", 1,
-                                   p, &res, err, errlen)) == 0) {
+    eo_buf_putf(&sql, "SELECT 1 FROM %s WHERE day = $1::date", s->table);
+    if (r == 0 && (r = eo_buf_error(&sql)) == 0 &&
+        (r = eo_pg_query(conn, sql.data, 1, p, &res, err, errlen)) == 0) {
         done_before = PQntuples(res) > 0;
         PQclear(res);
     }
     if (r == 0 && !done_before &&
-        (r = eo_pg_query(conn, day_users_sql, 1, p, &res, err, errlen)) == 0) {
+        (r = eo_pg_query(conn, s->day_sql, 1, p, &res, err, errlen)) == 0) {
         for (int i = 0; r == 0 && i < PQntuples(res); i++) {
             if (PQgetisnull(res, i, 3)) {
                 snprintf(err, errlen,
@@ -313,39 +498,30 @@ int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t e
                 r = EO_EUNAVAIL;
                 break;
             }
-            const char *tenant = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
-            int64_t q = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-            uint32_t user = (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
-            for (int all = 0; r == 0 && all < 2; all++)
-                for (size_t g = 0; r == 0 && g < sizeof grans / sizeof grans[0]; g++) {
-                    merged_t *row = merge_row(&m, tenant, grans[g].name, all ? "" : type,
-                                              floor_us(q, grans[g].us), &key);
-                    if (!row)
-                        r = EO_ENOMEM;
-                    else
-                        eo_userset_add(row->set, user);
-                }
+            r = add_day_row(&m, s, res, i, &key);
         }
         PQclear(res);
         res = NULL;
     }
     if (r == 0 && !done_before &&
-        (r = eo_pg_query(conn, day_clear_sql, 1, p, &res, err, errlen)) == 0)
+        (r = eo_pg_query(conn, s->clear_sql, 1, p, &res, err, errlen)) == 0)
         PQclear(res);
     if (r == 0 && !done_before)
-        r = write_rows(conn, &m, false, err, errlen);
-    if (r == 0 && !done_before &&
-        (r = eo_pg_query(conn, "INSERT INTO user_sets_backfill (day) VALUES ($1::date)", 1, p, &res,
-                         err, errlen)) == 0)
+        r = s->write(conn, &m, false, err, errlen);
+    eo_buf_reset(&sql);
+    eo_buf_putf(&sql, "INSERT INTO %s (day) VALUES ($1::date)", s->table);
+    if (r == 0 && !done_before && (r = eo_buf_error(&sql)) == 0 &&
+        (r = eo_pg_query(conn, sql.data, 1, p, &res, err, errlen)) == 0)
         PQclear(res);
     if (r == 0)
         r = eo_pg_exec(conn, "COMMIT", err, errlen);
     else if (r == EO_ENOMEM || r == EO_EDATA)
-        snprintf(err, errlen, "cannot backfill the user sets of %s: %s", day, eo_strerror(r));
+        snprintf(err, errlen, "cannot backfill the %s of %s: %s", s->name, day, eo_strerror(r));
     if (r < 0)
         rollback(conn, r);
     merge_done(&m);
     eo_buf_done(&key);
+    eo_buf_done(&sql);
     char ignored[128];
     if (PQstatus(conn) == CONNECTION_OK &&
         eo_pg_query(conn, "SELECT pg_advisory_unlock(" LOCK_KEY ")", 0, NULL, &res, ignored,
@@ -354,73 +530,110 @@ int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t e
     return r < 0 ? r : done_before ? 0 : 1;
 }
 
-int eo_user_sets_backfill_step(PGconn *conn, char *err, size_t errlen)
+int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen)
 {
+    return backfill_day(conn, &user_sets, day, err, errlen);
+}
+
+int eo_timelines_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen)
+{
+    return backfill_day(conn, &timelines, day, err, errlen);
+}
+
+/* One backfill step of s (see eo_derived_backfill_step). */
+static int backfill_step(PGconn *conn, const structure_t *s, char *err, size_t errlen)
+{
+    const char *name[] = {s->name};
     PGresult *res;
-    int r = eo_pg_query(conn, "SELECT complete FROM derived_structures WHERE name = 'user_sets'", 0,
-                        NULL, &res, err, errlen);
+    int r = eo_pg_query(conn, "SELECT complete FROM derived_structures WHERE name = $1", 1, name,
+                        &res, err, errlen);
     if (r < 0)
         return r;
     bool complete = PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (complete)
         return 0;
-    if ((r = eo_pg_query(conn, next_day_sql, 0, NULL, &res, err, errlen)) < 0)
+    /* the latest day (events partition) not backfilled yet */
+    eo_buf_t sql;
+    eo_buf_init(&sql, 1 << 16);
+    eo_buf_putf(&sql,
+                "SELECT to_char(d, 'YYYY-MM-DD') FROM (SELECT to_date(substr(c.relname, 8),"
+                " 'YYYYMMDD') AS d FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_[0-9]{8}$')"
+                " AS p WHERE NOT EXISTS (SELECT 1 FROM %s AS b WHERE b.day = p.d)"
+                " ORDER BY d DESC LIMIT 1",
+                s->table);
+    r = eo_buf_error(&sql);
+    if (r == 0)
+        r = eo_pg_query(conn, sql.data, 0, NULL, &res, err, errlen);
+    eo_buf_done(&sql);
+    if (r < 0)
         return r;
     if (PQntuples(res) == 1) {
         char day[16];
         snprintf(day, sizeof day, "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
-        r = eo_user_sets_backfill_day(conn, day, err, errlen);
+        r = backfill_day(conn, s, day, err, errlen);
         if (r >= 0)
-            eo_log_info("user sets backfilled", "day", day, NULL);
+            eo_log_info("derived structure backfilled", "structure", s->name, "day", day, NULL);
         return r < 0 ? r : 1;
     }
     PQclear(res);
-    /* every partition is done: from now on the sets describe every stored event */
+    /* every partition is done: from now on the structure describes every stored event */
     if ((r = eo_pg_query(conn,
                          "UPDATE derived_structures SET complete = true, changed_at = now()"
-                         " WHERE name = 'user_sets' AND NOT complete RETURNING 1",
-                         0, NULL, &res, err, errlen)) < 0)
+                         " WHERE name = $1 AND NOT complete RETURNING 1",
+                         1, name, &res, err, errlen)) < 0)
         return r;
     if (PQntuples(res) > 0)
-        eo_log_info("user sets complete: unique users are answered from them", NULL);
+        eo_log_info("derived structure complete: the query role answers from it", "structure",
+                    s->name, NULL);
     PQclear(res);
     return 0;
 }
 
-/* ---- `eventops admin backfill-user-sets` ---- */
+int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof structures / sizeof structures[0]; i++) {
+        int r = backfill_step(conn, structures[i], err, errlen);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
 
-int eo_user_sets_backfill_run(const char *dsn, bool all_days, FILE *progress)
+/* ---- `eventops admin backfill` ---- */
+
+int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress)
 {
     PGconn *conn;
     char err[512];
     if (eo_pg_connect(dsn, &conn, err, sizeof err) < 0) {
-        fprintf(stderr, "eventops admin: backfill-user-sets: %s\n", err);
+        fprintf(stderr, "eventops admin: backfill: %s\n", err);
         return 1;
     }
     int r = 0;
     if (all_days) /* data loaded behind the processor's back: every day recomputed */
         r = eo_pg_exec(conn,
-                       "BEGIN; DELETE FROM user_sets_backfill;"
+                       "BEGIN; DELETE FROM user_sets_backfill; DELETE FROM timelines_backfill;"
                        " UPDATE derived_structures SET complete = false, changed_at = now()"
-                       " WHERE name = 'user_sets'; COMMIT",
+                       " WHERE name IN ('user_sets', 'timelines'); COMMIT",
                        err, sizeof err);
     int days = 0;
-    while (r == 0 && (r = eo_user_sets_backfill_step(conn, err, sizeof err)) == 1) {
+    while (r == 0 && (r = eo_derived_backfill_step(conn, err, sizeof err)) == 1) {
         days++;
         r = 0;
         if (progress && days % 10 == 0)
-            fprintf(progress, "backfill-user-sets: %d days\n", days);
+            fprintf(progress, "backfill: %d days\n", days);
     }
     PQfinish(conn);
     if (r < 0) {
-        fprintf(stderr, "eventops admin: backfill-user-sets: %s\n", err);
+        fprintf(stderr, "eventops admin: backfill: %s\n", err);
         return 1;
     }
     if (progress)
-        fprintf(progress, "backfill-user-sets: %d days recomputed; the user sets are complete\n",
-                days);
+        fprintf(progress,
+                "backfill: %d days recomputed; the user sets and timelines are complete\n", days);
     return 0;
 }
 
@@ -431,10 +644,30 @@ struct eo_compactor {
     int64_t rows;
     PGconn *conn;
     eo_ticker_t *ticker;
-    eo_counter_t *merged, *failed, *backfilled;
-    eo_counter_t *prop_merged, *prop_backfilled, *prop_failed;
-    bool complete; /* the user sets are complete: no backfill step needed */
+    eo_counter_t *merged, *merged_timelines, *failed, *backfilled;
+    eo_counter_t *prop_merged, *prop_backfilled, *prop_failed; /* property rollups (ADR-24) */
+    bool complete; /* every derived structure is complete: no backfill step needed */
 };
+
+/* Passes of one structure until a pass merges less than a whole block (at most
+ * MAX_PASSES_PER_TICK). false when a pass failed. */
+static bool passes(eo_compactor_t *c, long (*pass)(PGconn *, int64_t, char *, size_t),
+                   eo_counter_t *merged, const char *what)
+{
+    char err[512];
+    for (int i = 0; i < MAX_PASSES_PER_TICK; i++) {
+        long n = pass(c->conn, c->rows, err, sizeof err);
+        if (n < 0) {
+            eo_counter_add(c->failed, 1);
+            eo_log_warn("compaction failed", "structure", what, "error", err, NULL);
+            return false;
+        }
+        eo_counter_add(merged, (uint64_t)n);
+        if (n < c->rows)
+            break;
+    }
+    return true;
+}
 
 static void tick(void *ud)
 {
@@ -449,10 +682,10 @@ static void tick(void *ud)
         }
     }
     if (!c->complete) { /* one day per tick until every day is recomputed */
-        int b = eo_user_sets_backfill_step(c->conn, err, sizeof err);
+        int b = eo_derived_backfill_step(c->conn, err, sizeof err);
         if (b < 0) {
             eo_counter_add(c->failed, 1);
-            eo_log_warn("user-set backfill failed", "error", err, NULL);
+            eo_log_warn("backfill failed", "error", err, NULL);
         } else if (b == 0) {
             c->complete = true;
         } else {
@@ -481,17 +714,8 @@ static void tick(void *ud)
         if (n < c->rows)
             break;
     }
-    for (int i = 0; i < MAX_PASSES_PER_TICK; i++) {
-        long n = eo_compactor_pass(c->conn, c->rows, err, sizeof err);
-        if (n < 0) {
-            eo_counter_add(c->failed, 1);
-            eo_log_warn("user-set compaction failed", "error", err, NULL);
-            return;
-        }
-        eo_counter_add(c->merged, (uint64_t)n);
-        if (n < c->rows)
-            return;
-    }
+    if (passes(c, eo_compactor_pass, c->merged, "user_sets"))
+        passes(c, eo_timeline_compactor_pass, c->merged_timelines, "timelines");
 }
 
 int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_metrics_t *metrics,
@@ -508,9 +732,12 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_me
         c->merged = eo_metrics_counter(metrics, "eventops_user_set_deltas_merged_total",
                                        "User-set deltas merged into the compacted sets.",
                                        "role=\"processor\"");
-        c->failed = eo_metrics_counter(metrics, "eventops_user_set_compactions_failed_total",
-                                       "User-set compaction or backfill steps that failed "
-                                       "(retried at the next interval).",
+        c->merged_timelines = eo_metrics_counter(
+            metrics, "eventops_timeline_deltas_merged_total",
+            "Timeline deltas merged into the hours' timelines.", "role=\"processor\"");
+        c->failed = eo_metrics_counter(metrics, "eventops_derived_compactions_failed_total",
+                                       "Compaction or backfill steps of the user sets or the "
+                                       "timelines that failed (retried at the next interval).",
                                        "role=\"processor\"");
         c->prop_merged = eo_metrics_counter(metrics, "eventops_property_deltas_merged_total",
                                             "Property rollup deltas merged into property_rollups.",
@@ -525,12 +752,11 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_me
                                "Days of tracked properties recomputed from the events, and "
                                "tracked properties completed, by the backfill (ADR-24).",
                                "role=\"processor\"");
-        c->backfilled =
-            eo_metrics_counter(metrics, "eventops_user_sets_backfilled_partitions_total",
-                               "UTC days whose user sets were recomputed from the "
-                               "events (the backfill of a database that had events "
-                               "before migration 0007).",
-                               "role=\"processor\"");
+        c->backfilled = eo_metrics_counter(metrics, "eventops_derived_backfilled_partitions_total",
+                                           "UTC days of a derived structure (user sets, timelines) "
+                                           "recomputed from the events (the backfill of a database "
+                                           "that had events before the structure's migration).",
+                                           "role=\"processor\"");
     }
     int r = eo_ticker_start(interval_ms, tick, c, &c->ticker);
     if (r < 0) {

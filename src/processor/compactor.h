@@ -1,12 +1,14 @@
-/* The user-set compactor (ADR-22, docs/schema.md "user sets"): moves the deltas the storage
- * workers append to user_set_deltas into the compacted sets of user_sets (quarter hour, hour and
- * day), so that a query unites a few rows per bucket rather than one per batch. Each pass is one
- * transaction that deletes a block of deltas and merges them into the rows that hold their
- * buckets: every snapshot sees each user either in a delta or in the compacted sets, so answers
- * stay exact while it runs, and a crash at any point leaves the data as it was before the pass.
- * Passes of several processors are serialised by a transaction-scoped advisory lock (a pass
+/* The compactor of the derived structures (ADR-22, ADR-23, docs/schema.md "user sets" and
+ * "timelines"): moves the deltas the storage workers append to user_set_deltas into the
+ * compacted sets of user_sets (quarter hour, hour and day), and those of timeline_deltas into the
+ * hours of timelines, so that a query reads a few rows per bucket rather than one per batch. Each
+ * pass is one transaction that deletes a block of deltas and merges them into the rows that hold
+ * their buckets: every snapshot sees each user either in a delta or in the compacted sets, so
+ * answers stay exact while it runs, and a crash at any point leaves the data as it was before the
+ * pass. Passes of several processors are serialised by a transaction-scoped advisory lock (a pass
  * that finds it taken does nothing). While the user sets are not complete (a database that had
- * events when migration 0007 ran), each interval first backfills one day (below). */
+ * events when migration 0007 ran), each interval first backfills one day (below); likewise the
+ * timelines (migration 0008). */
 #ifndef EO_PROCESSOR_COMPACTOR_H
 #define EO_PROCESSOR_COMPACTOR_H
 
@@ -29,25 +31,30 @@ typedef struct eo_compactor eo_compactor_t;
  * transaction is rolled back). */
 long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen);
 
-/* The backfill (ADR-22): recomputes the user sets of one UTC day (YYYY-MM-DD) from its events
- * in one repeatable-read transaction under the compaction lock: the day's users are numbered
- * first (autocommitted), then its sets are replaced and the deltas inside it that the snapshot
- * sees are deleted (their events are in the snapshot; later deltas stay), and the day is
- * recorded in user_sets_backfill. Returns 1 when done now, 0 when it was done before, or an
- * error (rolled back; EO_EUNAVAIL also when events without a user number were found, i.e. an
- * older processor still stores events). */
+/* The same for the timelines (ADR-23): merges the oldest `rows` timeline deltas at most into
+ * the hours' rows of timelines. */
+long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen);
+
+/* The backfill (ADR-22, ADR-23): recomputes the user sets (or the timelines) of one UTC day
+ * (YYYY-MM-DD) from its events in one repeatable-read transaction under the compaction lock:
+ * the day's users are numbered first (autocommitted), then the day's rows are replaced and the
+ * deltas inside it that the snapshot sees are deleted (their events are in the snapshot; later
+ * deltas stay), and the day is recorded in user_sets_backfill (timelines_backfill). Returns 1
+ * when done now, 0 when it was done before, or an error (rolled back; EO_EUNAVAIL also when
+ * events without a user number were found, i.e. an older processor still stores events). */
 int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen);
+int eo_timelines_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen);
 
-/* One step of the backfill while derived_structures says the user sets are not complete: the
- * latest events partition not backfilled yet, or, when none is left, marks them complete.
- * Returns 1 when a day was backfilled (call again), 0 when the sets are complete, or an error. */
-int eo_user_sets_backfill_step(PGconn *conn, char *err, size_t errlen);
+/* One step of the backfill while derived_structures says a structure (the user sets first, then
+ * the timelines) is not complete: its latest events partition not backfilled yet, or, when none
+ * is left, marks it complete. Returns 1 when a day was backfilled (call again), 0 when every
+ * structure is complete, or an error. */
+int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen);
 
-/* `eventops admin backfill-user-sets [--all]`: runs the backfill steps on dsn until the user
- * sets are complete (--all: first forgets every day done, for data loaded behind the
- * processor's back, e.g. by bench/query_load.sh). Progress to `progress` (may be NULL).
- * Returns the exit code. */
-int eo_user_sets_backfill_run(const char *dsn, bool all_days, FILE *progress);
+/* `eventops admin backfill [--all]`: runs the backfill steps on dsn until every structure is
+ * complete (--all: first forgets every day done, for data loaded behind the processor's back,
+ * e.g. by bench/query_load.sh). Progress to `progress` (may be NULL). Returns the exit code. */
+int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress);
 
 /* Property rollups (ADR-24, prop_compact.c). One pass: merges the oldest `rows` property
  * deltas at most into property_rollups (deltas of paths no longer tracked are dropped), in one

@@ -14,6 +14,7 @@
 #include "domain/json_out.h"
 #include "domain/rfc3339.h"
 #include "domain/rollup_delta.h"
+#include "domain/timeline.h"
 #include "domain/userset.h"
 #include "domain/uuid7.h"
 #include "processor/prop_track.h"
@@ -44,7 +45,7 @@ typedef struct {
     size_t went_in_cap;
     eo_rollup_event_t *stored; /* the rows that went in */
     size_t stored_cap;
-    eo_buf_t arrays[5]; /* array parameters */
+    eo_buf_t arrays[8]; /* array parameters */
     /* user numbers (ADR-22): tenant id (36 characters) + user key -> number + 1; a number never
      * changes once given, so the cache is never stale. Two generations: new entries go into
      * users; when it holds users_max, old (the generation before) is dropped and users becomes
@@ -58,7 +59,7 @@ typedef struct {
     size_t *dup, dup_cap;     /* pairs (record, earlier record with the same user) */
     eo_userset_event_t *set_events;
     size_t set_events_cap;
-    eo_buf_t blob;          /* the batch's serialised user-set deltas */
+    eo_buf_t blob, tblob;   /* the batch's serialised user-set and timeline deltas */
     eo_prop_track_t *props; /* tracked properties (ADR-24) */
 } pg_store_t;
 
@@ -100,10 +101,14 @@ static const char rollups_sql[] =
 static const char user_numbers_sql[] =
     "SELECT i, user_no FROM eventops_user_numbers($1::uuid[], $2::text[])";
 
-/* The batch's user-set deltas (domain/userset.h), in the events' transaction. */
-static const char user_deltas_sql[] =
-    "INSERT INTO user_set_deltas (tenant_id, event_type, bucket_start, users)"
-    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[])";
+/* The batch's user-set deltas (domain/userset.h) and timeline deltas (domain/timeline.h), in
+ * the events' transaction, one statement. */
+static const char derived_deltas_sql[] =
+    "WITH u AS (INSERT INTO user_set_deltas (tenant_id, event_type, bucket_start, users)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[])),"
+    " t AS (INSERT INTO timeline_deltas (tenant_id, event_type, bucket_start, events)"
+    " SELECT * FROM unnest($5::uuid[], $6::text[], $7::timestamptz[], $8::bytea[]))"
+    " SELECT 1";
 
 static size_t hash_id(const char *id)
 {
@@ -170,6 +175,7 @@ int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out
     eo_hmap_init(&st->old_users);
     st->users_max = user_cache_entries ? user_cache_entries : 65536;
     eo_buf_init(&st->blob, STORE_COPY_MAX);
+    eo_buf_init(&st->tblob, STORE_COPY_MAX);
     if (!(st->props = eo_prop_track_new())) {
         pg_free(&st->base);
         return EO_ENOMEM;
@@ -199,6 +205,7 @@ static void pg_free(eo_store_t *base)
     free(st->dup);
     free(st->set_events);
     eo_buf_done(&st->blob);
+    eo_buf_done(&st->tblob);
     eo_prop_track_free(st->props);
     free(st->dsn);
     free(st);
@@ -677,9 +684,9 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
     return 0;
 }
 
-/* Adds the stored rows' users to user_set_deltas. */
-static int add_user_sets(pg_store_t *st, eo_record_t *const *recs, size_t nnew, char *err,
-                         size_t errlen)
+/* Adds the stored rows' users to user_set_deltas and their times to timeline_deltas. */
+static int add_derived(pg_store_t *st, eo_record_t *const *recs, size_t nnew, char *err,
+                       size_t errlen)
 {
     if (EO_ARRAY_RESERVE(st->set_events, st->set_events_cap, nnew, 16) < 0)
         return EO_ENOMEM;
@@ -688,12 +695,17 @@ static int add_user_sets(pg_store_t *st, eo_record_t *const *recs, size_t nnew, 
         st->set_events[k] = (eo_userset_event_t){
             rec->tenant_id, rec->ev.event_type, rec->ev.occurred_at_us, st->rec_user[st->first[k]]};
     }
-    eo_userset_row_t *rows;
-    size_t nrows;
+    eo_userset_row_t *rows = NULL;
+    eo_timeline_row_t *trows = NULL;
+    size_t nrows = 0, ntrows = 0;
     int r = eo_userset_delta(st->set_events, nnew, &rows, &nrows, &st->blob);
+    if (r == 0)
+        r = eo_timeline_delta(st->set_events, nnew, &trows, &ntrows, &st->tblob);
     if (r < 0) {
-        snprintf(err, errlen, "cannot build the batch's user sets: %s", eo_strerror(r));
-        return r == EO_ELIMIT ? EO_EDATA : r;
+        free(rows);
+        snprintf(err, errlen, "cannot build the batch's user sets and timelines: %s",
+                 eo_strerror(r));
+        return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
     arrays_reset(st);
     for (size_t i = 0; i < nrows; i++) {
@@ -703,14 +715,23 @@ static int add_user_sets(pg_store_t *st, eo_record_t *const *recs, size_t nnew, 
         array_time(&st->arrays[2], row->bucket_start_us);
         eo_pg_array_bytea(&st->arrays[3], st->blob.data + row->off, row->len);
     }
+    for (size_t i = 0; i < ntrows; i++) {
+        const eo_timeline_row_t *row = &trows[i];
+        eo_pg_array_elem(&st->arrays[4], row->tenant_id, 36);
+        eo_pg_array_str(&st->arrays[5], row->event_type.s, row->event_type.len);
+        array_time(&st->arrays[6], row->bucket_start_us);
+        eo_pg_array_bytea(&st->arrays[7], st->tblob.data + row->off, row->len);
+    }
     free(rows);
-    const char *params[4];
-    if ((r = arrays_close(st, 4, params)) < 0) {
-        snprintf(err, errlen, "cannot build the batch's user sets: %s", eo_strerror(r));
+    free(trows);
+    const char *params[8];
+    if ((r = arrays_close(st, 8, params)) < 0) {
+        snprintf(err, errlen, "cannot build the batch's user sets and timelines: %s",
+                 eo_strerror(r));
         return r == EO_ELIMIT ? EO_EDATA : r;
     }
     PGresult *res;
-    r = eo_pg_query(st->conn, user_deltas_sql, 4, params, &res, err, errlen);
+    r = eo_pg_query(st->conn, derived_deltas_sql, 8, params, &res, err, errlen);
     PQclear(res);
     return r;
 }
@@ -855,7 +876,7 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
         int64_t version = -1;
         if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) < 0 ||
             (r = add_rollups(st, recs, (size_t)nnew, &version, err, errlen)) < 0 ||
-            (r = add_user_sets(st, recs, (size_t)nnew, err, errlen)) < 0 ||
+            (r = add_derived(st, recs, (size_t)nnew, err, errlen)) < 0 ||
             (r = add_property_deltas(st, recs, (size_t)nnew, version, err, errlen)) < 0)
             return finish_call(st, r);
     }

@@ -10,6 +10,7 @@
 #include "core/pg.h"
 #include "domain/buckets.h"
 #include "domain/rfc3339.h"
+#include "domain/timeline.h"
 #include "domain/userset.h"
 #include "query/query_internal.h"
 
@@ -17,7 +18,7 @@
 
 const char *eo_q_source_name(eo_q_source_t s)
 {
-    static const char *const names[EO_Q_SOURCES] = {"rollups", "events", "user_sets",
+    static const char *const names[EO_Q_SOURCES] = {"rollups", "events", "user_sets", "timelines",
                                                     "property_rollups"};
     return s < EO_Q_SOURCES ? names[s] : "";
 }
@@ -333,24 +334,32 @@ static const char unique_series_sql[] =
 
 /* ---- unique users: user sets (ADR-22), raw events at the edges ---- */
 
-static atomic_bool user_sets_complete; /* once the database says so, for good */
+static atomic_bool user_sets_complete, timelines_complete; /* once the database says so, for
+                                                             good */
 
-/* Whether user_sets describe every stored event (derived_structures). */
-static int user_sets_ready(PGconn *conn, bool *ready, char *err, size_t errlen)
+/* Whether the derived structure `name` describes every stored event (derived_structures). */
+static int structure_ready(PGconn *conn, const char *name, atomic_bool *known, bool *ready,
+                           char *err, size_t errlen)
 {
-    *ready = atomic_load(&user_sets_complete);
+    *ready = atomic_load(known);
     if (*ready)
         return 0;
     PGresult *res;
-    int rc = query(conn, "SELECT complete FROM derived_structures WHERE name = 'user_sets'", 0,
-                   NULL, &res, err, errlen);
+    const char *p[] = {name};
+    int rc = query(conn, "SELECT complete FROM derived_structures WHERE name = $1", 1, p, &res, err,
+                   errlen);
     if (rc < 0)
         return rc;
     *ready = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (*ready)
-        atomic_store(&user_sets_complete, true);
+        atomic_store(known, true);
     return 0;
+}
+
+static int user_sets_ready(PGconn *conn, bool *ready, char *err, size_t errlen)
+{
+    return structure_ready(conn, "user_sets", &user_sets_complete, ready, err, errlen);
 }
 
 /* The users of each slot (a time range and an event type, '' for all types): the compacted sets
@@ -776,26 +785,115 @@ static int answer_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_s
     return eo_buf_error(out);
 }
 
-/* ---- funnel: events ---- */
+/* ---- funnel: timelines (ADR-23), else events ---- */
 
-static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
-                         const char **field, char *err, size_t errlen)
+_Static_assert(EO_FUNNEL_MAX_STEPS >= EO_QREQ_MAX_STEPS, "a funnel takes every step allowed");
+
+/* The step types' timelines from the hour holding from to the hour holding to + within, and
+ * the deltas not yet merged there (the same snapshot: each stored event is in one of the two). */
+static const char funnel_timelines_sql[] =
+    "SELECT event_type, (extract(epoch FROM bucket_start) * 1000000)::bigint, events"
+    " FROM timelines WHERE tenant_id = $1::uuid AND event_type = ANY($2::text[])"
+    " AND bucket_start >= $3::timestamptz AND bucket_start < $4::timestamptz"
+    " UNION ALL SELECT event_type, (extract(epoch FROM bucket_start) * 1000000)::bigint, events"
+    " FROM timeline_deltas WHERE tenant_id = $1::uuid AND event_type = ANY($2::text[])"
+    " AND bucket_start >= $3::timestamptz AND bucket_start < $4::timestamptz";
+
+/* An int8 column of a binary result. */
+static int64_t int8_bin(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
+        return 0;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+static bool same_step(const qreq_t *r, size_t a, size_t b)
+{
+    return r->step_len[a] == r->step_len[b] &&
+           memcmp(r->steps[a], r->steps[b], r->step_len[a]) == 0;
+}
+
+/* users[k] per step from the timelines. */
+static int funnel_from_timelines(PGconn *conn, const qreq_t *r, uint64_t *users, char *err,
+                                 size_t errlen)
+{
+    /* the distinct step types: type_of[k] indexes vecs */
+    size_t type_of[EO_QREQ_MAX_STEPS], ntypes = 0;
+    size_t first_step[EO_QREQ_MAX_STEPS];
+    eo_buf_t types;
+    eo_buf_init(&types, 1 << 20);
+    for (size_t k = 0; k < r->nsteps; k++) {
+        size_t t = 0;
+        while (t < ntypes && !same_step(r, first_step[t], k))
+            t++;
+        if (t == ntypes) {
+            first_step[ntypes++] = k;
+            eo_pg_array_str(&types, r->steps[k], r->step_len[k]);
+        }
+        type_of[k] = t;
+    }
+    eo_pg_array_close(&types);
+    char lo[EO_RFC3339_MAX], hi[EO_RFC3339_MAX];
+    eo_rfc3339_format(eo_floor_to(r->from_us, EO_TIMELINE_BUCKET_US), lo);
+    eo_rfc3339_format(r->to_us + r->within_s * 1000000, hi);
+    const char *p[] = {r->tenant_id, types.data, lo, hi};
+    eo_timeline_vec_t *vecs = calloc(ntypes, sizeof *vecs);
+    PGresult *res = NULL;
+    int rc = eo_buf_error(&types);
+    if (rc == 0 && !vecs)
+        rc = EO_ENOMEM;
+    if (rc == 0)
+        rc = query_binary(conn, funnel_timelines_sql, 4, p, &res, err, errlen);
+    else
+        snprintf(err, errlen, "cannot build the timeline query: %s", eo_strerror(rc));
+    for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
+        const char *type = PQgetvalue(res, row, 0);
+        size_t len = (size_t)PQgetlength(res, row, 0), t = 0;
+        while (t < ntypes && !(r->step_len[first_step[t]] == len &&
+                               memcmp(r->steps[first_step[t]], type, len) == 0))
+            t++;
+        if (t == ntypes)
+            continue;
+        rc = eo_timeline_decode(PQgetvalue(res, row, 2), (size_t)PQgetlength(res, row, 2),
+                                int8_bin(res, row, 1), &vecs[t]);
+        if (rc == EO_EDATA) {
+            snprintf(err, errlen, "a stored timeline is not in the timeline encoding");
+            rc = EO_EIO;
+        }
+    }
+    PQclear(res);
+    if (rc == 0) {
+        eo_funnel_t f = {.nsteps = r->nsteps,
+                         .from_us = r->from_us,
+                         .to_us = r->to_us,
+                         .within_us = r->within_s * 1000000};
+        for (size_t k = 0; k < r->nsteps; k++) {
+            f.steps[k] = &vecs[type_of[k]];
+            f.same_type[k] = k > 0 && type_of[k] == type_of[k - 1];
+        }
+        rc = eo_funnel_eval(&f, users);
+        if (rc < 0)
+            snprintf(err, errlen, "cannot evaluate the funnel: %s", eo_strerror(rc));
+    }
+    for (size_t t = 0; vecs && t < ntypes; t++)
+        eo_timeline_vec_done(&vecs[t]);
+    free(vecs);
+    eo_buf_done(&types);
+    return rc;
+}
+
+/* users[k] per step from the raw events. */
+static int funnel_from_events(PGconn *conn, const qreq_t *r, uint64_t *users, char *err,
+                              size_t errlen)
 {
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], within[24];
     eo_rfc3339_format(r->from_us, from);
     eo_rfc3339_format(r->to_us, to);
     snprintf(within, sizeof within, "%lld", (long long)r->within_s);
-    /* the window in its largest whole unit, so 24h and 1d answer (and cache) alike */
-    static const struct {
-        int64_t s;
-        char unit;
-    } units[] = {{7 * 86400, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
-    size_t u = 0;
-    while (r->within_s % units[u].s != 0)
-        u++;
-    char within_text[32];
-    snprintf(within_text, sizeof within_text, "%lld%c", (long long)(r->within_s / units[u].s),
-             units[u].unit);
     const char *p[4 + EO_QREQ_MAX_STEPS];
     char *steps[EO_QREQ_MAX_STEPS] = {0};
     p[0] = r->tenant_id, p[1] = from, p[2] = to, p[3] = within;
@@ -813,9 +911,7 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
             rc = EO_ENOMEM;
         p[4 + k] = steps[k];
     }
-    for (size_t k = 1; k < r->nsteps; k++) {
-        bool same = r->step_len[k] == r->step_len[k - 1] &&
-                    memcmp(r->steps[k], r->steps[k - 1], r->step_len[k]) == 0;
+    for (size_t k = 1; k < r->nsteps; k++)
         eo_buf_putf(&sql,
                     ", s%zu AS (SELECT s.u, s.t1, min(e.occurred_at) AS t FROM s%zu AS s"
                     " JOIN events AS e ON e.tenant_id = $1::uuid AND e.event_type = $%zu"
@@ -824,8 +920,7 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
                     " AND e.occurred_at >= $2::timestamptz"
                     " AND e.occurred_at < $3::timestamptz + make_interval(secs => $4::bigint)"
                     " GROUP BY s.u, s.t1)",
-                    k + 1, k, k + 5, same ? ">" : ">=");
-    }
+                    k + 1, k, k + 5, same_step(r, k, k - 1) ? ">" : ">=");
     eo_buf_puts(&sql, " SELECT ");
     for (size_t k = 0; k < r->nsteps; k++)
         eo_buf_putf(&sql, "%s(SELECT count(*) FROM s%zu)", k ? ", " : "", k + 1);
@@ -836,30 +931,57 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
         rc = query(conn, sql.data, (int)(4 + r->nsteps), p, &res, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
-    if (rc == 0) {
-        put_open(out, r, false);
-        eo_buf_putf(out, ",\"within\":\"%s\",\"withinSeconds\":%lld,\"steps\":[", within_text,
-                    (long long)r->within_s);
-        int64_t first = 0, prev = 0;
-        for (size_t k = 0; k < r->nsteps; k++) {
-            int64_t users = num(res, 0, (int)k);
-            if (k == 0)
-                first = prev = users;
-            eo_buf_puts(out, k ? ",{\"eventType\":" : "{\"eventType\":");
-            eo_buf_put_json_str(out, r->steps[k], r->step_len[k]);
-            eo_buf_putf(out, ",\"users\":%lld,\"conversionRate\":%.6g,\"stepConversionRate\":%.6g}",
-                        (long long)users, first ? (double)users / (double)first : 0.0,
-                        prev ? (double)users / (double)prev : 0.0);
-            prev = users;
-        }
-        eo_buf_puts(out, "]}");
-        rc = eo_buf_error(out);
-    }
+    for (size_t k = 0; rc == 0 && k < r->nsteps; k++)
+        users[k] = (uint64_t)num(res, 0, (int)k);
     PQclear(res);
     for (size_t k = 0; k < r->nsteps; k++)
         free(steps[k]);
     eo_buf_done(&sql);
     return rc;
+}
+
+static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
+                         const char **field, char *err, size_t errlen)
+{
+    (void)field;
+    /* the window in its largest whole unit, so 24h and 1d answer (and cache) alike */
+    static const struct {
+        int64_t s;
+        char unit;
+    } units[] = {{7 * 86400, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+    size_t u = 0;
+    while (r->within_s % units[u].s != 0)
+        u++;
+    char within_text[32];
+    snprintf(within_text, sizeof within_text, "%lld%c", (long long)(r->within_s / units[u].s),
+             units[u].unit);
+    uint64_t users[EO_QREQ_MAX_STEPS];
+    bool timelines;
+    int rc = structure_ready(conn, "timelines", &timelines_complete, &timelines, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (timelines) {
+        *source = EO_Q_SRC_TIMELINES;
+        rc = funnel_from_timelines(conn, r, users, err, errlen);
+    } else {
+        rc = funnel_from_events(conn, r, users, err, errlen);
+    }
+    if (rc < 0)
+        return rc;
+    put_open(out, r, false);
+    eo_buf_putf(out, ",\"within\":\"%s\",\"withinSeconds\":%lld,\"steps\":[", within_text,
+                (long long)r->within_s);
+    uint64_t first = users[0], prev = users[0];
+    for (size_t k = 0; k < r->nsteps; k++) {
+        eo_buf_puts(out, k ? ",{\"eventType\":" : "{\"eventType\":");
+        eo_buf_put_json_str(out, r->steps[k], r->step_len[k]);
+        eo_buf_putf(out, ",\"users\":%llu,\"conversionRate\":%.6g,\"stepConversionRate\":%.6g}",
+                    (unsigned long long)users[k], first ? (double)users[k] / (double)first : 0.0,
+                    prev ? (double)users[k] / (double)prev : 0.0);
+        prev = users[k];
+    }
+    eo_buf_puts(out, "]}");
+    return eo_buf_error(out);
 }
 
 /* ---- retention: user sets (ADR-22) ---- */

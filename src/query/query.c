@@ -729,7 +729,7 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
             q->source_c[e][k] = eo_metrics_counter(
                 q->metrics, "eventops_query_source_total",
                 "Answers computed (not from the cache), by endpoint and what answered: rollups, "
-                "raw events, user sets or property rollups.",
+                "raw events, user sets, timelines or property rollups.",
                 labels);
         }
     }

@@ -15,7 +15,9 @@ Then it checks:
     every bucket of events has its rollup row;
   * the user sets (ADR-22) hold exactly the users of the stored events: unique users per
     Berlin day from the query role (X-Query-Source user_sets), all types and each type, equal
-    COUNT(DISTINCT user) of the events;
+    COUNT(DISTINCT user) of the events; and the timelines (ADR-23) hold exactly their times:
+    funnels from the query role (X-Query-Source timelines) equal the funnel model in SQL over
+    the events;
   * the dead-letter topic (read_committed) holds exactly the malformed records, once each,
     each with an eventops-error-code header (and the expected code);
   * the processes stop on SIGTERM with exit code 0 and no sanitizer report.
@@ -515,8 +517,45 @@ def check_unique_users(sb, F, tenants):
                     "%s: users %r by day %r; the events say %r by day %r" %
                     (url, body.get("users"), got, want_total, want))
             checked += 1
+        # funnels from the timelines (ADR-23) against the documented model in SQL over the
+        # events: several step lists (one repeating a type) and windows, over the whole run
+        funnels = [(EVENT_TYPES[:3], 3600), (EVENT_TYPES[:3], 86400),
+                   ([EVENT_TYPES[0], EVENT_TYPES[0], EVENT_TYPES[3]], 600),
+                   (list(reversed(EVENT_TYPES)), 7 * 86400)]
+        for steps, within in funnels:
+            params = [("from", frm), ("to", to), ("steps", ",".join(steps)),
+                      ("within", "%ds" % within)]
+            st, h, body, url = qc.get("/events/funnel", params)
+            if not F.check(st == 200, "%s: %s %.300r" % (url, st, body)):
+                continue
+            F.check(h.get("x-query-source") == "timelines",
+                    "%s: X-Query-Source %r, expected timelines" % (url, h.get("x-query-source")))
+            want = funnel_sql(sb, t["tenantId"], frm, to, steps, within)
+            got = [s_.get("users") for s_ in body.get("steps", [])]
+            F.check(got == want, "%s: users per step %r; the events say %r" % (url, got, want))
+            checked += 1
     query.stop()
-    log("unique users from the user sets equal the events: %d queries" % checked)
+    log("unique users and funnels from the user sets and timelines equal the events: %d queries"
+        % checked)
+
+
+def funnel_sql(sb, tenant, frm, to, steps, within):
+    """Users per step of a funnel (docs/query.md) in SQL over the events."""
+    base = ("tenant_id = '%s' AND occurred_at >= '%s' AND occurred_at < timestamptz '%s'"
+            % (tenant, frm, to))
+    sql = ["WITH s1 AS (SELECT coalesce(user_id, anonymous_id) AS u, min(occurred_at) AS t1,"
+           " min(occurred_at) AS t FROM events WHERE %s AND event_type = '%s' GROUP BY 1)"
+           % (base, steps[0])]
+    for k in range(1, len(steps)):
+        op = ">" if steps[k] == steps[k - 1] else ">="
+        sql.append(", s%d AS (SELECT s.u, s.t1, min(e.occurred_at) AS t FROM s%d AS s JOIN events"
+                   " AS e ON e.tenant_id = '%s' AND e.event_type = '%s' AND coalesce(e.user_id,"
+                   " e.anonymous_id) = s.u AND e.occurred_at %s s.t AND e.occurred_at < s.t1 +"
+                   " interval '%d seconds' GROUP BY s.u, s.t1)"
+                   % (k + 1, k, tenant, steps[k], op, within))
+    sql.append(" SELECT " + ", ".join("(SELECT count(*) FROM s%d)" % (k + 1)
+                                      for k in range(len(steps))))
+    return [int(v) for v in sb.sql("".join(sql))[0]]
 
 
 def main():

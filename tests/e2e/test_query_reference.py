@@ -34,8 +34,9 @@ docs/query.md is the contract. The test:
   5. cache: a sample of (closed-range) queries is asked again: X-Cache hit and the same body
      and X-Query-Source. Every answer names what answered it (X-Query-Source): rollups for
      count, trend and types, the user sets (ADR-22) for retention and for unique users except
-     per minute, raw events for the rest. Unique users and retention are asked on user-set
-     deltas only (the processor does not compact at first), then again on compacted sets only.
+     per minute, the timelines (ADR-23) for funnels, raw events for the rest. Unique users,
+     retention and funnels are asked on deltas only (the processor does not compact at first),
+     then again on compacted sets and timelines only.
   6. tracked properties (ADR-24): `plan`, objects (`address`) and a nested path are tracked
      with `eventops admin track-property` (two with caps that overflow); once the processors'
      backfill is complete, every breakdown is asked again (a query role without the cache) plus
@@ -1053,13 +1054,16 @@ class Checker:
         elif not self.cache_off and xc not in ("hit", "miss"):
             errs.append("X-Cache %r, expected hit or miss" % xc)
         # what answered (X-Query-Source): rollups for counts, the user sets for unique users
-        # (except per minute: no sets that fine), raw events for the rest
+        # (except per minute: no sets that fine), the timelines for funnels, raw events for the
+        # rest
         if ep in ("/events/count", "/events/trend", "/events/types"):
             want_src = "rollups"
         elif ep == "/events/unique-users" and dict(case.params).get("interval") != "minute":
             want_src = "user_sets"
         elif ep == "/events/retention":
             want_src = "user_sets"
+        elif ep == "/events/funnel":
+            want_src = "timelines"
         elif ep == "/events/breakdown" and (case.tenant, case.kw["prop"]) in self.tracked:
             want_src = "property_rollups"
         else:
@@ -1763,10 +1767,12 @@ def main():
                       for k in sorted(set(checker.done) | set(checker.bad)))))
         f.check(sb.sql("SELECT count(*) FROM user_sets")[0][0] == "0",
                 "user sets were compacted during the first pass")
+        f.check(sb.sql("SELECT count(*) FROM timelines")[0][0] == "0",
+                "timelines were compacted during the first pass")
 
-        # phase 2: a processor that compacts; once every delta is merged, the unique-users and
-        # retention cases again (a fresh query role with the cache off): the compacted sets must give the
-        # same answers as the deltas did
+        # phase 2: a processor that compacts; once every delta is merged, the unique-users,
+        # retention and funnel cases again (a fresh query role with the cache off): the compacted
+        # sets and timelines must give the same answers as the deltas did
         proc.stop()
         proc = sb.processor({"EVENTOPS_USER_SETS_COMPACT_MS": "100"}, name="processor-compacting")
         query.stop()
@@ -1780,15 +1786,22 @@ def main():
             interval=0.5)
         f.check(merged, "user-set deltas left after 120 s of compaction: %s" %
                 sb.sql("SELECT count(*) FROM user_set_deltas")[0][0])
+        merged = eotest.wait_until(
+            lambda: sb.sql("SELECT count(*) FROM timeline_deltas")[0][0] == "0", 120,
+            interval=0.5)
+        f.check(merged, "timeline deltas left after 120 s of compaction: %s" %
+                sb.sql("SELECT count(*) FROM timeline_deltas")[0][0])
+        f.check(sb.sql("SELECT count(*) FROM timelines")[0][0] != "0",
+                "no timelines after the compaction")
         checker.cache_off = True
-        again = [c for c in cases if c.endpoint in ("/events/unique-users", "/events/retention")]
+        again_eps = ("/events/unique-users", "/events/retention", "/events/funnel")
+        again = [c for c in cases if c.endpoint in again_eps]
         for c in again:
             c.repeat = False
         with concurrent.futures.ThreadPoolExecutor(WORKERS) as ex:
             list(ex.map(lambda c: run_case(clients, checker, c), again))
-        log("compacted: %d unique-users and retention cases again, %d bad in all" %
-            (len(again), checker.bad.get("/events/unique-users", 0) +
-             checker.bad.get("/events/retention", 0)))
+        log("compacted: %d unique-users, retention and funnel cases again, %d bad in all" %
+            (len(again), sum(checker.bad.get(ep, 0) for ep in again_eps)))
         for ep, n in checker.bad.items():
             if n > MAX_DETAIL:
                 f.fail("%s: %d mismatching cases in all (first %d shown)" % (ep, n, MAX_DETAIL))

@@ -33,6 +33,7 @@
 #include "itest.h"
 #include "migrate/migrate.h"
 #include "core/pg.h"
+#include "domain/timeline.h"
 #include "domain/userset.h"
 #include "processor/compactor.h"
 #include "processor/pg_store.h"
@@ -581,6 +582,57 @@ static void check_sets_equal_events(PGconn *conn)
     PQclear(got);
 }
 
+/* The timelines (compacted rows and deltas together) hold exactly the stored events' (user
+ * number, time) pairs of each (tenant, type, UTC hour). */
+static const char expected_timelines_sql[] =
+    "SELECT e.tenant_id::text || '|' || e.event_type || '|' || (extract(epoch FROM"
+    " date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC')) * 1000000)::bigint,"
+    " u.user_no, (extract(epoch FROM e.occurred_at) * 1000000)::bigint"
+    " FROM events AS e JOIN user_ids AS u ON u.tenant_id = e.tenant_id"
+    " AND u.user_key = coalesce(e.user_id, e.anonymous_id) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+
+static const char stored_timelines_sql[] =
+    "SELECT k, b, events FROM (SELECT tenant_id::text || '|' || event_type || '|' ||"
+    " (extract(epoch FROM bucket_start) * 1000000)::bigint AS k,"
+    " (extract(epoch FROM bucket_start) * 1000000)::bigint AS b, events FROM timelines"
+    " UNION ALL SELECT tenant_id::text || '|' || event_type || '|' ||"
+    " (extract(epoch FROM bucket_start) * 1000000)::bigint,"
+    " (extract(epoch FROM bucket_start) * 1000000)::bigint, events FROM timeline_deltas) AS x"
+    " ORDER BY 1";
+
+static void check_timelines_equal_events(PGconn *conn)
+{
+    char err[512];
+    PGresult *want, *got;
+    assert_int_equal(eo_pg_query(conn, expected_timelines_sql, 0, NULL, &want, err, sizeof err), 0);
+    assert_int_equal(eo_pg_query(conn, stored_timelines_sql, 0, NULL, &got, err, sizeof err), 0);
+    int w = 0, nw = PQntuples(want);
+    for (int i = 0; i < PQntuples(got);) {
+        const char *key = PQgetvalue(got, i, 0);
+        eo_timeline_vec_t v = {0};
+        for (; i < PQntuples(got) && strcmp(PQgetvalue(got, i, 0), key) == 0; i++) {
+            size_t len;
+            unsigned char *bytes =
+                PQunescapeBytea((const unsigned char *)PQgetvalue(got, i, 2), &len);
+            assert_non_null(bytes);
+            assert_int_equal(
+                eo_timeline_decode(bytes, len, strtoll(PQgetvalue(got, i, 1), NULL, 10), &v), 0);
+            PQfreemem(bytes);
+        }
+        eo_timeline_sort_unique(v.e, &v.n);
+        for (size_t k = 0; k < v.n; k++, w++) {
+            assert_true(w < nw);
+            assert_string_equal(PQgetvalue(want, w, 0), key);
+            assert_int_equal(v.e[k].user_no, strtoll(PQgetvalue(want, w, 1), NULL, 10));
+            assert_int_equal(v.e[k].t_us, strtoll(PQgetvalue(want, w, 2), NULL, 10));
+        }
+        eo_timeline_vec_done(&v);
+    }
+    assert_int_equal(w, nw);
+    PQclear(want);
+    PQclear(got);
+}
+
 static void test_user_sets(void **state)
 {
     /* after every write above: one number per user and tenant, never shared */
@@ -611,6 +663,22 @@ static void test_user_sets(void **state)
     assert_int_equal(q("SELECT count(*) FROM user_set_deltas"), 0);
     check_sets_equal_events(conn);
     assert_int_equal(eo_compactor_pass(conn, 3, err, sizeof err), 0); /* nothing left */
+    /* the timelines likewise: exact on deltas only, then on compacted rows only */
+    deltas = q("SELECT count(*) FROM timeline_deltas");
+    assert_true(deltas > 0);
+    assert_int_equal(q("SELECT count(*) FROM timelines"), 0);
+    check_timelines_equal_events(conn);
+    moved = 0, passes = 0;
+    while ((n = eo_timeline_compactor_pass(conn, 3, err, sizeof err)) > 0) {
+        moved += n;
+        passes++;
+    }
+    if (n < 0)
+        fail_msg("timeline compaction: %s", err);
+    assert_int_equal(moved, deltas);
+    assert_true(passes >= 2);
+    assert_int_equal(q("SELECT count(*) FROM timeline_deltas"), 0);
+    check_timelines_equal_events(conn);
     PQfinish(conn);
 }
 
@@ -680,10 +748,10 @@ static void test_numbering_race(void **state)
                 q("SELECT next_no FROM user_counters WHERE tenant_id = '%s'", fx.tenant_a));
 }
 
-/* A database that had events before the user sets: events stored behind the processor's back
- * (old users and new ones, two types, over a whole day and a day edge), the sets marked
- * incomplete; the backfill steps recompute every day until the sets are complete and equal the
- * events again. */
+/* A database that had events before the user sets and timelines: events stored behind the
+ * processor's back (old users and new ones, two types, over a whole day and a day edge), both
+ * structures marked incomplete; the backfill steps recompute every day of each until both are
+ * complete and equal the events again. */
 static void test_backfill(void **state)
 {
     assert_int_equal(
@@ -700,24 +768,29 @@ static void test_backfill(void **state)
             "INSERT INTO event_ids (tenant_id, message_id, occurred_at)"
             " SELECT tenant_id, message_id, occurred_at FROM events"
             " WHERE message_id LIKE 'backfill-%';"
-            "UPDATE derived_structures SET complete = false WHERE name = 'user_sets'"),
+            "UPDATE derived_structures SET complete = false"
+            " WHERE name IN ('user_sets', 'timelines')"),
         0);
     PGconn *conn;
     char err[512];
     assert_int_equal(eo_pg_connect(fx.db.dsn, &conn, err, sizeof err), 0);
     int steps = 0, r;
-    while ((r = eo_user_sets_backfill_step(conn, err, sizeof err)) == 1)
+    while ((r = eo_derived_backfill_step(conn, err, sizeof err)) == 1)
         steps++;
     if (r < 0)
         fail_msg("backfill: %s", err);
-    assert_int_equal(steps, q("SELECT count(*) FROM pg_inherits"
-                              " WHERE inhparent = 'events'::regclass"));
-    assert_int_equal(q("SELECT count(*) FROM derived_structures WHERE name = 'user_sets'"
-                       " AND complete"),
-                     1);
+    /* each day once per structure */
+    assert_int_equal(steps, 2 * q("SELECT count(*) FROM pg_inherits"
+                                  " WHERE inhparent = 'events'::regclass"));
+    assert_int_equal(q("SELECT count(*) FROM derived_structures"
+                       " WHERE name IN ('user_sets', 'timelines') AND complete"),
+                     2);
     assert_int_equal(eo_user_sets_backfill_day(conn, "2025-06-01", err, sizeof err), 0);
+    assert_int_equal(eo_timelines_backfill_day(conn, "2025-06-01", err, sizeof err), 0);
     assert_int_equal(q("SELECT count(*) FROM user_set_deltas"), 0);
+    assert_int_equal(q("SELECT count(*) FROM timeline_deltas"), 0);
     check_sets_equal_events(conn);
+    check_timelines_equal_events(conn);
     PQfinish(conn);
 }
 
