@@ -48,6 +48,15 @@ void eo_admin_usage(FILE *out)
                  "                              ADR-23) of the events stored before them, now\n"
                  "                              (processors also do it in the background);\n"
                  "                              --all: recompute every day\n"
+                 "  track-property --tenant T --path P [--cap N]\n"
+                 "                              answer breakdowns by P from property rollups\n"
+                 "                              (ADR-24); at most N values (default\n"
+                 "                              EVENTOPS_PROPERTY_VALUE_CAP) by name, the rest\n"
+                 "                              as overflow; a new cap rebuilds the counts\n"
+                 "  untrack-property --tenant T --path P\n"
+                 "                              stop, and delete the path's counts\n"
+                 "  list-tracked-properties [--tenant T]\n"
+                 "                              tracked paths, caps, values named, state\n"
                  "  rules list|show|create|update|delete --tenant T [--file F | --id ID]\n"
                  "                              a tenant's analytics rules (rules --help)\n"
                  "The write key is printed once; only its hash is stored.\n");
@@ -313,6 +322,8 @@ int eo_admin_main(int argc, char **argv)
 {
     if (argc > 1 && eo_admin_auth_command(argv[1]))
         return eo_admin_auth_main(argc, argv);
+    if (argc > 1 && eo_admin_props_command(argv[1]))
+        return eo_admin_props_main(argc, argv);
     if (argc > 1 && eo_admin_rules_command(argv[1]))
         return eo_admin_rules_main(argc, argv);
     int partitions = 6, replication = 1;

@@ -27,4 +27,9 @@ bool eo_admin_auth_command(const char *cmd);
 /* Runs one of them (argv[1] is the command); returns the exit code. */
 int eo_admin_auth_main(int argc, char **argv);
 
+/* True for the commands of admin_props.c (tracked properties, ADR-24). */
+bool eo_admin_props_command(const char *cmd);
+/* Runs one of them (argv[1] is the command); returns the exit code. */
+int eo_admin_props_main(int argc, char **argv);
+
 #endif

@@ -101,6 +101,14 @@ static const cfg_var_t vars[] = {
       "how often the processor merges the user-set deltas into the compacted sets, ms"),
     I(user_sets_compact_rows, "EVENTOPS_USER_SETS_COMPACT_ROWS", 2000, 10, 1000000,
       "user-set deltas merged per compaction transaction"),
+    I(property_value_cap, "EVENTOPS_PROPERTY_VALUE_CAP", 1000, 1, 1000000,
+      "values of a tracked property counted by name when tracking gives no cap; the others "
+      "are counted together as overflow (ADR-24)"),
+    I(property_value_cap_max, "EVENTOPS_PROPERTY_VALUE_CAP_MAX", 10000, 1, 1000000,
+      "the largest cap a tracked property may be given (the processor caches up to this many "
+      "values per tracked property)"),
+    I(tracked_properties_max, "EVENTOPS_TRACKED_PROPERTIES_MAX", 20, 1, 1000,
+      "tracked properties per tenant"),
     I(processor_workers, "EVENTOPS_PROCESSOR_WORKERS", 2, 1, 64,
       "storage threads (each with its own database connection) storing equal shares of a batch"),
     I(batch_max_events, "EVENTOPS_PROCESSOR_BATCH_MAX", 5000, 1, 1000000,

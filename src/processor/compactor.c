@@ -16,8 +16,9 @@
 #include "domain/timeline.h"
 #include "domain/userset.h"
 
-#define LOCK_KEY "7465417420001" /* pg_advisory_xact_lock key of the compaction */
+#define LOCK_KEY EO_COMPACTOR_LOCK_KEY
 #define MAX_PASSES_PER_TICK 50
+#define MAX_BACKFILL_DAYS_PER_TICK 10
 
 static const char take_sql[] =
     "WITH d AS (DELETE FROM user_set_deltas WHERE id IN"
@@ -644,6 +645,7 @@ struct eo_compactor {
     PGconn *conn;
     eo_ticker_t *ticker;
     eo_counter_t *merged, *merged_timelines, *failed, *backfilled;
+    eo_counter_t *prop_merged, *prop_backfilled, *prop_failed; /* property rollups (ADR-24) */
     bool complete; /* every derived structure is complete: no backfill step needed */
 };
 
@@ -690,6 +692,28 @@ static void tick(void *ud)
             eo_counter_add(c->backfilled, 1);
         }
     }
+    /* property rollups: backfill days (at most MAX_BACKFILL_DAYS_PER_TICK), then merges */
+    for (int i = 0; i < MAX_BACKFILL_DAYS_PER_TICK; i++) {
+        int b = eo_property_backfill_step(c->conn, err, sizeof err);
+        if (b < 0) {
+            eo_counter_add(c->prop_failed, 1);
+            eo_log_warn("property rollup backfill failed", "error", err, NULL);
+        }
+        if (b <= 0)
+            break;
+        eo_counter_add(c->prop_backfilled, 1);
+    }
+    for (int i = 0; i < MAX_PASSES_PER_TICK; i++) {
+        long n = eo_property_compact_pass(c->conn, c->rows, err, sizeof err);
+        if (n < 0) {
+            eo_counter_add(c->prop_failed, 1);
+            eo_log_warn("property rollup compaction failed", "error", err, NULL);
+            break;
+        }
+        eo_counter_add(c->prop_merged, (uint64_t)n);
+        if (n < c->rows)
+            break;
+    }
     if (passes(c, eo_compactor_pass, c->merged, "user_sets"))
         passes(c, eo_timeline_compactor_pass, c->merged_timelines, "timelines");
 }
@@ -715,6 +739,19 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_me
                                        "Compaction or backfill steps of the user sets or the "
                                        "timelines that failed (retried at the next interval).",
                                        "role=\"processor\"");
+        c->prop_merged = eo_metrics_counter(metrics, "eventops_property_deltas_merged_total",
+                                            "Property rollup deltas merged into property_rollups.",
+                                            "role=\"processor\"");
+        c->prop_failed =
+            eo_metrics_counter(metrics, "eventops_property_rollup_compactions_failed_total",
+                               "Property rollup compaction or backfill steps that failed "
+                               "(retried at the next interval).",
+                               "role=\"processor\"");
+        c->prop_backfilled =
+            eo_metrics_counter(metrics, "eventops_property_backfill_steps_total",
+                               "Days of tracked properties recomputed from the events, and "
+                               "tracked properties completed, by the backfill (ADR-24).",
+                               "role=\"processor\"");
         c->backfilled = eo_metrics_counter(metrics, "eventops_derived_backfilled_partitions_total",
                                            "UTC days of a derived structure (user sets, timelines) "
                                            "recomputed from the events (the backfill of a database "

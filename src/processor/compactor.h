@@ -22,6 +22,10 @@
 
 typedef struct eo_compactor eo_compactor_t;
 
+/* The pg_advisory_*lock key that serialises compaction passes and backfill days (user sets and
+ * property rollups alike). */
+#define EO_COMPACTOR_LOCK_KEY "7465417420001"
+
 /* One pass on conn (idle, no transaction open): merges the oldest `rows` deltas at most.
  * Returns how many were merged (0 also when another pass holds the lock), or an error (the
  * transaction is rolled back). */
@@ -51,6 +55,21 @@ int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen);
  * complete (--all: first forgets every day done, for data loaded behind the processor's back,
  * e.g. by bench/query_load.sh). Progress to `progress` (may be NULL). Returns the exit code. */
 int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress);
+
+/* Property rollups (ADR-24, prop_compact.c). One pass: merges the oldest `rows` property
+ * deltas at most into property_rollups (deltas of paths no longer tracked are dropped), in one
+ * transaction under the compaction lock. Returns how many deltas were taken (0 also when another
+ * pass holds the lock), or an error (rolled back). */
+long eo_property_compact_pass(PGconn *conn, int64_t rows, char *err, size_t errlen);
+
+/* One step of the backfill of the tracked paths in state 'backfilling': records the path's
+ * tracked_xid when missing; once every transaction older than it has ended, recomputes the
+ * path's counts of the latest UTC day not done yet (its values enter the dictionary first,
+ * autocommitted; then in one repeatable-read transaction under the compaction lock the day's
+ * deltas and rollups that the snapshot sees are replaced by a recount of its events); when no
+ * day is left, marks the path complete. Returns 1 when it did a day or completed a path, 0 when
+ * there was nothing it could do now, or an error. */
+int eo_property_backfill_step(PGconn *conn, char *err, size_t errlen);
 
 /* Starts a thread that connects to dsn and runs passes every interval_ms (passes follow each
  * other while they merge a whole block, up to 50 per interval). metrics may be NULL. */

@@ -17,6 +17,7 @@
 #include "domain/timeline.h"
 #include "domain/userset.h"
 #include "domain/uuid7.h"
+#include "processor/prop_track.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
 #define ARRAYS (sizeof((pg_store_t *)0)->arrays / sizeof((pg_store_t *)0)->arrays[0])
@@ -58,7 +59,8 @@ typedef struct {
     size_t *dup, dup_cap;     /* pairs (record, earlier record with the same user) */
     eo_userset_event_t *set_events;
     size_t set_events_cap;
-    eo_buf_t blob, tblob; /* the batch's serialised user-set and timeline deltas */
+    eo_buf_t blob, tblob;   /* the batch's serialised user-set and timeline deltas */
+    eo_prop_track_t *props; /* tracked properties (ADR-24) */
 } pg_store_t;
 
 static const char setup_sql[] = "SET TimeZone = 'UTC';"
@@ -83,13 +85,16 @@ static const char copy_sql[] =
     " received_at, sent_at, properties, context) FROM STDIN (FORMAT binary)";
 
 /* The batch's rollup rows (domain/rollup_delta.h: one per key, merged by the processor), added
- * in key order so that concurrent transactions cannot deadlock. */
+ * in key order so that concurrent transactions cannot deadlock. Answers the version of the
+ * tracked properties (ADR-24) in the same statement: no round trip of its own. */
 static const char rollups_sql[] =
-    "INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start, count)"
+    "WITH ins AS (INSERT INTO rollups AS r (tenant_id, granularity, event_type, bucket_start,"
+    " count)"
     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])"
     " ORDER BY 1, 2, 3, 4"
     " ON CONFLICT (tenant_id, granularity, event_type, bucket_start)"
-    " DO UPDATE SET count = r.count + EXCLUDED.count";
+    " DO UPDATE SET count = r.count + EXCLUDED.count RETURNING 1)"
+    " SELECT version FROM tracked_properties_version";
 
 /* The numbers of the keys not yet numbered are given outside the events' transaction (see
  * eventops_user_numbers in sql/migrations/0007_user_sets.sql). */
@@ -152,6 +157,7 @@ static int tenant_add(tenant_set_t *s, const char *id)
 }
 
 static const eo_store_ops_t pg_ops;
+static void pg_free(eo_store_t *base);
 
 int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out)
 {
@@ -170,6 +176,10 @@ int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out
     st->users_max = user_cache_entries ? user_cache_entries : 65536;
     eo_buf_init(&st->blob, STORE_COPY_MAX);
     eo_buf_init(&st->tblob, STORE_COPY_MAX);
+    if (!(st->props = eo_prop_track_new())) {
+        pg_free(&st->base);
+        return EO_ENOMEM;
+    }
     *out = &st->base;
     return 0;
 }
@@ -196,6 +206,7 @@ static void pg_free(eo_store_t *base)
     free(st->set_events);
     eo_buf_done(&st->blob);
     eo_buf_done(&st->tblob);
+    eo_prop_track_free(st->props);
     free(st->dsn);
     free(st);
 }
@@ -766,9 +777,9 @@ static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, 
     return (long)kept;
 }
 
-/* Adds the stored rows' counts to rollups. */
-static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, char *err,
-                       size_t errlen)
+/* Adds the stored rows' counts to rollups; *version: the tracked properties' version. */
+static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, int64_t *version,
+                       char *err, size_t errlen)
 {
     if (EO_ARRAY_RESERVE(st->stored, st->stored_cap, nnew, 16) < 0)
         return EO_ENOMEM;
@@ -801,8 +812,27 @@ static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, ch
     }
     PGresult *res;
     r = eo_pg_query(st->conn, rollups_sql, 5, params, &res, err, errlen);
+    if (r == 0)
+        *version = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
     PQclear(res);
     return r;
+}
+
+/* The property deltas of the stored rows (ADR-24), in the events' transaction. The values were
+ * computed (and the dictionary asked, autocommitted) before the transaction with the tracked
+ * paths loaded then; when the version the rollup statement read differs, the paths are loaded
+ * again and the values computed again, here in the transaction (a load newer than that version
+ * is as good: ADR-24 needs only a load later than the rollup statement's snapshot). */
+static int add_property_deltas(pg_store_t *st, eo_record_t *const *recs, size_t nnew,
+                               int64_t version, char *err, size_t errlen)
+{
+    int r = 0;
+    if (version != eo_prop_track_version(st->props) &&
+        ((r = eo_prop_track_load(st->props, st->conn, err, errlen)) < 0 ||
+         (r = eo_prop_track_values(st->props, st->conn, recs, st->first, nnew, err, errlen)) < 0))
+        return r;
+    long rows = eo_prop_track_write(st->props, st->conn, recs, st->first, nnew, err, errlen);
+    return rows < 0 ? (int)rows : 0;
 }
 
 static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t *inserted,
@@ -818,7 +848,14 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
     long nfirst = first_occurrences(st, recs, n);
     if (nfirst < 0)
         return finish_call(st, (int)nfirst);
-    if ((r = number_users(st, recs, n, (size_t)nfirst, err, errlen)) < 0 ||
+    if ((r = number_users(st, recs, n, (size_t)nfirst, err, errlen)) < 0)
+        return finish_call(st, r);
+    /* tracked properties: loaded at the first write, then checked in every batch's transaction;
+     * new values enter the dictionaries here, outside the transaction (as user numbers do) */
+    if ((eo_prop_track_version(st->props) < 0 &&
+         (r = eo_prop_track_load(st->props, st->conn, err, errlen)) < 0) ||
+        (r = eo_prop_track_values(st->props, st->conn, recs, st->first, (size_t)nfirst, err,
+                                  errlen)) < 0 ||
         (r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0)
         return finish_call(st, r);
     long nnew = insert_ids(st, recs, (size_t)nfirst, err, errlen);
@@ -836,9 +873,11 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
             snprintf(err, errlen, "cannot build the COPY data: %s", eo_strerror(r));
             return finish_call(st, r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r);
         }
+        int64_t version = -1;
         if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) < 0 ||
-            (r = add_rollups(st, recs, (size_t)nnew, err, errlen)) < 0 ||
-            (r = add_derived(st, recs, (size_t)nnew, err, errlen)) < 0)
+            (r = add_rollups(st, recs, (size_t)nnew, &version, err, errlen)) < 0 ||
+            (r = add_derived(st, recs, (size_t)nnew, err, errlen)) < 0 ||
+            (r = add_property_deltas(st, recs, (size_t)nnew, version, err, errlen)) < 0)
             return finish_call(st, r);
     }
     if ((r = eo_pg_exec(st->conn, "COMMIT", err, errlen)) == 0)

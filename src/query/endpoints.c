@@ -18,7 +18,8 @@
 
 const char *eo_q_source_name(eo_q_source_t s)
 {
-    static const char *const names[EO_Q_SOURCES] = {"rollups", "events", "user_sets", "timelines"};
+    static const char *const names[EO_Q_SOURCES] = {"rollups", "events", "user_sets", "timelines",
+                                                    "property_rollups"};
     return s < EO_Q_SOURCES ? names[s] : "";
 }
 
@@ -600,48 +601,184 @@ static int answer_unique_users(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_
     return rc;
 }
 
-/* ---- breakdown: events ---- */
+/* ---- breakdown: property rollups (ADR-24), else events ---- */
+
+/* When the path is tracked and complete for the tenant: per named value its count (k 0), the
+ * overflow count (k 1) and the number of events (k 2) of the range: the whole UTC hours
+ * [$5, $6) from property_rollups plus the deltas not yet merged (and the hour rollups for the
+ * events), the edges [$7, $5) and [$6, $8) from the events through their primary key, their
+ * values mapped through the dictionary as the processor maps them. One statement: one snapshot,
+ * in which every stored event is counted once. No rows at all when the path is not usable. */
+static const char breakdown_rollups_sql[] =
+    "WITH ok AS MATERIALIZED (SELECT value_cap FROM tracked_properties WHERE tenant_id = $1::uuid"
+    "  AND path = $2 AND state = 'complete'),"
+    " edge AS MATERIALIZED (SELECT eventops_property_text(properties #> $3::text[]) AS v"
+    "  FROM events WHERE tenant_id = $1::uuid AND occurred_at >= $7::timestamptz"
+    "  AND occurred_at < $5::timestamptz AND ($4::text IS NULL OR event_type = $4)"
+    "  AND EXISTS (SELECT 1 FROM ok)"
+    "  UNION ALL SELECT eventops_property_text(properties #> $3::text[]) FROM events"
+    "  WHERE tenant_id = $1::uuid AND occurred_at >= $6::timestamptz"
+    "  AND occurred_at < $8::timestamptz AND ($4::text IS NULL OR event_type = $4)"
+    "  AND EXISTS (SELECT 1 FROM ok)),"
+    " c AS (SELECT overflow, value, count FROM property_rollups WHERE tenant_id = $1::uuid"
+    "  AND path = $2 AND event_type = coalesce($4, '') AND bucket_start >= $5::timestamptz"
+    "  AND bucket_start < $6::timestamptz"
+    "  UNION ALL SELECT overflow, value, count FROM property_rollup_deltas"
+    "  WHERE tenant_id = $1::uuid AND path = $2 AND event_type = coalesce($4, '')"
+    "  AND bucket_start >= $5::timestamptz AND bucket_start < $6::timestamptz"
+    "  UNION ALL SELECT pv.value IS NULL, coalesce(pv.value, ''), 1 FROM edge"
+    "  LEFT JOIN property_values AS pv ON pv.tenant_id = $1::uuid AND pv.path = $2"
+    "  AND pv.value = edge.v WHERE edge.v IS NOT NULL)"
+    " SELECT 0, value, sum(count)::bigint FROM c WHERE NOT overflow AND EXISTS (SELECT 1 FROM ok)"
+    "  GROUP BY value"
+    " UNION ALL SELECT 1, NULL, (SELECT coalesce(sum(count), 0) FROM c WHERE overflow)::bigint"
+    "  FROM ok"
+    " UNION ALL SELECT 2, NULL, ((SELECT coalesce(sum(count), 0) FROM rollups"
+    "  WHERE tenant_id = $1::uuid AND granularity = 'hour' AND event_type = coalesce($4, '')"
+    "  AND bucket_start >= $5::timestamptz AND bucket_start < $6::timestamptz)"
+    "  + (SELECT count(*) FROM edge))::bigint FROM ok"
+    " UNION ALL SELECT 3, value_cap::text, 0 FROM ok";
+
+static const char breakdown_events_sql[] =
+    "WITH v AS (SELECT properties #> $5::text[] AS j FROM events"
+    "  WHERE tenant_id = $1::uuid AND occurred_at >= $2::timestamptz"
+    "  AND occurred_at < $3::timestamptz AND ($4::text IS NULL OR event_type = $4)),"
+    " c AS (SELECT CASE WHEN j IS NULL OR jsonb_typeof(j) = 'null' THEN NULL"
+    "  WHEN jsonb_typeof(j) = 'string' THEN j #>> '{}' ELSE j::text END AS val,"
+    "  count(*) AS n FROM v GROUP BY 1),"
+    " top AS (SELECT val, n FROM c WHERE val IS NOT NULL"
+    "  ORDER BY n DESC, val COLLATE \"C\" LIMIT $6::bigint)"
+    " SELECT k, val, n FROM (SELECT 0 AS k, val, n FROM top"
+    " UNION ALL SELECT 1, NULL, (SELECT coalesce(sum(n), 0) FROM c WHERE val IS NOT NULL)"
+    "  - (SELECT coalesce(sum(n), 0) FROM top)"
+    " UNION ALL SELECT 2, NULL, (SELECT coalesce(sum(n), 0) FROM c WHERE val IS NULL))"
+    " AS x ORDER BY k, n DESC, val COLLATE \"C\"";
+
+/* One named value's count (borrowed from the result). */
+typedef struct {
+    const char *value;
+    int64_t count;
+} value_count_t;
+
+/* By count descending, then value ascending bytewise (as ORDER BY n DESC, val COLLATE "C"). */
+static int cmp_value_count(const void *a, const void *b)
+{
+    const value_count_t *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return strcmp(x->value, y->value);
+}
+
+static void put_breakdown_open(eo_buf_t *out, const qreq_t *r, int64_t total)
+{
+    put_open(out, r, true);
+    eo_buf_puts(out, ",\"property\":");
+    eo_buf_put_json_str(out, r->property, strlen(r->property));
+    eo_buf_putf(out, ",\"total\":%lld,\"values\":[", (long long)total);
+}
+
+static void put_value(eo_buf_t *out, bool first, const char *value, int64_t count)
+{
+    eo_buf_puts(out, first ? "{\"value\":" : ",{\"value\":");
+    eo_buf_put_json_str(out, value, strlen(value));
+    eo_buf_putf(out, ",\"count\":%lld}", (long long)count);
+}
+
+/* The answer from property rollups; *used false (nothing written) when the path is not tracked
+ * and complete for the tenant. */
+static int breakdown_from_rollups(PGconn *conn, const qreq_t *r, eo_buf_t *out, bool *used,
+                                  char *err, size_t errlen)
+{
+    *used = false;
+    int64_t lo = eo_floor_to(r->from_us + EO_US_PER_HOUR - 1, EO_US_PER_HOUR);
+    int64_t hi = eo_floor_to(r->to_us, EO_US_PER_HOUR);
+    if (lo >= hi) /* no whole hour inside: all of it is an edge */
+        lo = hi = r->to_us;
+    char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], tlo[EO_RFC3339_MAX], thi[EO_RFC3339_MAX];
+    eo_rfc3339_format(r->from_us, from);
+    eo_rfc3339_format(r->to_us, to);
+    eo_rfc3339_format(lo, tlo);
+    eo_rfc3339_format(hi, thi);
+    const char *p[] = {r->tenant_id, r->property, r->property_path, r->event_type, tlo, thi,
+                       from,         to};
+    PGresult *res;
+    int rc = query(conn, breakdown_rollups_sql, 8, p, &res, err, errlen);
+    if (rc < 0)
+        return rc;
+    int rows = PQntuples(res);
+    value_count_t *vals = calloc(rows ? (size_t)rows : 1, sizeof *vals);
+    if (!vals) {
+        PQclear(res);
+        return EO_ENOMEM;
+    }
+    size_t nvals = 0;
+    int64_t overflow = 0, events = 0, named = 0;
+    for (int i = 0; i < rows; i++) {
+        int k = (int)num(res, i, 0);
+        if (k == 0) {
+            vals[nvals++] = (value_count_t){PQgetvalue(res, i, 1), num(res, i, 2)};
+            named += num(res, i, 2);
+        } else if (k == 1) {
+            overflow = num(res, i, 2);
+        } else if (k == 2) {
+            events = num(res, i, 2);
+        } else if (k == 3) {
+            *used = true;
+        }
+    }
+    if (*used) {
+        qsort(vals, nvals, sizeof *vals, cmp_value_count);
+        size_t ntop = nvals < (size_t)r->limit ? nvals : (size_t)r->limit;
+        int64_t in_top = 0;
+        for (size_t i = 0; i < ntop; i++)
+            in_top += vals[i].count;
+        put_breakdown_open(out, r, events);
+        for (size_t i = 0; i < ntop; i++)
+            put_value(out, i == 0, vals[i].value, vals[i].count);
+        put_value(out, ntop == 0, "(other)", named - in_top + overflow);
+        put_value(out, false, "(none)", events - named - overflow);
+        eo_buf_putc(out, ']');
+        if (overflow > 0) {
+            /* a value counted as overflow could belong in the list when the list is not full or
+             * the overflow is as large as its last count */
+            bool exact = ntop == (size_t)r->limit && overflow < vals[ntop - 1].count;
+            eo_buf_putf(out, ",\"overflow\":{\"count\":%lld,\"topExact\":%s}", (long long)overflow,
+                        exact ? "true" : "false");
+        }
+        eo_buf_putc(out, '}');
+        rc = eo_buf_error(out);
+    }
+    free(vals);
+    PQclear(res);
+    return rc;
+}
 
 static int answer_breakdown(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
                             const char **field, char *err, size_t errlen)
 {
+    bool used;
+    int rc = breakdown_from_rollups(conn, r, out, &used, err, errlen);
+    if (rc < 0 || used) {
+        *source = EO_Q_SRC_PROPERTY_ROLLUPS;
+        return rc;
+    }
     char from[EO_RFC3339_MAX], to[EO_RFC3339_MAX], limit[24];
     eo_rfc3339_format(r->from_us, from);
     eo_rfc3339_format(r->to_us, to);
     snprintf(limit, sizeof limit, "%lld", (long long)r->limit);
     const char *p[] = {r->tenant_id, from, to, r->event_type, r->property_path, limit};
     PGresult *res;
-    int rc =
-        query(conn,
-              "WITH v AS (SELECT properties #> $5::text[] AS j FROM events"
-              "  WHERE tenant_id = $1::uuid AND occurred_at >= $2::timestamptz"
-              "  AND occurred_at < $3::timestamptz AND ($4::text IS NULL OR event_type = $4)),"
-              " c AS (SELECT CASE WHEN j IS NULL OR jsonb_typeof(j) = 'null' THEN NULL"
-              "  WHEN jsonb_typeof(j) = 'string' THEN j #>> '{}' ELSE j::text END AS val,"
-              "  count(*) AS n FROM v GROUP BY 1),"
-              " top AS (SELECT val, n FROM c WHERE val IS NOT NULL"
-              "  ORDER BY n DESC, val COLLATE \"C\" LIMIT $6::bigint)"
-              " SELECT k, val, n FROM (SELECT 0 AS k, val, n FROM top"
-              " UNION ALL SELECT 1, NULL, (SELECT coalesce(sum(n), 0) FROM c WHERE val IS NOT NULL)"
-              "  - (SELECT coalesce(sum(n), 0) FROM top)"
-              " UNION ALL SELECT 2, NULL, (SELECT coalesce(sum(n), 0) FROM c WHERE val IS NULL))"
-              " AS x ORDER BY k, n DESC, val COLLATE \"C\"",
-              6, p, &res, err, errlen);
+    rc = query(conn, breakdown_events_sql, 6, p, &res, err, errlen);
     if (rc < 0)
         return rc;
     int64_t total = 0;
     for (int i = 0; i < PQntuples(res); i++)
         total += num(res, i, 2);
-    put_open(out, r, true);
-    eo_buf_puts(out, ",\"property\":");
-    eo_buf_put_json_str(out, r->property, strlen(r->property));
-    eo_buf_putf(out, ",\"total\":%lld,\"values\":[", (long long)total);
+    put_breakdown_open(out, r, total);
     for (int i = 0; i < PQntuples(res); i++) {
         int k = (int)num(res, i, 0);
         const char *val = k == 0 ? PQgetvalue(res, i, 1) : k == 1 ? "(other)" : "(none)";
-        eo_buf_puts(out, i ? ",{\"value\":" : "{\"value\":");
-        eo_buf_put_json_str(out, val, strlen(val));
-        eo_buf_putf(out, ",\"count\":%lld}", (long long)num(res, i, 2));
+        put_value(out, i == 0, val, num(res, i, 2));
     }
     PQclear(res);
     eo_buf_puts(out, "]}");

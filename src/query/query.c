@@ -5,6 +5,7 @@
  * once under zones_lock and read-only afterwards. */
 #include "query/query.h"
 
+#include <jansson.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,7 @@
 #include "core/pg.h"
 #include "core/ratelimit.h"
 #include "core/tconn.h"
+#include "domain/propval.h"
 #include "query/cache.h"
 #include "query/query_internal.h"
 
@@ -37,6 +39,7 @@ struct eo_query {
     eo_counter_t *cache_c[EO_Q_MAX_ENDPOINTS][3];
     eo_counter_t *source_c[EO_Q_MAX_ENDPOINTS][EO_Q_SOURCES];
     eo_access_policy_t access;
+    eo_access_policy_t write_access; /* analytics:write: changes to tracked properties */
     eo_creds_t *creds;
     eo_keystore_t *keys;
     eo_ratelimit_t *limiter;
@@ -146,12 +149,12 @@ static void unavailable(eo_query_t *q, eo_http_req_t *req, const char *code, con
     eo_http_respond_error(req, 503, code, what, NULL, h);
 }
 
-static bool on_headers(eo_http_req_t *req, void *ud)
+/* Admits a request under pol (token, scope, rate limit) and keeps its tenant. */
+static bool admit(const eo_access_policy_t *pol, eo_http_req_t *req)
 {
-    eo_query_t *q = ud;
     eo_access_t a;
-    if (eo_access_check(&q->access, eo_http_header(req, "Authorization"), &a) != EO_ACCESS_OK) {
-        eo_access_answer(&q->access, req, &a);
+    if (eo_access_check(pol, eo_http_header(req, "Authorization"), &a) != EO_ACCESS_OK) {
+        eo_access_answer(pol, req, &a);
         return false;
     }
     qctx_t *ctx = calloc(1, sizeof *ctx);
@@ -163,6 +166,11 @@ static bool on_headers(eo_http_req_t *req, void *ud)
     ctx->rl = a.rl;
     eo_http_set_user(req, ctx, free);
     return true;
+}
+
+static bool on_headers(eo_http_req_t *req, void *ud)
+{
+    return admit(&((eo_query_t *)ud)->access, req);
 }
 
 /* ---- parameters ---- */
@@ -371,6 +379,263 @@ static void on_readyz(eo_http_req_t *req, void *ud)
     eo_http_respond(req, ready ? 200 : 503, body, (size_t)n, NULL);
 }
 
+/* ---- tracked properties (ADR-24): GET /properties/tracked, PUT and DELETE
+ * /properties/tracked/{path}; reading needs events:read, changing analytics:write ---- */
+
+static bool on_props_read_headers(eo_http_req_t *req, void *ud)
+{
+    return admit(&((eo_query_t *)ud)->access, req);
+}
+
+static bool on_props_write_headers(eo_http_req_t *req, void *ud)
+{
+    return admit(&((eo_query_t *)ud)->write_access, req);
+}
+
+static void props_answer(eo_http_req_t *req, unsigned status, const char *body, size_t len)
+{
+    const qctx_t *ctx = eo_http_user(req);
+    const char *h[] = {"Cache-Control",
+                       "no-store",
+                       "RateLimit-Limit",
+                       ctx->rl.limit,
+                       "RateLimit-Remaining",
+                       ctx->rl.remaining,
+                       "RateLimit-Reset",
+                       ctx->rl.reset,
+                       NULL};
+    eo_http_respond(req, status, body, len, h);
+}
+
+static bool first_arg(void *ud, const char *name, const char *value, size_t value_len)
+{
+    (void)value, (void)value_len;
+    snprintf(ud, 72, "%s", name);
+    return false;
+}
+
+/* The request's PostgreSQL connection, or an answer (503) and NULL; 400 when the request has a
+ * query string (these operations take no parameters). */
+static PGconn *props_conn(eo_query_t *q, eo_http_req_t *req)
+{
+    char name[72] = "";
+    eo_http_query_each(req, first_arg, name);
+    if (name[0]) {
+        eo_http_respond_error(req, 400, "invalid_parameter", "this operation takes no parameters",
+                              name, NULL);
+        return NULL;
+    }
+    char err[512];
+    PGconn *conn = thread_conn(q, err, sizeof err);
+    if (!conn) {
+        eo_log_warn("query: cannot connect to PostgreSQL", "error", err, NULL);
+        unavailable(q, req, "database_unavailable", "the database is unavailable; retry later");
+    }
+    return conn;
+}
+
+/* The {path} of the request, checked; answers 400 and returns false when it is not a path. */
+static bool props_path(eo_http_req_t *req, char path[EO_PROPPATH_MAX + 1])
+{
+    eo_proppath_t split;
+    if (!eo_http_path_param(req, "path", path, EO_PROPPATH_MAX + 1) ||
+        eo_proppath_parse(path, strlen(path), &split) < 0) {
+        eo_http_respond_error(req, 400, "invalid_parameter",
+                              "a property path is 1 to 4 names joined by '.', each 1 to 64 of "
+                              "[A-Za-z0-9_$-]",
+                              "path", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* One tracked property as JSON: {"path","cap","state","values","createdAt"} from a row of
+ * props_sql. */
+static void put_tracked(eo_buf_t *b, const PGresult *res, int row)
+{
+    eo_buf_puts(b, "{\"path\":");
+    const char *path = PQgetvalue(res, row, 0);
+    eo_buf_put_json_str(b, path, strlen(path));
+    eo_buf_putf(b, ",\"cap\":%s,\"state\":\"%s\",\"values\":%s,\"createdAt\":\"%s\"}",
+                PQgetvalue(res, row, 1), PQgetvalue(res, row, 2), PQgetvalue(res, row, 3),
+                PQgetvalue(res, row, 4));
+}
+
+static const char props_sql[] =
+    "SELECT tp.path, tp.value_cap, tp.state, (SELECT count(*) FROM property_values AS v"
+    " WHERE v.tenant_id = tp.tenant_id AND v.path = tp.path),"
+    " to_char(tp.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    " FROM tracked_properties AS tp WHERE tp.tenant_id = $1::uuid AND ($2::text IS NULL"
+    " OR tp.path = $2) ORDER BY tp.path COLLATE \"C\"";
+
+static void props_failed(eo_query_t *q, eo_http_req_t *req, const char *err)
+{
+    conn_check(q);
+    eo_log_warn("query: tracked properties", "error", err, NULL);
+    unavailable(q, req, "database_unavailable", "the database could not answer; retry later");
+}
+
+static void on_props_list(eo_http_req_t *req, void *ud)
+{
+    eo_query_t *q = ud;
+    const qctx_t *ctx = eo_http_user(req);
+    PGconn *conn = props_conn(q, req);
+    if (!conn)
+        return;
+    char err[512];
+    const char *p[] = {ctx->tenant_id, NULL};
+    PGresult *res;
+    if (eo_pg_query(conn, props_sql, 2, p, &res, err, sizeof err) < 0)
+        return props_failed(q, req, err);
+    eo_buf_t out;
+    eo_buf_init(&out, 16 << 20);
+    eo_buf_puts(&out, "{\"trackedProperties\":[");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (i)
+            eo_buf_putc(&out, ',');
+        put_tracked(&out, res, i);
+    }
+    eo_buf_puts(&out, "]}");
+    PQclear(res);
+    if (eo_buf_error(&out))
+        eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
+    else
+        props_answer(req, 200, out.data, out.len);
+    eo_buf_done(&out);
+}
+
+/* The cap of a PUT body: none (or empty) gives the default; else {"cap": 1..max}. Answers 400
+ * and returns false on anything else. */
+static bool props_cap(eo_query_t *q, eo_http_req_t *req, long long *cap)
+{
+    *cap = q->cfg.property_value_cap < q->cfg.property_value_cap_max
+               ? q->cfg.property_value_cap
+               : q->cfg.property_value_cap_max; /* the default, never past the maximum */
+    size_t len;
+    const char *body = eo_http_body(req, &len);
+    if (!body || len == 0)
+        return true;
+    json_error_t je;
+    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        eo_http_respond_error(req, 400, "malformed_json",
+                              "the body is a JSON object {\"cap\": N}, or empty", NULL, NULL);
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    bool ok = true;
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "cap") != 0) {
+            eo_http_respond_error(req, 400, "unknown_field", "the body takes only \"cap\"", key,
+                                  NULL);
+            ok = false;
+            break;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > q->cfg.property_value_cap_max) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "cap is an integer from 1 to %lld (EVENTOPS_PROPERTY_VALUE_CAP_MAX)",
+                     (long long)q->cfg.property_value_cap_max);
+            eo_http_respond_error(req, 400, "invalid_value", msg, "cap", NULL);
+            ok = false;
+            break;
+        }
+        *cap = (long long)json_integer_value(v);
+    }
+    json_decref(obj);
+    return ok;
+}
+
+/* Runs one write statement (the role's sessions are read-only by default) and answers its one
+ * value into out; 0 or the error. */
+static int props_write(PGconn *conn, const char *sql, int n, const char *const *p, char *out,
+                       size_t outlen, char *err, size_t errlen)
+{
+    int r = eo_pg_exec(conn, "BEGIN READ WRITE", err, errlen);
+    PGresult *res = NULL;
+    if (r == 0 && (r = eo_pg_query(conn, sql, n, p, &res, err, errlen)) == 0) {
+        snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    r = r ? r : eo_pg_exec(conn, "COMMIT", err, errlen);
+    if (r < 0 && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        char ignored[128];
+        eo_ignore(eo_pg_exec(conn, "ROLLBACK", ignored, sizeof ignored));
+    }
+    return r;
+}
+
+static void on_props_put(eo_http_req_t *req, void *ud)
+{
+    eo_query_t *q = ud;
+    const qctx_t *ctx = eo_http_user(req);
+    char path[EO_PROPPATH_MAX + 1];
+    long long cap;
+    if (!props_path(req, path) || !props_cap(q, req, &cap))
+        return;
+    PGconn *conn = props_conn(q, req);
+    if (!conn)
+        return;
+    char err[512], capt[24], maxt[24], outcome[16];
+    snprintf(capt, sizeof capt, "%lld", cap);
+    snprintf(maxt, sizeof maxt, "%lld", (long long)q->cfg.tracked_properties_max);
+    const char *p[] = {ctx->tenant_id, path, capt, maxt};
+    if (props_write(conn, "SELECT eventops_track_property($1::uuid, $2, $3::int, $4::int)", 4, p,
+                    outcome, sizeof outcome, err, sizeof err) < 0)
+        return props_failed(q, req, err);
+    if (!strcmp(outcome, "limit")) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the tenant tracks %lld properties already (at most)",
+                 (long long)q->cfg.tracked_properties_max);
+        eo_http_respond_error(req, 409, "too_many_tracked_properties", msg, NULL, NULL);
+        return;
+    }
+    PGresult *res;
+    const char *lp[] = {ctx->tenant_id, path};
+    if (eo_pg_query(conn, props_sql, 2, lp, &res, err, sizeof err) < 0)
+        return props_failed(q, req, err);
+    eo_buf_t out;
+    eo_buf_init(&out, 1 << 16);
+    if (PQntuples(res) == 1)
+        put_tracked(&out, res, 0);
+    PQclear(res);
+    if (out.len > 0) { /* "result" joins the object */
+        eo_buf_truncate(&out, out.len - 1);
+        eo_buf_putf(&out, ",\"result\":\"%s\"}", outcome);
+    }
+    if (eo_buf_error(&out) || out.len == 0)
+        props_failed(q, req, "the tracked property vanished after it was written");
+    else
+        props_answer(req, strcmp(outcome, "tracked") ? 200 : 201, out.data, out.len);
+    eo_buf_done(&out);
+}
+
+static void on_props_delete(eo_http_req_t *req, void *ud)
+{
+    eo_query_t *q = ud;
+    const qctx_t *ctx = eo_http_user(req);
+    char path[EO_PROPPATH_MAX + 1];
+    if (!props_path(req, path))
+        return;
+    PGconn *conn = props_conn(q, req);
+    if (!conn)
+        return;
+    char err[512], was[8];
+    const char *p[] = {ctx->tenant_id, path};
+    if (props_write(conn, "SELECT eventops_untrack_property($1::uuid, $2)", 2, p, was, sizeof was,
+                    err, sizeof err) < 0)
+        return props_failed(q, req, err);
+    if (strcmp(was, "t") != 0) {
+        eo_http_respond_error(req, 404, "not_found", "this property is not tracked", "path", NULL);
+        return;
+    }
+    props_answer(req, 204, "", 0);
+}
+
 /* The routes: the endpoints of eo_q_endpoints in its order, then the role's own. The HTTP layer
  * tells a handler the index of its route, and test_openapi reads this table from the source to
  * compare it with the OpenAPI document, so the paths are written here as well; routes_check()
@@ -384,6 +649,9 @@ static const eo_http_route_t routes[] = {
     {"GET", "/events/retention", on_headers, on_endpoint, false},
     {"GET", "/events/types", on_headers, on_endpoint, false},
     {"GET", "/events", on_headers, on_endpoint, false},
+    {"GET", "/properties/tracked", on_props_read_headers, on_props_list, false},
+    {"PUT", "/properties/tracked/{path}", on_props_write_headers, on_props_put, false},
+    {"DELETE", "/properties/tracked/{path}", on_props_write_headers, on_props_delete, false},
     {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
@@ -461,7 +729,7 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
             q->source_c[e][k] = eo_metrics_counter(
                 q->metrics, "eventops_query_source_total",
                 "Answers computed (not from the cache), by endpoint and what answered: rollups, "
-                "raw events or user sets.",
+                "raw events, user sets, timelines or property rollups.",
                 labels);
         }
     }
@@ -474,7 +742,13 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
                      "write keys are for ingestion",
         .who = "client",
     };
+    q->write_access = q->access;
+    q->write_access.scope = "analytics:write";
+    q->write_access.missing = "send an access token with the analytics:write scope as "
+                              "'Authorization: Bearer TOKEN'";
+    /* both policies count into the same eventops_auth_failures_total{role="query"} */
     eo_access_register_metrics(&q->access, q->metrics, "query");
+    eo_access_register_metrics(&q->write_access, q->metrics, "query");
     eo_metrics_build_info(q->metrics, "query");
     if ((r = eo_access_services_open(cfg, q->metrics, "query", false, &q->creds, &q->keys,
                                      &q->limiter, err, errlen)) < 0)
@@ -482,6 +756,9 @@ int eo_query_start(const eo_config_t *cfg, eo_query_t **out, char *err, size_t e
     q->access.creds = q->creds;
     q->access.keys = q->keys;
     q->access.limiter = q->limiter;
+    q->write_access.creds = q->creds;
+    q->write_access.keys = q->keys;
+    q->write_access.limiter = q->limiter;
     if (strcmp(cfg->query_cache, "on") == 0 && !cfg->redis_url[0])
         eo_log_warn("query: EVENTOPS_REDIS_URL is empty, answers are not cached", NULL);
     if (strcmp(cfg->query_cache, "on") == 0 && cfg->redis_url[0] &&

@@ -19,17 +19,18 @@ typedef eo_qreq_t qreq_t;
  * buckets than allowed (a 400 naming field, message in err); EO_EUNAVAIL / EO_ETIMEOUT / other
  * codes for database failures (message in err). */
 /* What answered a query (the X-Query-Source header, the cache value's first line and the
- * metric eventops_query_source_total): rollups, raw events, user sets (ADR-22) or timelines
- * (ADR-23). */
+ * metric eventops_query_source_total): rollups, raw events, user sets (ADR-22), timelines
+ * (ADR-23) or property rollups (ADR-24). */
 typedef enum {
     EO_Q_SRC_ROLLUPS,
     EO_Q_SRC_EVENTS,
     EO_Q_SRC_USER_SETS,
     EO_Q_SRC_TIMELINES,
+    EO_Q_SRC_PROPERTY_ROLLUPS,
     EO_Q_SOURCES
 } eo_q_source_t;
 
-/* "rollups", "events", "user_sets", "timelines". */
+/* "rollups", "events", "user_sets", "timelines", "property_rollups". */
 const char *eo_q_source_name(eo_q_source_t s);
 
 /* Computes the answer into out and says in *source what answered (it is EO_Q_SRC_EVENTS when

@@ -18,6 +18,10 @@ Then it checks:
     COUNT(DISTINCT user) of the events; and the timelines (ADR-23) hold exactly their times:
     funnels from the query role (X-Query-Source timelines) equal the funnel model in SQL over
     the events;
+  * the property rollups (ADR-24) of the paths tracked before the run (`plan` of one tenant,
+    `amount`, random reals past a cap of 500, of the other) equal a recount of the events
+    through the stored dictionary, and breakdowns from the query role (X-Query-Source
+    property_rollups) equal the same breakdown in SQL over the events;
   * the dead-letter topic (read_committed) holds exactly the malformed records, once each,
     each with an eventops-error-code header (and the expected code);
   * the processes stop on SIGTERM with exit code 0 and no sanitizer report.
@@ -539,6 +543,91 @@ def check_unique_users(sb, F, tenants):
         % checked)
 
 
+def check_property_rollups(sb, F, tenants):
+    """After the crashes the property rollups (ADR-24) equal a recount of the events through
+    the dictionary, key by key, and the query role's breakdowns from them equal SQL over the
+    events (values past the cap in "(other)" and in `overflow`)."""
+    from querytest import QueryClient, query_token
+    done = eotest.wait_until(
+        lambda: sb.scalar("SELECT count(*) FROM tracked_properties WHERE state <> 'complete'")
+        == "0", 120, interval=0.5)
+    if not F.check(done, "tracked properties not complete: %s" %
+                   sb.sql("SELECT path, state FROM tracked_properties")):
+        return
+    bad = sb.scalar(
+        "WITH e AS (SELECT tp.tenant_id, tp.path, ty.t AS event_type,"
+        "  date_bin('1 hour', ev.occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS h,"
+        "  pv.value IS NULL AS overflow, coalesce(pv.value, '') AS value, count(*) AS n"
+        " FROM tracked_properties AS tp JOIN events AS ev ON ev.tenant_id = tp.tenant_id"
+        " CROSS JOIN LATERAL (SELECT eventops_property_text(ev.properties"
+        "  #> string_to_array(tp.path, '.')) AS v) AS x"
+        " LEFT JOIN property_values AS pv ON pv.tenant_id = tp.tenant_id"
+        "  AND pv.path = tp.path AND pv.value = x.v"
+        " CROSS JOIN LATERAL (VALUES (ev.event_type), ('')) AS ty(t)"
+        " WHERE x.v IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6),"
+        " s AS (SELECT tenant_id, path, event_type, bucket_start AS h, overflow, value,"
+        "  sum(count) AS n FROM (SELECT tenant_id, path, event_type, bucket_start, overflow,"
+        "  value, count FROM property_rollups UNION ALL SELECT tenant_id, path, event_type,"
+        "  bucket_start, overflow, value, count FROM property_rollup_deltas) AS u"
+        "  GROUP BY 1, 2, 3, 4, 5, 6)"
+        " SELECT count(*) FROM e FULL JOIN s USING (tenant_id, path, event_type, h,"
+        "  overflow, value) WHERE e.n IS DISTINCT FROM s.n")
+    F.check(bad == "0", "%s property rollup keys differ from a recount of the events" % bad)
+    F.check(sb.scalar("SELECT count(*) FROM property_values WHERE path = 'amount'") == "500",
+            "the dictionary of amount does not hold its cap of 500 values")
+    key = sb.create_signing_key()
+    query = sb.query({"EVENTOPS_QUERY_CACHE": "off"}, name="query-breakdowns")
+    query.start()
+    query.wait_ready(timeout=90)
+    lo, hi = sb.sql("SELECT to_char(min(occurred_at) - interval '1 day', 'YYYY-MM-DD'),"
+                    " to_char(max(occurred_at) + interval '2 days', 'YYYY-MM-DD') FROM events")[0]
+    checked = 0
+    for t, path in ((tenants[0], "plan"), (tenants[1], "amount")):
+        client = sb.create_client(t["tenantId"], ["events:read"])
+        qc = QueryClient(sb.query_url(""), query_token(sb, client, key["kid"]))
+        # the whole run (whole hours), and a range with sub-hour edges
+        mid = sb.scalar("SELECT to_char(percentile_disc(0.5) WITHIN GROUP (ORDER BY occurred_at)"
+                        " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM events"
+                        " WHERE tenant_id = '%s'" % t["tenantId"])
+        for frm, to in ((lo + "T00:00:00Z", hi + "T00:00:00Z"), (lo + "T00:17:30.5Z", mid)):
+            for etype in (None, EVENT_TYPES[0]):
+                params = [("from", frm), ("to", to), ("property", path), ("limit", "5")]
+                if etype:
+                    params.append(("eventType", etype))
+                st, h, body, url = qc.get("/events/breakdown", params)
+                if not F.check(st == 200, "%s: %s %.300r" % (url, st, body)):
+                    continue
+                F.check(h.get("x-query-source") == "property_rollups",
+                        "%s: X-Query-Source %r" % (url, h.get("x-query-source")))
+                where = ("e.tenant_id = '%s' AND e.occurred_at >= '%s' AND e.occurred_at < '%s'%s"
+                         % (t["tenantId"], frm, to,
+                            " AND e.event_type = '%s'" % etype if etype else ""))
+                rows = sb.sql(
+                    "SELECT coalesce(pv.value, '(overflow)'), count(*) FROM events AS e"
+                    " CROSS JOIN LATERAL (SELECT eventops_property_text(e.properties #> '{%s}')"
+                    " AS v) AS x LEFT JOIN property_values AS pv ON pv.tenant_id = e.tenant_id"
+                    " AND pv.path = '%s' AND pv.value = x.v WHERE %s AND x.v IS NOT NULL"
+                    " GROUP BY 1" % (path, path, where))
+                named = sorted(((v, int(n)) for v, n in rows if v != "(overflow)"),
+                               key=lambda kv: (-kv[1], kv[0].encode()))
+                overflow = sum(int(n) for v, n in rows if v == "(overflow)")
+                total = int(sb.scalar("SELECT count(*) FROM events AS e WHERE " + where))
+                top = named[:5]
+                want = top + [("(other)", sum(n for _, n in named[5:]) + overflow),
+                              ("(none)", total - sum(n for _, n in named) - overflow)]
+                got = [(v.get("value"), v.get("count")) for v in body.get("values", [])]
+                want_ov = ({"count": overflow,
+                            "topExact": len(top) == 5 and overflow < top[-1][1]}
+                           if overflow else None)
+                F.check(got == want and body.get("total") == total and
+                        body.get("overflow") == want_ov,
+                        "%s: %r (overflow %r); the events say %r (overflow %r)" %
+                        (url, got, body.get("overflow"), want, want_ov))
+                checked += 1
+    query.stop()
+    log("property rollups equal the events after the crashes: %d breakdowns" % checked)
+
+
 def funnel_sql(sb, tenant, frm, to, steps, within):
     """Users per step of a funnel (docs/query.md) in SQL over the events."""
     base = ("tenant_id = '%s' AND occurred_at >= '%s' AND occurred_at < timestamptz '%s'"
@@ -565,6 +654,11 @@ def main():
         F = sb.failures
         tenants = [sb.create_tenant("e2e-a-%s" % RUN), sb.create_tenant("e2e-b-%s" % RUN)]
         tenant_ids = [t["tenantId"] for t in tenants]
+        # tracked properties (ADR-24): written in the events' transactions under the crashes
+        for t, path, cap in ((tenants[0], "plan", "1000"), (tenants[1], "amount", "500")):
+            out = sb.admin_json("track-property", "--tenant", t["tenantId"], "--path", path,
+                                "--cap", cap)
+            F.check(out.get("result") == "tracked", "track-property %s: %r" % (path, out))
         coll, proc = sb.collector(), sb.processor()
         coll.start()
         proc.start()
@@ -834,6 +928,7 @@ def main():
 
         # ---- user sets (ADR-22) agree with the events after the crashes ----
         check_unique_users(sb, F, tenants)
+        check_property_rollups(sb, F, tenants)
 
         # ---- dead letters: exactly the malformed records ----
         want_dlq = Counter((k, v) for k, v, _ in malformed)

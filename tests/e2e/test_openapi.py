@@ -967,6 +967,10 @@ def main():
         if has_query:
             exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok)
 
+        # ---- tracked properties (query role, ADR-24)
+        if has_query:
+            exercise_tracked(ck, url, r_tok, w_tok, a_tok)
+
         # ---- outages: extra instances with a dead dependency
         exercise_outages(ck, sb, url, wk, b_tok, both, has_query)
 
@@ -1649,6 +1653,79 @@ def exercise_analytics(ck, sb, url, tenant, r_tok, w_tok, a_tok):
     log("c. analytics: %s" % ", ".join(
         "%s %s %s" % (m, p, sorted(ck.seen[(m, p)])) for m, p in sorted(ck.spec.served("analytics"))
         if p.startswith("/analytics")))
+
+
+def exercise_tracked(ck, url, r_tok, w_tok, a_tok):
+    """GET /properties/tracked, PUT and DELETE /properties/tracked/{path}: 2xx and each error
+    class they can give here (409 by tracking up to the per-tenant limit)."""
+    f = ck.f
+    an = {"Authorization": "Bearer " + a_tok, "Content-Type": "application/json"}
+    rd = {"Authorization": "Bearer " + r_tok}
+    wr = {"Authorization": "Bearer " + w_tok}
+    one = "/properties/tracked/{path}"
+
+    def call(name, method, path, body=None, headers=None, expect=None, code=None, field=None):
+        data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) \
+            else body
+        resp = request(method, url("query", path), data, headers or {})
+        doc_path = one if path.startswith("/properties/tracked/") else path.split("?")[0]
+        return ck.check(name, "query", method, doc_path, resp, expect=expect, code=code,
+                        field=field), resp
+
+    b, _ = call("track", "PUT", "/properties/tracked/plan", None, an, expect=201)
+    f.check(isinstance(b, dict) and b.get("result") == "tracked" and b.get("cap") == 1000 and
+            b.get("state") in ("backfilling", "complete"), "track: %r" % (b,))
+    b, _ = call("track again", "PUT", "/properties/tracked/plan", None, an, expect=200)
+    f.check(isinstance(b, dict) and b.get("result") == "unchanged", "track again: %r" % (b,))
+    b, _ = call("new cap", "PUT", "/properties/tracked/plan", {"cap": 5}, an, expect=200)
+    f.check(isinstance(b, dict) and b.get("result") == "retracked" and b.get("cap") == 5,
+            "new cap: %r" % (b,))
+    call("nested", "PUT", "/properties/tracked/address.city", {"cap": 10000}, an, expect=201)
+    call("bad path", "PUT", "/properties/tracked/a..b", None, an, expect=400,
+         code="invalid_parameter", field="path")
+    call("not JSON", "PUT", "/properties/tracked/plan", b"{", an, expect=400,
+         code="malformed_json")
+    call("unknown member", "PUT", "/properties/tracked/plan", {"cap": 5, "colour": 1}, an,
+         expect=400, code="unknown_field", field="colour")
+    call("cap 0", "PUT", "/properties/tracked/plan", {"cap": 0}, an, expect=400,
+         code="invalid_value", field="cap")
+    call("cap too large", "PUT", "/properties/tracked/plan", {"cap": 10001}, an, expect=400,
+         code="invalid_value", field="cap")
+    call("a parameter", "PUT", "/properties/tracked/plan?x=1", None, an, expect=400,
+         code="invalid_parameter", field="x")
+    call("events:read only", "PUT", "/properties/tracked/plan", None, rd, expect=403,
+         code="insufficient_scope")
+    call("no token", "PUT", "/properties/tracked/plan", None, {}, expect=401,
+         code="missing_credentials")
+    b, _ = call("list", "GET", "/properties/tracked", None, rd, expect=200)
+    f.check(isinstance(b, dict) and sorted(x.get("path") for x in b.get("trackedProperties", []))
+            == ["address.city", "plan"], "list: %r" % (b,))
+    call("list: a parameter", "GET", "/properties/tracked?limit=1", None, rd, expect=400,
+         code="invalid_parameter", field="limit")
+    call("list: events:write only", "GET", "/properties/tracked", None, wr, expect=403,
+         code="insufficient_scope")
+    call("list: no token", "GET", "/properties/tracked", None, {}, expect=401,
+         code="missing_credentials")
+    made = []
+    for i in range(40):  # up to EVENTOPS_TRACKED_PROPERTIES_MAX (20), then one more
+        st = call("fill %d" % i, "PUT", "/properties/tracked/p%d" % i, None, an)[1][0]
+        if st != 201:
+            break
+        made.append("p%d" % i)
+    call("past the limit", "PUT", "/properties/tracked/one.more", None, an, expect=409,
+         code="too_many_tracked_properties")
+    for p in made + ["address.city"]:
+        call("untrack", "DELETE", "/properties/tracked/" + p, None, an, expect=204)
+    call("untrack again", "DELETE", "/properties/tracked/p0", None, an, expect=404,
+         code="not_found")
+    call("untrack: bad path", "DELETE", "/properties/tracked/a%20b", None, an, expect=400,
+         code="invalid_parameter", field="path")
+    call("untrack: events:read only", "DELETE", "/properties/tracked/plan", None, rd,
+         expect=403, code="insufficient_scope")
+    call("untrack", "DELETE", "/properties/tracked/plan", None, an, expect=204)
+    log("c. tracked properties: statuses %s" % sorted(
+        ck.seen[("PUT", one)] | ck.seen[("DELETE", one)] |
+        ck.seen[("GET", "/properties/tracked")]))
 
 
 def exercise_stream(ck, sb, url, tenant, rid, rd, w_tok):

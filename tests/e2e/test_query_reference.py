@@ -37,7 +37,14 @@ docs/query.md is the contract. The test:
      per minute, the timelines (ADR-23) for funnels, raw events for the rest. Unique users,
      retention and funnels are asked on deltas only (the processor does not compact at first),
      then again on compacted sets and timelines only.
-  6. page stability: while walking raw events pages, new events are stored (newer and older
+  6. tracked properties (ADR-24): `plan`, objects (`address`) and a nested path are tracked
+     with `eventops admin track-property` (two with caps that overflow); once the processors'
+     backfill is complete, every breakdown is asked again (a query role without the cache) plus
+     cases made for the tracked paths (whole hours, sub-hour edges, ranges inside one hour):
+     tracked paths must answer from `property_rollups` with the reference computed through the
+     stored dictionary (values past the cap in "(other)" and in `overflow`), the others from
+     raw events; after `untrack-property` the path answers from raw events again.
+  7. page stability: while walking raw events pages, new events are stored (newer and older
      than the cursor, and at the cursor's own timestamp with smaller and larger message ids);
      the walk must neither repeat nor skip: pages after the cursor hold exactly the stored
      events older than the cursor position.
@@ -412,7 +419,31 @@ def value_text(v):
         return v
     if isinstance(v, (int, float)):
         return json.dumps(v)
-    raise ValueError("object/array values are not generated: %r" % (v,))
+    if isinstance(v, (dict, list)):
+        return jsonb_text(v)
+    raise ValueError("not a JSON value: %r" % (v,))
+
+
+def jsonb_str(s):
+    """A string as PostgreSQL's jsonb output writes it (escape_json)."""
+    esc = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"',
+           "\\": "\\\\"}
+    return '"' + "".join(esc.get(c) or ("\\u%04x" % ord(c) if ord(c) < 0x20 else c)
+                         for c in s) + '"'
+
+
+def jsonb_text(v):
+    """jsonb's text of a JSON value: object keys by length then bytes, ", " and ": "."""
+    if isinstance(v, dict):
+        keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
+        return "{" + ", ".join("%s: %s" % (jsonb_str(k), jsonb_text(v[k])) for k in keys) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(jsonb_text(x) for x in v) + "]"
+    if isinstance(v, str):
+        return jsonb_str(v)
+    if v is None:
+        return "null"
+    return value_text(v)
 
 
 def path_get(props, path):
@@ -482,6 +513,29 @@ class TenantRef:
         top = items[:limit]
         other = sum(n for _, n in items[limit:])
         return len(evs), top + [("(other)", other), ("(none)", none)]
+
+    def breakdown_tracked(self, frm, to, etype, prop, limit, named):
+        """The answer from property rollups (ADR-24): values outside the dictionary `named`
+        are overflow, counted in "(other)" and reported in "overflow"."""
+        c = Counter()
+        none = overflow = 0
+        evs = self.slice(frm, to, etype)
+        for e in evs:
+            v = path_get(e.props, prop)
+            if v is MISSING or v is None:
+                none += 1
+            elif value_text(v) in named:
+                c[value_text(v)] += 1
+            else:
+                overflow += 1
+        items = sorted(c.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+        top = items[:limit]
+        other = sum(n for _, n in items[limit:]) + overflow
+        ov = None
+        if overflow:
+            ov = {"count": overflow,
+                  "topExact": len(top) == limit and overflow < top[-1][1]}
+        return len(evs), top + [("(other)", other), ("(none)", none)], ov
 
     def funnel(self, frm, to, steps, within_us):
         firsts = {}
@@ -912,6 +966,9 @@ class Checker:
         self.done = Counter()
         self.lock = threading.Lock()
         self.cache_off = False  # phase 2: a query role without the cache (X-Cache: bypass)
+        # phase 3: (tenant, path) -> the dictionary of a tracked, complete path (ADR-24)
+        self.tracked = {}
+        self.overflow_answers = 0  # tracked answers that reported an overflow
 
     def fail(self, case, msg):
         with self.lock:
@@ -1007,6 +1064,8 @@ class Checker:
             want_src = "user_sets"
         elif ep == "/events/funnel":
             want_src = "timelines"
+        elif ep == "/events/breakdown" and (case.tenant, case.kw["prop"]) in self.tracked:
+            want_src = "property_rollups"
         else:
             want_src = "events"
         if hdrs.get("x-query-source") != want_src:
@@ -1068,7 +1127,18 @@ class Checker:
                 if e:
                     errs.append(e)
         elif ep == "/events/breakdown":
-            total, exp = ref.breakdown(frm, to, kw["etype"], kw["prop"], kw["limit"])
+            named = self.tracked.get((case.tenant, kw["prop"]))
+            if named is None:
+                total, exp = ref.breakdown(frm, to, kw["etype"], kw["prop"], kw["limit"])
+                ov = None
+            else:
+                total, exp, ov = ref.breakdown_tracked(frm, to, kw["etype"], kw["prop"],
+                                                       kw["limit"], named)
+            if body.get("overflow") != ov:
+                errs.append("overflow %r, expected %r" % (body.get("overflow"), ov))
+            elif ov:
+                with self.lock:
+                    self.overflow_answers += 1
             if body.get("property") != kw["prop"]:
                 errs.append("property %r" % body.get("property"))
             if body.get("total") != total:
@@ -1488,6 +1558,117 @@ def send_all(sb, coll_url, tenants, wks, rng):
     return len(batches), errors
 
 
+# ---------------------------------------------------------------------------------------------
+# phase 3: tracked properties (ADR-24)
+
+# (tenant, path, cap): plan with every value named; objects (address) past a small cap; plan
+# past a cap of 3 (the integer, the real, true and the non-ASCII string among the values); a
+# nested path
+TRACKED = [(0, "plan", None), (0, "address", 4), (1, "plan", 3), (2, "address.city", None)]
+
+
+def breakdown_case(gen, ti, prop, frm, to, etype, limit):
+    p = [("from", fmt_utc(frm)), ("to", fmt_utc(to)), ("property", prop), ("limit", str(limit))]
+    if etype:
+        p.append(("eventType", etype))
+    return Case("/events/breakdown", ti, gen.shuffle(p), frm=frm, to=to, etype=etype, prop=prop,
+                limit=limit)
+
+
+def tracked_cases(gen, ti, prop):
+    """Random ranges (edges at any precision inside an hour, whole hours, less than an hour)
+    and fixed ones for a tracked path."""
+    out = []
+    for _ in range(max(1, int(30 * SCALE))):
+        c = gen.breakdown(ti)
+        c.params = [(k, prop if k == "property" else v) for k, v in c.params]
+        c.kw["prop"] = prop
+        out.append(c)
+    rng = gen.rng
+    for _ in range(max(1, int(12 * SCALE))):
+        h = us_utc(2026, 1, 1) + rng.randrange(0, 7500) * HOUR
+        kind = rng.randrange(4)
+        if kind == 0:  # whole hours only
+            frm, to = h, h + rng.randint(1, 400) * HOUR
+        elif kind == 1:  # inside one hour
+            frm = h + rng.randrange(0, HOUR - 1)
+            to = rng.randrange(frm + 1, h + HOUR + 1)
+        elif kind == 2:  # across a single hour boundary, less than an hour long
+            frm = h - rng.randrange(1, HOUR // 2)
+            to = h + rng.randrange(1, HOUR // 2)
+        else:  # edges inside hours on both sides, weeks long
+            frm = h + rng.randrange(1, HOUR)
+            to = frm + rng.randint(1, 60) * DAY + rng.randrange(1, HOUR)
+        etype = gen.etype(0.5)
+        limit = rng.choice([1, 2, 3, 5, 10, 1000])
+        out.append(breakdown_case(gen, ti, prop, frm, to, etype, limit))
+    return out
+
+
+def run_tracked(sb, f, tenants, gen, checker, cases, clients):
+    """Tracks TRACKED with the admin command while the compacting processor runs, waits for the
+    backfill, and asks every breakdown again plus cases made for the tracked paths: answers
+    from property rollups (X-Query-Source) equal to the reference with the stored dictionary;
+    the other breakdowns still from raw events."""
+    t0 = time.monotonic()
+    for ti, path, cap in TRACKED:
+        args = ["track-property", "--tenant", tenants[ti]["tenantId"], "--path", path]
+        if cap:
+            args += ["--cap", str(cap)]
+        out = sb.admin_json(*args)
+        f.check(out.get("result") == "tracked", "track-property %s: %r" % (path, out))
+    listed = sb.admin_json("list-tracked-properties")
+    f.check(len(listed.get("trackedProperties", [])) == len(TRACKED),
+            "list-tracked-properties: %r" % (listed,))
+    done = eotest.wait_until(
+        lambda: sb.scalar("SELECT count(*) FROM tracked_properties WHERE state <> 'complete'")
+        == "0", 900, interval=1.0)
+    if not f.check(done, "tracked properties not complete after 900 s: %s" %
+                   sb.sql("SELECT path, state FROM tracked_properties")):
+        return
+    log("tracked properties backfilled in %.1f s" % (time.monotonic() - t0))
+    # the size of the counts (ADR-24 "Costs"): rows and bytes per tracked path, against events
+    n_events = int(sb.scalar("SELECT count(*) FROM events"))
+    for row in sb.sql("SELECT path, count(*), sum(pg_column_size(r.*)) FROM property_rollups AS r"
+                      " GROUP BY 1 ORDER BY 1"):
+        log("property_rollups %s: %s rows, %s bytes of tuples (%d events in all)" %
+            (row[0], row[1], row[2], n_events))
+    log("property_rollups: %s bytes with indexes" %
+        sb.scalar("SELECT pg_total_relation_size('property_rollups')"))
+    for ti, path, cap in TRACKED:
+        rows = sb.sql("SELECT value FROM property_values WHERE tenant_id = '%s' AND path = '%s'"
+                      % (tenants[ti]["tenantId"], path))
+        named = {r[0] for r in rows}
+        f.check(len(named) <= (cap or 1000), "%s: %d values named, cap %s" %
+                (path, len(named), cap))
+        checker.tracked[(ti, path)] = named
+    f.check(len(checker.tracked[(1, "plan")]) == 3, "tenant 1 plan: the cap of 3 not reached")
+    again = [c for c in cases if c.endpoint == "/events/breakdown"]
+    for ti, path, _ in TRACKED:
+        again += tracked_cases(gen, ti, path)
+    for c in again:
+        c.repeat = False
+    bad0 = checker.bad.get("/events/breakdown", 0)
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as ex:
+        list(ex.map(lambda c: run_case(clients, checker, c), again))
+    n_tracked = sum(1 for c in again if (c.tenant, c.kw["prop"]) in checker.tracked)
+    log("tracked: %d breakdown cases (%d on tracked paths, %d answers with an overflow), %d bad"
+        % (len(again), n_tracked, checker.overflow_answers,
+           checker.bad.get("/events/breakdown", 0) - bad0))
+    f.check(checker.overflow_answers >= 10, "only %d answers reported an overflow" %
+            checker.overflow_answers)
+    # untracking: the rows go, the answers come from raw events again
+    out = sb.admin_json("untrack-property", "--tenant", tenants[2]["tenantId"], "--path",
+                        "address.city")
+    f.check(out.get("result") == "untracked", "untrack-property: %r" % (out,))
+    f.check(sb.scalar("SELECT count(*) FROM property_rollups WHERE path = 'address.city'") == "0",
+            "rows of an untracked path left")
+    del checker.tracked[(2, "address.city")]
+    for c in again:
+        if c.tenant == 2 and c.kw["prop"] == "address.city":
+            run_case(clients, checker, c)
+
+
 def main():
     t_start = time.monotonic()
     now = now_us()
@@ -1624,6 +1805,8 @@ def main():
         for ep, n in checker.bad.items():
             if n > MAX_DETAIL:
                 f.fail("%s: %d mismatching cases in all (first %d shown)" % (ep, n, MAX_DETAIL))
+
+        run_tracked(sb, f, tenants, gen, checker, cases, clients)
 
         pages = run_raw(sb, clients, refs, gen, t_send0, t_send1)
         sql_checks(sb, tenants, refs, gen)
