@@ -52,8 +52,10 @@ int eo_timelines_backfill_day(PGconn *conn, const char *day, char *err, size_t e
 int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen);
 
 /* `eventops admin backfill [--all]`: runs the backfill steps on dsn until every structure is
- * complete (--all: first forgets every day done, for data loaded behind the processor's back,
- * e.g. by bench/query_load.sh). Progress to `progress` (may be NULL). Returns the exit code. */
+ * complete, then the tracked properties' (ADR-24) until none can advance now (--all: first
+ * forgets every day of the user sets and timelines done, for data loaded behind the processor's
+ * back, e.g. by bench/query_load.sh). Progress to `progress` (may be NULL). Returns the exit
+ * code. */
 int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress);
 
 /* Property rollups (ADR-24, prop_compact.c). One pass: merges the oldest `rows` property
