@@ -1322,15 +1322,21 @@ def raw_cases(gen):
     out = []
     for ti in range(3):
         ref = gen.refs[ti]
+        # typed pages start their scan where the hour rollups say the newest `limit` events of
+        # the type are (ADR-25): small and large limits, long ranges, an unknown type
         for limit, kind in ((None, "range"), (1000, "wide"), (37, "range"), (1, "small"),
-                            (250, "type"), (7, "user"), (100, "user")):
-            if kind == "wide":
+                            (250, "type"), (1, "type"), (7, "type-wide"),
+                            (100, "type-wide"), (1000, "type-wide"), (50, "type-unknown"),
+                            (7, "user"), (100, "user")):
+            if kind in ("wide", "type-wide", "type-unknown"):
                 frm, to = us_utc(2026, 3, 1), us_utc(2026, 4, 15)
             elif kind == "small":
                 frm, to = gen.range_for(ti, "minute")
             else:
                 frm, to = gen.range_for(ti, "day", max_buckets=20)
-            etype = rng.choice(TYPES) if kind == "type" else None
+            etype = rng.choice(TYPES) if kind.startswith("type") else None
+            if kind == "type-unknown":
+                etype = "no_such_type"
             uid = None
             if kind == "user":
                 cands = [e.uid for e in ref.events if e.uid is not None]
