@@ -24,7 +24,8 @@
 #                 requested once before the clock starts, so the run is all hits (counted).
 #     wrk is closed-loop: the latency is per request at that concurrency (queueing included).
 # (2) Unique users, breakdown, funnel and retention over the last 30 days of the data (and, for
-#     comparison, types and two raw-event pages), cache off, sequential, BENCH_Q_RUNS (5) each:
+#     comparison, a breakdown of an untracked path, types and three raw-event pages), cache
+#     off, sequential, BENCH_Q_RUNS (5) each:
 #       cold  before each run the operating system's cache of the database's files is dropped
 #             (posix_fadvise DONTNEED on base/<db oid>/*: this database only; PostgreSQL's own
 #             shared_buffers cannot be emptied without a restart, and may still hold up to
@@ -334,8 +335,8 @@ fi
 # (2) heavy endpoints, sequential
 
 W="from=$FROM&to=$TO"
-heavy_names=(uu-all uu-type-day uu-all-day-berlin breakdown-plan breakdown-city funnel retention
-    retention-week types raw raw-user)
+heavy_names=(uu-all uu-type-day uu-all-day-berlin breakdown-plan breakdown-city
+    breakdown-untracked funnel retention retention-week types raw raw-none raw-user)
 declare -A heavy=(
     [uu-all]="/events/unique-users?$W"
     [uu-type-day]="/events/unique-users?eventType=page_viewed&interval=day&$W"
@@ -346,7 +347,9 @@ declare -A heavy=(
     [retention]="/events/retention?startEvent=signed_up&returnEvent=page_viewed&period=day&periods=7&$W"
     [retention-week]="/events/retention?startEvent=page_viewed&returnEvent=page_viewed&period=week&periods=4&tz=America/New_York&$W"
     [types]="/events/types"
+    [breakdown-untracked]="/events/breakdown?eventType=product_viewed&property=price&$W"
     [raw]="/events?eventType=order_completed&limit=100&$W"
+    [raw-none]="/events?eventType=no_such_type&limit=100&$W"
     [raw-user]="/events?userId=user-0000042&limit=100&$W"
 )
 datadir=$(q -c "SHOW data_directory")

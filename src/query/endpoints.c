@@ -1212,26 +1212,26 @@ static int answer_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sourc
 
 /* ---- raw events: the events primary key (or the user index) ---- */
 
-/* The lower end of a raw page's scan. With an event type and no user, from the hour rollups
- * of the type (exact, written with the events): the start of the latest whole UTC hour H such
- * that the hours from H up to the hour holding the page's upper end (the cursor, else `to`)
- * hold at least `limit` events, when H is after `from` (those hours' events all lie in the
+/* The lower end of a raw page's scan with an event type and no user, from the hour rollups of
+ * the type (exact, written with the events): the start of the latest whole UTC hour H such that
+ * the hours from H up to the hour holding the page's upper end ($3: the cursor, else `to`) hold
+ * at least `limit` ($5) events, when H is after `from` ($2; those hours' events all lie in the
  * page's range, so the newest `limit` are at or after H); when no such hour exists, the first
  * hour from the one holding `from` that holds any event of the type (none: the upper end, an
  * empty scan). So the primary key is scanned from there rather than from `from` (rare types
- * over long ranges; there is no (tenant, type, time) index, ADR-25). */
-#define RAW_UPPER "coalesce($6::timestamptz, $3::timestamptz)"
+ * over long ranges; there is no (tenant, type, time) index, ADR-25). Asked before the page, as a
+ * constant for the page's statement (partitions pruned when planning); the page's snapshot is
+ * later, and rollups and events are committed together, so it sees at least those events. */
 #define RAW_HOURS                                                                                  \
     " FROM rollups WHERE tenant_id = $1::uuid AND granularity = 'hour' AND event_type = $4"
-#define RAW_LOWER                                                                                  \
-    "SELECT CASE WHEN $4::text IS NULL OR $5::text IS NOT NULL THEN $2::timestamptz"               \
-    " ELSE greatest($2::timestamptz, coalesce((SELECT max(x.b) FROM (SELECT bucket_start AS b,"    \
-    " sum(count) OVER (ORDER BY bucket_start DESC) AS c" RAW_HOURS                                 \
-    " AND bucket_start >= $2::timestamptz AND bucket_start < date_bin('1 hour', " RAW_UPPER ","    \
-    " TIMESTAMPTZ '2000-01-01 00:00:00+00')) AS x WHERE x.c >= $8::bigint),"                       \
-    " (SELECT min(bucket_start)" RAW_HOURS " AND count > 0 AND bucket_start >= date_bin('1 hour'," \
-    " $2::timestamptz, TIMESTAMPTZ '2000-01-01 00:00:00+00') AND bucket_start < " RAW_UPPER "),"   \
-    " " RAW_UPPER ")) END"
+static const char raw_lower_sql[] =
+    "SELECT (extract(epoch FROM greatest($2::timestamptz, coalesce((SELECT max(x.b) FROM"
+    " (SELECT bucket_start AS b, sum(count) OVER (ORDER BY bucket_start DESC) AS c" RAW_HOURS
+    " AND bucket_start >= $2::timestamptz AND bucket_start < date_bin('1 hour', $3::timestamptz,"
+    " TIMESTAMPTZ '2000-01-01 00:00:00+00')) AS x WHERE x.c >= $5::bigint),"
+    " (SELECT min(bucket_start)" RAW_HOURS " AND count > 0 AND bucket_start >= date_bin('1 hour',"
+    " $2::timestamptz, TIMESTAMPTZ '2000-01-01 00:00:00+00') AND bucket_start < $3::timestamptz),"
+    " $3::timestamptz))) * 1000000)::bigint";
 
 static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
                          const char **field, char *err, size_t errlen)
@@ -1242,6 +1242,16 @@ static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
     if (r->has_cursor)
         eo_rfc3339_format(r->cursor_us, cur);
     snprintf(limit, sizeof limit, "%lld", (long long)r->limit);
+    PGresult *res;
+    if (r->event_type && !r->user_id) {
+        const char *lp[] = {r->tenant_id, from, r->has_cursor ? cur : to, r->event_type, limit};
+        int rc = query(conn, raw_lower_sql, 5, lp, &res, err, errlen);
+        if (rc < 0)
+            return rc;
+        if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+            eo_rfc3339_format(num(res, 0, 0), from);
+        PQclear(res);
+    }
     const char *p[] = {r->tenant_id,
                        from,
                        to,
@@ -1250,13 +1260,12 @@ static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
                        r->has_cursor ? cur : NULL,
                        r->has_cursor ? r->cursor_id : NULL,
                        limit};
-    PGresult *res;
     int rc = query(conn,
                    "SELECT message_id, event_type, user_id, anonymous_id,"
                    " (extract(epoch FROM occurred_at) * 1000000)::bigint,"
                    " (extract(epoch FROM received_at) * 1000000)::bigint,"
                    " (extract(epoch FROM sent_at) * 1000000)::bigint, properties, context"
-                   " FROM events WHERE tenant_id = $1::uuid AND occurred_at >= (" RAW_LOWER ")"
+                   " FROM events WHERE tenant_id = $1::uuid AND occurred_at >= $2::timestamptz"
                    " AND occurred_at < $3::timestamptz AND ($4::text IS NULL OR event_type = $4)"
                    " AND ($5::text IS NULL OR user_id = $5)"
                    " AND ($6::timestamptz IS NULL OR occurred_at < $6 OR (occurred_at = $6"
