@@ -9,6 +9,13 @@
 #include "domain/json_out.h"
 #include "domain/rfc3339.h"
 
+int eo_str_cmp(eo_str_t a, eo_str_t b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.s, b.s, n) : 0;
+    return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
 void eo_event_limits_default(eo_event_limits_t *lim)
 {
     lim->max_event_bytes = 32768;

@@ -48,6 +48,9 @@ typedef struct {
     size_t len;
 } eo_str_t;
 
+/* Bytewise order of two strings (a prefix first); <0, 0 or >0. */
+int eo_str_cmp(eo_str_t a, eo_str_t b);
+
 typedef struct {
     eo_str_t event_type;
     eo_str_t user_id;              /* may be absent, but not together with anonymous_id */

@@ -31,13 +31,6 @@ static int64_t floor_to(int64_t t, int64_t us)
     return (q - (t % us < 0)) * us;
 }
 
-static int cmp_str(eo_str_t a, eo_str_t b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.s, b.s, n) : 0;
-    return c ? c : (a.len > b.len) - (a.len < b.len);
-}
-
 /* tenant, granularity name, type, bucket: the order of the rollups primary key */
 static int cmp_row(const void *pa, const void *pb)
 {
@@ -46,7 +39,7 @@ static int cmp_row(const void *pa, const void *pb)
     if (c == 0 && a->granularity != b->granularity)
         c = strcmp(grans[a->granularity].name, grans[b->granularity].name);
     if (c == 0)
-        c = cmp_str(a->event_type, b->event_type);
+        c = eo_str_cmp(a->event_type, b->event_type);
     if (c == 0)
         c = (a->bucket_start_us > b->bucket_start_us) - (a->bucket_start_us < b->bucket_start_us);
     return c;

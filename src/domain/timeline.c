@@ -157,21 +157,10 @@ typedef struct {
     eo_timeline_entry_t entry;
 } delta_key_t;
 
-static int cmp_str(eo_str_t a, eo_str_t b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.s, b.s, n) : 0;
-    return c ? c : (a.len > b.len) - (a.len < b.len);
-}
-
 static int cmp_group(const delta_key_t *a, const delta_key_t *b)
 {
-    int c = memcmp(a->tenant_id, b->tenant_id, 36);
-    if (c == 0)
-        c = cmp_str(a->event_type, b->event_type);
-    if (c == 0)
-        c = (a->bucket > b->bucket) - (a->bucket < b->bucket);
-    return c;
+    return eo_delta_group_cmp(a->tenant_id, a->event_type, a->bucket, b->tenant_id, b->event_type,
+                              b->bucket);
 }
 
 static int cmp_key(const void *pa, const void *pb)

@@ -95,21 +95,21 @@ typedef struct {
     uint32_t user;
 } delta_key_t;
 
-static int cmp_str(eo_str_t a, eo_str_t b)
+int eo_delta_group_cmp(const char *tenant_a, eo_str_t type_a, int64_t bucket_a,
+                       const char *tenant_b, eo_str_t type_b, int64_t bucket_b)
 {
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.s, b.s, n) : 0;
-    return c ? c : (a.len > b.len) - (a.len < b.len);
+    int c = memcmp(tenant_a, tenant_b, 36);
+    if (c == 0)
+        c = eo_str_cmp(type_a, type_b);
+    if (c == 0)
+        c = (bucket_a > bucket_b) - (bucket_a < bucket_b);
+    return c;
 }
 
 static int cmp_group(const delta_key_t *a, const delta_key_t *b)
 {
-    int c = memcmp(a->tenant_id, b->tenant_id, 36);
-    if (c == 0)
-        c = cmp_str(a->event_type, b->event_type);
-    if (c == 0)
-        c = (a->bucket > b->bucket) - (a->bucket < b->bucket);
-    return c;
+    return eo_delta_group_cmp(a->tenant_id, a->event_type, a->bucket, b->tenant_id, b->event_type,
+                              b->bucket);
 }
 
 static int cmp_key(const void *pa, const void *pb)
@@ -129,12 +129,8 @@ static int64_t floor_to(int64_t t, int64_t us)
 static int cmp_row(const void *pa, const void *pb)
 {
     const eo_userset_row_t *a = pa, *b = pb;
-    int c = memcmp(a->tenant_id, b->tenant_id, 36);
-    if (c == 0)
-        c = cmp_str(a->event_type, b->event_type);
-    if (c == 0)
-        c = (a->bucket_start_us > b->bucket_start_us) - (a->bucket_start_us < b->bucket_start_us);
-    return c;
+    return eo_delta_group_cmp(a->tenant_id, a->event_type, a->bucket_start_us, b->tenant_id,
+                              b->event_type, b->bucket_start_us);
 }
 
 /* The all-types set of (tenant, bucket) being gathered. */

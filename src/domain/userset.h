@@ -32,6 +32,10 @@ typedef struct {
     size_t off, len;
 } eo_userset_row_t;
 
+/* The order of delta rows (and of their keys): tenant, event type (bytewise), bucket. */
+int eo_delta_group_cmp(const char *tenant_a, eo_str_t type_a, int64_t bucket_a,
+                       const char *tenant_b, eo_str_t type_b, int64_t bucket_b);
+
 /* The delta rows of n events: one per (tenant, type, quarter hour) and per (tenant, "", quarter
  * hour), sorted by tenant, type and bucket; their bitmaps appended to blob (which is reset).
  * *rows (free()) and *nrows are set; n = 0 gives no rows. Returns 0, EO_ENOMEM, or blob's
