@@ -183,12 +183,32 @@ static int write_rows(PGconn *conn, merge_t *m, bool with_old, char *err, size_t
     return r;
 }
 
-static int rollback(PGconn *conn, int r)
+int eo_compactor_rollback(PGconn *conn, int r)
 {
     char ignored[128];
     if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
         eo_ignore(eo_pg_exec(conn, "ROLLBACK", ignored, sizeof ignored));
     return r;
+}
+
+static int rollback(PGconn *conn, int r)
+{
+    return eo_compactor_rollback(conn, r);
+}
+
+int eo_compactor_begin(PGconn *conn, char *err, size_t errlen)
+{
+    int r = eo_pg_exec(conn, "BEGIN", err, errlen);
+    if (r < 0)
+        return r;
+    PGresult *res = NULL;
+    r = eo_pg_query(conn, "SELECT pg_try_advisory_xact_lock(" LOCK_KEY ")", 0, NULL, &res, err,
+                    errlen);
+    bool locked = r == 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (r < 0 || !locked)
+        return rollback(conn, r < 0 ? r : 0);
+    return 1;
 }
 
 /* One user-set delta (take_sql's row i) into its quarter, hour and day. */
@@ -315,16 +335,10 @@ typedef struct {
 
 static long pass(PGconn *conn, const pass_kind_t *kind, int64_t rows, char *err, size_t errlen)
 {
-    int r = eo_pg_exec(conn, "BEGIN", err, errlen);
-    if (r < 0)
+    int r = eo_compactor_begin(conn, err, errlen);
+    if (r <= 0)
         return r;
     PGresult *res = NULL;
-    r = eo_pg_query(conn, "SELECT pg_try_advisory_xact_lock(" LOCK_KEY ")", 0, NULL, &res, err,
-                    errlen);
-    bool locked = r == 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (r < 0 || !locked)
-        return rollback(conn, r < 0 ? r : 0);
     char limit[24];
     snprintf(limit, sizeof limit, "%lld", (long long)rows);
     const char *lp[] = {limit};

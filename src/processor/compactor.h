@@ -26,6 +26,13 @@ typedef struct eo_compactor eo_compactor_t;
  * property rollups alike). */
 #define EO_COMPACTOR_LOCK_KEY "7465417420001"
 
+/* Opens a transaction on conn and tries the compaction's transaction-scoped lock: 1 with the
+ * transaction open and the lock held, 0 when another pass holds it (rolled back), or an error
+ * (rolled back). */
+int eo_compactor_begin(PGconn *conn, char *err, size_t errlen) EO_MUST_CHECK;
+/* Rolls back the open transaction of conn, if any; returns r. */
+int eo_compactor_rollback(PGconn *conn, int r);
+
 /* One pass on conn (idle, no transaction open): merges the oldest `rows` deltas at most.
  * Returns how many were merged (0 also when another pass holds the lock), or an error (the
  * transaction is rolled back). */

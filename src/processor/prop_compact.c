@@ -27,24 +27,15 @@ static const char merge_sql[] =
 
 static int rollback(PGconn *conn, int r)
 {
-    char ignored[128];
-    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
-        eo_ignore(eo_pg_exec(conn, "ROLLBACK", ignored, sizeof ignored));
-    return r;
+    return eo_compactor_rollback(conn, r);
 }
 
 long eo_property_compact_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
 {
-    int r = eo_pg_exec(conn, "BEGIN", err, errlen);
-    if (r < 0)
+    int r = eo_compactor_begin(conn, err, errlen);
+    if (r <= 0)
         return r;
     PGresult *res = NULL;
-    r = eo_pg_query(conn, "SELECT pg_try_advisory_xact_lock(" EO_COMPACTOR_LOCK_KEY ")", 0, NULL,
-                    &res, err, errlen);
-    bool locked = r == 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (r < 0 || !locked)
-        return rollback(conn, r < 0 ? r : 0);
     char limit[24];
     snprintf(limit, sizeof limit, "%lld", (long long)rows);
     const char *p[] = {limit};
