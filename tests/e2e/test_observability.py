@@ -170,8 +170,9 @@ ROUTES = {
                   "/analytics/rules/{id}/backtest", "/analytics/summaries", "/analytics/stream",
                   "/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
     "query": {"/events/count", "/events/trend", "/events/unique-users", "/events/breakdown",
-              "/events/funnel", "/events/retention", "/events/types", "/events", "/healthz",
-              "/readyz", "/openapi.json", "/metrics", "other"},
+              "/events/funnel", "/events/retention", "/events/types", "/events",
+              "/properties/tracked", "/properties/tracked/{path}", "/healthz", "/readyz",
+              "/openapi.json", "/metrics", "other"},
 }
 QUERY_ENDPOINTS = {"count", "trend", "unique_users", "breakdown", "funnel", "retention", "types",
                    "events"}
