@@ -14,8 +14,9 @@
  * once every partition it reads is at or past the buffer's base (known from Kafka, not from the
  * resume). It reads while its stream's queue holds less than the backlog bound, so it goes at
  * the client's pace. A position Kafka does not have (older than the retention, or past the end
- * of a topic made again) fails with an offset-out-of-range: that partition starts again from its
- * earliest record, and the stream says ": reset". At most MAX_CATCHUPS run at once; the others
+ * of a topic made again; found from the partition's offsets before the catch-up is assigned, or
+ * later by an offset-out-of-range) starts that partition again from its earliest record, and the
+ * stream says ": reset". At most MAX_CATCHUPS run at once; the others
  * wait (their streams send keep-alives meanwhile).
  *
  * Everything is polled without blocking but the tail's poll (100 ms, 5 ms while catch-ups
@@ -35,6 +36,8 @@
 #define POLL_BATCH 500
 #define RETRY_US 1000000 /* a tail or a catch-up that could not be made is tried again after */
 #define WARN_EVERY_US 10000000
+#define WATERMARK_TIMEOUT_MS                                                                       \
+    1000 /* one partition's first and end offsets, asked before a catch-up */
 
 /* A consumer assigned by hand (core/kafka.h's reader). auto.offset.reset: what an offset Kafka
  * does not have does ("error" for a catch-up, which says so to its stream). NULL with the
@@ -197,19 +200,17 @@ static int catchup_assign(struct eo_analytics_streams *h, catchup_t *cu,
     return e ? EO_EIO : 0;
 }
 
-/* A position Kafka does not have: the partition starts again from its earliest record. The
- * consumer is made again after the batch (librdkafka 2.0 asserts when it is reassigned while
- * a partition it stopped on the error is still stopping). */
-static void catchup_reset(struct eo_analytics_streams *h, catchup_t *cu, int t, int32_t p,
+/* A position Kafka does not have: the partition starts again from its earliest record, and the
+ * stream says so. Returns whether it was not reset already (and not read since). */
+static bool catchup_reset(struct eo_analytics_streams *h, catchup_t *cu, int t, int32_t p,
                           int64_t bad)
 {
     if (p < 0 || p >= cu->at.n[t] || !cu->assigned[t][p] ||
         (cu->reset[t][p] && !cu->confirmed[t][p]))
-        return; /* not ours, or reset already and not read since */
+        return false; /* not ours, or reset already and not read since */
     cu->reset[t][p] = true;
     cu->confirmed[t][p] = false;
     cu->at.next[t][p] = 0;
-    cu->rebuild = true;
     pthread_mutex_lock(&h->lock);
     if (cu->stream)
         eo_ignore(eo_streams_enqueue(cu->stream, ITEM_RESET, (eo_sse_topic_t)t, p, 0, NULL, 0));
@@ -221,6 +222,28 @@ static void catchup_reset(struct eo_analytics_streams *h, catchup_t *cu, int t, 
     eo_log_info("event stream resume: a position the topic does not have; from its earliest "
                 "record",
                 "topic", h->topics[t], "partition", part, "offset", off, NULL);
+    return true;
+}
+
+/* Before a catch-up's consumer is assigned: the positions outside what Kafka has (below the
+ * partition's first offset, or past its end) are reset now, so that a resume from positions
+ * Kafka does not have costs no error per partition, each of which needs a new consumer. A
+ * position that leaves the range after this check (retention) still fails with an
+ * offset-out-of-range and is reset then. Kafka not answering ends the check: the error path
+ * remains. */
+static void catchup_precheck(struct eo_analytics_streams *h, catchup_t *cu)
+{
+    for (int t = 0; t < EO_SSE_TOPICS; t++)
+        for (uint16_t i = 0; i < cu->at.n[t]; i++) {
+            if (!cu->assigned[t][i] || (cu->reset[t][i] && !cu->confirmed[t][i]))
+                continue;
+            int64_t lo = 0, hi = 0, at = cu->at.next[t][i];
+            if (rd_kafka_query_watermark_offsets(cu->rk, h->topics[t], i, &lo, &hi,
+                                                 WATERMARK_TIMEOUT_MS))
+                return;
+            if (at < lo || at > hi)
+                eo_ignore(catchup_reset(h, cu, t, i, at));
+        }
 }
 
 /* Makes the catch-up's consumer (again) and assigns its partitions: at its positions, the
@@ -231,6 +254,7 @@ static int catchup_connect(struct eo_analytics_streams *h, catchup_t *cu, char *
     cu->rk = consumer_new(h, "eventops-analytics-stream-catchup", "error", "1024", err, errlen);
     if (!cu->rk)
         return EO_EIO;
+    catchup_precheck(h, cu);
     bool from_start[EO_SSE_TOPICS][EO_SSE_MAX_PARTITIONS];
     for (int t = 0; t < EO_SSE_TOPICS; t++)
         for (int i = 0; i < EO_SSE_MAX_PARTITIONS; i++)
@@ -251,8 +275,10 @@ static void catchup_take(struct eo_analytics_streams *h, catchup_t *cu, rd_kafka
     int32_t p = m->partition;
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
         m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-        if (t >= 0)
-            catchup_reset(h, cu, t, p, m->offset);
+        /* The consumer is made again after the batch (librdkafka 2.0 asserts when it is
+         * reassigned while a partition it stopped on the error is still stopping). */
+        if (t >= 0 && catchup_reset(h, cu, t, p, m->offset))
+            cu->rebuild = true;
         return;
     }
     if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
