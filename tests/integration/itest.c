@@ -181,6 +181,16 @@ int it_pg_text(const char *dsn, const char *sql, char *out, size_t outlen)
     return r;
 }
 
+int it_insert_tenant(const char *dsn, const char *name, char out[37])
+{
+    char sql[256];
+    int n = snprintf(sql, sizeof sql,
+                     "INSERT INTO tenants (name) VALUES ('%s') RETURNING tenant_id", name);
+    if (n < 0 || (size_t)n >= sizeof sql || strchr(name, '\''))
+        return -1;
+    return it_pg_text(dsn, sql, out, 37);
+}
+
 int it_db_create(const char *prefix, it_db_t *db)
 {
     memset(db, 0, sizeof *db);

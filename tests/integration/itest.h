@@ -55,6 +55,10 @@ int it_pg_exec(const char *dsn, const char *sql);
  * 0 or -1 (also for NULL or no row). */
 int it_pg_text(const char *dsn, const char *sql, char *out, size_t outlen);
 
+/* Inserts a tenant named name (plain text, no quotes) into the database at dsn; its id into out.
+ * 0 or -1. */
+int it_insert_tenant(const char *dsn, const char *name, char out[37]);
+
 /* Creates a topic named "<prefix>_<pid>_<random>" with the given partitions (replication 1)
  * through the librdkafka admin API and waits until its metadata shows a leader for every
  * partition. Fills name. 0 or -1. */

@@ -74,13 +74,6 @@ static void exec_ok(const char *fmt, ...)
         fail_msg("SQL failed: %s", sql);
 }
 
-static int insert_tenant(const char *name, char out[37])
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "INSERT INTO tenants (name) VALUES ('%s') RETURNING tenant_id", name);
-    return it_pg_text(fx.db.dsn, sql, out, 37);
-}
-
 static int group_setup(void **state)
 {
     memset(&fx, 0, sizeof fx);
@@ -88,7 +81,8 @@ static int group_setup(void **state)
     fx.now_us = eo_clock_now_us();
     int applied = 0;
     if (it_db_create("eo_it_props", &fx.db) < 0 || it_db_migrate(fx.db.dsn, &applied) < 0 ||
-        insert_tenant("tenant a", fx.tenant_a) < 0 || insert_tenant("tenant b", fx.tenant_b) < 0)
+        it_insert_tenant(fx.db.dsn, "tenant a", fx.tenant_a) < 0 ||
+        it_insert_tenant(fx.db.dsn, "tenant b", fx.tenant_b) < 0)
         return -1;
     return eo_pg_store_new(fx.db.dsn, 0, &fx.st) < 0 ? -1 : 0;
 }
