@@ -200,6 +200,8 @@ static const cfg_var_t vars[] = {
     I(query_max_funnel_steps, "EVENTOPS_QUERY_MAX_FUNNEL_STEPS", 10, 2, 100, "funnel steps"),
     I(query_max_within_s, "EVENTOPS_QUERY_MAX_WITHIN_S", 7776000, 1, 315360000,
       "longest funnel conversion window, seconds (default 90 days)"),
+    I(query_max_funnel_events, "EVENTOPS_QUERY_MAX_FUNNEL_EVENTS", 50000000, 1, 4000000000,
+      "events of its step types one funnel may read from the timelines (16 bytes each)"),
     S(query_cache, "EVENTOPS_QUERY_CACHE", "on", "on: cache answers in Redis; off: never"),
     I(query_open_window_s, "EVENTOPS_QUERY_OPEN_WINDOW_S", 3600, 0, 315360000,
       "a range ending later than now minus this is open (short cache life), seconds"),

@@ -105,6 +105,7 @@ typedef struct {
     int64_t query_max_limit;
     int64_t query_max_funnel_steps;
     int64_t query_max_within_s;
+    int64_t query_max_funnel_events;
     char query_cache[8];
     int64_t query_open_window_s;
     int64_t query_cache_open_ttl_ms;

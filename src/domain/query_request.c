@@ -211,6 +211,7 @@ int eo_qreq_parse(const eo_qreq_spec_t *spec, const eo_qargs_t *a, const eo_qreq
     }
     memset(r, 0, sizeof *r);
     r->max_buckets = env->max_buckets;
+    r->max_funnel_events = env->max_funnel_events;
     int rc = text_param(a, "eventType", env->max_event_type_bytes, false, &r->event_type, error);
     rc = rc ? rc : parse_range(spec, a, env, r, error);
     rc = rc ? rc : parse_units(spec, a, env, r, error);

@@ -55,8 +55,9 @@ typedef struct {
     int64_t max_limit;
     int64_t max_funnel_steps; /* at most EO_QREQ_MAX_STEPS are kept */
     int64_t max_within_s;
-    int64_t max_buckets;      /* copied into the request, for the endpoint to enforce */
-    const char *const *zones; /* sorted by strcmp; borrowed, must outlive the request */
+    int64_t max_buckets;       /* copied into the request, for the endpoint to enforce */
+    int64_t max_funnel_events; /* likewise */
+    const char *const *zones;  /* sorted by strcmp; borrowed, must outlive the request */
     size_t nzones;
 } eo_qreq_env_t;
 
@@ -101,6 +102,7 @@ typedef struct {
     int64_t cursor_us;
     char cursor_id[EO_Q_CURSOR_ID_MAX + 1];
     int64_t max_buckets;
+    int64_t max_funnel_events;
 } eo_qreq_t;
 
 /* True when name is one of params (space-separated names). */

@@ -817,9 +817,10 @@ static bool same_step(const qreq_t *r, size_t a, size_t b)
            memcmp(r->steps[a], r->steps[b], r->step_len[a]) == 0;
 }
 
-/* users[k] per step from the timelines. */
-static int funnel_from_timelines(PGconn *conn, const qreq_t *r, uint64_t *users, char *err,
-                                 size_t errlen)
+/* users[k] per step from the timelines. The decoded events take 16 bytes each: more than
+ * r->max_funnel_events of them is EO_ELIMIT (field "from"). */
+static int funnel_from_timelines(PGconn *conn, const qreq_t *r, uint64_t *users, const char **field,
+                                 char *err, size_t errlen)
 {
     /* the distinct step types: type_of[k] indexes vecs */
     size_t type_of[EO_QREQ_MAX_STEPS], ntypes = 0;
@@ -863,6 +864,18 @@ static int funnel_from_timelines(PGconn *conn, const qreq_t *r, uint64_t *users,
         if (rc == EO_EDATA) {
             snprintf(err, errlen, "a stored timeline is not in the timeline encoding");
             rc = EO_EIO;
+        }
+        size_t decoded = 0;
+        for (size_t k = 0; rc == 0 && k < ntypes; k++)
+            decoded += vecs[k].n;
+        if (rc == 0 && decoded > (uint64_t)r->max_funnel_events) {
+            *field = "from";
+            snprintf(
+                err, errlen,
+                "the steps' event types have more than %lld events in the hours from `from` to "
+                "`to` plus `within` (EVENTOPS_QUERY_MAX_FUNNEL_EVENTS); narrow the range",
+                (long long)r->max_funnel_events);
+            rc = EO_ELIMIT;
         }
     }
     PQclear(res);
@@ -943,7 +956,6 @@ static int funnel_from_events(PGconn *conn, const qreq_t *r, uint64_t *users, ch
 static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_source_t *source,
                          const char **field, char *err, size_t errlen)
 {
-    (void)field;
     /* the window in its largest whole unit, so 24h and 1d answer (and cache) alike */
     static const struct {
         int64_t s;
@@ -962,7 +974,7 @@ static int answer_funnel(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
         return rc;
     if (timelines) {
         *source = EO_Q_SRC_TIMELINES;
-        rc = funnel_from_timelines(conn, r, users, err, errlen);
+        rc = funnel_from_timelines(conn, r, users, field, err, errlen);
     } else {
         rc = funnel_from_events(conn, r, users, err, errlen);
     }

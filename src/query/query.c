@@ -196,6 +196,7 @@ static bool parse_request(eo_query_t *q, eo_http_req_t *req, const eo_q_endpoint
         .max_funnel_steps = q->cfg.query_max_funnel_steps,
         .max_within_s = q->cfg.query_max_within_s,
         .max_buckets = q->cfg.query_max_buckets,
+        .max_funnel_events = q->cfg.query_max_funnel_events,
         .zones = (const char *const *)q->zones,
         .nzones = q->nzones,
     };

@@ -194,6 +194,9 @@ def main():
         part_hostile(sb, run)
         log("3. hostile: %d requests, statuses %s (%.1f s)" %
             (run.nhostile, run.statuses, time.monotonic() - t0))
+        t0 = time.monotonic()
+        part_funnel_cap(sb, query, client, key)
+        log("4. the funnel's event cap (%.1f s)" % (time.monotonic() - t0))
         # still there and still right
         f.check(query.running(), "the query role exited during the hostile requests")
         f.check(query.is_ready(), "the query role's /readyz does not answer 200 at the end")
@@ -203,6 +206,43 @@ def main():
         sb.check_clean_end(running=(coll, proc, query))
         return sb.report("query params: %d refusals, %d valid edges, %d hostile requests" %
                          (run.n400, run.n200, run.nhostile))
+
+
+def part_funnel_cap(sb, query, client, key):
+    """A query role with EVENTOPS_QUERY_MAX_FUNNEL_EVENTS=4 (in place of the test's, which comes
+    back after): a funnel whose step types have 4 events in the hours it reads from the
+    timelines is answered; one with 5 is 400 naming `from` and the setting (the seed: signups
+    at 10:00 .. 14:00 UTC on 2026-06-01)."""
+    f = sb.failures
+    query.stop()
+    capped = sb.query({"EVENTOPS_QUERY_MAX_FUNNEL_EVENTS": "4"}, name="query-funnel-cap")
+    capped.start()
+    try:
+        capped.wait_ready(timeout=90)
+    except (RuntimeError, TimeoutError) as e:
+        f.fail("the query role with the funnel cap did not start: %s" % e)
+        capped.stop()
+        query.start()
+        query.wait_ready(timeout=90)
+        return
+    c = QueryClient(sb.query_url(""), query_token(sb, client, key["kid"]))
+    four = [("steps", "signup,signup"), ("from", "2026-06-01T10:00:00Z"),
+            ("to", "2026-06-01T13:00:00Z"), ("within", "1s")]
+    st, h, body, _ = c.get("/events/funnel", four)
+    f.check(st == 200 and h.get("x-query-source") == "timelines" and isinstance(body, dict) and
+            [s.get("users") for s in body.get("steps", [])] == [3, 0],
+            "funnel over 4 events with a cap of 4: %s %s %.300r, expected 200 from the "
+            "timelines with 3 then 0 users" % (st, h.get("x-query-source"), body))
+    five = [("steps", "signup,signup"), ("from", "2026-06-01T10:00:00Z"),
+            ("to", "2026-06-01T14:00:00Z"), ("within", "1s")]
+    st, h, body, url = c.get("/events/funnel", five)
+    if check_query_error(f, "funnel over 5 events with a cap of 4", (st, h, body), "from"):
+        msg = body["error"].get("message", "")
+        f.check("EVENTOPS_QUERY_MAX_FUNNEL_EVENTS" in msg and "4 events" in msg,
+                "the 400 of the funnel cap does not name the setting and the cap: %r" % msg)
+    capped.stop()
+    query.start()
+    query.wait_ready(timeout=90)
 
 
 # ---------------------------------------------------------------------------------------------
