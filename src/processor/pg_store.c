@@ -61,7 +61,13 @@ typedef struct {
     size_t set_events_cap;
     eo_buf_t blob, tblob;   /* the batch's serialised user-set and timeline deltas */
     eo_prop_track_t *props; /* tracked properties (ADR-24) */
+    unsigned careful;        /* batches left that insert their ids with ON CONFLICT (ids_sql) */
 } pg_store_t;
+
+/* After a batch whose plain insert of its ids met a stored one, this many batches go straight
+ * to the ON CONFLICT statement (a redelivery after a crash is usually several batches of
+ * stored events); then the plain insert is tried again. */
+#define CAREFUL_BATCHES 16u
 
 static const char setup_sql[] = "SET TimeZone = 'UTC';"
                                 "SET client_min_messages = warning;";
@@ -78,6 +84,14 @@ static const char ids_sql[] =
     "  SELECT tenant_id, message_id, occurred_at FROM u ORDER BY tenant_id, message_id"
     "  ON CONFLICT DO NOTHING RETURNING tenant_id, message_id)"
     "SELECT u.i FROM u JOIN ins USING (tenant_id, message_id)";
+
+/* The same when no id of the batch is stored yet (nearly always): a plain insert costs a third
+ * less than ON CONFLICT's (which probes the index before it inserts, ~3.8 us per row here);
+ * every row goes in, or the statement fails with unique_violation (23505) and the transaction
+ * starts again with ids_sql. */
+static const char ids_plain_sql[] =
+    "INSERT INTO event_ids (tenant_id, message_id, occurred_at)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) ORDER BY 1, 2";
 
 /* The new rows, straight into events (PostgreSQL routes them to their daily partitions). */
 static const char copy_sql[] =
@@ -755,6 +769,21 @@ static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, 
         return r == EO_ELIMIT ? EO_EDATA : r;
     }
     PGresult *res;
+    if (st->careful == 0) {
+        r = eo_pg_query(st->conn, ids_plain_sql, 3, params, &res, err, errlen);
+        PQclear(res);
+        if (r == 0)
+            return (long)nfirst; /* every one went in */
+        if (r != EO_EDATA || strncmp(err, "23505", 5) != 0)
+            return r;
+        /* one of them is stored: the transaction (nothing in it yet) starts again */
+        st->careful = CAREFUL_BATCHES;
+        if ((r = eo_pg_exec(st->conn, "ROLLBACK", err, errlen)) < 0 ||
+            (r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0)
+            return r;
+    } else {
+        st->careful--;
+    }
     if ((r = eo_pg_query(st->conn, ids_sql, 3, params, &res, err, errlen)) < 0)
         return r;
     if (EO_ARRAY_RESERVE(st->went_in, st->went_in_cap, nfirst, 16) < 0) {

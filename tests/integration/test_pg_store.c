@@ -373,6 +373,35 @@ static void test_duplicates_in_batch(void **state)
     batch_done(&b);
 }
 
+/* Batches of new events take the plain insert of their ids; the first batch that holds a
+ * stored one after them (its plain insert fails with unique_violation) starts its transaction
+ * again with ON CONFLICT and stores exactly its new events, as do the batches after it. */
+static void test_stored_id_after_plain_batches(void **state)
+{
+    int64_t t = fx.now_us - 20 * MIN_US;
+    int64_t before = q("SELECT count(*) FROM events");
+    batch_t b = {0};
+    for (int k = 0; k < 40; k++) { /* more than the batches that go to ON CONFLICT at once */
+        char mid[32];
+        snprintf(mid, sizeof mid, "plain-%d", k);
+        batch_add(&b, fx.tenant_a, mid, "plain", "user-3", t + k);
+        assert_int_equal(write_ok(&b), 1);
+        batch_done(&b);
+    }
+    for (int k = 0; k < 3; k++) {
+        char mid[32];
+        snprintf(mid, sizeof mid, "plain-new-%d", k);
+        batch_add(&b, fx.tenant_a, mid, "plain", "user-3", t + 100 + k);
+        batch_add(&b, fx.tenant_a, "plain-7", "plain", "user-3", t + 7); /* stored */
+        batch_add(&b, fx.tenant_b, "plain-7", "plain", "user-3", t + 7); /* not under b */
+        assert_int_equal(write_ok(&b), k == 0 ? 2 : 1);
+        batch_done(&b);
+    }
+    assert_int_equal(q("SELECT count(*) FROM events"), before + 40 + 3 + 1);
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id = 'plain-7'"), 2);
+    assert_int_equal(q("%s", rollup_mismatch_sql), 0);
+}
+
 /* messageIds and event types with the characters of PostgreSQL's array and COPY syntax
  * (quotes, backslashes, commas, braces, spaces, the word NULL, an empty-looking "")
  * are stored and rolled up as sent, each once. */
@@ -795,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_migrate_parallel),
         cmocka_unit_test(test_write_and_rewrite),
         cmocka_unit_test(test_duplicates_in_batch),
+        cmocka_unit_test(test_stored_id_after_plain_batches),
         cmocka_unit_test(test_array_syntax_in_ids),
         cmocka_unit_test(test_old_events_get_partitions),
         cmocka_unit_test(test_check_tenants),
