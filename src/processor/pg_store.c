@@ -61,7 +61,7 @@ typedef struct {
     size_t set_events_cap;
     eo_buf_t blob, tblob;   /* the batch's serialised user-set and timeline deltas */
     eo_prop_track_t *props; /* tracked properties (ADR-24) */
-    unsigned careful;        /* batches left that insert their ids with ON CONFLICT (ids_sql) */
+    unsigned careful;       /* batches left that insert their ids with ON CONFLICT (ids_sql) */
 } pg_store_t;
 
 /* After a batch whose plain insert of its ids met a stored one, this many batches go straight
