@@ -150,24 +150,19 @@ bad:
 
 /* ---- deltas ---- */
 
+/* A key while the deltas are built: its group's rank, the entry, and the event. */
 typedef struct {
-    const char *tenant_id;
-    eo_str_t event_type;
-    int64_t bucket;
+    uint32_t rank;
     eo_timeline_entry_t entry;
+    size_t event;
 } delta_key_t;
-
-static int cmp_group(const delta_key_t *a, const delta_key_t *b)
-{
-    return eo_delta_group_cmp(a->tenant_id, a->event_type, a->bucket, b->tenant_id, b->event_type,
-                              b->bucket);
-}
 
 static int cmp_key(const void *pa, const void *pb)
 {
     const delta_key_t *a = pa, *b = pb;
-    int c = cmp_group(a, b);
-    return c ? c : cmp_entry(&a->entry, &b->entry);
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
+    return cmp_entry(&a->entry, &b->entry);
 }
 
 int eo_timeline_delta(const eo_userset_event_t *events, size_t n, eo_timeline_row_t **rows,
@@ -180,36 +175,40 @@ int eo_timeline_delta(const eo_userset_event_t *events, size_t n, eo_timeline_ro
         return 0;
     if (n > SIZE_MAX / sizeof(delta_key_t))
         return EO_ENOMEM;
+    eo_delta_group_t *g = malloc(n * sizeof *g);
+    uint32_t *rank = malloc(n * sizeof *rank);
     delta_key_t *keys = malloc(n * sizeof *keys);
     eo_timeline_entry_t *group = malloc(n * sizeof *group);
     eo_timeline_row_t *out = NULL;
-    int r = keys && group ? 0 : EO_ENOMEM;
-    size_t groups = 1, k = 0;
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        int64_t t = events[i].occurred_at_us;
-        keys[i] = (delta_key_t){events[i].tenant_id,
-                                events[i].event_type,
-                                eo_floor_to(t, EO_TIMELINE_BUCKET_US),
-                                {events[i].user_no, t}};
-    }
+    int r = g && rank && keys && group ? 0 : EO_ENOMEM;
+    long groups = 0;
+    size_t k = 0;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        g[i] = (eo_delta_group_t){events[i].tenant_id, events[i].event_type,
+                                  eo_floor_to(events[i].occurred_at_us, EO_TIMELINE_BUCKET_US)};
+    if (r == 0 && (groups = eo_delta_rank(g, n, rank)) < 0)
+        r = (int)groups;
     if (r == 0) {
+        for (size_t i = 0; i < n; i++)
+            keys[i] = (delta_key_t){rank[i], {events[i].user_no, events[i].occurred_at_us}, i};
         qsort(keys, n, sizeof *keys, cmp_key);
-        for (size_t i = 1; i < n; i++)
-            groups += cmp_group(&keys[i - 1], &keys[i]) != 0;
-        if (!(out = malloc(groups * sizeof *out)))
+        if (!(out = malloc((size_t)groups * sizeof *out)))
             r = EO_ENOMEM;
     }
     for (size_t i = 0; r == 0 && i < n;) {
         size_t j = i, ng = 0;
-        for (; j < n && cmp_group(&keys[i], &keys[j]) == 0; j++)
+        for (; j < n && keys[j].rank == keys[i].rank; j++)
             if (ng == 0 || cmp_entry(&group[ng - 1], &keys[j].entry) != 0)
                 group[ng++] = keys[j].entry;
+        const eo_delta_group_t *grp = &g[keys[i].event];
         size_t off = blob->len;
-        r = eo_timeline_encode(group, ng, keys[i].bucket, blob);
-        out[k++] = (eo_timeline_row_t){keys[i].tenant_id, keys[i].event_type, keys[i].bucket, off,
-                                       blob->len - off};
+        r = eo_timeline_encode(group, ng, grp->bucket, blob);
+        out[k++] =
+            (eo_timeline_row_t){grp->tenant_id, grp->event_type, grp->bucket, off, blob->len - off};
         i = j;
     }
+    free(g);
+    free(rank);
     free(keys);
     free(group);
     if (r < 0) {

@@ -36,6 +36,19 @@ typedef struct {
 int eo_delta_group_cmp(const char *tenant_a, eo_str_t type_a, int64_t bucket_a,
                        const char *tenant_b, eo_str_t type_b, int64_t bucket_b);
 
+/* A delta's group: tenant (36 characters), type, bucket start. */
+typedef struct {
+    const char *tenant_id;
+    eo_str_t event_type;
+    int64_t bucket;
+} eo_delta_group_t;
+
+/* Sets rank[i] to the place of g[i]'s group (equal tenant, type and bucket) among the distinct
+ * groups of g[0, n) in eo_delta_group_cmp order (0-based), so that sorting by rank orders as
+ * eo_delta_group_cmp does, with integer comparisons. Returns the number of groups, or
+ * EO_ENOMEM. */
+long eo_delta_rank(const eo_delta_group_t *g, size_t n, uint32_t *rank) EO_MUST_CHECK;
+
 /* The delta rows of n events: one per (tenant, type, quarter hour) and per (tenant, "", quarter
  * hour), sorted by tenant, type and bucket; their bitmaps appended to blob (which is reset).
  * *rows (free()) and *nrows are set; n = 0 gives no rows. Returns 0, EO_ENOMEM, or blob's

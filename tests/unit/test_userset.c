@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +106,50 @@ static void test_rows(void **state)
     eo_buf_done(&blob);
 }
 
+/* eo_delta_rank: equal groups share a rank, ranks are 0 .. groups-1 without gaps, and their
+ * order is eo_delta_group_cmp's; tenants compare by content, not by pointer. */
+static void test_delta_rank(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static char tenants[N][37];
+    static const char *const types[] = {"signup", "page_view", "", "a", "ab", "b"};
+    eo_delta_group_t *g = calloc(N, sizeof *g);
+    uint32_t *rank = calloc(N, sizeof *rank);
+    assert_non_null(g);
+    assert_non_null(rank);
+    srand(7);
+    for (size_t i = 0; i < N; i++) {
+        /* three tenants, each text in its own buffer (as each record holds its own) */
+        snprintf(tenants[i], sizeof tenants[i], "%08x-0000-4000-8000-00000000000%d", 0x1234,
+                 rand() % 3);
+        const char *t = types[rand() % 6];
+        g[i] = (eo_delta_group_t){tenants[i], {t, strlen(t)}, (int64_t)(rand() % 5 - 2) * 900};
+    }
+    long groups = eo_delta_rank(g, N, rank);
+    assert_true(groups > 1 && groups <= 3 * 6 * 5);
+    bool *seen = calloc((size_t)groups, sizeof *seen);
+    assert_non_null(seen);
+    for (size_t i = 0; i < N; i++) {
+        assert_true(rank[i] < (uint32_t)groups);
+        seen[rank[i]] = true;
+        for (size_t j = i + 1; j < N && j < i + 200; j++) {
+            int c = eo_delta_group_cmp(g[i].tenant_id, g[i].event_type, g[i].bucket, g[j].tenant_id,
+                                       g[j].event_type, g[j].bucket);
+            if (c == 0)
+                assert_int_equal(rank[i], rank[j]);
+            else
+                assert_true((c < 0) == (rank[i] < rank[j]) && rank[i] != rank[j]);
+        }
+    }
+    for (long k = 0; k < groups; k++)
+        assert_true(seen[k]);
+    assert_int_equal(eo_delta_rank(g, 0, rank), 0);
+    free(seen);
+    free(g);
+    free(rank);
+}
+
 static void test_refuses_garbage(void **state)
 {
     (void)state;
@@ -179,9 +225,8 @@ static void test_set_algebra(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_events),
-        cmocka_unit_test(test_rows),
-        cmocka_unit_test(test_refuses_garbage),
+        cmocka_unit_test(test_no_events),   cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_delta_rank),  cmocka_unit_test(test_refuses_garbage),
         cmocka_unit_test(test_set_algebra),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
