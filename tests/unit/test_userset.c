@@ -112,7 +112,7 @@ static void test_delta_rank(void **state)
 {
     (void)state;
     enum { N = 3000 };
-    static char tenants[N][37];
+    static char tenants[N][48];
     static const char *const types[] = {"signup", "page_view", "", "a", "ab", "b"};
     eo_delta_group_t *g = calloc(N, sizeof *g);
     uint32_t *rank = calloc(N, sizeof *rank);
