@@ -79,6 +79,28 @@ int eo_pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *c
     return query_as(conn, sql, nparams, params, 1, res, err, errlen);
 }
 
+int eo_pg_query_binary_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                              const int *lengths, PGresult **res, char *err, size_t errlen)
+{
+    enum { MAX_PARAMS = 32 };
+    *res = NULL;
+    if (nparams < 0 || nparams > MAX_PARAMS) {
+        snprintf(err, errlen, "too many parameters: %d", nparams);
+        return EO_EINVAL;
+    }
+    int binary[MAX_PARAMS];
+    for (int i = 0; i < nparams; i++)
+        binary[i] = 1;
+    *res = PQexecParams(conn, sql, nparams, NULL, params, lengths, binary, 0);
+    ExecStatusType st = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return 0;
+    int r = eo_pg_error(conn, *res, err, errlen);
+    PQclear(*res);
+    *res = NULL;
+    return r;
+}
+
 int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
                   size_t errlen)
 {

@@ -29,6 +29,12 @@ int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *p
 int eo_pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *const *params,
                        PGresult **res, char *err, size_t errlen) EO_MUST_CHECK;
 
+/* A parameterised statement whose parameters are all in PostgreSQL's binary format
+ * (lengths[i] bytes each; e.g. arrays in array_send's format), text results. */
+int eo_pg_query_binary_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                              const int *lengths, PGresult **res, char *err,
+                              size_t errlen) EO_MUST_CHECK;
+
 /* COPY ... FROM STDIN with data (text format). */
 int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
                   size_t errlen) EO_MUST_CHECK;

@@ -45,7 +45,9 @@ typedef struct {
     size_t went_in_cap;
     eo_rollup_event_t *stored; /* the rows that went in */
     size_t stored_cap;
-    eo_buf_t arrays[8]; /* array parameters */
+    eo_buf_t arrays[8]; /* array parameters, binary (array_send's format) */
+    size_t counts[8];   /* their elements */
+    int array_err;      /* the first element that could not be written (a tenant id) */
     /* user numbers (ADR-22): tenant id (36 characters) + user key -> number + 1; a number never
      * changes once given, so the cache is never stale. Two generations: new entries go into
      * users; when it holds users_max, old (the generation before) is dropped and users becomes
@@ -513,29 +515,84 @@ static long first_occurrences(pg_store_t *st, eo_record_t *const *recs, size_t n
     return (long)count;
 }
 
-static void array_time(eo_buf_t *b, int64_t us)
-{
-    char t[EO_RFC3339_MAX];
-    eo_pg_array_elem(b, t, eo_rfc3339_format(us, t));
-}
+/* ---- array parameters in binary: no text for PostgreSQL's array_in to parse ---- */
 
-/* Closes the arrays and fills params; 0 or the first append error. */
-static int arrays_close(pg_store_t *st, size_t n, const char **params)
+/* pg_type OIDs of the elements */
+enum { OID_BYTEA = 17, OID_INT8 = 20, OID_TEXT = 25, OID_TIMESTAMPTZ = 1184, OID_UUID = 2950 };
+
+/* Starts the first n arrays with their element types: one dimension, no NULLs, the count
+ * written when they are closed. */
+static void arrays_begin(pg_store_t *st, size_t n, const uint32_t *oids)
 {
-    int r = 0;
+    st->array_err = 0;
     for (size_t i = 0; i < n; i++) {
         eo_buf_t *b = &st->arrays[i];
-        eo_pg_array_close(b);
-        r = r ? r : eo_buf_error(b);
-        params[i] = b->data;
+        eo_buf_reset(b);
+        st->counts[i] = 0;
+        put_be(b, 1, 4);       /* dimensions */
+        put_be(b, 0, 4);       /* flags: no NULL */
+        put_be(b, oids[i], 4); /* element type */
+        put_be(b, 0, 4);       /* elements: set by arrays_close */
+        put_be(b, 1, 4);       /* lower bound */
     }
-    return r;
 }
 
-static void arrays_reset(pg_store_t *st)
+static void arr_uuid(pg_store_t *st, size_t i, const char *text)
 {
-    for (size_t i = 0; i < ARRAYS; i++)
-        eo_buf_reset(&st->arrays[i]);
+    if (bin_uuid(&st->arrays[i], text) < 0 && !st->array_err)
+        st->array_err = EO_EINVAL;
+    st->counts[i]++;
+}
+
+static void arr_bytes(pg_store_t *st, size_t i, const void *p, size_t n)
+{
+    if (put_len(&st->arrays[i], n) < 0 && !st->array_err)
+        st->array_err = EO_ELIMIT;
+    eo_buf_put(&st->arrays[i], p, n);
+    st->counts[i]++;
+}
+
+static void arr_time(pg_store_t *st, size_t i, int64_t us)
+{
+    put_be(&st->arrays[i], 8, 4);
+    put_be(&st->arrays[i], (uint64_t)(us - PG_EPOCH_US), 8);
+    st->counts[i]++;
+}
+
+static void arr_i64(pg_store_t *st, size_t i, int64_t v)
+{
+    put_be(&st->arrays[i], 8, 4);
+    put_be(&st->arrays[i], (uint64_t)v, 8);
+    st->counts[i]++;
+}
+
+/* The user keys' arrays: tenant ids and keys. */
+static const uint32_t key_oids[] = {OID_UUID, OID_TEXT};
+
+/* Writes each array's count (an empty one becomes a zero-dimension array) and fills params
+ * and lengths; 0 or the first error. */
+static int arrays_close(pg_store_t *st, size_t n, const char **params, int *lengths)
+{
+    int r = st->array_err;
+    for (size_t i = 0; i < n; i++) {
+        eo_buf_t *b = &st->arrays[i];
+        r = r ? r : eo_buf_error(b);
+        if (r == 0 && (st->counts[i] > INT32_MAX || b->len > INT32_MAX))
+            r = EO_ELIMIT;
+        if (r < 0)
+            break;
+        unsigned char *h = (unsigned char *)b->data;
+        if (st->counts[i] == 0) {
+            memset(h, 0, 4); /* dimensions 0: flags and type follow, nothing else */
+            b->len = 12;
+        } else {
+            for (int k = 0; k < 4; k++)
+                h[12 + k] = (unsigned char)(st->counts[i] >> (8 * (3 - k)));
+        }
+        params[i] = b->data;
+        lengths[i] = (int)b->len;
+    }
+    return r;
 }
 
 /* A record's user key: userId, else anonymousId (docs/query.md). */
@@ -592,13 +649,15 @@ static int ask_numbers(pg_store_t *st, eo_record_t *const *recs, size_t *nasked,
                        size_t errlen)
 {
     const char *params[2];
-    int r = arrays_close(st, 2, params);
+    int lengths[2];
+    int r = arrays_close(st, 2, params, lengths);
     if (r < 0) {
         snprintf(err, errlen, "cannot build the batch's user keys: %s", eo_strerror(r));
-        return r == EO_ELIMIT ? EO_EDATA : r;
+        return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
     PGresult *res;
-    if ((r = eo_pg_query(st->conn, user_numbers_sql, 2, params, &res, err, errlen)) < 0)
+    if ((r = eo_pg_query_binary_params(st->conn, user_numbers_sql, 2, params, lengths, &res, err,
+                                       errlen)) < 0)
         return r;
     size_t n = *nasked;
     bool *got = calloc(n, sizeof *got);
@@ -616,15 +675,15 @@ static int ask_numbers(pg_store_t *st, eo_record_t *const *recs, size_t *nasked,
         r = cache_put(st, recs[st->asked[ord - 1]], (uint32_t)no);
     }
     PQclear(res);
-    arrays_reset(st);
+    arrays_begin(st, 2, key_oids);
     size_t left = 0;
     for (size_t k = 0; r == 0 && k < n; k++) {
         if (got[k])
             continue;
         const eo_record_t *rec = recs[st->asked[k]];
         eo_str_t key = user_key(rec);
-        eo_pg_array_elem(&st->arrays[0], rec->tenant_id, 36);
-        eo_pg_array_str(&st->arrays[1], key.s, key.len);
+        arr_uuid(st, 0, rec->tenant_id);
+        arr_bytes(st, 1, key.s, key.len);
         st->asked[left++] = st->asked[k];
     }
     free(got);
@@ -646,7 +705,7 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
         snprintf(err, errlen, "out of memory");
         return EO_ENOMEM;
     }
-    arrays_reset(st);
+    arrays_begin(st, 2, key_oids);
     eo_hmap_t batch; /* the keys asked for in this batch: each once */
     eo_hmap_init(&batch);
     size_t nasked = 0, ndup = 0;
@@ -677,8 +736,8 @@ static int number_users(pg_store_t *st, eo_record_t *const *recs, size_t n, size
             break;
         }
         eo_str_t key = user_key(rec);
-        eo_pg_array_elem(&st->arrays[0], rec->tenant_id, 36);
-        eo_pg_array_str(&st->arrays[1], key.s, key.len);
+        arr_uuid(st, 0, rec->tenant_id);
+        arr_bytes(st, 1, key.s, key.len);
         st->asked[nasked++] = st->first[k];
     }
     eo_hmap_done(&batch, NULL);
@@ -721,31 +780,35 @@ static int add_derived(pg_store_t *st, eo_record_t *const *recs, size_t nnew, ch
                  eo_strerror(r));
         return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
-    arrays_reset(st);
+    static const uint32_t oids[] = {OID_UUID, OID_TEXT, OID_TIMESTAMPTZ, OID_BYTEA,
+                                    OID_UUID, OID_TEXT, OID_TIMESTAMPTZ, OID_BYTEA};
+    arrays_begin(st, 8, oids);
     for (size_t i = 0; i < nrows; i++) {
         const eo_userset_row_t *row = &rows[i];
-        eo_pg_array_elem(&st->arrays[0], row->tenant_id, 36);
-        eo_pg_array_str(&st->arrays[1], row->event_type.s, row->event_type.len);
-        array_time(&st->arrays[2], row->bucket_start_us);
-        eo_pg_array_bytea(&st->arrays[3], st->blob.data + row->off, row->len);
+        arr_uuid(st, 0, row->tenant_id);
+        arr_bytes(st, 1, row->event_type.s, row->event_type.len);
+        arr_time(st, 2, row->bucket_start_us);
+        arr_bytes(st, 3, st->blob.data + row->off, row->len);
     }
     for (size_t i = 0; i < ntrows; i++) {
         const eo_timeline_row_t *row = &trows[i];
-        eo_pg_array_elem(&st->arrays[4], row->tenant_id, 36);
-        eo_pg_array_str(&st->arrays[5], row->event_type.s, row->event_type.len);
-        array_time(&st->arrays[6], row->bucket_start_us);
-        eo_pg_array_bytea(&st->arrays[7], st->tblob.data + row->off, row->len);
+        arr_uuid(st, 4, row->tenant_id);
+        arr_bytes(st, 5, row->event_type.s, row->event_type.len);
+        arr_time(st, 6, row->bucket_start_us);
+        arr_bytes(st, 7, st->tblob.data + row->off, row->len);
     }
     free(rows);
     free(trows);
     const char *params[8];
-    if ((r = arrays_close(st, 8, params)) < 0) {
+    int lengths[8];
+    if ((r = arrays_close(st, 8, params, lengths)) < 0) {
         snprintf(err, errlen, "cannot build the batch's user sets and timelines: %s",
                  eo_strerror(r));
-        return r == EO_ELIMIT ? EO_EDATA : r;
+        return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
     PGresult *res;
-    r = eo_pg_query(st->conn, derived_deltas_sql, 8, params, &res, err, errlen);
+    r = eo_pg_query_binary_params(st->conn, derived_deltas_sql, 8, params, lengths, &res, err,
+                                  errlen);
     PQclear(res);
     return r;
 }
@@ -755,22 +818,25 @@ static int add_derived(pg_store_t *st, eo_record_t *const *recs, size_t nnew, ch
 static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, char *err,
                        size_t errlen)
 {
-    arrays_reset(st);
+    static const uint32_t oids[] = {OID_UUID, OID_TEXT, OID_TIMESTAMPTZ};
+    arrays_begin(st, 3, oids);
     for (size_t k = 0; k < nfirst; k++) {
         const eo_record_t *rec = recs[st->first[k]];
-        eo_pg_array_elem(&st->arrays[0], rec->tenant_id, 36);
-        eo_pg_array_str(&st->arrays[1], rec->ev.message_id.s, rec->ev.message_id.len);
-        array_time(&st->arrays[2], rec->ev.occurred_at_us);
+        arr_uuid(st, 0, rec->tenant_id);
+        arr_bytes(st, 1, rec->ev.message_id.s, rec->ev.message_id.len);
+        arr_time(st, 2, rec->ev.occurred_at_us);
     }
     const char *params[3];
-    int r = arrays_close(st, 3, params);
+    int lengths[3];
+    int r = arrays_close(st, 3, params, lengths);
     if (r < 0) {
         snprintf(err, errlen, "cannot build the batch's ids: %s", eo_strerror(r));
-        return r == EO_ELIMIT ? EO_EDATA : r;
+        return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
     PGresult *res;
     if (st->careful == 0) {
-        r = eo_pg_query(st->conn, ids_plain_sql, 3, params, &res, err, errlen);
+        r = eo_pg_query_binary_params(st->conn, ids_plain_sql, 3, params, lengths, &res, err,
+                                      errlen);
         PQclear(res);
         if (r == 0)
             return (long)nfirst; /* every one went in */
@@ -784,7 +850,8 @@ static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, 
     } else {
         st->careful--;
     }
-    if ((r = eo_pg_query(st->conn, ids_sql, 3, params, &res, err, errlen)) < 0)
+    if ((r = eo_pg_query_binary_params(st->conn, ids_sql, 3, params, lengths, &res, err, errlen)) <
+        0)
         return r;
     if (EO_ARRAY_RESERVE(st->went_in, st->went_in_cap, nfirst, 16) < 0) {
         PQclear(res);
@@ -822,25 +889,26 @@ static int add_rollups(pg_store_t *st, eo_record_t *const *recs, size_t nnew, in
     int r = eo_rollup_delta(st->stored, nnew, &rows, &nrows);
     if (r < 0)
         return r;
-    arrays_reset(st);
+    static const uint32_t oids[] = {OID_UUID, OID_TEXT, OID_TEXT, OID_TIMESTAMPTZ, OID_INT8};
+    arrays_begin(st, 5, oids);
     for (size_t i = 0; i < nrows; i++) {
         const eo_rollup_row_t *row = &rows[i];
         const char *g = eo_rollup_granularity_name(row->granularity);
-        eo_pg_array_elem(&st->arrays[0], row->tenant_id, 36);
-        eo_pg_array_str(&st->arrays[1], g, strlen(g));
-        eo_pg_array_str(&st->arrays[2], row->event_type.s, row->event_type.len);
-        array_time(&st->arrays[3], row->bucket_start_us);
-        char count[EO_I64_TEXT];
-        eo_pg_array_elem(&st->arrays[4], count, eo_fmt_i64(count, row->count));
+        arr_uuid(st, 0, row->tenant_id);
+        arr_bytes(st, 1, g, strlen(g));
+        arr_bytes(st, 2, row->event_type.s, row->event_type.len);
+        arr_time(st, 3, row->bucket_start_us);
+        arr_i64(st, 4, row->count);
     }
     free(rows);
     const char *params[5];
-    if ((r = arrays_close(st, 5, params)) < 0) {
+    int lengths[5];
+    if ((r = arrays_close(st, 5, params, lengths)) < 0) {
         snprintf(err, errlen, "cannot build the batch's rollups: %s", eo_strerror(r));
-        return r == EO_ELIMIT ? EO_EDATA : r;
+        return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
     PGresult *res;
-    r = eo_pg_query(st->conn, rollups_sql, 5, params, &res, err, errlen);
+    r = eo_pg_query_binary_params(st->conn, rollups_sql, 5, params, lengths, &res, err, errlen);
     if (r == 0)
         *version = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
     PQclear(res);
