@@ -1,10 +1,13 @@
-/* The rollup rows of a batch (see rollup_delta.h): the events are sorted and counted per
- * minute, each minute's count goes into its 4 granularities twice (its type and ""), and those
- * rows are sorted and summed. */
+/* The rollup rows of a batch (see rollup_delta.h): the events are counted per (tenant, type,
+ * minute) through their groups' ranks (eo_delta_rank, no sort of the events), each minute's
+ * count goes into its 4 granularities twice (its type and ""), and those rows are sorted and
+ * summed. */
 #include "domain/rollup_delta.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "domain/userset.h"
 
 #define US_PER_MINUTE 60000000LL
 
@@ -68,18 +71,34 @@ int eo_rollup_delta(const eo_rollup_event_t *events, size_t n, eo_rollup_row_t *
     *nrows = 0;
     if (n == 0)
         return 0;
-    eo_rollup_row_t *minutes = malloc(n * sizeof *minutes);
-    if (!minutes)
-        return EO_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        minutes[i] = (eo_rollup_row_t){
-            .tenant_id = events[i].tenant_id,
-            .event_type = events[i].event_type,
-            .granularity = EO_ROLLUP_MINUTE,
-            .bucket_start_us = floor_to(events[i].occurred_at_us, US_PER_MINUTE),
-            .count = 1,
-        };
-    size_t nmin = merge(minutes, n);
+    /* the events counted per (tenant, type, minute) without sorting them: one rank per group */
+    eo_delta_group_t *grp = malloc(n * sizeof *grp);
+    uint32_t *rank = malloc(n * sizeof *rank);
+    eo_rollup_row_t *minutes = NULL;
+    long groups = grp && rank ? 0 : EO_ENOMEM;
+    for (size_t i = 0; groups == 0 && i < n; i++)
+        grp[i] = (eo_delta_group_t){events[i].tenant_id, events[i].event_type,
+                                    floor_to(events[i].occurred_at_us, US_PER_MINUTE)};
+    if (groups == 0)
+        groups = eo_delta_rank(grp, n, rank);
+    if (groups > 0 && !(minutes = calloc((size_t)groups, sizeof *minutes)))
+        groups = EO_ENOMEM;
+    for (size_t i = 0; groups > 0 && i < n; i++) {
+        eo_rollup_row_t *m = &minutes[rank[i]];
+        if (m->count++ == 0) {
+            m->tenant_id = grp[i].tenant_id;
+            m->event_type = grp[i].event_type;
+            m->granularity = EO_ROLLUP_MINUTE;
+            m->bucket_start_us = grp[i].bucket;
+        }
+    }
+    free(grp);
+    free(rank);
+    if (groups < 0) {
+        free(minutes);
+        return (int)groups;
+    }
+    size_t nmin = (size_t)groups; /* in rank order: already the order merge would give */
     if (nmin > SIZE_MAX / (2 * EO_ROLLUP_GRANULARITIES * sizeof *minutes)) {
         free(minutes);
         return EO_ENOMEM;
