@@ -20,9 +20,8 @@
 #define TENANT "00000000-0000-4000-8000-000000000001"
 #define ROUNDS 5
 
-static const char *const types[] = {"page_view", "signup",   "add_to_cart", "checkout",
-                                    "purchase",  "search",   "login",       "logout",
-                                    "share",     "app_open"};
+static const char *const types[] = {"page_view", "signup", "add_to_cart", "checkout", "purchase",
+                                    "search",    "login",  "logout",      "share",    "app_open"};
 
 static double now_ns(void)
 {
@@ -61,8 +60,8 @@ int main(int argc, char **argv)
                 memcpy(tenants[i], TENANT, 37);
                 const char *t = types[rand() % 10];
                 int64_t at = base + (int64_t)(b * batch + i) * 5 + rand() % 120000000;
-                ev[i] = (eo_userset_event_t){tenants[i], {t, strlen(t)}, at,
-                                             (uint32_t)(rand() % 65000)};
+                ev[i] = (eo_userset_event_t){
+                    tenants[i], {t, strlen(t)}, at, (uint32_t)(rand() % 65000)};
                 rev[i] = (eo_rollup_event_t){tenants[i], {t, strlen(t)}, at};
             }
             double t0 = now_ns();
