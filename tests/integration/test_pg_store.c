@@ -771,6 +771,76 @@ static void test_numbering_race(void **state)
                 q("SELECT next_no FROM user_counters WHERE tenant_id = '%s'", fx.tenant_a));
 }
 
+/* Two stores (two processors) writing batches of events whose users overlap and are new, at
+ * once, 30 rounds: the numbering's plain statement meets the other's keys (unique_violation)
+ * and asks again with ON CONFLICT; every event is stored, every key has one number and no
+ * number is given twice. */
+#define STORE_RACE_ROUNDS 30
+typedef struct {
+    eo_store_t *st;
+    batch_t *batches; /* STORE_RACE_ROUNDS, built beforehand (cmocka asserts stay on the main
+                         thread) */
+    size_t inserted;
+    int failures;
+} store_racer_t;
+
+static void *store_racer(void *arg)
+{
+    store_racer_t *w = arg;
+    for (int round = 0; round < STORE_RACE_ROUNDS; round++) {
+        char err[512];
+        size_t ins = 0;
+        batch_t *b = &w->batches[round];
+        if (eo_store_write(w->st, b->ptrs, b->n, &ins, err, sizeof err) < 0)
+            w->failures++;
+        w->inserted += ins;
+    }
+    return NULL;
+}
+
+static void test_numbering_race_through_stores(void **state)
+{
+    store_racer_t w[2] = {{0}, {0}};
+    int64_t t = fx.now_us - 30 * MIN_US;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(eo_pg_store_new(fx.db.dsn, 0, &w[i].st), 0);
+        w[i].batches = calloc(STORE_RACE_ROUNDS, sizeof *w[i].batches);
+        assert_non_null(w[i].batches);
+        for (int round = 0; round < STORE_RACE_ROUNDS; round++)
+            for (int k = 0; k < 40; k++) { /* users 0..59 of the round, both stores, shifted */
+                char mid[48], user[48];
+                snprintf(mid, sizeof mid, "srace-%d-%d-%d", i, round, k);
+                snprintf(user, sizeof user, "srace-user-%d-%d", round, (k + 20 * i) % 60);
+                batch_add(&w[i].batches[round], fx.tenant_a, mid, "race", user, t + k);
+            }
+    }
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, store_racer, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w[i].failures, 0);
+        assert_int_equal(w[i].inserted, STORE_RACE_ROUNDS * 40);
+        for (int round = 0; round < STORE_RACE_ROUNDS; round++)
+            batch_done(&w[i].batches[round]);
+        free(w[i].batches);
+        eo_store_free(w[i].st);
+    }
+    assert_int_equal(q("SELECT count(*) FROM user_ids WHERE user_key LIKE 'srace-user-%%'"),
+                     STORE_RACE_ROUNDS * 60);
+    assert_int_equal(q("SELECT count(*) FROM (SELECT user_no FROM user_ids WHERE tenant_id = '%s'"
+                       " GROUP BY 1 HAVING count(*) > 1) AS d",
+                       fx.tenant_a),
+                     0);
+    assert_int_equal(q("SELECT count(*) FROM events WHERE message_id LIKE 'srace-%%'"),
+                     2 * STORE_RACE_ROUNDS * 40);
+    /* (test_backfill stored events behind the rollups' back: only this test's type is checked) */
+    assert_int_equal(q("SELECT sum(count) FROM rollups WHERE event_type = 'race'"
+                       " AND granularity = 'minute'"),
+                     2 * STORE_RACE_ROUNDS * 40);
+}
+
 /* A database that had events before the user sets and timelines: events stored behind the
  * processor's back (old users and new ones, two types, over a whole day and a day edge), both
  * structures marked incomplete; the backfill steps recompute every day of each until both are
@@ -833,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_user_sets),
         cmocka_unit_test(test_backfill),
         cmocka_unit_test(test_numbering_race),
+        cmocka_unit_test(test_numbering_race_through_stores),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
