@@ -20,6 +20,30 @@ uint64_t eo_hash64(const void *p, size_t n)
     return h;
 }
 
+uint64_t eo_hash_mem(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 32;
+    }
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
 void eo_hmap_init(eo_hmap_t *m)
 {
     m->slots = NULL;
@@ -60,7 +84,7 @@ void *eo_hmap_get(const eo_hmap_t *m, const void *key, size_t len)
     if (!m->count)
         return NULL;
     bool found;
-    size_t i = find(m, eo_hash64(key, len), key, len, &found);
+    size_t i = find(m, eo_hash_mem(key, len), key, len, &found);
     return found ? m->slots[i].value : NULL;
 }
 
@@ -90,7 +114,7 @@ int eo_hmap_put(eo_hmap_t *m, const void *key, size_t len, void *value, void **o
     *old = NULL;
     if ((m->count + 1) * 2 > m->cap && grow(m) < 0)
         return EO_ENOMEM;
-    uint64_t h = eo_hash64(key, len);
+    uint64_t h = eo_hash_mem(key, len);
     bool found;
     size_t i = find(m, h, key, len, &found);
     if (found) {
@@ -132,7 +156,7 @@ void *eo_hmap_del(eo_hmap_t *m, const void *key, size_t len)
     if (!m->count)
         return NULL;
     bool found;
-    size_t i = find(m, eo_hash64(key, len), key, len, &found);
+    size_t i = find(m, eo_hash_mem(key, len), key, len, &found);
     if (!found)
         return NULL;
     void *v = m->slots[i].value;

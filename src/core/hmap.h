@@ -23,8 +23,14 @@ typedef struct {
     size_t cap, count;
 } eo_hmap_t;
 
-/* 64-bit hash of n bytes (FNV-1a with a final avalanche). Deterministic across runs. */
+/* 64-bit hash of n bytes (FNV-1a with a final avalanche). Deterministic across runs and
+ * versions: the analytics engine keeps such hashes of users in its checkpoints. */
 uint64_t eo_hash64(const void *p, size_t n);
+
+/* 64-bit hash of n bytes, eight at a time (a multiply-xorshift per word and murmur3's
+ * finaliser): several times faster than eo_hash64 on keys of tens of bytes. For tables in
+ * memory only: its values may change between versions. */
+uint64_t eo_hash_mem(const void *p, size_t n);
 
 void eo_hmap_init(eo_hmap_t *m);
 /* Frees the keys and the table; calls free_value on each value when not NULL. */

@@ -140,8 +140,8 @@ long eo_delta_rank(const eo_delta_group_t *g, size_t n, uint32_t *rank)
         return EO_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t h = eo_hash64(g[i].tenant_id, 36) ^
-                     eo_hash64(g[i].event_type.s, g[i].event_type.len) * UINT64_C(31) ^
+        uint64_t h = eo_hash_mem(g[i].tenant_id, 36) ^
+                     eo_hash_mem(g[i].event_type.s, g[i].event_type.len) * UINT64_C(31) ^
                      (uint64_t)g[i].bucket * UINT64_C(0x9E3779B97F4A7C15);
         size_t at = (size_t)(h ^ h >> 29) & (cap - 1);
         while (slot[at] && !same_group(&g[first[slot[at] - 1]], &g[i]))

@@ -135,7 +135,7 @@ static const char derived_deltas_sql[] =
 
 static size_t hash_id(const char *id)
 {
-    return (size_t)eo_hash64(id, 36);
+    return (size_t)eo_hash_mem(id, 36);
 }
 
 static bool tenant_known(const tenant_set_t *s, const char *id)
@@ -486,8 +486,8 @@ static int append_row(eo_buf_t *b, eo_buf_t *scratch, const eo_record_t *rec)
 
 static uint64_t key_hash(const eo_record_t *rec)
 {
-    return eo_hash64(rec->tenant_id, 36) * 31 ^
-           eo_hash64(rec->ev.message_id.s, rec->ev.message_id.len);
+    return eo_hash_mem(rec->tenant_id, 36) * 31 ^
+           eo_hash_mem(rec->ev.message_id.s, rec->ev.message_id.len);
 }
 
 static bool key_equal(const eo_record_t *a, const eo_record_t *b)
