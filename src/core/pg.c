@@ -54,10 +54,12 @@ int eo_pg_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     return r;
 }
 
+/* PQexecParams with its result checked; lengths and formats NULL: text parameters. */
 static int query_as(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                    int format, PGresult **res, char *err, size_t errlen)
+                    const int *lengths, const int *formats, int format, PGresult **res, char *err,
+                    size_t errlen)
 {
-    *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, format);
+    *res = PQexecParams(conn, sql, nparams, NULL, params, lengths, formats, format);
     ExecStatusType st = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return 0;
@@ -70,13 +72,13 @@ static int query_as(PGconn *conn, const char *sql, int nparams, const char *cons
 int eo_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                 PGresult **res, char *err, size_t errlen)
 {
-    return query_as(conn, sql, nparams, params, 0, res, err, errlen);
+    return query_as(conn, sql, nparams, params, NULL, NULL, 0, res, err, errlen);
 }
 
 int eo_pg_query_binary(PGconn *conn, const char *sql, int nparams, const char *const *params,
                        PGresult **res, char *err, size_t errlen)
 {
-    return query_as(conn, sql, nparams, params, 1, res, err, errlen);
+    return query_as(conn, sql, nparams, params, NULL, NULL, 1, res, err, errlen);
 }
 
 int eo_pg_query_binary_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
@@ -91,14 +93,7 @@ int eo_pg_query_binary_params(PGconn *conn, const char *sql, int nparams, const 
     int binary[MAX_PARAMS];
     for (int i = 0; i < nparams; i++)
         binary[i] = 1;
-    *res = PQexecParams(conn, sql, nparams, NULL, params, lengths, binary, 0);
-    ExecStatusType st = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return 0;
-    int r = eo_pg_error(conn, *res, err, errlen);
-    PQclear(*res);
-    *res = NULL;
-    return r;
+    return query_as(conn, sql, nparams, params, lengths, binary, 0, res, err, errlen);
 }
 
 int eo_pg_copy_in(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *err,
