@@ -649,6 +649,29 @@ static uintptr_t cache_get_scratch(pg_store_t *st)
     return v;
 }
 
+/* The plain statement first (ADR-3, ADR-22): runs plain_sql unless *careful asks are left (then
+ * counts one down). 1: it succeeded (*res holds its result); 0: one of the keys it inserts is
+ * stored already (unique_violation, nothing changed): the ON CONFLICT statement must answer, for
+ * this ask and the next CAREFUL_BATCHES; or another error (err says it). */
+static int plain_first(pg_store_t *st, unsigned *careful, const char *plain_sql, int nparams,
+                       const char *const *params, const int *lengths, PGresult **res, char *err,
+                       size_t errlen)
+{
+    *res = NULL;
+    if (*careful > 0) {
+        (*careful)--;
+        return 0;
+    }
+    int r =
+        eo_pg_query_binary_params(st->conn, plain_sql, nparams, params, lengths, res, err, errlen);
+    if (r == 0)
+        return 1;
+    if (r != EO_EDATA || strncmp(err, "23505", 5) != 0) /* eo_pg_error: "<SQLSTATE>: ..." */
+        return r;
+    *careful = CAREFUL_BATCHES;
+    return 0;
+}
+
 /* Asks the database for the numbers of the records st->asked[0, *nasked) (whose keys are in
  * st->arrays[0] and [1]); keeps in st->asked those that did not come back, and rebuilds the
  * arrays for them. */
@@ -662,20 +685,14 @@ static int ask_numbers(pg_store_t *st, eo_record_t *const *recs, size_t *nasked,
         snprintf(err, errlen, "cannot build the batch's user keys: %s", eo_strerror(r));
         return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
-    PGresult *res = NULL;
-    if (st->careful_numbers == 0) {
-        r = eo_pg_query_binary_params(st->conn, user_numbers_plain_sql, 2, params, lengths, &res,
-                                      err, errlen);
-        if (r < 0 && (r != EO_EDATA || strncmp(err, "23505", 5) != 0))
-            return r;
-        if (r < 0) /* another transaction numbered one of them: ask again, skipping those */
-            st->careful_numbers = CAREFUL_BATCHES;
-    } else {
-        st->careful_numbers--;
-    }
-    if (!res && (r = eo_pg_query_binary_params(st->conn, user_numbers_sql, 2, params, lengths, &res,
-                                               err, errlen)) < 0)
+    PGresult *res;
+    /* plain fails when another transaction numbered one of them: then ask skipping those */
+    if ((r = plain_first(st, &st->careful_numbers, user_numbers_plain_sql, 2, params, lengths, &res,
+                         err, errlen)) < 0 ||
+        (r == 0 && (r = eo_pg_query_binary_params(st->conn, user_numbers_sql, 2, params, lengths,
+                                                  &res, err, errlen)) < 0))
         return r;
+    r = 0;
     size_t n = *nasked;
     bool *got = calloc(n, sizeof *got);
     if (!got) {
@@ -851,22 +868,18 @@ static long insert_ids(pg_store_t *st, eo_record_t *const *recs, size_t nfirst, 
         return r == EO_ELIMIT || r == EO_EINVAL ? EO_EDATA : r;
     }
     PGresult *res;
-    if (st->careful == 0) {
-        r = eo_pg_query_binary_params(st->conn, ids_plain_sql, 3, params, lengths, &res, err,
-                                      errlen);
-        PQclear(res);
-        if (r == 0)
-            return (long)nfirst; /* every one went in */
-        if (r != EO_EDATA || strncmp(err, "23505", 5) != 0)
-            return r;
-        /* one of them is stored: the transaction (nothing in it yet) starts again */
-        st->careful = CAREFUL_BATCHES;
-        if ((r = eo_pg_exec(st->conn, "ROLLBACK", err, errlen)) < 0 ||
-            (r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0)
-            return r;
-    } else {
-        st->careful--;
-    }
+    bool fresh = st->careful == 0; /* the plain insert is tried: a failure leaves the
+                                      transaction aborted */
+    if ((r = plain_first(st, &st->careful, ids_plain_sql, 3, params, lengths, &res, err, errlen)) <
+        0)
+        return r;
+    PQclear(res);
+    if (r == 1)
+        return (long)nfirst; /* every one went in */
+    /* one of them is stored: the transaction (nothing in it yet) starts again */
+    if (fresh && ((r = eo_pg_exec(st->conn, "ROLLBACK", err, errlen)) < 0 ||
+                  (r = eo_pg_exec(st->conn, "BEGIN", err, errlen)) < 0))
+        return r;
     if ((r = eo_pg_query_binary_params(st->conn, ids_sql, 3, params, lengths, &res, err, errlen)) <
         0)
         return r;
