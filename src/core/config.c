@@ -119,6 +119,10 @@ static const cfg_var_t vars[] = {
       "cap of the backoff while PostgreSQL is unavailable, ms"),
     I(partitions_ahead_days, "EVENTOPS_PARTITIONS_AHEAD_DAYS", 7, 1, 366,
       "daily events partitions created ahead of today"),
+    I(malloc_keep_bytes, "EVENTOPS_MALLOC_KEEP_BYTES", 67108864, 0, 1073741824,
+      "freed memory each process keeps for reuse instead of returning it to the kernel "
+      "(glibc's trim threshold; blocks up to 32 MiB, or this, come from the heap): fresh pages "
+      "cost a fault and a clearing each; 0: glibc's defaults"),
     I(kafka_fetch_min_bytes, "EVENTOPS_KAFKA_FETCH_MIN_BYTES", 65536, 1, 104857600,
       "bytes the processor's and the analytics role's fetches wait for, at most 50 ms (1: "
       "answer at once: more fetches, more broker CPU)"),
