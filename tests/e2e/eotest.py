@@ -45,6 +45,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,7 @@ __all__ = [
     "parse_www_authenticate", "check_bearer_error", "Redis", "run_with_redis",
     "STACK_SH", "STACK_DIR", "pg_answers", "pg_stop", "stack_up", "pg_restore", "kafka_pid",
     "kafka_answers", "check_brokers_are_the_stacks", "Watchdog", "ready_status", "Sent", "send",
-    "stored_count", "check_storage", "rollup_mismatches",
+    "stored_count", "check_storage", "rollup_mismatches", "kafka_delete_topics",
 ]
 
 _T0 = time.monotonic()
@@ -798,6 +799,47 @@ class LocalHttpServer:
         self.srv.server_close()
 
 
+def kafka_delete_topics(brokers, names):
+    """DeleteTopics v1 over the Kafka protocol (stdlib only; the Kafka CLI takes seconds per
+    topic). Returns {name: error_code}."""
+    host, port = brokers.split(",")[0].rsplit(":", 1)
+
+    def kstr(s):
+        b = s.encode()
+        return struct.pack(">h", len(b)) + b
+
+    body = struct.pack(">hhi", 20, 1, 4242) + kstr("eo-e2e-cleanup")
+    body += struct.pack(">i", len(names)) + b"".join(kstr(n) for n in names)
+    body += struct.pack(">i", 30000)
+    with socket.create_connection((host, int(port)), timeout=40) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", recv_exact(s, 4))[0]
+        resp = recv_exact(s, size)
+    pos = 8  # correlation id, throttle time
+    (count,) = struct.unpack_from(">i", resp, pos)
+    pos += 4
+    out = {}
+    for _ in range(count):
+        (n,) = struct.unpack_from(">h", resp, pos)
+        pos += 2
+        name = resp[pos:pos + n].decode()
+        pos += n
+        (code,) = struct.unpack_from(">h", resp, pos)
+        pos += 2
+        out[name] = code
+    return out
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
 class Sandbox:
     """An isolated EventOps installation on the shared stack: its own database (migrated),
     events and dead-letter topics, consumer group, processor id and ports. Use as a context
@@ -853,6 +895,7 @@ class Sandbox:
         os.chmod(self.key_dir, 0o700)
         self.failures = Failures()
         self.roles = []
+        self._topics_created = False
         self._db_created = False
         self.env = self._role_env()
 
@@ -904,6 +947,7 @@ class Sandbox:
         psql(self.base_dsn, 'CREATE DATABASE "%s"' % self.dbname)
         self._db_created = True
         self.run_bin("migrate")
+        self._topics_created = True  # also when the call fails part way
         self.run_bin("admin", "create-topics", "--partitions", str(self.partitions), "--json")
         log("sandbox %s: db %s, topics %s / %s, collector :%d, processor :%d, logs %s" %
             (self.id, self.dbname, self.events_topic, self.dlq_topic, self.collector_port,
@@ -922,7 +966,15 @@ class Sandbox:
                 log("warning: dropping %s failed: %s" % (self.dbname, e))
         if not self.keep_dir and not self.failures:
             shutil.rmtree(self.dir, ignore_errors=True)
-        # Topics are left behind: deleting them through the Kafka CLI takes seconds per topic.
+        if self._topics_created and not self.keep_dir and not self.failures:
+            topics = [self.events_topic, self.dlq_topic, self.summaries_topic,
+                      self.windows_topic, self.late_topic, self.changelog_topic]
+            try:
+                res = kafka_delete_topics(self.brokers, topics)
+                if any(code != 0 for code in res.values()):
+                    log("warning: topic deletion answered %s" % res)
+            except OSError as e:
+                log("warning: could not delete the topics: %s" % e)
 
     def __enter__(self):
         try:

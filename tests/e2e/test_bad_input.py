@@ -26,13 +26,14 @@ import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+
+import eotest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("EVENTOPS_BIN") or os.path.join(ROOT, "build-test", "eventops")
@@ -104,46 +105,6 @@ def run_bin(args, env, check=True):
     if check and r.returncode != 0:
         raise RuntimeError(f"eventops {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
     return r
-
-
-def kafka_delete_topics(names):
-    """DeleteTopics v1 over the Kafka protocol (stdlib only). Returns {name: error_code}."""
-    host, port = BROKERS.split(",")[0].rsplit(":", 1)
-
-    def kstr(s):
-        b = s.encode()
-        return struct.pack(">h", len(b)) + b
-
-    body = struct.pack(">hhi", 20, 1, 4242) + kstr("eo-e2e-cleanup")
-    body += struct.pack(">i", len(names)) + b"".join(kstr(n) for n in names)
-    body += struct.pack(">i", 30000)
-    with socket.create_connection((host, int(port)), timeout=40) as s:
-        s.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", recv_exact(s, 4))[0]
-        resp = recv_exact(s, size)
-    pos = 8  # correlation id, throttle time
-    (count,) = struct.unpack_from(">i", resp, pos)
-    pos += 4
-    out = {}
-    for _ in range(count):
-        (n,) = struct.unpack_from(">h", resp, pos)
-        pos += 2
-        name = resp[pos:pos + n].decode()
-        pos += n
-        (code,) = struct.unpack_from(">h", resp, pos)
-        pos += 2
-        out[name] = code
-    return out
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        buf += chunk
-    return buf
 
 
 # ---------------------------------------------------------------- raw HTTP
@@ -892,7 +853,8 @@ def main():
                 "EVENTOPS_LOG_LEVEL": "info"})
     # create-topics makes the analytics role's topics too: this run's, not the stack's
     for what in ("SUMMARIES", "WINDOWS", "LATE", "CHANGELOG"):
-        env["EVENTOPS_ANALYTICS_%s_TOPIC" % what] = f"eo_e2e_bad_{suffix}.{what.lower()}"
+        topics.append(f"eo_e2e_bad_{suffix}.{what.lower()}")
+        env["EVENTOPS_ANALYTICS_%s_TOPIC" % what] = topics[-1]
     proc = None
     stderr_dir = tempfile.mkdtemp(prefix="eo_e2e_bad_")
     stderr_path = os.path.join(stderr_dir, "collector.stderr")
@@ -965,7 +927,7 @@ def main():
             proc.wait()
         if created_topics:
             try:
-                res = kafka_delete_topics(topics)
+                res = eotest.kafka_delete_topics(BROKERS, topics)
                 if any(code != 0 for code in res.values()):
                     log(f"warning: topic deletion answered {res}")
             except OSError as e:
