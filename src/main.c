@@ -181,7 +181,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "eventops admin: configuration: %s\n", err);
             return 2;
         }
-        return eo_derived_backfill_run(cfg.pg_dsn, all_days, stdout);
+        return eo_derived_backfill_run(cfg.pg_dsn, all_days, cfg.timeline_part_events, stdout);
     }
     if (!strcmp(cmd, "admin")) {
         eo_log_setup("admin", EO_LOG_WARN);

@@ -101,6 +101,9 @@ static const cfg_var_t vars[] = {
       "how often the processor merges the user-set deltas into the compacted sets, ms"),
     I(user_sets_compact_rows, "EVENTOPS_USER_SETS_COMPACT_ROWS", 2000, 10, 1000000,
       "user-set deltas merged per compaction transaction"),
+    I(timeline_part_events, "EVENTOPS_TIMELINE_PART_EVENTS", 65536, 16, 100000000,
+      "events of one hour and event type per timelines row (ADR-23): the compactor merges into "
+      "an hour's last part while it has room, then starts the next (16 bytes each in memory)"),
     I(property_value_cap, "EVENTOPS_PROPERTY_VALUE_CAP", 1000, 1, 1000000,
       "values of a tracked property counted by name when tracking gives no cap; the others "
       "are counted together as overflow (ADR-24)"),

@@ -52,13 +52,15 @@ typedef struct {
     int64_t bucket;
     eo_userset_t *set;    /* the user sets' rows */
     eo_timeline_vec_t tl; /* the timelines' rows */
+    int part;             /* the timelines' first part written (the hour's last one read) */
 } merged_t;
 
 typedef struct {
     eo_hmap_t index; /* key -> position + 1 in rows */
     merged_t *rows;
     size_t n, cap;
-    bool timelines; /* rows of timelines (else of user sets) */
+    bool timelines;      /* rows of timelines (else of user sets) */
+    int64_t part_events; /* the timelines: events per part at most */
 } merge_t;
 
 static void merge_done(merge_t *m)
@@ -238,16 +240,20 @@ static const char take_timelines_sql[] =
     " SELECT tenant_id::text, event_type, (extract(epoch FROM bucket_start) * 1000000)::bigint,"
     " events FROM d";
 
+/* Each hour's last part (migration 0012), its events only while it has room for more. */
 static const char old_timelines_sql[] =
-    "SELECT k.i, s.events FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
+    "SELECT k.i, s.part, CASE WHEN s.n_events < $4::int THEN s.events END"
+    " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
     " WITH ORDINALITY AS k(tenant_id, event_type, bucket_start, i)"
-    " JOIN timelines AS s USING (tenant_id, event_type, bucket_start)";
+    " CROSS JOIN LATERAL (SELECT t.part, t.n_events, t.events FROM timelines AS t"
+    " WHERE t.tenant_id = k.tenant_id AND t.event_type = k.event_type"
+    " AND t.bucket_start = k.bucket_start ORDER BY t.part DESC LIMIT 1) AS s";
 
 static const char put_timelines_sql[] =
-    "INSERT INTO timelines (tenant_id, event_type, bucket_start, events)"
-    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[])"
-    " ORDER BY 1, 2, 3 ON CONFLICT (tenant_id, event_type, bucket_start)"
-    " DO UPDATE SET events = EXCLUDED.events";
+    "INSERT INTO timelines (tenant_id, event_type, bucket_start, part, n_events, events)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::int[],"
+    " $6::bytea[]) ORDER BY 1, 2, 3, 4 ON CONFLICT (tenant_id, event_type, bucket_start, part)"
+    " DO UPDATE SET n_events = EXCLUDED.n_events, events = EXCLUDED.events";
 
 /* Appends the entries of the escaped bytea text of a result cell to v. */
 static int add_timeline_cell(eo_timeline_vec_t *v, int64_t bucket, const PGresult *res, int row,
@@ -262,55 +268,84 @@ static int add_timeline_cell(eo_timeline_vec_t *v, int64_t bucket, const PGresul
     return r;
 }
 
-/* Writes the rows of m into timelines; with_old: merged with the rows there first (else they
- * replace them). */
+/* Adds the parts of one row of m, sorted (ADR-23, migration 0012): at most m->part_events
+ * events each, numbered from row->part, to the arrays a[0, 6) of put_timelines_sql. */
+static int put_timeline_parts(const merge_t *m, merged_t *row, eo_buf_t a[6], eo_buf_t *bytes)
+{
+    eo_timeline_sort_unique(row->tl.e, &row->tl.n);
+    size_t cap = (size_t)m->part_events, part = (size_t)row->part;
+    for (size_t off = 0; off < row->tl.n; off += cap, part++) {
+        size_t n = row->tl.n - off < cap ? row->tl.n - off : cap;
+        eo_buf_reset(bytes);
+        int r = eo_timeline_encode(row->tl.e + off, n, row->bucket, bytes);
+        if (r < 0)
+            return r == EO_EINVAL ? EO_EDATA : r;
+        eo_pg_array_elem(&a[0], row->tenant, strlen(row->tenant));
+        put_str(&a[1], row->type);
+        put_time(&a[2], row->bucket);
+        char num[24];
+        eo_pg_array_elem(&a[3], num, (size_t)snprintf(num, sizeof num, "%zu", part));
+        eo_pg_array_elem(&a[4], num, (size_t)snprintf(num, sizeof num, "%zu", n));
+        eo_pg_array_bytea(&a[5], bytes->data, bytes->len);
+    }
+    return 0;
+}
+
+/* Writes the rows of m into timelines; with_old: merged with each hour's last part when it has
+ * room, else from the part after it (without: from part 0, the hour's rows deleted before). */
 static int write_timeline_rows(PGconn *conn, merge_t *m, bool with_old, char *err, size_t errlen)
 {
-    eo_buf_t a[4];
-    for (int i = 0; i < 4; i++)
+    eo_buf_t a[6], bytes;
+    for (int i = 0; i < 6; i++)
         eo_buf_init(&a[i], (size_t)1 << 30);
+    eo_buf_init(&bytes, (size_t)1 << 30);
+    const char *p[6];
+    char cap[24];
+    snprintf(cap, sizeof cap, "%lld", (long long)m->part_events);
     int r = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        eo_pg_array_elem(&a[0], m->rows[i].tenant, strlen(m->rows[i].tenant));
-        put_str(&a[1], m->rows[i].type);
-        put_time(&a[2], m->rows[i].bucket);
+    if (with_old && m->n > 0) { /* the keys, then each hour's last part */
+        for (size_t i = 0; i < m->n; i++) {
+            eo_pg_array_elem(&a[0], m->rows[i].tenant, strlen(m->rows[i].tenant));
+            put_str(&a[1], m->rows[i].type);
+            put_time(&a[2], m->rows[i].bucket);
+        }
+        for (int i = 0; i < 3; i++) {
+            eo_pg_array_close(&a[i]);
+            r = r ? r : eo_buf_error(&a[i]);
+            p[i] = a[i].data;
+        }
+        p[3] = cap;
+        PGresult *res = NULL;
+        if (r == 0 && (r = eo_pg_query(conn, old_timelines_sql, 4, p, &res, err, errlen)) == 0) {
+            for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+                long long at = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+                if (at < 1 || (size_t)at > m->n)
+                    continue;
+                merged_t *row = &m->rows[at - 1];
+                row->part = (int)strtol(PQgetvalue(res, i, 1), NULL, 10);
+                if (PQgetisnull(res, i, 2)) /* full: the next part */
+                    row->part++;
+                else
+                    r = add_timeline_cell(&row->tl, row->bucket, res, i, 2);
+            }
+            PQclear(res);
+        }
+        for (int i = 0; i < 3; i++)
+            eo_buf_reset(&a[i]);
     }
-    const char *p[4];
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; r == 0 && i < m->n; i++)
+        r = put_timeline_parts(m, &m->rows[i], a, &bytes);
+    for (int i = 0; i < 6; i++) {
         eo_pg_array_close(&a[i]);
         r = r ? r : eo_buf_error(&a[i]);
         p[i] = a[i].data;
     }
     PGresult *res = NULL;
-    if (r == 0 && with_old &&
-        (r = eo_pg_query(conn, old_timelines_sql, 3, p, &res, err, errlen)) == 0) {
-        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-            long long at = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-            if (at >= 1 && (size_t)at <= m->n)
-                r = add_timeline_cell(&m->rows[at - 1].tl, m->rows[at - 1].bucket, res, i, 1);
-        }
-        PQclear(res);
-    }
-    eo_buf_t bytes;
-    eo_buf_init(&bytes, (size_t)1 << 30);
-    for (size_t i = 0; r == 0 && i < m->n; i++) {
-        merged_t *row = &m->rows[i];
-        eo_buf_reset(&bytes);
-        eo_timeline_sort_unique(row->tl.e, &row->tl.n);
-        r = eo_timeline_encode(row->tl.e, row->tl.n, row->bucket, &bytes);
-        if (r == 0)
-            eo_pg_array_bytea(&a[3], bytes.data, bytes.len);
-        else if (r == EO_EINVAL)
-            r = EO_EDATA;
-    }
-    eo_buf_done(&bytes);
-    eo_pg_array_close(&a[3]);
-    r = r ? r : eo_buf_error(&a[3]);
-    p[3] = a[3].data;
     if (r == 0 && m->n > 0 &&
-        (r = eo_pg_query(conn, put_timelines_sql, 4, p, &res, err, errlen)) == 0)
+        (r = eo_pg_query(conn, put_timelines_sql, 6, p, &res, err, errlen)) == 0)
         PQclear(res);
-    for (int i = 0; i < 4; i++)
+    eo_buf_done(&bytes);
+    for (int i = 0; i < 6; i++)
         eo_buf_done(&a[i]);
     return r;
 }
@@ -333,7 +368,8 @@ typedef struct {
     const char *what; /* in messages */
 } pass_kind_t;
 
-static long pass(PGconn *conn, const pass_kind_t *kind, int64_t rows, char *err, size_t errlen)
+static long pass(PGconn *conn, const pass_kind_t *kind, int64_t rows, int64_t part_events,
+                 char *err, size_t errlen)
 {
     int r = eo_compactor_begin(conn, err, errlen);
     if (r <= 0)
@@ -349,7 +385,7 @@ static long pass(PGconn *conn, const pass_kind_t *kind, int64_t rows, char *err,
         PQclear(res);
         return rollback(conn, 0);
     }
-    merge_t m = {.timelines = kind->timelines};
+    merge_t m = {.timelines = kind->timelines, .part_events = part_events};
     eo_hmap_init(&m.index);
     eo_buf_t key;
     eo_buf_init(&key, 1 << 20);
@@ -370,14 +406,15 @@ static long pass(PGconn *conn, const pass_kind_t *kind, int64_t rows, char *err,
 long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
 {
     static const pass_kind_t sets = {take_sql, false, add_set_delta, write_rows, "user-set"};
-    return pass(conn, &sets, rows, err, errlen);
+    return pass(conn, &sets, rows, 0, err, errlen);
 }
 
-long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen)
+long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, int64_t part_events, char *err,
+                                size_t errlen)
 {
     static const pass_kind_t tl = {take_timelines_sql, true, add_timeline_delta,
                                    write_timeline_rows, "timeline"};
-    return pass(conn, &tl, rows, err, errlen);
+    return pass(conn, &tl, rows, part_events, err, errlen);
 }
 
 /* ---- the backfill: one UTC day of a structure recomputed from the events ---- */
@@ -473,8 +510,8 @@ static int add_day_row(merge_t *m, const structure_t *s, const PGresult *res, in
 }
 
 /* The backfill of one day of s (see compactor.h). */
-static int backfill_day(PGconn *conn, const structure_t *s, const char *day, char *err,
-                        size_t errlen)
+static int backfill_day(PGconn *conn, const structure_t *s, const char *day, int64_t part_events,
+                        char *err, size_t errlen)
 {
     const char *p[] = {day};
     PGresult *res = NULL;
@@ -488,7 +525,7 @@ static int backfill_day(PGconn *conn, const structure_t *s, const char *day, cha
                          errlen)) < 0)
         return r;
     PQclear(res);
-    merge_t m = {.timelines = s->timelines};
+    merge_t m = {.timelines = s->timelines, .part_events = part_events};
     eo_hmap_init(&m.index);
     eo_buf_t key, sql;
     eo_buf_init(&key, 1 << 20);
@@ -546,16 +583,18 @@ static int backfill_day(PGconn *conn, const structure_t *s, const char *day, cha
 
 int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen)
 {
-    return backfill_day(conn, &user_sets, day, err, errlen);
+    return backfill_day(conn, &user_sets, day, 0, err, errlen);
 }
 
-int eo_timelines_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen)
+int eo_timelines_backfill_day(PGconn *conn, const char *day, int64_t part_events, char *err,
+                              size_t errlen)
 {
-    return backfill_day(conn, &timelines, day, err, errlen);
+    return backfill_day(conn, &timelines, day, part_events, err, errlen);
 }
 
 /* One backfill step of s (see eo_derived_backfill_step). */
-static int backfill_step(PGconn *conn, const structure_t *s, char *err, size_t errlen)
+static int backfill_step(PGconn *conn, const structure_t *s, int64_t part_events, char *err,
+                         size_t errlen)
 {
     const char *name[] = {s->name};
     PGresult *res;
@@ -587,7 +626,7 @@ static int backfill_step(PGconn *conn, const structure_t *s, char *err, size_t e
         char day[16];
         snprintf(day, sizeof day, "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
-        r = backfill_day(conn, s, day, err, errlen);
+        r = backfill_day(conn, s, day, part_events, err, errlen);
         if (r >= 0)
             eo_log_info("derived structure backfilled", "structure", s->name, "day", day, NULL);
         return r < 0 ? r : 1;
@@ -606,10 +645,10 @@ static int backfill_step(PGconn *conn, const structure_t *s, char *err, size_t e
     return 0;
 }
 
-int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen)
+int eo_derived_backfill_step(PGconn *conn, int64_t part_events, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof structures / sizeof structures[0]; i++) {
-        int r = backfill_step(conn, structures[i], err, errlen);
+        int r = backfill_step(conn, structures[i], part_events, err, errlen);
         if (r != 0)
             return r;
     }
@@ -618,7 +657,7 @@ int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen)
 
 /* ---- `eventops admin backfill` ---- */
 
-int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress)
+int eo_derived_backfill_run(const char *dsn, bool all_days, int64_t part_events, FILE *progress)
 {
     PGconn *conn;
     char err[512];
@@ -634,7 +673,7 @@ int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress)
                        " WHERE name IN ('user_sets', 'timelines'); COMMIT",
                        err, sizeof err);
     int days = 0;
-    while (r == 0 && (r = eo_derived_backfill_step(conn, err, sizeof err)) == 1) {
+    while (r == 0 && (r = eo_derived_backfill_step(conn, part_events, err, sizeof err)) == 1) {
         days++;
         r = 0;
         if (progress && days % 10 == 0)
@@ -670,6 +709,7 @@ int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress)
 struct eo_compactor {
     char *dsn;
     int64_t rows;
+    int64_t part_events; /* of the timelines */
     PGconn *conn;
     eo_ticker_t *ticker;
     eo_counter_t *merged, *merged_timelines, *failed, *backfilled;
@@ -679,12 +719,13 @@ struct eo_compactor {
 
 /* Passes of one structure until a pass merges less than a whole block (at most
  * MAX_PASSES_PER_TICK). false when a pass failed. */
-static bool passes(eo_compactor_t *c, long (*one)(PGconn *, int64_t, char *, size_t),
-                   eo_counter_t *merged, const char *what)
+static bool passes(eo_compactor_t *c, bool of_timelines, eo_counter_t *merged, const char *what)
 {
     char err[512];
     for (int i = 0; i < MAX_PASSES_PER_TICK; i++) {
-        long n = one(c->conn, c->rows, err, sizeof err);
+        long n = of_timelines
+                     ? eo_timeline_compactor_pass(c->conn, c->rows, c->part_events, err, sizeof err)
+                     : eo_compactor_pass(c->conn, c->rows, err, sizeof err);
         if (n < 0) {
             eo_counter_add(c->failed, 1);
             eo_log_warn("compaction failed", "structure", what, "error", err, NULL);
@@ -710,7 +751,7 @@ static void tick(void *ud)
         }
     }
     if (!c->complete) { /* one day per tick until every day is recomputed */
-        int b = eo_derived_backfill_step(c->conn, err, sizeof err);
+        int b = eo_derived_backfill_step(c->conn, c->part_events, err, sizeof err);
         if (b < 0) {
             eo_counter_add(c->failed, 1);
             eo_log_warn("backfill failed", "error", err, NULL);
@@ -742,12 +783,12 @@ static void tick(void *ud)
         if (n < c->rows)
             break;
     }
-    if (passes(c, eo_compactor_pass, c->merged, "user_sets"))
-        passes(c, eo_timeline_compactor_pass, c->merged_timelines, "timelines");
+    if (passes(c, false, c->merged, "user_sets"))
+        passes(c, true, c->merged_timelines, "timelines");
 }
 
-int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_metrics_t *metrics,
-                       eo_compactor_t **out, char *err, size_t errlen)
+int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, int64_t part_events,
+                       eo_metrics_t *metrics, eo_compactor_t **out, char *err, size_t errlen)
 {
     eo_compactor_t *c = calloc(1, sizeof *c);
     if (!c || !(c->dsn = strdup(dsn))) {
@@ -756,6 +797,7 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_me
         return EO_ENOMEM;
     }
     c->rows = rows;
+    c->part_events = part_events;
     if (metrics) {
         c->merged = eo_metrics_counter(metrics, "eventops_user_set_deltas_merged_total",
                                        "User-set deltas merged into the compacted sets.",

@@ -39,8 +39,10 @@ int eo_compactor_rollback(PGconn *conn, int r);
 long eo_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen);
 
 /* The same for the timelines (ADR-23): merges the oldest `rows` timeline deltas at most into
- * the hours' rows of timelines. */
-long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t errlen);
+ * the hours' rows of timelines, each hour in parts of at most part_events events (migration
+ * 0012): the deltas go into the hour's last part while it has room, the rest into new parts. */
+long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, int64_t part_events, char *err,
+                                size_t errlen);
 
 /* The backfill (ADR-22, ADR-23): recomputes the user sets (or the timelines) of one UTC day
  * (YYYY-MM-DD) from its events in one repeatable-read transaction under the compaction lock:
@@ -50,20 +52,21 @@ long eo_timeline_compactor_pass(PGconn *conn, int64_t rows, char *err, size_t er
  * when done now, 0 when it was done before, or an error (rolled back; EO_EUNAVAIL also when
  * events without a user number were found, i.e. an older processor still stores events). */
 int eo_user_sets_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen);
-int eo_timelines_backfill_day(PGconn *conn, const char *day, char *err, size_t errlen);
+int eo_timelines_backfill_day(PGconn *conn, const char *day, int64_t part_events, char *err,
+                              size_t errlen);
 
 /* One step of the backfill while derived_structures says a structure (the user sets first, then
  * the timelines) is not complete: its latest events partition not backfilled yet, or, when none
  * is left, marks it complete. Returns 1 when a day was backfilled (call again), 0 when every
- * structure is complete, or an error. */
-int eo_derived_backfill_step(PGconn *conn, char *err, size_t errlen);
+ * structure is complete, or an error. part_events: as for eo_timeline_compactor_pass. */
+int eo_derived_backfill_step(PGconn *conn, int64_t part_events, char *err, size_t errlen);
 
 /* `eventops admin backfill [--all]`: runs the backfill steps on dsn until every structure is
  * complete, then the tracked properties' (ADR-24) until none can advance now (--all: first
  * forgets every day of the user sets and timelines done, for data loaded behind the processor's
  * back, e.g. by bench/query_load.sh). Progress to `progress` (may be NULL). Returns the exit
  * code. */
-int eo_derived_backfill_run(const char *dsn, bool all_days, FILE *progress);
+int eo_derived_backfill_run(const char *dsn, bool all_days, int64_t part_events, FILE *progress);
 
 /* Property rollups (ADR-24, prop_compact.c). One pass: merges the oldest `rows` property
  * deltas at most into property_rollups (deltas of paths no longer tracked are dropped), in one
@@ -81,9 +84,11 @@ long eo_property_compact_pass(PGconn *conn, int64_t rows, char *err, size_t errl
 int eo_property_backfill_step(PGconn *conn, char *err, size_t errlen);
 
 /* Starts a thread that connects to dsn and runs passes every interval_ms (passes follow each
- * other while they merge a whole block, up to 50 per interval). metrics may be NULL. */
-int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, eo_metrics_t *metrics,
-                       eo_compactor_t **out, char *err, size_t errlen) EO_MUST_CHECK;
+ * other while they merge a whole block, up to 50 per interval; timelines in parts of at most
+ * part_events). metrics may be NULL. */
+int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, int64_t part_events,
+                       eo_metrics_t *metrics, eo_compactor_t **out, char *err,
+                       size_t errlen) EO_MUST_CHECK;
 /* Stops the thread (waiting for a pass in progress) and frees everything. NULL accepted. */
 void eo_compactor_stop(eo_compactor_t *c);
 

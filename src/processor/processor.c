@@ -532,7 +532,8 @@ int eo_processor_start(const eo_config_t *cfg, eo_processor_t **out, char *err, 
     if ((r = eo_store_pool_new(&popt, &p->pool, err, errlen)) < 0)
         goto fail;
     if ((r = eo_compactor_start(cfg->pg_dsn, cfg->user_sets_compact_ms, cfg->user_sets_compact_rows,
-                                p->metrics, &p->compactor, err, errlen)) < 0)
+                                cfg->timeline_part_events, p->metrics, &p->compactor, err,
+                                errlen)) < 0)
         goto fail;
     eo_http_options_t opt = {
         .addr = cfg->processor_addr,

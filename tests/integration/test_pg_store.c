@@ -656,6 +656,46 @@ static void check_timelines_equal_events(PGconn *conn)
     PQclear(got);
 }
 
+/* The hours' parts (migration 0012): numbered from 0 without gaps, every part but an hour's last
+ * one full (cap events), none over it, each one's n_events its decoded events; and, when
+ * several_parts, some hour held in more than one part. */
+static void check_timeline_parts(PGconn *conn, int64_t cap, bool several_parts)
+{
+    assert_int_equal(
+        q("SELECT count(*) FROM timelines WHERE n_events < 1 OR n_events > %lld", (long long)cap),
+        0);
+    assert_int_equal(q("SELECT count(*) FROM (SELECT 1 FROM timelines"
+                       " GROUP BY tenant_id, event_type, bucket_start"
+                       " HAVING max(part) + 1 <> count(*) OR min(part) <> 0) AS x"),
+                     0);
+    assert_int_equal(q("SELECT count(*) FROM timelines AS t WHERE n_events <> %lld AND part <"
+                       " (SELECT max(part) FROM timelines AS s WHERE s.tenant_id = t.tenant_id"
+                       " AND s.event_type = t.event_type AND s.bucket_start = t.bucket_start)",
+                       (long long)cap),
+                     0);
+    if (several_parts)
+        assert_true(q("SELECT count(*) FROM timelines WHERE part > 0") > 0);
+    char err[512];
+    PGresult *res;
+    assert_int_equal(eo_pg_query(conn,
+                                 "SELECT (extract(epoch FROM bucket_start) * 1000000)::bigint,"
+                                 " n_events, events FROM timelines",
+                                 0, NULL, &res, err, sizeof err),
+                     0);
+    for (int i = 0; i < PQntuples(res); i++) {
+        size_t len;
+        unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 2), &len);
+        assert_non_null(bytes);
+        eo_timeline_vec_t v = {0};
+        assert_int_equal(
+            eo_timeline_decode(bytes, len, strtoll(PQgetvalue(res, i, 0), NULL, 10), &v), 0);
+        PQfreemem(bytes);
+        assert_int_equal(v.n, strtoll(PQgetvalue(res, i, 1), NULL, 10));
+        eo_timeline_vec_done(&v);
+    }
+    PQclear(res);
+}
+
 static void test_user_sets(void **state)
 {
     /* after every write above: one number per user and tenant, never shared */
@@ -692,7 +732,7 @@ static void test_user_sets(void **state)
     assert_int_equal(q("SELECT count(*) FROM timelines"), 0);
     check_timelines_equal_events(conn);
     moved = 0, passes = 0;
-    while ((n = eo_timeline_compactor_pass(conn, 3, err, sizeof err)) > 0) {
+    while ((n = eo_timeline_compactor_pass(conn, 3, 4, err, sizeof err)) > 0) {
         moved += n;
         passes++;
     }
@@ -702,6 +742,7 @@ static void test_user_sets(void **state)
     assert_true(passes >= 2);
     assert_int_equal(q("SELECT count(*) FROM timeline_deltas"), 0);
     check_timelines_equal_events(conn);
+    check_timeline_parts(conn, 4, true); /* merged into parts of 4 events at most */
     PQfinish(conn);
 }
 
@@ -868,7 +909,7 @@ static void test_backfill(void **state)
     char err[512];
     assert_int_equal(eo_pg_connect(fx.db.dsn, &conn, err, sizeof err), 0);
     int steps = 0, r;
-    while ((r = eo_derived_backfill_step(conn, err, sizeof err)) == 1)
+    while ((r = eo_derived_backfill_step(conn, 10, err, sizeof err)) == 1)
         steps++;
     if (r < 0)
         fail_msg("backfill: %s", err);
@@ -879,11 +920,12 @@ static void test_backfill(void **state)
                        " WHERE name IN ('user_sets', 'timelines') AND complete"),
                      2);
     assert_int_equal(eo_user_sets_backfill_day(conn, "2025-06-01", err, sizeof err), 0);
-    assert_int_equal(eo_timelines_backfill_day(conn, "2025-06-01", err, sizeof err), 0);
+    assert_int_equal(eo_timelines_backfill_day(conn, "2025-06-01", 10, err, sizeof err), 0);
     assert_int_equal(q("SELECT count(*) FROM user_set_deltas"), 0);
     assert_int_equal(q("SELECT count(*) FROM timeline_deltas"), 0);
     check_sets_equal_events(conn);
     check_timelines_equal_events(conn);
+    check_timeline_parts(conn, 10, true); /* recomputed hours in parts of 10 events at most */
     PQfinish(conn);
 }
 
