@@ -905,8 +905,8 @@ def main():
             run.cleanup()
             if cfg.keep:
                 say("kept: topics %s, logs %s" % (", ".join(topics), sb.dir))
-            else:
-                delete_topics(ck, sb, topics)
+            else:  # the sandbox deletes its own six when it passes
+                delete_topics(ck, sb, topics[6:])
         if sb.failures:
             return 1
     report(res, stdout)

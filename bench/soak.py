@@ -47,8 +47,7 @@ BENCH_SOAK_PARTITIONS (6), BENCH_SOAK_PROBE_GAP_MS (1000), BENCH_SOAK_POLL_MS (2
 BENCH_SOAK_PROBE_TIMEOUT_S (10), BENCH_SOAK_DRAIN_S (300), BENCH_SOAK_ANALYTICS (1; 0: no
 analytics role), BENCH_SOAK_KEEP (0; 1 keeps the logs and the topics).
 Needs: the stack (EVENTOPS_PG_DSN, EVENTOPS_KAFKA_BROKERS, EVENTOPS_REDIS_URL), EVENTOPS_BIN,
-cc, psql, Debian's python3-confluent-kafka (deleting the topics) and python3-cryptography
-(signing the query token). The summary goes to stderr, one JSON line to stdout; nothing is
+cc, psql and python3-cryptography (signing the query token); the sandbox deletes its topics. The summary goes to stderr, one JSON line to stdout; nothing is
 written into docs/benchmarks.md. Ctrl-C or SIGTERM stops the load and cleans up.
 """
 import http.client
@@ -67,8 +66,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 sys.path.insert(0, HERE)
 import eotest  # noqa: E402
-import kafkatest  # noqa: E402
-from analytics import MachineCpu, cpu_seconds, delete_topics, fmt, percentile  # noqa: E402
+from analytics import MachineCpu, cpu_seconds, fmt, percentile  # noqa: E402
 from analytics import slope_per_min  # noqa: E402
 
 RULE_TYPE = "page_viewed"  # loadgen's most frequent event type (30 %)
@@ -805,8 +803,6 @@ def commit_of():
 
 def main():
     cfg = Settings()
-    ck = kafkatest.confluent_kafka()
-    import confluent_kafka.admin  # noqa: F401,E402 - ck.admin (Debian's module, found above)
 
     res = {"bench": "eventops-soak", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "commit": commit_of(), "cores": os.cpu_count(), "seconds": cfg.seconds,
@@ -841,8 +837,7 @@ def main():
             res["samples"] = run.samples
             if cfg.keep:
                 say("kept: topics %s, logs %s" % (", ".join(topics), sb.dir))
-            else:
-                delete_topics(ck, sb, topics)
+            else:  # the sandbox deletes the topics when it passes
                 delete_groups(sb, groups)
         res["roles"] = {n: role_stats(run.samples, n, cfg.warmup_s) for n in run.roles}
         res["probe_results"] = sorted(run.probes.results, key=lambda r: r.get("n", -1))
