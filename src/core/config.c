@@ -126,6 +126,10 @@ static const cfg_var_t vars[] = {
       "freed memory each process keeps for reuse instead of returning it to the kernel "
       "(glibc's trim threshold; blocks up to 32 MiB, or this, come from the heap): fresh pages "
       "cost a fault and a clearing each; 0: glibc's defaults"),
+    I(processor_prefetch_kbytes, "EVENTOPS_PROCESSOR_PREFETCH_KBYTES", 65536, 1024, 2097151,
+      "KiB of fetched records the processor's consumer holds ahead of its batches "
+      "(queued.max.messages.kbytes): bounds its memory while a backlog waits; 16384 drained "
+      "a backlog 15-30 % slower (docs/benchmarks.md)"),
     I(kafka_fetch_min_bytes, "EVENTOPS_KAFKA_FETCH_MIN_BYTES", 65536, 1, 104857600,
       "bytes the processor's and the analytics role's fetches wait for, at most 50 ms (1: "
       "answer at once: more fetches, more broker CPU)"),

@@ -57,6 +57,7 @@ typedef struct {
     int64_t user_sets_compact_ms;
     int64_t user_sets_compact_rows;
     int64_t timeline_part_events;
+    int64_t processor_prefetch_kbytes;
     int64_t property_value_cap; /* tracked properties (ADR-24): admin and query role */
     int64_t property_value_cap_max;
     int64_t tracked_properties_max;
