@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "core/ticker.h"
 #include "migrate/migrate.h"
 #include "processor/processor.h"
 #include "query/query.h"
@@ -111,6 +112,15 @@ static void keep_freed_memory(int64_t keep)
         eo_log_warn("malloc thresholds not set", NULL);
 }
 
+/* Every EVENTOPS_MALLOC_TRIM_MS the kept memory goes back to the kernel (the free pages of every
+ * arena, not only heap tops): like jemalloc's decay, memory reused within the interval is kept,
+ * and a rare peak (a large batch, a backlog) does not stay in the RSS for good. */
+static void trim_freed_memory(void *ud)
+{
+    (void)ud;
+    malloc_trim(0);
+}
+
 /* Runs the chosen long-running roles until SIGTERM/SIGINT, then stops them in reverse order;
  * a role that fails to start stops the ones already running. */
 static int run_roles(const char *cmd, bool all, bool on[NROLES])
@@ -127,6 +137,10 @@ static int run_roles(const char *cmd, bool all, bool on[NROLES])
     eo_signals_block();
     if (choose(&cfg, all, on) < 0)
         return 2;
+    eo_ticker_t *trimmer = NULL;
+    if (cfg.malloc_keep_bytes > 0 && cfg.malloc_trim_ms > 0 &&
+        eo_ticker_start(cfg.malloc_trim_ms, trim_freed_memory, NULL, &trimmer) < 0)
+        eo_log_warn("cannot start the memory trimmer: kept memory stays kept", NULL);
     void *handle[NROLES] = {0};
     int started = 0, rc = 0;
     for (; started < NROLES; started++) {
@@ -145,6 +159,7 @@ static int run_roles(const char *cmd, bool all, bool on[NROLES])
     while (started-- > 0)
         if (on[started])
             roles[started].stop(handle[started]);
+    eo_ticker_stop(trimmer);
     if (rc)
         return rc;
     bool failed = eo_signals_failed();

@@ -126,6 +126,10 @@ static const cfg_var_t vars[] = {
       "freed memory each process keeps for reuse instead of returning it to the kernel "
       "(glibc's trim threshold; blocks up to 32 MiB, or this, come from the heap): fresh pages "
       "cost a fault and a clearing each; 0: glibc's defaults"),
+    I(malloc_trim_ms, "EVENTOPS_MALLOC_TRIM_MS", 30000, 0, 86400000,
+      "how often each process gives the freed memory it keeps (EVENTOPS_MALLOC_KEEP_BYTES) back "
+      "to the kernel (malloc_trim), ms: what a role needs again within that time is reused, "
+      "rare peaks do not stay in its RSS; 0: never"),
     I(processor_prefetch_kbytes, "EVENTOPS_PROCESSOR_PREFETCH_KBYTES", 65536, 1024, 2097151,
       "KiB of fetched records the processor's consumer holds ahead of its batches "
       "(queued.max.messages.kbytes): bounds its memory while a backlog waits; 16384 drained "

@@ -42,6 +42,7 @@ typedef struct {
     int64_t kafka_linger_ms;
     int64_t kafka_max_in_flight;
     int64_t malloc_keep_bytes;
+    int64_t malloc_trim_ms;
     int64_t kafka_fetch_min_bytes;
     char kafka_compression[16];
     int64_t retry_after_s;
