@@ -887,9 +887,9 @@ def main():
     res["engine"] = engine_micro(cfg.engine_args, cfg.engine_runs, cfg.engine_scan) \
         if cfg.engine_runs > 0 else []
     with eotest.Sandbox("bench-analytics", partitions=cfg.partitions, keep_dir=cfg.keep) as sb:
+        repeats = ["%s-r%d" % (sb.changelog_topic, k) for k in range(1, cfg.repeat + 1)]
         topics = [sb.events_topic, sb.dlq_topic, sb.summaries_topic, sb.windows_topic,
-                  sb.late_topic, sb.changelog_topic] + \
-            ["%s-r%d" % (sb.changelog_topic, k) for k in range(1, cfg.repeat + 1)]
+                  sb.late_topic, sb.changelog_topic] + repeats
         run = Run(cfg, ck, sb, res)
         try:
             run.setup()
@@ -905,8 +905,8 @@ def main():
             run.cleanup()
             if cfg.keep:
                 say("kept: topics %s, logs %s" % (", ".join(topics), sb.dir))
-            else:  # the sandbox deletes its own six when it passes
-                delete_topics(ck, sb, topics[6:])
+            else:  # the sandbox deletes its own topics when it passes
+                delete_topics(ck, sb, repeats)
         if sb.failures:
             return 1
     report(res, stdout)

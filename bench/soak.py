@@ -47,8 +47,9 @@ BENCH_SOAK_PARTITIONS (6), BENCH_SOAK_PROBE_GAP_MS (1000), BENCH_SOAK_POLL_MS (2
 BENCH_SOAK_PROBE_TIMEOUT_S (10), BENCH_SOAK_DRAIN_S (300), BENCH_SOAK_ANALYTICS (1; 0: no
 analytics role), BENCH_SOAK_KEEP (0; 1 keeps the logs and the topics).
 Needs: the stack (EVENTOPS_PG_DSN, EVENTOPS_KAFKA_BROKERS, EVENTOPS_REDIS_URL), EVENTOPS_BIN,
-cc, psql and python3-cryptography (signing the query token); the sandbox deletes its topics. The summary goes to stderr, one JSON line to stdout; nothing is
-written into docs/benchmarks.md. Ctrl-C or SIGTERM stops the load and cleans up.
+cc, psql and python3-cryptography (signing the query token); the sandbox deletes its topics.
+The summary goes to stderr, one JSON line to stdout; nothing is written into
+docs/benchmarks.md. Ctrl-C or SIGTERM stops the load and cleans up.
 """
 import http.client
 import json

@@ -280,14 +280,11 @@ static rd_kafka_t *consumer_new(eo_kafka_consumer_t *kc, char *err, size_t errle
     snprintf(fetch_min, sizeof fetch_min, "%lld",
              (long long)(kc->opt.fetch_min_bytes > 0 ? kc->opt.fetch_min_bytes : 1));
     char prefetch[24];
-    snprintf(prefetch, sizeof prefetch, "%lld",
-             (long long)(kc->opt.prefetch_kbytes > 0 ? kc->opt.prefetch_kbytes : 65536));
+    snprintf(prefetch, sizeof prefetch, "%lld", (long long)kc->opt.prefetch_kbytes);
     const char *kv[] = {"group.id",
                         kc->opt.group,
                         "client.id",
                         kc->opt.consumer_client_id,
-                        "queued.max.messages.kbytes",
-                        prefetch,
                         "enable.auto.commit",
                         "false",
                         "enable.auto.offset.store",
@@ -306,6 +303,8 @@ static rd_kafka_t *consumer_new(eo_kafka_consumer_t *kc, char *err, size_t errle
                         fetch_min,
                         "enable.partition.eof",
                         "false",
+                        kc->opt.prefetch_kbytes > 0 ? "queued.max.messages.kbytes" : NULL,
+                        prefetch,
                         NULL};
     rd_kafka_t *rk = new_client(kc, RD_KAFKA_CONSUMER, kv, err, errlen);
     if (!rk)

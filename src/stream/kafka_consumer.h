@@ -58,7 +58,7 @@ typedef struct {
     const char *transactional_id;
     int64_t session_timeout_ms;
     int64_t fetch_min_bytes;    /* fetch.min.bytes (0: librdkafka's 1) */
-    int64_t prefetch_kbytes;    /* queued.max.messages.kbytes (0: librdkafka's 65536) */
+    int64_t prefetch_kbytes;    /* queued.max.messages.kbytes (0: librdkafka's default) */
     int64_t call_timeout_ms;    /* bound of each transaction call and of a rewind */
     int64_t txn_timeout_ms;     /* bound of a whole transaction; also transaction.timeout.ms */
     const char *consumer_fault; /* core/fault.h names that make a client fail fatally */
