@@ -32,7 +32,13 @@
 # BENCH_EVENTS), BENCH_HALF_RATE (events/s in (d); default half of (a)), BENCH_STALL_S (60:
 # give up when storage makes no progress that long), BENCH_KEEP=1 (keep the database, topics
 # and work directory), BENCH_PERF=1 (profile, see above; needs perf: Debian's linux-perf, and
-# root or kernel.perf_event_paranoid <= 0), CC (compiler for loadgen; cc).
+# root or kernel.perf_event_paranoid <= 0), BENCH_RT_PRIORITY (1: in (d) the request path, that
+# is a collector restarted with EVENTOPS_COLLECTOR_RT_PRIORITY, loadgen and the stack's broker
+# (its threads, given back their policy after (d)), runs under SCHED_RR at this priority while
+# storage keeps the normal scheduler, as docs/operations.md recommends for a machine shared with
+# storage (ADR-26); the flat-out phases stay under the normal scheduler, where real-time senders
+# would starve the storage and this script's clock; 0: (d) too; without the privilege it falls
+# back to 0 with a note), CC (compiler for loadgen; cc).
 # Needs: the stack (EVENTOPS_PG_DSN, EVENTOPS_KAFKA_BROKERS), cc, psql, curl; java and the
 # stack's Kafka jars to delete the topics afterwards. The summary table goes to stderr, one JSON
 # line to stdout; nothing is appended anywhere. Numbers are only as quiet as the machine.
@@ -58,6 +64,7 @@ PROCS=${BENCH_PROCESSORS:-1}
 STALL_S=${BENCH_STALL_S:-60}
 KEEP=${BENCH_KEEP:-0}
 PERF=${BENCH_PERF:-0}
+RT=${BENCH_RT_PRIORITY:-1}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -69,6 +76,7 @@ for v in N:BENCH_EVENTS BATCH:BENCH_BATCH CONNS:BENCH_CONNECTIONS PARTITIONS:BEN
 done
 [[ $KEEP == [01] ]] || die "BENCH_KEEP must be 0 or 1, got '$KEEP'"
 [[ $PERF == [01] ]] || die "BENCH_PERF must be 0 or 1, got '$PERF'"
+[[ $RT =~ ^[0-9]+$ ]] && ((RT <= 99)) || die "BENCH_RT_PRIORITY must be 0 to 99, got '$RT'"
 [[ -z ${BENCH_HALF_RATE:-} || $BENCH_HALF_RATE =~ ^[1-9][0-9]*$ ]] ||
     die "BENCH_HALF_RATE must be a positive integer, got '$BENCH_HALF_RATE'"
 ((BATCH <= 1000)) || die "BENCH_BATCH over the collector's default EVENTOPS_MAX_BATCH_EVENTS (1000)"
@@ -117,6 +125,8 @@ db_created=0
 topics_created=0
 poll_open=0
 perf_pid=''
+rt_broker=0
+loadgen_rt=0
 
 # Stops one role: SIGTERM, then SIGKILL after 15 s. Only our own child pids.
 stop_role() {
@@ -165,6 +175,7 @@ cleanup() {
     perf_stop
     for name in "${!pids[@]}"; do [[ $name == collector ]] || stop_role "$name"; done
     stop_role collector
+    rt_broker_off
     if ((poll_open)); then
         eval "exec ${POLL[1]}>&-" 2>/dev/null
         wait "$POLL_PID" 2>/dev/null
@@ -303,7 +314,9 @@ loadgen() {
     local out=$1 start_at lg rc=0 wait_s
     shift
     start_at=$(calc "$(now) + $lead_s")
-    LOADGEN_WRITE_KEY=$write_key "$work/loadgen" --host 127.0.0.1 --port "$collector_port" \
+    local rt=()
+    ((loadgen_rt == 0)) || rt=(chrt -r "$RT")
+    LOADGEN_WRITE_KEY=$write_key "${rt[@]}" "$work/loadgen" --host 127.0.0.1 --port "$collector_port" \
         --batch "$BATCH" --connections "$CONNS" --quiet --start-at "$start_at" "$@" \
         >"$out" 2>"$out.err" &
     lg=$!
@@ -343,6 +356,33 @@ machine_ticks() {
     ticks=$((user + nice + system + irq + softirq + steal))
 }
 kafka_pid=$(cat "${EVENTOPS_STACK_DIR:-$root/.stack}/kafka/kafka.pid" 2>/dev/null || echo 0)
+
+# BENCH_RT_PRIORITY (phase (d)): the broker's threads under SCHED_RR (the threads they start
+# inherit it), unless something else already changed its policy; rt_broker_off gives them
+# SCHED_OTHER back.
+sched_note='normal scheduler for every process (BENCH_RT_PRIORITY=0)'
+if ((RT > 0)) && { ! command -v chrt >/dev/null || ! chrt -r "$RT" true 2>/dev/null; }; then
+    say "note: SCHED_RR not permitted here (needs root or CAP_SYS_NICE): BENCH_RT_PRIORITY=0"
+    RT=0
+    sched_note='normal scheduler for every process (SCHED_RR not permitted)'
+fi
+rt_broker_on() {
+    sched_note="(d) with the collector and loadgen under SCHED_RR priority $RT"
+    if ((kafka_pid > 0)) && [[ $(chrt -p "$kafka_pid" 2>/dev/null) == *SCHED_OTHER* ]] &&
+        chrt -a -r -p "$RT" "$kafka_pid" >/dev/null 2>&1; then
+        rt_broker=1
+        sched_note+=", the broker too"
+    else
+        sched_note+=", the broker as it was ($(chrt -p "$kafka_pid" 2>/dev/null |
+            sed -nE 's/.*policy: //p' | head -n 1))"
+    fi
+    sched_note+="; storage and (a)-(c) under the normal scheduler (BENCH_RT_PRIORITY)"
+}
+rt_broker_off() {
+    ((rt_broker)) || return 0
+    chrt -a -o -p 0 "$kafka_pid" >/dev/null || say "note: the broker's policy was not given back"
+    rt_broker=0
+}
 # Sets cpu_set to kind:pid entries: our roles, this database's backends, the broker.
 cpu_pids() {
     local pg p name
@@ -585,9 +625,19 @@ say "(c) $(fmt_int "$copy_rate") rows/s; b/c = $(printf '%.2f' "$ratio")"
 half_rate=$(printf '%.0f' "${BENCH_HALF_RATE:-$(calc "$rate_a / 2")}")
 stored
 base_d=$stored_n
+a_collector_pid=${pids[collector]}
+if ((RT > 0)); then # (d) with the request path under SCHED_RR: a collector started so
+    stop_role collector
+    start_role collector collector "EVENTOPS_COLLECTOR_RT_PRIORITY=$RT"
+    wait_collector
+    rt_broker_on
+    loadgen_rt=1
+fi
 say "(d) half load: $HALF_N events at $(fmt_int "$half_rate") events/s"
 loadgen "$work/d.json" --events "$HALF_N" --rate "$half_rate" --seed 3
 cpu_end '(d) sending' "$work/d.json"
+loadgen_rt=0
+rt_broker_off
 acc_d=$(jnum "$work/d.json" events_accepted)
 d_end=$(jnum "$work/d.json" end_unix)
 wait_stored $((base_d + acc_d)) "$base_d"
@@ -596,7 +646,7 @@ dead=$(dead_letters)
 
 if ((PERF)); then
     say "perf reports (each takes a while)"
-    perf_role a collector "${pids[collector]}" collector
+    perf_role a collector "$a_collector_pid" collector
     perf_role a2 processor "$a2_proc_pids" processor
     [[ -z $a2_pg_pids ]] || perf_role a2 pg "$a2_pg_pids" 'PostgreSQL backends'
 fi
@@ -623,6 +673,7 @@ row() { printf '%-44s %10s %9s %11s  %s\n' "$@"; }
     echo "EventOps ingest benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
     echo "machine: $cores cores ($cpu), $mem_gib GiB RAM, $(uname -sr); load average before: $load_before"
     echo "stack: PostgreSQL $pg_version (fsync on, synchronous_commit on), Kafka on the same machine"
+    echo "scheduling: $sched_note"
     echo "load: $N events per phase, batch $BATCH, $CONNS connections, ~$bpe bytes/event JSON," \
         "$PARTITIONS partitions, $PROCS processor(s); everything on this one machine"
     echo
@@ -674,8 +725,8 @@ printf '"e2e_events_per_s":%.0f,"copy_rows_per_s":%.0f,"e2e_over_copy":%.3f,' \
 printf '"accept_p99_ms":%s,"half_load_rate":%s,"half_load_p50_ms":%s,"half_load_p99_ms":%s,' \
     "$(jnum "$work/a.json" latency_p99_ms)" "$half_rate" "$(jnum "$work/d.json" latency_p50_ms)" \
     "$(jnum "$work/d.json" latency_p99_ms)"
-printf '"half_load_sched_p99_ms":%s,"floor_20k":"%s",' \
-    "$(jnum "$work/d.json" sched_latency_p99_ms)" "$floor"
+printf '"half_load_sched_p99_ms":%s,"floor_20k":"%s","rt_priority":%s,"rt_broker":%s,' \
+    "$(jnum "$work/d.json" sched_latency_p99_ms)" "$floor" "$RT" "$rt_broker"
 printf '"cpu_us_per_event":{'
 sep=''
 for ph in a a2 b; do

@@ -139,7 +139,7 @@ static int run_roles(const char *cmd, bool all, bool on[NROLES])
         return 2;
     eo_ticker_t *trimmer = NULL;
     if (cfg.malloc_keep_bytes > 0 && cfg.malloc_trim_ms > 0 &&
-        eo_ticker_start(cfg.malloc_trim_ms, trim_freed_memory, NULL, &trimmer) < 0)
+        eo_ticker_start("eo-trim", cfg.malloc_trim_ms, trim_freed_memory, NULL, &trimmer) < 0)
         eo_log_warn("cannot start the memory trimmer: kept memory stays kept", NULL);
     void *handle[NROLES] = {0};
     int started = 0, rc = 0;

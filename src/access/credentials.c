@@ -144,7 +144,7 @@ int eo_creds_new(const char *dsn, int64_t refresh_ms, int64_t lookups_per_s, eo_
     pthread_mutex_lock(&wk->refresh_lock);
     (void)reload(wk);
     pthread_mutex_unlock(&wk->refresh_lock);
-    if (eo_ticker_start(refresh_ms, tick, wk, &wk->ticker) < 0) {
+    if (eo_ticker_start("eo-credentials", refresh_ms, tick, wk, &wk->ticker) < 0) {
         snprintf(err, errlen, "cannot start the credential refresher");
         eo_creds_free(wk);
         return EO_ENOMEM;

@@ -290,7 +290,7 @@ int eo_keystore_new(const eo_keystore_options_t *opt, eo_keystore_t **out, char 
     pthread_mutex_lock(&ks->reload_lock);
     eo_ignore(reload(ks));
     pthread_mutex_unlock(&ks->reload_lock);
-    if (eo_ticker_start(ks->refresh_ms, tick, ks, &ks->ticker) < 0) {
+    if (eo_ticker_start("eo-keys", ks->refresh_ms, tick, ks, &ks->ticker) < 0) {
         snprintf(err, errlen, "cannot start the key refresher");
         eo_keystore_free(ks);
         return EO_ENOMEM;

@@ -22,6 +22,7 @@
 #include "core/openapi.h"
 #include "core/random.h"
 #include "core/ratelimit.h"
+#include "core/sched.h"
 #include "domain/batch.h"
 #include "domain/ingest_scan.h"
 #include "domain/jwt.h"
@@ -468,8 +469,14 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
                                          "Events per ingest request.", "role=\"collector\"",
                                          eo_metrics_size_buckets, eo_metrics_size_nbuckets);
     eo_metrics_build_info(c->metrics, "collector");
-    int r = eo_access_services_open(cfg, c->metrics, "collector", true, &c->creds, &c->token_keys,
-                                    &c->limiter, err, errlen);
+    /* The threads started from here on (librdkafka's, the HTTP server's) are on the request
+     * path: they take the real-time policy when one is configured; the caller's comes back. */
+    eo_sched_saved_t sched;
+    int r = eo_sched_rt_begin((int)cfg->collector_rt_priority, &sched, err, errlen);
+    if (r < 0)
+        goto fail;
+    r = eo_access_services_open(cfg, c->metrics, "collector", true, &c->creds, &c->token_keys,
+                                &c->limiter, err, errlen);
     if (r < 0)
         goto fail;
     if (!c->token_keys)
@@ -489,12 +496,14 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     opt.role = "collector";
     if ((r = eo_http_server_start(&opt, &c->http, err, errlen)) < 0)
         goto fail;
+    eo_sched_restore(&sched);
     char port[8];
     snprintf(port, sizeof port, "%u", (unsigned)eo_http_server_port(c->http));
     eo_log_info("collector listening", "addr", cfg->collector_addr, "port", port, NULL);
     *out = c;
     return 0;
 fail:
+    eo_sched_restore(&sched);
     eo_collector_stop(c);
     return r;
 }

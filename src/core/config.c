@@ -39,6 +39,10 @@ static const cfg_var_t vars[] = {
       "dead-letter topic for records that can never be stored"),
     S(collector_addr, "EVENTOPS_COLLECTOR_ADDR", "127.0.0.1", "collector listen address"),
     I(collector_port, "EVENTOPS_COLLECTOR_PORT", 8080, 0, 65535, "collector listen port (0: any)"),
+    I(collector_rt_priority, "EVENTOPS_COLLECTOR_RT_PRIORITY", 0, 0, 99,
+      "real-time priority (SCHED_RR) of the collector's threads, for a collector sharing its "
+      "cores with storage: no wait behind busy threads at each hand-off of a request (ADR-26; "
+      "needs CAP_SYS_NICE); 0: the normal scheduler"),
     I(http_threads, "EVENTOPS_HTTP_THREADS", 2, 1, 256, "HTTP worker threads per server"),
     I(http_max_connections, "EVENTOPS_HTTP_MAX_CONNECTIONS", 1024, 1, 1000000,
       "open HTTP connections per server"),

@@ -19,6 +19,7 @@ typedef struct {
     /* collector: HTTP */
     char collector_addr[64];
     int64_t collector_port;
+    int64_t collector_rt_priority;
     int64_t http_threads;
     int64_t http_max_connections;
     int64_t http_max_connections_per_ip;

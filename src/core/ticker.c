@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -39,7 +40,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-int eo_ticker_start(int64_t interval_ms, void (*fn)(void *ud), void *ud, eo_ticker_t **out)
+int eo_ticker_start(const char *name, int64_t interval_ms, void (*fn)(void *ud), void *ud,
+                    eo_ticker_t **out)
 {
     *out = NULL;
     eo_ticker_t *t = calloc(1, sizeof *t);
@@ -60,6 +62,9 @@ int eo_ticker_start(int64_t interval_ms, void (*fn)(void *ud), void *ud, eo_tick
         free(t);
         return EO_ENOMEM;
     }
+    char comm[16]; /* the kernel's limit, NUL included */
+    snprintf(comm, sizeof comm, "%s", name);
+    (void)pthread_setname_np(t->thread, comm);
     *out = t;
     return 0;
 }

@@ -10,8 +10,9 @@
 
 typedef struct eo_ticker eo_ticker_t;
 
-/* Starts calling fn(ud) every interval_ms (the first call one interval from now). */
-int eo_ticker_start(int64_t interval_ms, void (*fn)(void *ud), void *ud,
+/* Starts calling fn(ud) every interval_ms (the first call one interval from now) on a thread
+ * named `name` (its first 15 bytes: what `top -H`, perf and /proc/PID/task/TID/comm show). */
+int eo_ticker_start(const char *name, int64_t interval_ms, void (*fn)(void *ud), void *ud,
                     eo_ticker_t **out) EO_MUST_CHECK;
 
 /* Stops the thread and frees the ticker. NULL accepted. */

@@ -828,7 +828,7 @@ int eo_compactor_start(const char *dsn, int64_t interval_ms, int64_t rows, int64
                                            "that had events before the structure's migration).",
                                            "role=\"processor\"");
     }
-    int r = eo_ticker_start(interval_ms, tick, c, &c->ticker);
+    int r = eo_ticker_start("eo-compactor", interval_ms, tick, c, &c->ticker);
     if (r < 0) {
         free(c->dsn);
         free(c);
