@@ -44,48 +44,10 @@ uint64_t eo_hash_mem(const void *p, size_t n)
     return h;
 }
 
-/* A block of key copies of an arena map. */
-struct eo_hmap_chunk {
-    eo_hmap_chunk_t *next;
-    size_t used, size;
-    char data[];
-};
-
-enum { CHUNK_BYTES = 65536 - 64 }; /* a chunk with its header and malloc's stays under 64 KiB */
-
 void eo_hmap_init(eo_hmap_t *m)
 {
-    *m = (eo_hmap_t){0};
-}
-
-static int reserve(eo_hmap_t *m, size_t cap)
-{
-    eo_hmap_slot_t *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return EO_ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        eo_hmap_slot_t *s = &m->slots[i];
-        if (!s->key)
-            continue;
-        size_t j = (size_t)s->hash & (cap - 1);
-        while (slots[j].key)
-            j = (j + 1) & (cap - 1);
-        slots[j] = *s;
-    }
-    free(m->slots);
-    m->slots = slots;
-    m->cap = cap;
-    return 0;
-}
-
-int eo_hmap_init_arena(eo_hmap_t *m, size_t expected)
-{
-    eo_hmap_init(m);
-    m->arena = true;
-    size_t cap = 16;
-    while (cap < expected * 2 && cap < ((size_t)1 << 40))
-        cap *= 2;
-    return reserve(m, cap);
+    m->slots = NULL;
+    m->cap = m->count = 0;
 }
 
 void eo_hmap_done(eo_hmap_t *m, void (*free_value)(void *))
@@ -93,45 +55,12 @@ void eo_hmap_done(eo_hmap_t *m, void (*free_value)(void *))
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key)
             continue;
-        if (!m->arena)
-            free(m->slots[i].key);
+        free(m->slots[i].key);
         if (free_value)
             free_value(m->slots[i].value);
     }
     free(m->slots);
-    for (eo_hmap_chunk_t *c = m->chunks, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
     eo_hmap_init(m);
-}
-
-/* n bytes for a key copy: from the arena's newest chunk (a new one when it is full; a key larger
- * than a chunk gets a chunk of its own, kept behind the newest), or malloc'd. */
-static char *key_alloc(eo_hmap_t *m, size_t n)
-{
-    if (!m->arena)
-        return malloc(n);
-    eo_hmap_chunk_t *c = m->chunks;
-    if (c && c->size - c->used >= n) {
-        char *p = c->data + c->used;
-        c->used += n;
-        return p;
-    }
-    size_t size = n > CHUNK_BYTES ? n : CHUNK_BYTES;
-    eo_hmap_chunk_t *fresh = malloc(sizeof *fresh + size);
-    if (!fresh)
-        return NULL;
-    fresh->used = n;
-    fresh->size = size;
-    if (c && size > CHUNK_BYTES) { /* an outsized key: the newest chunk keeps its free room */
-        fresh->next = c->next;
-        c->next = fresh;
-    } else {
-        fresh->next = c;
-        m->chunks = fresh;
-    }
-    return fresh->data;
 }
 
 static size_t find(const eo_hmap_t *m, uint64_t h, const void *key, size_t len, bool *found)
@@ -161,7 +90,23 @@ void *eo_hmap_get(const eo_hmap_t *m, const void *key, size_t len)
 
 static int grow(eo_hmap_t *m)
 {
-    return reserve(m, m->cap ? m->cap * 2 : 16);
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    eo_hmap_slot_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return EO_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        eo_hmap_slot_t *s = &m->slots[i];
+        if (!s->key)
+            continue;
+        size_t j = (size_t)s->hash & (cap - 1);
+        while (slots[j].key)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *s;
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return 0;
 }
 
 int eo_hmap_put(eo_hmap_t *m, const void *key, size_t len, void *value, void **old)
@@ -177,7 +122,7 @@ int eo_hmap_put(eo_hmap_t *m, const void *key, size_t len, void *value, void **o
         m->slots[i].value = value;
         return 0;
     }
-    char *copy = key_alloc(m, len + 1);
+    char *copy = malloc(len + 1);
     if (!copy)
         return EO_ENOMEM;
     memcpy(copy, key, len);
@@ -191,8 +136,7 @@ int eo_hmap_put(eo_hmap_t *m, const void *key, size_t len, void *value, void **o
 static void remove_at(eo_hmap_t *m, size_t i)
 {
     size_t mask = m->cap - 1;
-    if (!m->arena)
-        free(m->slots[i].key);
+    free(m->slots[i].key);
     m->slots[i].key = NULL;
     m->count--;
     for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {

@@ -18,13 +18,9 @@ typedef struct {
     void *value;
 } eo_hmap_slot_t;
 
-typedef struct eo_hmap_chunk eo_hmap_chunk_t;
-
 typedef struct {
     eo_hmap_slot_t *slots; /* cap entries; key == NULL marks a free slot */
     size_t cap, count;
-    bool arena;              /* keys are carved from chunks, freed together by eo_hmap_done */
-    eo_hmap_chunk_t *chunks; /* the arena's chunks, newest first */
 } eo_hmap_t;
 
 /* 64-bit hash of n bytes (FNV-1a with a final avalanche). Deterministic across runs and
@@ -37,12 +33,6 @@ uint64_t eo_hash64(const void *p, size_t n);
 uint64_t eo_hash_mem(const void *p, size_t n);
 
 void eo_hmap_init(eo_hmap_t *m);
-
-/* A map whose key copies are carved from 64-KiB chunks instead of one allocation each, with
- * room reserved for `expected` keys: for a map filled, then dropped whole (a cache generation).
- * A deleted key's bytes stay in the arena until eo_hmap_done. Fails with EO_ENOMEM only when the
- * table cannot be reserved (the map is then usable and empty, as after eo_hmap_init). */
-int eo_hmap_init_arena(eo_hmap_t *m, size_t expected) EO_MUST_CHECK;
 /* Frees the keys and the table; calls free_value on each value when not NULL. */
 void eo_hmap_done(eo_hmap_t *m, void (*free_value)(void *));
 

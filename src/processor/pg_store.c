@@ -52,10 +52,7 @@ typedef struct {
      * changes once given, so the cache is never stale. Two generations: new entries go into
      * users; when it holds users_max, old (the generation before) is dropped and users becomes
      * old; a hit in old is copied into users. So users seen within the last generation stay
-     * cached and memory stays under 2 x users_max entries. Each generation's keys live in its
-     * own arena and its table is sized for users_max once the first generation filled: a
-     * dropped generation frees a few large blocks, which the next one reuses, instead of
-     * users_max small ones scattered among the batches' allocations. */
+     * cached and memory stays under 2 x users_max entries. */
     eo_hmap_t users, old_users;
     size_t users_max;
     uint32_t *rec_user;
@@ -197,11 +194,8 @@ int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out
     eo_buf_init(&st->scratch, STORE_COPY_MAX);
     for (size_t i = 0; i < ARRAYS; i++)
         eo_buf_init(&st->arrays[i], STORE_COPY_MAX);
+    eo_hmap_init(&st->users);
     eo_hmap_init(&st->old_users);
-    if (eo_hmap_init_arena(&st->users, 0) < 0) {
-        pg_free(&st->base);
-        return EO_ENOMEM;
-    }
     st->users_max = user_cache_entries ? user_cache_entries : 65536;
     eo_buf_init(&st->blob, STORE_COPY_MAX);
     eo_buf_init(&st->tblob, STORE_COPY_MAX);
@@ -630,9 +624,7 @@ static int cache_put_scratch(pg_store_t *st, uint32_t no)
     if (st->users.count >= st->users_max) { /* full: it becomes the old generation */
         eo_hmap_done(&st->old_users, NULL);
         st->old_users = st->users;
-        if (eo_hmap_init_arena(&st->users, st->users_max) < 0) {
-            /* no room reserved: the table grows as it fills, like one made without */
-        }
+        eo_hmap_init(&st->users);
     }
     void *old;
     return eo_hmap_put(&st->users, st->scratch.data, st->scratch.len,
