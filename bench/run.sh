@@ -125,7 +125,8 @@ db_created=0
 topics_created=0
 poll_open=0
 perf_pid=''
-rt_broker=0
+rt_broker=0      # the broker's threads are under SCHED_RR now (given back by rt_broker_off)
+rt_broker_used=0 # they were during (d)
 loadgen_rt=0
 
 # Stops one role: SIGTERM, then SIGKILL after 15 s. Only our own child pids.
@@ -175,7 +176,7 @@ cleanup() {
     perf_stop
     for name in "${!pids[@]}"; do [[ $name == collector ]] || stop_role "$name"; done
     stop_role collector
-    rt_broker_off
+    ((rt_broker == 0)) || rt_broker_off
     if ((poll_open)); then
         eval "exec ${POLL[1]}>&-" 2>/dev/null
         wait "$POLL_PID" 2>/dev/null
@@ -371,6 +372,7 @@ rt_broker_on() {
     if ((kafka_pid > 0)) && [[ $(chrt -p "$kafka_pid" 2>/dev/null) == *SCHED_OTHER* ]] &&
         chrt -a -r -p "$RT" "$kafka_pid" >/dev/null 2>&1; then
         rt_broker=1
+        rt_broker_used=1
         sched_note+=", the broker too"
     else
         sched_note+=", the broker as it was ($(chrt -p "$kafka_pid" 2>/dev/null |
@@ -726,7 +728,7 @@ printf '"accept_p99_ms":%s,"half_load_rate":%s,"half_load_p50_ms":%s,"half_load_
     "$(jnum "$work/a.json" latency_p99_ms)" "$half_rate" "$(jnum "$work/d.json" latency_p50_ms)" \
     "$(jnum "$work/d.json" latency_p99_ms)"
 printf '"half_load_sched_p99_ms":%s,"floor_20k":"%s","rt_priority":%s,"rt_broker":%s,' \
-    "$(jnum "$work/d.json" sched_latency_p99_ms)" "$floor" "$RT" "$rt_broker"
+    "$(jnum "$work/d.json" sched_latency_p99_ms)" "$floor" "$RT" "$rt_broker_used"
 printf '"cpu_us_per_event":{'
 sep=''
 for ph in a a2 b; do
