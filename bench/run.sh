@@ -374,9 +374,11 @@ rt_broker_on() {
         rt_broker=1
         rt_broker_used=1
         sched_note+=", the broker too"
-    else
+    elif ((kafka_pid > 0)); then
         sched_note+=", the broker as it was ($(chrt -p "$kafka_pid" 2>/dev/null |
             sed -nE 's/.*policy: //p' | head -n 1))"
+    else
+        sched_note+=", the broker as it was (its pid unknown)"
     fi
     sched_note+="; storage and (a)-(c) under the normal scheduler (BENCH_RT_PRIORITY)"
 }

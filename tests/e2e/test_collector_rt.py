@@ -10,8 +10,9 @@
      setting and its range.
   C. Where the kernel refuses SCHED_RR (RLIMIT_RTPRIO 0 and no CAP_SYS_NICE: a process that
      dropped them, as a container would), the collector does not start: exit code 1 and an
-     error naming CAP_SYS_NICE. Run only when this test can drop the capability (root with
-     setpriv, as here); otherwise A already ran without the privilege and the check is C's.
+     error naming CAP_SYS_NICE. The collector is started without the capability by setpriv
+     and prlimit, which needs root.
+The test needs root (or CAP_SYS_NICE and setpriv's rights), as `make test` here has.
 At the end the logs hold no sanitizer report.
 
 Environment: the stack's (scripts/stack.sh env) plus EVENTOPS_BIN. Exit code 0 = pass.
