@@ -59,7 +59,7 @@ static int producer_new(eo_kafka_sink_t *sink, rd_kafka_t **rk, rd_kafka_topic_t
     char timeout[24], queue[24], linger[24], inflight[24];
     snprintf(timeout, sizeof timeout, "%lld", (long long)cfg->kafka_ack_timeout_ms);
     snprintf(queue, sizeof queue, "%lld", (long long)cfg->kafka_queue_max_messages);
-    snprintf(linger, sizeof linger, "%lld", (long long)cfg->kafka_linger_ms);
+    snprintf(linger, sizeof linger, "%.3f", (double)cfg->kafka_linger_us / 1000.0); /* ms */
     snprintf(inflight, sizeof inflight, "%lld", (long long)cfg->kafka_max_in_flight);
     const char *kv[] = {"client.id",
                         "eventops-collector",

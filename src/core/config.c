@@ -76,9 +76,9 @@ static const cfg_var_t vars[] = {
       "how long the collector waits for Kafka to acknowledge before answering 503"),
     I(kafka_queue_max_messages, "EVENTOPS_KAFKA_QUEUE_MAX_MESSAGES", 200000, 1000, 10000000,
       "producer queue; when full the collector answers 503"),
-    I(kafka_linger_ms, "EVENTOPS_KAFKA_LINGER_MS", 0, 0, 1000,
-      "producer linger, ms (0: a request's events go out at once; more batches across requests "
-      "at some latency)"),
+    I(kafka_linger_us, "EVENTOPS_KAFKA_LINGER_US", 0, 0, 1000000,
+      "producer linger, microseconds (0: a request's events go out at once; more batches "
+      "across requests at that much latency)"),
     I(kafka_max_in_flight, "EVENTOPS_KAFKA_MAX_IN_FLIGHT", 1, 1, 5,
       "produce requests in flight per broker connection; while they are all out, the next "
       "events gather into one request (1: a lone event goes at once, a busy collector sends "

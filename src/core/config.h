@@ -40,7 +40,7 @@ typedef struct {
     /* collector: Kafka producer */
     int64_t kafka_ack_timeout_ms;
     int64_t kafka_queue_max_messages;
-    int64_t kafka_linger_ms;
+    int64_t kafka_linger_us;
     int64_t kafka_max_in_flight;
     int64_t malloc_keep_bytes;
     int64_t malloc_trim_ms;

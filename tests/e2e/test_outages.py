@@ -623,7 +623,7 @@ class StreamClient:
 def part_shutdown():
     env = {"EVENTOPS_SHUTDOWN_TIMEOUT_MS": str(SHUTDOWN_TIMEOUT_MS),
            "EVENTOPS_KAFKA_ACK_TIMEOUT_MS": str(SD_ACK_TIMEOUT_MS),
-           "EVENTOPS_KAFKA_LINGER_MS": "200"}
+           "EVENTOPS_KAFKA_LINGER_US": "200000"}
     with eotest.Sandbox("outage_shutdown", extra_env=env, keep_dir=KEEP) as sb:
         F = sb.failures
         t = sb.create_tenant("shutdown-%s" % RUN)

@@ -55,7 +55,7 @@ static void test_defaults(void **state)
     assert_true(cfg.max_body_bytes == 524288);
     assert_true(cfg.kafka_ack_timeout_ms == 5000);
     assert_string_equal(cfg.kafka_compression, "none");
-    assert_true(cfg.kafka_linger_ms == 0);
+    assert_true(cfg.kafka_linger_us == 0);
     assert_true(cfg.batch_max_events == 5000);
     assert_true(cfg.shutdown_timeout_ms == 10000);
     /* analytics */
@@ -164,7 +164,9 @@ static const row_t rows[] = {
     {"EVENTOPS_HTTP_THREADS", "1e2", 0},
     {"EVENTOPS_HTTP_THREADS", "-", 0},
     {"EVENTOPS_HTTP_THREADS", "99999999999999999999", 0},
-    {"EVENTOPS_KAFKA_LINGER_MS", "-99999999999999999999", 0},
+    {"EVENTOPS_KAFKA_LINGER_US", "-99999999999999999999", 0},
+    {"EVENTOPS_KAFKA_LINGER_US", "1000001", 0},
+    {"EVENTOPS_KAFKA_LINGER_US", "250", 1},
     /* strings: at most the field's size - 1 bytes */
     {"EVENTOPS_LOG_LEVEL", "debug", 1},
     {"EVENTOPS_LOG_LEVEL", "123456789012345", 1},
