@@ -320,9 +320,24 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
+/* Settings that were renamed: a deployment that still sets the old name is told the new one
+ * rather than silently getting the default. */
+static const struct {
+    const char *old_name, *now;
+} renamed[] = {
+    {"EVENTOPS_KAFKA_LINGER_MS", "EVENTOPS_KAFKA_LINGER_US (microseconds)"},
+};
+
 int eo_config_load(eo_config_t *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++) {
+        if (getenv(renamed[i].old_name)) {
+            snprintf(err, errlen, "%s: no longer read; set %s instead", renamed[i].old_name,
+                     renamed[i].now);
+            return EO_EINVAL;
+        }
+    }
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const cfg_var_t *v = &vars[i];
         const char *val = getenv(v->name);

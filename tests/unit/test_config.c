@@ -167,6 +167,9 @@ static const row_t rows[] = {
     {"EVENTOPS_KAFKA_LINGER_US", "-99999999999999999999", 0},
     {"EVENTOPS_KAFKA_LINGER_US", "1000001", 0},
     {"EVENTOPS_KAFKA_LINGER_US", "250", 1},
+    /* a renamed setting is refused, not ignored */
+    {"EVENTOPS_KAFKA_LINGER_MS", "2", 0},
+    {"EVENTOPS_KAFKA_LINGER_MS", "0", 0},
     /* strings: at most the field's size - 1 bytes */
     {"EVENTOPS_LOG_LEVEL", "debug", 1},
     {"EVENTOPS_LOG_LEVEL", "123456789012345", 1},
@@ -243,6 +246,19 @@ static void test_overrides_table(void **state)
             fail_msg("%s=%s: r=%d err '%s', want EO_EINVAL naming the variable", row->name,
                      row->value, r, err);
     }
+}
+
+/* The refusal of a renamed setting names the one to set instead. */
+static void test_renamed_names_successor(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("EVENTOPS_KAFKA_LINGER_MS", "2", 1), 0);
+    eo_config_t cfg;
+    char err[256] = "";
+    int r = eo_config_load(&cfg, err, sizeof err);
+    unsetenv("EVENTOPS_KAFKA_LINGER_MS");
+    assert_int_equal(r, EO_EINVAL);
+    assert_non_null(strstr(err, "EVENTOPS_KAFKA_LINGER_US"));
 }
 
 static void test_override_values(void **state)
@@ -323,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup(test_defaults, clear_env),
         cmocka_unit_test_setup(test_defaults_match_event_limits, clear_env),
         cmocka_unit_test_setup(test_overrides_table, clear_env),
+        cmocka_unit_test_setup(test_renamed_names_successor, clear_env),
         cmocka_unit_test_setup(test_override_values, clear_env),
         cmocka_unit_test_setup(test_long_strings, clear_env),
         cmocka_unit_test_setup(test_print_help, clear_env),
