@@ -1289,7 +1289,7 @@ def check_event_fields(ev, got, t_lo, t_hi):
     return errs
 
 
-def walk_pages(client, params, limit, max_pages=500):
+def walk_pages(client, params, limit, max_pages):
     """All pages; returns (list of events, pages, error or None)."""
     out, cursor, pages = [], None, 0
     while pages < max_pages:
@@ -1357,12 +1357,15 @@ def run_raw(sb, clients, refs, gen, t_lo, t_hi):
             params.append(("userId", uid))
         name = "GET /events tenant %d %s limit %s" % (
             ti, "&".join("%s=%s" % kv for kv in params), limit)
-        got, pages, err = walk_pages(clients[ti], params, limit)
+        exp = refs[ti].raw(frm, to, etype, uid)
+        # the pages the reference needs, plus one (a full last page may be followed by an empty
+        # one) and one to spare: a cursor that does not advance is caught there
+        got, pages, err = walk_pages(clients[ti], params, limit,
+                                     max_pages=len(exp) // (limit or 100) + 2)
         n_pages += pages
         if err:
             f.fail("%s: %s" % (name, err))
             continue
-        exp = refs[ti].raw(frm, to, etype, uid)
         gm = [g.get("messageId") if isinstance(g, dict) else None for g in got]
         em = [e.mid for e in exp]
         if gm != em:
