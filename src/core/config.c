@@ -332,7 +332,8 @@ int eo_config_load(eo_config_t *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++) {
-        if (getenv(renamed[i].old_name)) {
+        const char *val = getenv(renamed[i].old_name);
+        if (val && *val) { /* empty counts as unset, as for every setting */
             snprintf(err, errlen, "%s: no longer read; set %s instead", renamed[i].old_name,
                      renamed[i].now);
             return EO_EINVAL;

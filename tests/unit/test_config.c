@@ -170,6 +170,7 @@ static const row_t rows[] = {
     /* a renamed setting is refused, not ignored */
     {"EVENTOPS_KAFKA_LINGER_MS", "2", 0},
     {"EVENTOPS_KAFKA_LINGER_MS", "0", 0},
+    {"EVENTOPS_KAFKA_LINGER_MS", "", 1},
     /* strings: at most the field's size - 1 bytes */
     {"EVENTOPS_LOG_LEVEL", "debug", 1},
     {"EVENTOPS_LOG_LEVEL", "123456789012345", 1},
