@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # Installs the project's Python test tools into .venv (ignored by git), pinned to exact versions:
-# schemathesis for the contract tests (tests/contract/). Called by scripts/deps.sh. Idempotent:
-# does nothing, and needs no network, when .venv already holds the pinned versions.
+# schemathesis for the contract tests (tests/contract/), and the unmodified Segment and PostHog
+# SDKs that tests/e2e/test_compat_sdks.py points at the collector. Called by scripts/deps.sh.
+# Idempotent: does nothing, and needs no network, when .venv already holds the pinned versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCHEMATHESIS_VERSION=4.32.5
+# distribution==version, as pip takes them
+PINNED=(
+    schemathesis==4.32.5
+    segment-analytics-python==2.4.0
+    posthog==7.91.1
+)
 VENV=.venv
 
 say() { printf 'venv: %s\n' "$*" >&2; }
 
-installed_version() {
-    "$VENV/bin/python" -c 'from importlib.metadata import version; print(version("schemathesis"))' \
-        2>/dev/null || true
+# True when .venv holds distribution $1 at version $2.
+has_version() {
+    [[ $("$VENV/bin/python" -c 'import sys
+from importlib.metadata import version
+print(version(sys.argv[1]))' "$1" 2>/dev/null || true) == "$2" ]]
 }
 
-if [[ -x $VENV/bin/schemathesis && $(installed_version) == "$SCHEMATHESIS_VERSION" ]]; then
-    say "schemathesis $SCHEMATHESIS_VERSION installed"
-    exit 0
-fi
-if [[ ! -x $VENV/bin/python ]]; then
+missing=()
+if [[ -x $VENV/bin/python ]]; then
+    for pin in "${PINNED[@]}"; do
+        has_version "${pin%%==*}" "${pin#*==}" || missing+=("$pin")
+    done
+else
     say "creating $VENV"
     python3 -m venv "$VENV"
+    missing=("${PINNED[@]}")
 fi
-say "installing schemathesis==$SCHEMATHESIS_VERSION"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "schemathesis==$SCHEMATHESIS_VERSION" </dev/null
+if ((${#missing[@]} == 0)); then
+    say "installed: ${PINNED[*]}"
+    exit 0
+fi
+say "installing ${missing[*]}"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" </dev/null
 say "done"

@@ -85,7 +85,20 @@ static eo_access_verdict_t token(const eo_access_policy_t *pol, const char *tok,
     }
 }
 
-/* The credential of a write key. */
+/* The credential of a write key's text. */
+static eo_access_verdict_t known_key(const eo_access_policy_t *pol, const char *key, size_t len,
+                                     eo_access_t *out)
+{
+    int r = eo_creds_write_key(pol->creds, key, len, &out->cred);
+    if (r == EO_EUNAVAIL)
+        return refuse(out, EO_ACCESS_UNAVAILABLE,
+                      "write keys cannot be checked right now; retry later");
+    if (r < 0)
+        return refuse(out, EO_ACCESS_INVALID_KEY, "unknown or revoked write key");
+    return EO_ACCESS_OK;
+}
+
+/* The credential of the write key of an Authorization header. */
 static eo_access_verdict_t write_key(const eo_access_policy_t *pol, const char *h, eo_access_t *out)
 {
     char key[MAX_WRITE_KEY];
@@ -94,13 +107,7 @@ static eo_access_verdict_t write_key(const eo_access_policy_t *pol, const char *
         return refuse(out, EO_ACCESS_MALFORMED,
                       "the Authorization header is not 'Bearer TOKEN', 'Bearer KEY' or "
                       "'Basic base64'");
-    int r = eo_creds_write_key(pol->creds, key, len, &out->cred);
-    if (r == EO_EUNAVAIL)
-        return refuse(out, EO_ACCESS_UNAVAILABLE,
-                      "write keys cannot be checked right now; retry later");
-    if (r < 0)
-        return refuse(out, EO_ACCESS_INVALID_KEY, "unknown or revoked write key");
-    return EO_ACCESS_OK;
+    return known_key(pol, key, len, out);
 }
 
 /* One request from the credential's limit (its own rate and burst, else the defaults), keyed
@@ -146,6 +153,22 @@ eo_access_verdict_t eo_access_check(const eo_access_policy_t *pol, const char *a
     return rate_limit(pol, "wk", out);
 }
 
+eo_access_verdict_t eo_access_check_key(const eo_access_policy_t *pol, const char *key, size_t len,
+                                        const char *field, eo_access_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->field = field;
+    if (!pol->write_keys)
+        return refuse(out, EO_ACCESS_INVALID_KEY, "write keys are not taken here");
+    if (len == 0)
+        return refuse(out, EO_ACCESS_MISSING, pol->missing);
+    if (len >= MAX_WRITE_KEY)
+        return refuse(out, EO_ACCESS_MALFORMED, "the write key is longer than a write key can be");
+    if (known_key(pol, key, len, out) != EO_ACCESS_OK)
+        return out->verdict;
+    return rate_limit(pol, "wk", out);
+}
+
 /* 401 invalid_token with the RFC 6750 challenge naming why. */
 static void refuse_token(eo_http_req_t *req, const char *why)
 {
@@ -173,7 +196,8 @@ void eo_access_answer(const eo_access_policy_t *pol, eo_http_req_t *req, const e
     case EO_ACCESS_MALFORMED:
     case EO_ACCESS_INVALID_KEY: {
         const char *h[] = {"WWW-Authenticate", schemes, NULL};
-        eo_http_respond_error(req, 401, reason_names[a->verdict], a->why, "Authorization", h);
+        eo_http_respond_error(req, 401, reason_names[a->verdict], a->why,
+                              a->field ? a->field : "Authorization", h);
         return;
     }
     case EO_ACCESS_INVALID_TOKEN:

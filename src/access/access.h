@@ -52,6 +52,7 @@ typedef struct {
     eo_ratelimit_headers_t rl; /* RateLimit-* for the answer */
     char retry[24];            /* EO_ACCESS_LIMITED: Retry-After, seconds */
     char why[160];             /* a refusal's message */
+    const char *field;         /* the part of the request refused; NULL: "Authorization" */
 } eo_access_t;
 
 /* The services a policy borrows, made from the configuration as every admitting role makes
@@ -75,6 +76,12 @@ void eo_access_register_metrics(eo_access_policy_t *pol, eo_metrics_t *m, const 
  * out->verdict. */
 eo_access_verdict_t eo_access_check(const eo_access_policy_t *pol, const char *authorization,
                                     eo_access_t *out);
+
+/* Decides on a write key sent in the request body (Segment's writeKey, PostHog's api_key) by
+ * a request without an Authorization header, as eo_access_check decides on "Bearer KEY";
+ * field (static) names where it was in a refusal. Returns out->verdict. */
+eo_access_verdict_t eo_access_check_key(const eo_access_policy_t *pol, const char *key, size_t len,
+                                        const char *field, eo_access_t *out);
 
 /* Answers a decision other than EO_ACCESS_OK on req and counts it. */
 void eo_access_answer(const eo_access_policy_t *pol, eo_http_req_t *req, const eo_access_t *a);

@@ -24,6 +24,7 @@
 #include "core/ratelimit.h"
 #include "core/sched.h"
 #include "domain/batch.h"
+#include "domain/compat.h"
 #include "domain/ingest_scan.h"
 #include "domain/jwt.h"
 #include "domain/record.h"
@@ -58,6 +59,7 @@ struct eo_collector {
     eo_config_t cfg;
     eo_metrics_t *metrics;
     eo_access_policy_t access;
+    eo_access_policy_t compat_access; /* access, naming the body's write key as well */
     eo_counter_t *accepted;
     eo_counter_t *rejected[16]; /* by reject_reasons */
     eo_histogram_t *batch_size;
@@ -80,6 +82,8 @@ typedef struct {
     size_t accepted_len;
     eo_ratelimit_headers_t rl; /* RateLimit-* of the answer */
     size_t accepted;
+    unsigned ok_status; /* of the answer once Kafka acknowledged: 202, or 200 (Segment, PostHog) */
+    bool body_auth;     /* no Authorization header: the body's write key decides (compat routes) */
 } ingest_t;
 
 static _Thread_local eo_uuid7_gen_t uuid_gen;
@@ -93,6 +97,28 @@ static void ingest_free(void *p)
     free(in);
 }
 
+/* The request's state, owned by the request from here on; NULL after answering 503. */
+static ingest_t *ingest_new(eo_collector_t *c, eo_http_req_t *req)
+{
+    ingest_t *in = calloc(1, sizeof *in);
+    if (!in) {
+        eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
+        return NULL;
+    }
+    in->c = c;
+    in->req = req;
+    in->ok_status = 202;
+    eo_http_set_user(req, in, ingest_free);
+    return in;
+}
+
+/* The admitted credential's tenant and rate-limit headers go into the answer. */
+static void admitted(ingest_t *in, const eo_access_t *a)
+{
+    memcpy(in->tenant_id, a->cred.tenant_id, sizeof in->tenant_id);
+    in->rl = a->rl;
+}
+
 static bool ingest_on_headers(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
@@ -101,17 +127,23 @@ static bool ingest_on_headers(eo_http_req_t *req, void *ud)
         eo_access_answer(&c->access, req, &a);
         return false;
     }
-    ingest_t *in = calloc(1, sizeof *in);
-    if (!in) {
-        eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
-        return false;
-    }
-    in->c = c;
-    in->req = req;
-    memcpy(in->tenant_id, a.cred.tenant_id, sizeof in->tenant_id);
-    in->rl = a.rl;
-    eo_http_set_user(req, in, ingest_free);
-    return true;
+    ingest_t *in = ingest_new(c, req);
+    if (in)
+        admitted(in, &a);
+    return in != NULL;
+}
+
+/* Segment's and PostHog's routes: an Authorization header is checked now, as on /events;
+ * without one, the write key in the body decides once it is read (admit_by_body). */
+static bool compat_on_headers(eo_http_req_t *req, void *ud)
+{
+    const char *h = eo_http_header(req, "Authorization");
+    if (h && *h)
+        return ingest_on_headers(req, ud);
+    ingest_t *in = ingest_new(ud, req);
+    if (in)
+        in->body_auth = true;
+    return in != NULL;
 }
 
 static void finish_one(ingest_t *in)
@@ -130,7 +162,7 @@ static void finish_one(ingest_t *in)
     const char *h[] = {
         "RateLimit-Limit", in->rl.limit, "RateLimit-Remaining", in->rl.remaining, "RateLimit-Reset",
         in->rl.reset,      NULL};
-    eo_http_respond(in->req, 202, in->accepted_body, in->accepted_len, h);
+    eo_http_respond(in->req, in->ok_status, in->accepted_body, in->accepted_len, h);
 }
 
 static void on_delivered(void *opaque, int err)
@@ -174,7 +206,34 @@ typedef struct {
     size_t accepted;
     unsigned last_status; /* of the last refused event: 400, or 413 (too large) */
     eo_event_error_t e;   /* the last refusal */
+    bool compat;          /* the events came from a Segment or PostHog body of compat_kind */
+    eo_compat_kind_t compat_kind;
 } build_t;
+
+/* The most a request's outputs may hold (its records, keys, ids, refusals, answer). */
+static size_t build_max(const eo_collector_t *c)
+{
+    return (size_t)c->cfg.max_body_bytes * 4 + 65536;
+}
+
+static void build_init(build_t *b, const eo_collector_t *c)
+{
+    memset(b, 0, sizeof *b);
+    b->last_status = 400;
+    eo_buf_init(&b->values, build_max(c));
+    eo_buf_init(&b->keys, build_max(c));
+    eo_buf_init(&b->ids, build_max(c));
+    eo_buf_init(&b->errors, build_max(c));
+}
+
+static void build_done(build_t *b)
+{
+    free(b->spans);
+    eo_buf_done(&b->values);
+    eo_buf_done(&b->keys);
+    eo_buf_done(&b->ids);
+    eo_buf_done(&b->errors);
+}
 
 /* The client's messageId, or a new UUIDv7. */
 static int message_id(eo_str_t given, int64_t received_at, char generated[EO_UUID_STR],
@@ -233,6 +292,8 @@ static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
         b->last_status = 400;
         mid = ev.message_id;
     }
+    if (b->compat)
+        eo_compat_name_field(b->compat_kind, &b->e);
     count_rejected(c->rejected, b->e.code);
     return append_item_error(&b->errors, i, mid, &b->e);
 }
@@ -280,6 +341,86 @@ static void presize(eo_buf_t *b, size_t n)
         eo_buf_truncate(b, b->len); /* forget the failed reservation */
 }
 
+/* Sizes the outputs for count events of a body of len bytes up front (the records are about the
+ * body plus a fixed part per event, the keys and ids a fixed part), so that nothing regrows
+ * while events are added, and makes the spans. Returns 0 or EO_ENOMEM. */
+static int build_reserve(build_t *b, size_t len, size_t count)
+{
+    presize(&b->values, len + len / 4 + count * 192);
+    presize(&b->keys, count * 80);
+    presize(&b->ids, count * 48);
+    return (b->spans = calloc(count, sizeof *b->spans)) ? 0 : EO_ENOMEM;
+}
+
+/* Answers what b built. No event accepted: the refusals (one event's error when single, else
+ * 400 no_valid_events with each). Otherwise produces the records and answers in->ok_status
+ * once Kafka acknowledged every one (finish_one): {<head>"accepted":N,"messageIds":[...],
+ * "errors":[...]?}, head being "{" or a protocol's success members ("{\"status\":1,"). */
+static void deliver(eo_collector_t *c, ingest_t *in, eo_http_req_t *req, build_t *b, bool single,
+                    const char *head, unsigned ok_status)
+{
+    eo_buf_t out;
+    eo_buf_init(&out, build_max(c));
+    if (b->accepted == 0) {
+        if (single) {
+            eo_http_respond_error(req, b->last_status, b->e.code, b->e.message, b->e.field, NULL);
+            eo_buf_done(&out);
+            return;
+        }
+        eo_buf_puts(&out, "{\"error\":{\"code\":\"no_valid_events\",\"message\":"
+                          "\"no event in the batch is valid\"},\"accepted\":0,\"errors\":[");
+        eo_buf_put(&out, b->errors.data, b->errors.len);
+        eo_buf_puts(&out, "]}");
+        if (!eo_buf_error(&out))
+            eo_http_respond(req, 400, out.data, out.len, NULL);
+        else
+            eo_http_respond_error(req, 400, "no_valid_events", "no event is valid", NULL, NULL);
+        eo_buf_done(&out);
+        return;
+    }
+    eo_buf_puts(&out, head);
+    eo_buf_putf(&out, "\"accepted\":%zu,\"messageIds\":[", b->accepted);
+    eo_buf_put(&out, b->ids.data, b->ids.len);
+    eo_buf_putc(&out, ']');
+    if (b->errors.len) {
+        eo_buf_puts(&out, ",\"errors\":[");
+        eo_buf_put(&out, b->errors.data, b->errors.len);
+        eo_buf_putc(&out, ']');
+    }
+    eo_buf_putc(&out, '}');
+    if (eo_buf_error(&out)) {
+        eo_buf_done(&out);
+        eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
+                              NULL);
+        return;
+    }
+    in->accepted_body = eo_buf_steal(&out, &in->accepted_len);
+    in->accepted = b->accepted;
+    in->ok_status = ok_status;
+    char traceparent[56];
+    eo_http_traceparent(req, traceparent);
+    atomic_store(&in->pending, (int)b->accepted + 1);
+    eo_http_suspend(req);
+    for (size_t i = 0; i < b->accepted; i++) {
+        int r =
+            eo_kafka_sink_produce(c->sink, b->keys.data + b->spans[i].key_off, b->spans[i].key_len,
+                                  b->values.data + b->spans[i].val_off, b->spans[i].val_len,
+                                  eo_http_request_id(req), traceparent, in);
+        if (r < 0) {
+            int expected = 0;
+            atomic_compare_exchange_strong(&in->failed, &expected, r);
+            atomic_fetch_sub(&in->pending, (int)(b->accepted - i)); /* never produced */
+            break;
+        }
+    }
+    finish_one(in); /* releases the producing thread's hold */
+}
+
+static void respond_overloaded(eo_http_req_t *req)
+{
+    eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL, NULL);
+}
+
 static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
 {
     eo_collector_t *c = ud;
@@ -294,12 +435,8 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     eo_json_keys_init(&keys);
     eo_body_scan_init(&scan);
     eo_event_scan_t *ev = NULL;
-    build_t b = {.last_status = 400};
-    size_t max = (size_t)c->cfg.max_body_bytes * 4 + 65536;
-    eo_buf_init(&b.values, max);
-    eo_buf_init(&b.keys, max);
-    eo_buf_init(&b.ids, max);
-    eo_buf_init(&b.errors, max);
+    build_t b;
+    build_init(&b, c);
     int r = eo_body_scan(body, len, single, &c->lim, &keys, &scan);
     size_t count = scan.count;
     if (r == EO_EPARSE) {
@@ -313,90 +450,98 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
         count = batch.count;
     }
     eo_histogram_observe(c->batch_size, (double)count);
-    /* the outputs' sizes up front (the records are about the body plus a fixed part per event,
-     * the keys and ids a fixed part): no regrowing while events are added. A reservation that
-     * fails (over the cap) leaves the buffer growing as it goes. */
-    if (r == 0) {
-        presize(&b.values, len + len / 4 + count * 192);
-        presize(&b.keys, count * 80);
-        presize(&b.ids, count * 48);
-    }
-    if (r == 0 && !(b.spans = calloc(count, sizeof *b.spans)))
-        r = EO_ENOMEM;
+    /* a reservation that fails (over the cap) leaves the buffer growing as it goes */
+    if (r == 0)
+        r = build_reserve(&b, len, count);
     if (r == 0 && !batch.root && !(ev = malloc(sizeof *ev)))
         r = EO_ENOMEM;
     for (size_t i = 0; i < count && r == 0; i++)
         r = batch.root ? add_normalized(c, in, &b, i, eo_batch_item(&batch, i), received_at)
                        : add_scanned(c, in, &b, i, &scan.items[i], ev, received_at);
     r = r ? r : eo_buf_error(&b.ids);
-    if (r < 0) {
-        eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
-                              NULL);
-        goto done;
-    }
-    if (b.accepted == 0) {
-        if (single) {
-            eo_http_respond_error(req, b.last_status, b.e.code, b.e.message, b.e.field, NULL);
-            goto done;
-        }
-        eo_buf_t out;
-        eo_buf_init(&out, max);
-        eo_buf_puts(&out, "{\"error\":{\"code\":\"no_valid_events\",\"message\":"
-                          "\"no event in the batch is valid\"},\"accepted\":0,\"errors\":[");
-        eo_buf_put(&out, b.errors.data, b.errors.len);
-        eo_buf_puts(&out, "]}");
-        if (!eo_buf_error(&out))
-            eo_http_respond(req, 400, out.data, out.len, NULL);
-        else
-            eo_http_respond_error(req, 400, "no_valid_events", "no event is valid", NULL, NULL);
-        eo_buf_done(&out);
-        goto done;
-    }
-    eo_buf_t out;
-    eo_buf_init(&out, max);
-    eo_buf_putf(&out, "{\"accepted\":%zu,\"messageIds\":[", b.accepted);
-    eo_buf_put(&out, b.ids.data, b.ids.len);
-    eo_buf_putc(&out, ']');
-    if (b.errors.len) {
-        eo_buf_puts(&out, ",\"errors\":[");
-        eo_buf_put(&out, b.errors.data, b.errors.len);
-        eo_buf_putc(&out, ']');
-    }
-    eo_buf_putc(&out, '}');
-    if (eo_buf_error(&out)) {
-        eo_buf_done(&out);
-        eo_http_respond_error(req, 503, "overloaded", "the request could not be processed", NULL,
-                              NULL);
-        goto done;
-    }
-    in->accepted_body = eo_buf_steal(&out, &in->accepted_len);
-    in->accepted = b.accepted;
-    char traceparent[56];
-    eo_http_traceparent(req, traceparent);
-    atomic_store(&in->pending, (int)b.accepted + 1);
-    eo_http_suspend(req);
-    for (size_t i = 0; i < b.accepted; i++) {
-        r = eo_kafka_sink_produce(c->sink, b.keys.data + b.spans[i].key_off, b.spans[i].key_len,
-                                  b.values.data + b.spans[i].val_off, b.spans[i].val_len,
-                                  eo_http_request_id(req), traceparent, in);
-        if (r < 0) {
-            int expected = 0;
-            atomic_compare_exchange_strong(&in->failed, &expected, r);
-            atomic_fetch_sub(&in->pending, (int)(b.accepted - i)); /* never produced */
-            break;
-        }
-    }
-    finish_one(in); /* releases the producing thread's hold */
+    if (r < 0)
+        respond_overloaded(req);
+    else
+        deliver(c, in, req, &b, single, "{", 202);
 done:
-    free(b.spans);
     free(ev);
-    eo_buf_done(&b.values);
-    eo_buf_done(&b.keys);
-    eo_buf_done(&b.ids);
-    eo_buf_done(&b.errors);
+    build_done(&b);
     eo_batch_done(&batch);
     eo_body_scan_done(&scan);
     eo_json_keys_done(&keys);
+}
+
+/* The compatibility routes, in the order of the route table from COMPAT_FIRST on. */
+static const eo_compat_kind_t compat_kinds[] = {
+    EO_COMPAT_TRACK,   EO_COMPAT_IDENTIFY, EO_COMPAT_PAGE,          EO_COMPAT_SCREEN,
+    EO_COMPAT_GROUP,   EO_COMPAT_ALIAS,    EO_COMPAT_SEGMENT_BATCH, EO_COMPAT_SEGMENT_BATCH,
+    EO_COMPAT_POSTHOG, EO_COMPAT_POSTHOG,  EO_COMPAT_POSTHOG,       EO_COMPAT_POSTHOG};
+#define COMPAT_FIRST 5 /* the index of /v1/track in routes */
+
+/* A request without an Authorization header: the write key its body carries decides. */
+static bool admit_by_body(eo_collector_t *c, ingest_t *in, eo_http_req_t *req,
+                          const eo_compat_body_t *cb)
+{
+    eo_access_t a;
+    const char *field = cb->kind == EO_COMPAT_POSTHOG ? "api_key" : "writeKey";
+    if (eo_access_check_key(&c->compat_access, cb->key.s, cb->key.len, field, &a) != EO_ACCESS_OK) {
+        eo_access_answer(&c->compat_access, req, &a);
+        return false;
+    }
+    admitted(in, &a);
+    return true;
+}
+
+/* Segment's and PostHog's bodies: each message read as an EventOps event (domain/compat.h),
+ * then validated, encoded and made durable as on /events/batch; answered 200 as the SDKs
+ * expect ({"success":true,...} for Segment, {"status":1,...} for PostHog). */
+static void compat_on_request(eo_http_req_t *req, void *ud)
+{
+    eo_collector_t *c = ud;
+    ingest_t *in = eo_http_user(req);
+    eo_compat_kind_t kind = compat_kinds[eo_http_route_index(req) - COMPAT_FIRST];
+    size_t len;
+    const char *body = eo_http_body(req, &len);
+    int64_t received_at = eo_clock_now_us();
+    eo_compat_body_t cb;
+    build_t b;
+    build_init(&b, c);
+    b.compat = true;
+    b.compat_kind = kind;
+    int r = eo_compat_parse(body, len, kind, &c->lim, &cb, &b.e);
+    if (r < 0) {
+        if (!in->body_auth) /* the whole body of an admitted client: one rejected event */
+            count_rejected(c->rejected, b.e.code);
+        eo_http_respond_error(req, r == EO_ELIMIT ? 413 : 400, b.e.code, b.e.message, b.e.field,
+                              NULL);
+        goto done;
+    }
+    if (in->body_auth && !admit_by_body(c, in, req, &cb))
+        goto done;
+    eo_histogram_observe(c->batch_size, (double)cb.count);
+    r = build_reserve(&b, len, cb.count);
+    for (size_t i = 0; i < cb.count && r == 0; i++) {
+        json_t *ev;
+        eo_str_t mid;
+        r = eo_compat_event(&cb, i, received_at, &ev, &mid, &b.e);
+        if (r == EO_EINVAL) {
+            b.last_status = 400;
+            count_rejected(c->rejected, b.e.code);
+            r = append_item_error(&b.errors, i, mid, &b.e);
+        } else if (r == 0) {
+            r = add_normalized(c, in, &b, i, ev, received_at);
+            json_decref(ev);
+        }
+    }
+    r = r ? r : eo_buf_error(&b.ids);
+    if (r < 0)
+        respond_overloaded(req);
+    else
+        deliver(c, in, req, &b, cb.single,
+                kind == EO_COMPAT_POSTHOG ? "{\"status\":1," : "{\"success\":true,", 200);
+done:
+    build_done(&b);
+    eo_compat_done(&cb);
 }
 
 static void on_event(eo_http_req_t *req, void *ud)
@@ -434,7 +579,23 @@ static const eo_http_route_t routes[] = {
     {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},
     {"GET", "/readyz", NULL, on_readyz, false},
+    /* COMPAT_FIRST: Segment's HTTP Tracking API, then PostHog's capture (compat_kinds) */
+    {"POST", "/v1/track", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/identify", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/page", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/screen", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/group", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/alias", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/batch", compat_on_headers, compat_on_request, true},
+    {"POST", "/v1/import", compat_on_headers, compat_on_request, true},
+    {"POST", "/batch/", compat_on_headers, compat_on_request, true},
+    {"POST", "/capture/", compat_on_headers, compat_on_request, true},
+    {"POST", "/e/", compat_on_headers, compat_on_request, true},
+    {"POST", "/i/v0/e/", compat_on_headers, compat_on_request, true},
 };
+_Static_assert(sizeof routes / sizeof routes[0] ==
+                   COMPAT_FIRST + sizeof compat_kinds / sizeof compat_kinds[0],
+               "every compatibility route has its kind");
 
 int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, size_t errlen)
 {
@@ -486,6 +647,10 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     c->access.creds = c->creds;
     c->access.keys = c->token_keys;
     c->access.limiter = c->limiter;
+    c->compat_access = c->access; /* the same counters and services */
+    c->compat_access.missing =
+        "send a write key as 'Authorization: Basic base64(KEY:)' or 'Bearer KEY', or in the body "
+        "as writeKey (Segment) or api_key (PostHog)";
     if ((r = eo_kafka_sink_new(cfg, on_delivered, &c->sink, err, errlen)) < 0 ||
         (r = eo_kafka_sink_register_metrics(c->sink, c->metrics)) < 0)
         goto fail;
@@ -494,6 +659,7 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
                                 sizeof routes / sizeof routes[0], c);
     opt.metrics = c->metrics;
     opt.role = "collector";
+    opt.gzip_query = true; /* PostHog's capture */
     if ((r = eo_http_server_start(&opt, &c->http, err, errlen)) < 0)
         goto fail;
     eo_sched_restore(&sched);

@@ -677,6 +677,12 @@ static bool body_headers_ok(struct eo_http_req *req, MHD_RESULT *result)
         }
         req->gzip = true;
     }
+    const char *compression =
+        srv->opt.gzip_query
+            ? MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "compression")
+            : NULL;
+    if (compression && (!strcmp(compression, "gzip-js") || !strcmp(compression, "gzip")))
+        req->gzip = true;
     if (req->route->json_body &&
         !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
         *result = respond_now(req, 415, "unsupported_media_type",

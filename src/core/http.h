@@ -75,6 +75,9 @@ typedef struct {
      * serves it. */
     eo_metrics_t *metrics;
     const char *role;
+    /* ?compression=gzip-js (or gzip) on a POST says the body is gzip without a
+     * Content-Encoding, as PostHog's JavaScript SDK sends it */
+    bool gzip_query;
 } eo_http_options_t;
 
 /* Fills opt from the shared HTTP settings of cfg (EVENTOPS_HTTP_*, EVENTOPS_MAX_BODY_BYTES) and

@@ -952,6 +952,8 @@ def main():
         coll = exercise_collector(ck, spec, c, ev, wk, w_tok, r_tok, b_tok, sb, slow_ingest)
         log("c. collector: %d requests, statuses %s" % (coll, sorted(
             ck.seen[("POST", "/events")] | ck.seen[("POST", "/events/batch")])))
+        comp = exercise_compat(ck, c, wk, r_tok, stamp)
+        log("c. Segment and PostHog routes: %d requests" % comp)
 
         # ---- auth
         exercise_auth(ck, url, sb, both, reader)
@@ -1182,6 +1184,130 @@ def exercise_collector(ck, spec, c, ev, wk, w_tok, r_tok, b_tok, sb, slow_ingest
                      expect=(202, 429))
         f.check(429 in sts, "POST %s: three quick requests of a client with burst 1 gave %s, "
                 "no 429" % (path, sts))
+    return ck.count - n0
+
+
+# ---------------------------------------------------------------------------------------------
+# Segment's and PostHog's routes on the collector (docs/compat.md)
+
+SEGMENT_MESSAGES = {
+    "/v1/track": {"event": "oa_compat", "userId": "u-c", "properties": {"a": 1}},
+    "/v1/identify": {"userId": "u-c", "traits": {"plan": "pro"}},
+    "/v1/page": {"anonymousId": "a-c", "name": "Home", "properties": {"url": "https://x.example"}},
+    "/v1/screen": {"userId": "u-c", "name": "Cart"},
+    "/v1/group": {"userId": "u-c", "groupId": "g-1", "traits": {"n": 1}},
+    "/v1/alias": {"userId": "u-c", "previousId": "a-c"},
+}
+POSTHOG_PATHS = ("/batch/", "/capture/", "/e/", "/i/v0/e/")
+
+
+def exercise_compat(ck, c, wk, r_tok, stamp):
+    f = ck.f
+    n0 = ck.count
+    basic = eotest.basic_auth(wk, "", urlencode=False)
+    seq = [0]
+
+    def mid():
+        seq[0] += 1
+        return "oa-compat-%s-%d" % (stamp, seq[0])
+
+    def post(path, body, auth=None, headers=None, raw=False, query=""):
+        h = {"Content-Type": "application/json"}
+        if auth is not None:
+            h["Authorization"] = auth
+        h.update(headers or {})
+        return request("POST", c(path) + query, body if raw else json.dumps(body).encode(), h)
+
+    def accepted(name, path, resp, n, head):
+        body = ck.check(name, "collector", "POST", path, resp, expect=200)
+        if isinstance(body, dict):
+            f.check(body.get("accepted") == n and all(body.get(k) == v for k, v in head.items()),
+                    "%s, POST %s: %r, expected %d accepted and %r" % (name, path, body, n, head))
+        return body
+
+    ok_seg = {"success": True}
+    for path, msg in SEGMENT_MESSAGES.items():
+        accepted("Basic write key", path, post(path, dict(msg, messageId=mid()), basic), 1, ok_seg)
+        accepted("writeKey in the body", path, post(path, dict(msg, messageId=mid(), writeKey=wk)),
+                 1, ok_seg)
+        ck.check("no credentials", "collector", "POST", path, post(path, dict(msg)), expect=401,
+                 code="missing_credentials", field="writeKey")
+        ck.check("unknown writeKey", "collector", "POST", path,
+                 post(path, dict(msg, writeKey="wk_nope.0000")), expect=401,
+                 code="invalid_write_key", field="writeKey")
+        ck.check("unknown write key header", "collector", "POST", path,
+                 post(path, msg, "Bearer wk_nope.0000"), expect=401, code="invalid_write_key",
+                 field="Authorization")
+        ck.check("read-only token", "collector", "POST", path, post(path, msg, "Bearer " + r_tok),
+                 expect=403, code="insufficient_scope", field="Authorization")
+        ck.check("not an object", "collector", "POST", path, post(path, b"[1]", basic, raw=True),
+                 expect=400, code="invalid_type")
+        ck.check("text/html", "collector", "POST", path,
+                 post(path, msg, basic, {"Content-Type": "text/html"}), expect=415,
+                 code="unsupported_media_type")
+    for path, msg, code, field in (
+            ("/v1/track", {"userId": "u"}, "missing_field", "event"),
+            ("/v1/track", {"event": "e"}, "missing_field", "userId"),
+            ("/v1/track", {"event": "e", "userId": "u", "timestamp": "soon"}, "invalid_timestamp",
+             "timestamp"),
+            ("/v1/identify", {"userId": "u", "traits": [1]}, "invalid_type", "traits"),
+            ("/v1/group", {"userId": "u"}, "missing_field", "groupId"),
+            ("/v1/alias", {"userId": "u", "previousId": ""}, "empty_value", "previousId")):
+        ck.check("invalid message", "collector", "POST", path, post(path, msg, basic), expect=400,
+                 code=code, field=field)
+    ck.check("message too large", "collector", "POST", "/v1/track",
+             post("/v1/track", dict(SEGMENT_MESSAGES["/v1/track"],
+                                    properties={"k%d" % k: "x" * 8000 for k in range(5)}), basic),
+             expect=413, code="too_large")
+    now = iso(dt.datetime.now(dt.timezone.utc))
+    for path in ("/v1/batch", "/v1/import"):
+        batch = [dict(SEGMENT_MESSAGES["/v1/%s" % t], type=t, messageId=mid())
+                 for t in ("track", "identify", "page", "screen", "group", "alias")]
+        accepted("batch", path, post(path, {"batch": batch, "sentAt": now}, basic), 6, ok_seg)
+        accepted("batch, writeKey, gzip", path,
+                 post(path, gzip.compress(json.dumps({"batch": batch[:2], "writeKey": wk})
+                                          .encode()), None, {"Content-Encoding": "gzip"},
+                      raw=True), 2, ok_seg)
+        body = accepted("batch, partly valid", path,
+                        post(path, {"batch": [dict(batch[0], messageId=mid()),
+                                              {"type": "bogus"}]}, basic), 1, ok_seg)
+        if isinstance(body, dict):
+            errs = body.get("errors") or [{}]
+            f.check(errs[0].get("index") == 1 and errs[0].get("error", {}).get("field") == "type",
+                    "partly valid Segment batch: %r" % body)
+        for name, b, code in (("no valid message", {"batch": [{"type": "track", "userId": "u"}]},
+                               "no_valid_events"),
+                              ("empty batch", {"batch": []}, "empty_batch"),
+                              ("no batch", {"events": batch}, "missing_field")):
+            ck.check(name, "collector", "POST", path, post(path, b, basic), expect=400, code=code)
+        ck.check("too many messages", "collector", "POST", path,
+                 post(path, {"batch": [batch[0]] * 1001}, basic), expect=413,
+                 code="too_many_events")
+    ok_ph = {"status": 1}
+    for path in POSTHOG_PATHS:
+        ev = lambda **kw: dict({"event": "oa_ph", "distinct_id": "d-c", "uuid": mid(),  # noqa
+                                "properties": {"a": 1}}, **kw)
+        accepted("batch with api_key", path,
+                 post(path, {"api_key": wk, "batch": [ev(), ev()], "sent_at": now}), 2, ok_ph)
+        accepted("one event with token", path, post(path, dict(ev(), token=wk)), 1, ok_ph)
+        accepted("array, properties.token, gzip", path,
+                 post(path, gzip.compress(json.dumps([ev(properties={"token": wk})]).encode()),
+                      None, {"Content-Encoding": "gzip"}, raw=True), 1, ok_ph)
+        accepted("?compression=gzip-js", path,
+                 post(path, gzip.compress(json.dumps({"api_key": wk, "batch": [ev()]}).encode()),
+                      raw=True, query="?compression=gzip-js"), 1, ok_ph)
+        accepted("Authorization header", path, post(path, [ev()], basic), 1, ok_ph)
+        ck.check("no credentials", "collector", "POST", path, post(path, [ev()]), expect=401,
+                 code="missing_credentials", field="api_key")
+        ck.check("no distinct_id", "collector", "POST", path,
+                 post(path, {"event": "e", "api_key": wk}), expect=400, code="missing_field",
+                 field="distinct_id")
+        ck.check("no valid event", "collector", "POST", path,
+                 post(path, {"api_key": wk, "batch": [{"distinct_id": "d"}]}), expect=400,
+                 code="no_valid_events")
+        ck.check("too many events", "collector", "POST", path,
+                 post(path, {"api_key": wk, "batch": [ev()] * 1001}), expect=413,
+                 code="too_many_events")
     return ck.count - n0
 
 
