@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages EventOps needs to build, test and run its local stack
-# (scripts/stack.sh), then the pinned Python test tools into .venv (scripts/venv.sh). Does
-# nothing, and needs no network, when all of them are installed.
+# (scripts/stack.sh), then the pinned Python test tools into .venv (scripts/venv.sh) and the
+# pinned Node.js SDKs into .node-sdks (scripts/node-sdks.sh). Does nothing, and needs no network,
+# when all of them are installed.
 # Uses sudo when not run as root. Non-interactive: safe in CI (no stdin).
 set -euo pipefail
 
@@ -38,6 +39,12 @@ missing=()
 for pkg in "${REQUIRED[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
+# Node.js and npm for the SDK tests: Debian's, unless the machine has its own (NodeSource's
+# nodejs carries npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    installed nodejs || missing+=(nodejs)
+    installed npm || command -v npm >/dev/null || missing+=(npm)
+fi
 optional_missing=()
 for pkg in "${OPTIONAL[@]}"; do
     installed "$pkg" || optional_missing+=("$pkg")
@@ -45,7 +52,8 @@ done
 
 if ((${#missing[@]} == 0 && ${#optional_missing[@]} == 0)); then
     say "all packages installed"
-    exec "$(dirname "$0")/venv.sh"
+    "$(dirname "$0")/venv.sh"
+    exec "$(dirname "$0")/node-sdks.sh"
 fi
 
 SUDO=()
@@ -75,3 +83,4 @@ if ((${#missing[@]} > 0)); then
 fi
 say "done"
 "$(dirname "$0")/venv.sh"
+"$(dirname "$0")/node-sdks.sh"
