@@ -313,8 +313,9 @@ static span_t span_from(const text_t *t, size_t start)
     return (span_t){(uint32_t)start, (uint32_t)(t->len - start)};
 }
 
-/* Appends one event object; records where its parts lie. */
-static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_ms,
+/* Appends one event object; records where its parts lie. segment: a Segment track message
+ * ("type":"track","event":...) instead of "eventType", the rest the same. */
+static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_ms, bool segment,
                       event_spans_t *sp)
 {
     unsigned total = 0;
@@ -329,7 +330,7 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
     text_str(t, "{\"messageId\":\"00000000-0000-4000-8000-");
     sp->seq_off = (uint32_t)t->len;
     text_add(t, "000000000000", SEQ_HEX);
-    text_str(t, "\",\"eventType\":\"");
+    text_str(t, segment ? "\",\"type\":\"track\",\"event\":\"" : "\",\"eventType\":\"");
     size_t s = t->len;
     text_str(t, event_types[type].name);
     sp->event_type = span_from(t, s);
@@ -409,7 +410,7 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
 /* Builds one batch body of n events: {"batch":[...]}; single: the one event itself (POST
  * /events). */
 static void build_body(body_t *b, size_t n, rng_t *r, const char *user_prefix, int64_t now_ms,
-                       bool single)
+                       bool single, bool segment)
 {
     b->text = (text_t){.max = BODY_BYTES_CAP};
     b->nevents = n;
@@ -419,7 +420,7 @@ static void build_body(body_t *b, size_t n, rng_t *r, const char *user_prefix, i
     for (size_t i = 0; i < n; i++) {
         if (i)
             text_str(&b->text, ",");
-        add_event(&b->text, r, user_prefix, now_ms, &b->ev[i]);
+        add_event(&b->text, r, user_prefix, now_ms, segment, &b->ev[i]);
     }
     if (!single)
         text_str(&b->text, "]}");
@@ -490,7 +491,9 @@ typedef struct {
     const char *dump_copy;
     const char *tenant_id;
     bool quiet;
-    bool single; /* POST /events, one event per request */
+    bool single;   /* POST /events, one event per request */
+    bool segment;  /* POST /v1/batch, Segment track messages */
+    int ok_status; /* what an accepted request answers: 202, or 200 (Segment) */
     bool print_sample;
     double start_at; /* unix seconds; 0: at once */
 
@@ -672,7 +675,8 @@ static void dispatch(gen_t *g, conn_t *c, int64_t intended)
     if (n != b->nevents) {
         if (!g->last_built) {
             rng_t r = {g->seed ^ 0x5eed5eed5eedULL};
-            build_body(&g->last, (size_t)n, &r, g->user_prefix, real_ns() / 1000000, g->single);
+            build_body(&g->last, (size_t)n, &r, g->user_prefix, real_ns() / 1000000, g->single,
+                       g->segment);
             stamp_nonce(&g->last, g->nonce_hi, g->nonce_lo);
             g->last_built = true;
         }
@@ -697,12 +701,14 @@ static void dispatch(gen_t *g, conn_t *c, int64_t intended)
     g->events_dispatched += n;
     g->events_sent += n;
 
-    int hn =
-        snprintf(c->head, sizeof c->head,
-                 "POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                 "User-Agent: eventops-loadgen/1.0\r\n\r\n",
-                 g->single ? "/events" : "/events/batch", g->host, g->port, g->key, b->text.len);
+    int hn = snprintf(c->head, sizeof c->head,
+                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "User-Agent: eventops-loadgen/1.0\r\n\r\n",
+                      g->single    ? "/events"
+                      : g->segment ? "/v1/batch"
+                                   : "/events/batch",
+                      g->host, g->port, g->key, b->text.len);
     if (hn < 0 || (size_t)hn >= sizeof c->head)
         die("request head too long");
     c->head_len = (size_t)hn;
@@ -800,7 +806,7 @@ static int parse_response(gen_t *g, conn_t *c, bool *close_after)
     request_t *rq = &g->reqs[c->req];
     rq->status = (uint16_t)status;
     g->status[status]++;
-    if (status == 202) {
+    if (status == g->ok_status) {
         const char *body = hend + 4;
         const char *a = memmem(body, (size_t)body_len, "\"accepted\":", 11);
         unsigned long accepted = a ? strtoul(a + 11, NULL, 10) : rq->nevents;
@@ -1060,7 +1066,7 @@ static int dump_copy(const gen_t *g)
     uint64_t rows = 0;
     for (size_t r = 0; r < g->nreqs; r++) {
         const request_t *rq = &g->reqs[r];
-        if (rq->status != 202 || rq->accepted != rq->nevents)
+        if (rq->status != g->ok_status || rq->accepted != rq->nevents)
             continue; /* partially accepted batches are left out */
         const body_t *b = rq->body == UINT32_MAX ? &g->last : &g->pool[rq->body];
         char sent[TS_LEN + 1];
@@ -1105,7 +1111,7 @@ static void print_summary(gen_t *g, double pool_event_bytes, size_t body_bytes)
     qsort(g->lat_sched, g->nlat, sizeof *g->lat_sched, cmp_i64);
     uint64_t non202 = 0;
     for (int s = 0; s < 600; s++)
-        if (s != 202)
+        if (s != g->ok_status)
             non202 += g->status[s];
     printf("{\"tool\":\"eventops-loadgen\",\"single\":%s,\"connections\":%d,\"batch\":%d,"
            "\"rate_target\":%.0f,"
@@ -1116,7 +1122,7 @@ static void print_summary(gen_t *g, double pool_event_bytes, size_t body_bytes)
     printf("\"requests_sent\":%zu,\"requests_202\":%" PRIu64 ",\"requests_non202\":%" PRIu64
            ",\"events_sent\":%" PRIu64 ",\"events_accepted\":%" PRIu64
            ",\"events_rejected\":%" PRIu64 ",",
-           g->nreqs, g->status[202], non202, g->events_sent, g->events_accepted,
+           g->nreqs, g->status[g->ok_status], non202, g->events_sent, g->events_accepted,
            g->events_rejected);
     printf("\"status\":{");
     bool first = true;
@@ -1192,6 +1198,8 @@ static void usage(FILE *out)
             "  --connections N      keep-alive connections, one request in flight each [16]\n"
             "  --batch B            events per POST /events/batch [100]\n"
             "  --single             one event per POST /events (no batch wrapper; --batch 1)\n"
+            "  --segment            Segment track messages to POST /v1/batch (the same content;\n"
+            "                       answered 200 instead of 202)\n"
             "  --events TOTAL       events to send (default 200000 unless --duration)\n"
             "  --duration S         send for S seconds instead\n"
             "  --rate R             target events/s on a fixed schedule; 0 = as fast as possible\n"
@@ -1209,7 +1217,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    gen_t g = {.host = "127.0.0.1",
+    gen_t g = {.ok_status = 202,
+               .host = "127.0.0.1",
                .port = 8080,
                .connections = 16,
                .batch = 100,
@@ -1225,6 +1234,7 @@ int main(int argc, char **argv)
                                          {"connections", required_argument, NULL, 'c'},
                                          {"batch", required_argument, NULL, 'b'},
                                          {"single", no_argument, NULL, '1'},
+                                         {"segment", no_argument, NULL, 'g'},
                                          {"events", required_argument, NULL, 'n'},
                                          {"duration", required_argument, NULL, 'd'},
                                          {"rate", required_argument, NULL, 'r'},
@@ -1286,6 +1296,10 @@ int main(int argc, char **argv)
             break;
         case '1':
             g.single = true;
+            break;
+        case 'g':
+            g.segment = true;
+            g.ok_status = 200;
             break;
         case 'A':
             g.start_at = parse_double("start-at", optarg, 0, 1e11);
@@ -1350,7 +1364,7 @@ int main(int argc, char **argv)
         if (g.npool >= (size_t)g.connections * 2 && pool_bytes >= POOL_BYTES_CAP)
             break;
         body_t *b = &g.pool[g.npool];
-        build_body(b, (size_t)g.batch, &rng, g.user_prefix, now_ms, g.single);
+        build_body(b, (size_t)g.batch, &rng, g.user_prefix, now_ms, g.single, g.segment);
         b->in_use = false;
         stamp_nonce(b, g.nonce_hi, g.nonce_lo);
         pool_bytes += b->text.len;
@@ -1403,7 +1417,7 @@ int main(int argc, char **argv)
     int rc = 0;
     if (g.dump_copy && dump_copy(&g) < 0)
         rc = 1;
-    uint64_t non202 = g.nreqs - g.status[202];
+    uint64_t non202 = g.nreqs - g.status[g.ok_status];
     if (non202 || g.events_rejected || g.io_errors || g.timeouts || interrupted)
         rc = 1;
     gen_done(&g);

@@ -298,32 +298,43 @@ static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
     return append_item_error(&b->errors, i, mid, &b->e);
 }
 
+/* A scanned event's record written by the scan: 1, or 0 when the scan leaves the event to
+ * jansson (a refusal, a limit, a record too large), or a failure that fails the request.
+ * segment: the body's members when the event is a Segment track message, else NULL. */
+static int try_scanned(eo_collector_t *c, ingest_t *in, build_t *b, const eo_jspan_t *item,
+                       eo_event_scan_t *ev, int64_t received_at, const eo_compat_scan_t *segment)
+{
+    if (eo_event_scan(item, &c->lim, received_at, ev) != 0 ||
+        (segment && eo_compat_scan_defaults(segment, &c->lim, received_at, ev) != 0))
+        return 0;
+    char generated[EO_UUID_STR];
+    eo_str_t mid;
+    int r = message_id(ev->message_id, received_at, generated, &mid);
+    if (r < 0)
+        return r;
+    span_t *s = &b->spans[b->accepted];
+    s->val_off = b->values.len;
+    s->key_off = b->keys.len;
+    r = eo_event_scan_record(in->tenant_id, received_at, ev, mid, &c->lim, &b->values);
+    if (r == 0) {
+        eo_event_t ids = {0};
+        eo_event_scan_ids(ev, &ids);
+        if ((r = eo_record_key(in->tenant_id, &ids, &b->keys)) == 0)
+            return (r = accept_event(b, s, mid)) < 0 ? r : 1;
+    }
+    eo_buf_truncate(&b->values, s->val_off);
+    eo_buf_truncate(&b->keys, s->key_off);
+    return r == EO_ENOMEM ? r : 0;
+}
+
 /* Event i of a scanned body: its record written by the scan, or, for anything the scan leaves
- * to jansson (a refusal, a limit, a record too large), add_normalized of its tree. */
+ * to jansson, add_normalized of its tree. */
 static int add_scanned(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
                        const eo_jspan_t *item, eo_event_scan_t *ev, int64_t received_at)
 {
-    int r;
-    if (eo_event_scan(item, &c->lim, received_at, ev) == 0) {
-        char generated[EO_UUID_STR];
-        eo_str_t mid;
-        if ((r = message_id(ev->message_id, received_at, generated, &mid)) < 0)
-            return r;
-        span_t *s = &b->spans[b->accepted];
-        s->val_off = b->values.len;
-        s->key_off = b->keys.len;
-        r = eo_event_scan_record(in->tenant_id, received_at, ev, mid, &c->lim, &b->values);
-        if (r == 0) {
-            eo_event_t ids = {0};
-            eo_event_scan_ids(ev, &ids);
-            if ((r = eo_record_key(in->tenant_id, &ids, &b->keys)) == 0)
-                return accept_event(b, s, mid);
-        }
-        eo_buf_truncate(&b->values, s->val_off);
-        eo_buf_truncate(&b->keys, s->key_off);
-        if (r == EO_ENOMEM)
-            return r;
-    }
+    int r = try_scanned(c, in, b, item, ev, received_at, NULL);
+    if (r != 0)
+        return r < 0 ? r : 0;
     json_error_t jerr;
     json_t *tree = json_loadb((const char *)item->s, item->len,
                               JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -478,13 +489,14 @@ static const eo_compat_kind_t compat_kinds[] = {
     EO_COMPAT_POSTHOG, EO_COMPAT_POSTHOG,  EO_COMPAT_POSTHOG,       EO_COMPAT_POSTHOG};
 #define COMPAT_FIRST 5 /* the index of /v1/track in routes */
 
-/* A request without an Authorization header: the write key its body carries decides. */
+/* A request without an Authorization header: the write key its body carries (key, len bytes)
+ * decides. */
 static bool admit_by_body(eo_collector_t *c, ingest_t *in, eo_http_req_t *req,
-                          const eo_compat_body_t *cb)
+                          eo_compat_kind_t kind, const char *key, size_t len)
 {
     eo_access_t a;
-    const char *field = cb->kind == EO_COMPAT_POSTHOG ? "api_key" : "writeKey";
-    if (eo_access_check_key(&c->compat_access, cb->key.s, cb->key.len, field, &a) != EO_ACCESS_OK) {
+    const char *field = kind == EO_COMPAT_POSTHOG ? "api_key" : "writeKey";
+    if (eo_access_check_key(&c->compat_access, key, len, field, &a) != EO_ACCESS_OK) {
         eo_access_answer(&c->compat_access, req, &a);
         return false;
     }
@@ -492,9 +504,31 @@ static bool admit_by_body(eo_collector_t *c, ingest_t *in, eo_http_req_t *req,
     return true;
 }
 
-/* Segment's and PostHog's bodies: each message read as an EventOps event (domain/compat.h),
- * then validated, encoded and made durable as on /events/batch; answered 200 as the SDKs
- * expect ({"success":true,...} for Segment, {"status":1,...} for PostHog). */
+/* Message i of a compatibility body through jansson: read as an EventOps event
+ * (domain/compat.h), then as add_normalized. */
+static int add_compat(eo_collector_t *c, ingest_t *in, build_t *b, const eo_compat_body_t *cb,
+                      size_t i, int64_t received_at)
+{
+    json_t *ev;
+    eo_str_t mid;
+    int r = eo_compat_event(cb, i, received_at, &ev, &mid, &b->e);
+    if (r == EO_EINVAL) {
+        b->last_status = 400;
+        count_rejected(c->rejected, b->e.code);
+        return append_item_error(&b->errors, i, mid, &b->e);
+    }
+    if (r < 0)
+        return r;
+    r = add_normalized(c, in, b, i, ev, received_at);
+    json_decref(ev);
+    return r;
+}
+
+/* Segment's and PostHog's bodies: each message read as an EventOps event and made durable as
+ * on /events/batch; answered 200 as the SDKs expect ({"success":true,...} for Segment,
+ * {"status":1,...} for PostHog). Segment track messages that read the same either way go
+ * through the ingest scan (eo_compat_scan_eligible); everything else through jansson, whose
+ * tree is made only when a message needs it. */
 static void compat_on_request(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
@@ -503,12 +537,20 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
     size_t len;
     const char *body = eo_http_body(req, &len);
     int64_t received_at = eo_clock_now_us();
-    eo_compat_body_t cb;
+    eo_compat_body_t cb = {0};
+    eo_json_keys_t keys;
+    eo_body_scan_t scan;
+    eo_compat_scan_t info;
+    eo_event_scan_t *ev = NULL;
+    eo_json_keys_init(&keys);
+    eo_body_scan_init(&scan);
     build_t b;
     build_init(&b, c);
     b.compat = true;
     b.compat_kind = kind;
-    int r = eo_compat_parse(body, len, kind, &c->lim, &cb, &b.e);
+    bool scanned = eo_compat_scan(body, len, kind, &c->lim, &keys, &scan, &info) == 0 &&
+                   !(in->body_auth && info.write_key.esc);
+    int r = scanned ? 0 : eo_compat_parse(body, len, kind, &c->lim, &cb, &b.e);
     if (r < 0) {
         if (!in->body_auth) /* the whole body of an admitted client: one rejected event */
             count_rejected(c->rejected, b.e.code);
@@ -516,32 +558,41 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
                               NULL);
         goto done;
     }
-    if (in->body_auth && !admit_by_body(c, in, req, &cb))
+    if (in->body_auth &&
+        !(scanned ? admit_by_body(c, in, req, kind, (const char *)info.write_key.s,
+                                  info.write_key.kind == EO_JV_STRING ? info.write_key.len : 0)
+                  : admit_by_body(c, in, req, kind, cb.key.s, cb.key.len)))
         goto done;
-    eo_histogram_observe(c->batch_size, (double)cb.count);
-    r = build_reserve(&b, len, cb.count);
-    for (size_t i = 0; i < cb.count && r == 0; i++) {
-        json_t *ev;
-        eo_str_t mid;
-        r = eo_compat_event(&cb, i, received_at, &ev, &mid, &b.e);
-        if (r == EO_EINVAL) {
-            b.last_status = 400;
-            count_rejected(c->rejected, b.e.code);
-            r = append_item_error(&b.errors, i, mid, &b.e);
-        } else if (r == 0) {
-            r = add_normalized(c, in, &b, i, ev, received_at);
-            json_decref(ev);
+    size_t count = scanned ? scan.count : cb.count;
+    eo_histogram_observe(c->batch_size, (double)count);
+    r = build_reserve(&b, len, count);
+    if (r == 0 && scanned && !(ev = malloc(sizeof *ev)))
+        r = EO_ENOMEM;
+    for (size_t i = 0; i < count && r == 0; i++) {
+        if (scanned && eo_compat_scan_eligible(&info, &scan.items[i])) {
+            r = try_scanned(c, in, &b, &scan.items[i], ev, received_at, &info);
+            if (r != 0) {
+                r = r < 0 ? r : 0;
+                continue;
+            }
         }
+        if (!cb.root && eo_compat_parse(body, len, kind, &c->lim, &cb, &b.e) < 0)
+            r = EO_EPARSE; /* not reached: the scan accepted the body */
+        else
+            r = add_compat(c, in, &b, &cb, i, received_at);
     }
     r = r ? r : eo_buf_error(&b.ids);
     if (r < 0)
         respond_overloaded(req);
     else
-        deliver(c, in, req, &b, cb.single,
+        deliver(c, in, req, &b, scanned ? kind == EO_COMPAT_TRACK : cb.single,
                 kind == EO_COMPAT_POSTHOG ? "{\"status\":1," : "{\"success\":true,", 200);
 done:
+    free(ev);
     build_done(&b);
     eo_compat_done(&cb);
+    eo_body_scan_done(&scan);
+    eo_json_keys_done(&keys);
 }
 
 static void on_event(eo_http_req_t *req, void *ud)

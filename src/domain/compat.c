@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "domain/record_scan.h"
 #include "domain/rfc3339.h"
 
 /* A member that is present and not null, or NULL. */
@@ -237,7 +238,7 @@ static int named(json_t *ev, const char *event_type, json_t *props)
     return r < 0 ? r : put_new(ev, "eventType", json_string(event_type));
 }
 
-static const char *const segment_types[] = {"track", "identify", "page",
+static const char *const segment_types[] = {"track",  "identify", "page",
                                             "screen", "group",    "alias"};
 
 static int segment_event(const eo_compat_body_t *b, json_t *m, json_t *ev, eo_event_error_t *err)
@@ -447,6 +448,126 @@ void eo_compat_name_field(eo_compat_kind_t kind, eo_event_error_t *err)
             snprintf(err->field, sizeof err->field, "%s", posthog[k][1]);
             return;
         }
+}
+
+/* ---- Segment track messages without a tree ---- */
+
+/* True when the validated key has the content name. */
+static bool key_is(const eo_jspan_t *key, const char *name)
+{
+    eo_jspan_t n = {EO_JV_STRING, (const unsigned char *)name, strlen(name), false};
+    if (!key->esc)
+        return key->len == n.len && memcmp(key->s, name, n.len) == 0;
+    return eo_jlex_same_text(key, &n);
+}
+
+/* The value at c (already checked) as a span of its kind (a string: its content); c after it. */
+static eo_jspan_t value_at(eo_jcur_t *c)
+{
+    eo_jspan_t v = {EO_JV_NONE, NULL, 0, false};
+    const unsigned char *at = c->p;
+    if (*at == '"') {
+        eo_jcur_t s = *c;
+        if (eo_jlex_string(&s, &v) == 0) {
+            *c = s;
+            return v;
+        }
+    }
+    eo_jlex_skip_valid(c);
+    v.s = at;
+    v.len = (size_t)(c->p - at);
+    v.kind = *at == '{'   ? EO_JV_OBJECT
+             : *at == '[' ? EO_JV_ARRAY
+             : *at == 'n' ? EO_JV_NULL
+                          : EO_JV_INTEGER;
+    return v;
+}
+
+int eo_compat_scan(const char *body, size_t len, eo_compat_kind_t kind,
+                   const eo_event_limits_t *lim, eo_json_keys_t *keys, eo_body_scan_t *scan,
+                   eo_compat_scan_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    if (kind != EO_COMPAT_TRACK && kind != EO_COMPAT_SEGMENT_BATCH)
+        return EO_EPARSE;
+    int r = eo_body_scan(body, len, kind == EO_COMPAT_TRACK, lim, keys, scan);
+    if (r < 0)
+        return r;
+    eo_jcur_t c = {(const unsigned char *)body, (const unsigned char *)body + len};
+    eo_jlex_skip_ws(&c);
+    if (c.p >= c.end || *c.p != '{')
+        return EO_EPARSE; /* a Segment body is an object (a batch in an array is eo_compat's) */
+    c.p++;
+    eo_jspan_t key;
+    for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
+        eo_jspan_t v = value_at(&c);
+        if (v.kind == EO_JV_NULL)
+            v.kind = EO_JV_NONE; /* null counts as absent */
+        if (key_is(&key, "writeKey")) {
+            if (v.kind != EO_JV_STRING && v.kind != EO_JV_NONE)
+                return EO_EPARSE;
+            out->write_key = v;
+        } else if (kind == EO_COMPAT_SEGMENT_BATCH && key_is(&key, "events")) {
+            return EO_EPARSE; /* eo_body_scan would list these; Segment reads "batch" */
+        } else if (kind == EO_COMPAT_SEGMENT_BATCH && key_is(&key, "sentAt")) {
+            out->sent_at = v;
+        } else if (kind == EO_COMPAT_SEGMENT_BATCH && key_is(&key, "context")) {
+            out->context = v;
+        }
+    }
+    return r < 0 ? EO_EPARSE : 0;
+}
+
+bool eo_compat_scan_eligible(const eo_compat_scan_t *info, const eo_jspan_t *item)
+{
+    if (item->kind != EO_JV_OBJECT)
+        return false;
+    bool typed = info->kind != EO_COMPAT_SEGMENT_BATCH; /* the route says track */
+    bool timestamp = false, original = false;
+    eo_jcur_t c = {item->s + 1, item->s + item->len};
+    eo_jspan_t key;
+    int r;
+    for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
+        eo_jspan_t v = value_at(&c);
+        bool present = v.kind != EO_JV_NULL;
+        if (key_is(&key, "type")) {
+            eo_jspan_t track = {EO_JV_STRING, (const unsigned char *)"track", 5, false};
+            typed = typed || (v.kind == EO_JV_STRING && eo_jlex_same_text(&v, &track));
+        } else if (key_is(&key, "eventType") || key_is(&key, "name") || key_is(&key, "metadata")) {
+            if (present)
+                return false;
+        } else if (key_is(&key, "timestamp")) {
+            timestamp = present;
+        } else if (key_is(&key, "originalTimestamp")) {
+            original = present;
+        }
+    }
+    return r == 0 && typed && (timestamp || !original);
+}
+
+int eo_compat_scan_defaults(const eo_compat_scan_t *info, const eo_event_limits_t *lim,
+                            int64_t received_at_us, eo_event_scan_t *ev)
+{
+    if (ev->context.kind == EO_JV_NONE && info->context.kind != EO_JV_NONE) {
+        if (info->context.kind != EO_JV_OBJECT)
+            return EO_EINVAL;
+        ev->context = info->context;
+    }
+    if (ev->sent_at_us != EO_NO_TIME || info->sent_at.kind == EO_JV_NONE)
+        return 0;
+    int64_t sent;
+    if (info->sent_at.kind != EO_JV_STRING || eo_scan_time(&info->sent_at, false, &sent) < 0)
+        return EO_EINVAL;
+    ev->sent_at_us = sent;
+    if (ev->original_timestamp_us == EO_NO_TIME)
+        return 0; /* no timestamp: the time received, uncorrected (eo_event_normalize's rule) */
+    int64_t occurred = ev->original_timestamp_us + (received_at_us - sent);
+    if (occurred > received_at_us + lim->max_future_us ||
+        occurred < received_at_us - lim->max_past_us)
+        return EO_EINVAL;
+    ev->occurred_at_us = occurred;
+    return 0;
 }
 
 void eo_compat_done(eo_compat_body_t *b)

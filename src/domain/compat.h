@@ -29,6 +29,8 @@
 #include <stdint.h>
 
 #include "domain/event.h"
+#include "domain/ingest_scan.h"
+#include "domain/json_lex.h"
 
 typedef enum {
     EO_COMPAT_TRACK, /* Segment's single-message routes: the route says the type */
@@ -44,8 +46,8 @@ typedef enum {
 typedef struct {
     eo_compat_kind_t kind;
     const eo_event_limits_t *lim; /* borrowed: the limits it was parsed with */
-    json_t *root;     /* owned: release with eo_compat_done() */
-    json_t *messages; /* borrowed: the array of messages, or the single message */
+    json_t *root;                 /* owned: release with eo_compat_done() */
+    json_t *messages;             /* borrowed: the array of messages, or the single message */
     size_t count;
     bool single;
     eo_str_t key;    /* the write key the body carries (writeKey, api_key, token); .s NULL */
@@ -71,5 +73,42 @@ int eo_compat_event(const eo_compat_body_t *b, size_t i, int64_t received_at_us,
 void eo_compat_name_field(eo_compat_kind_t kind, eo_event_error_t *err);
 
 void eo_compat_done(eo_compat_body_t *b);
+
+/* ---- Segment track messages without a tree ----
+ * A Segment track message is an EventOps event but for a few members, so the ingest scan
+ * (ingest_scan.h) can read it where it lies: when eo_compat_scan_eligible says that nothing
+ * in it reads differently, eo_event_scan of it gives exactly the event eo_compat_event +
+ * eo_event_normalize give (tests/fuzz/fuzz_compat.c checks the records are equal). Anything
+ * else goes the jansson way above. */
+
+/* The body-level members of a scanned Segment body. */
+typedef struct {
+    eo_compat_kind_t kind;
+    eo_jspan_t write_key; /* writeKey: a string, or kind EO_JV_NONE when absent or null */
+    eo_jspan_t sent_at;   /* a batch's sentAt / context (EO_JV_NONE when absent or null) */
+    eo_jspan_t context;
+} eo_compat_scan_t;
+
+/* Lists the messages of body for kind EO_COMPAT_TRACK or EO_COMPAT_SEGMENT_BATCH into scan (as
+ * eo_body_scan does) and reads its body-level members. Returns 0, EO_EPARSE for anything the
+ * caller must ask eo_compat_parse about (another kind, a body it refuses, an "events" member,
+ * a writeKey that is not a string), or EO_ENOMEM. */
+int eo_compat_scan(const char *body, size_t len, eo_compat_kind_t kind,
+                   const eo_event_limits_t *lim, eo_json_keys_t *keys, eo_body_scan_t *scan,
+                   eo_compat_scan_t *out) EO_MUST_CHECK;
+
+/* True when the scanned message item (one of scan's items) reads the same to eo_event_scan,
+ * followed by eo_compat_scan_defaults, as its eo_compat_event object reads to
+ * eo_event_normalize: a track message ("type" "track" in a batch) without members that are
+ * aliases only in EventOps's API (eventType, name, metadata), and with its own timestamp when it
+ * has an originalTimestamp. */
+bool eo_compat_scan_eligible(const eo_compat_scan_t *info, const eo_jspan_t *item);
+
+/* Gives a message that eo_event_scan read what the batch gives the messages without their own:
+ * its sentAt (with the clock-skew correction that comes with it) and its context. Returns 0, or
+ * EO_EINVAL when the message must go the jansson way (the batch's sentAt is not a time or the
+ * corrected timestamp is out of range; the batch's context is not an object). */
+int eo_compat_scan_defaults(const eo_compat_scan_t *info, const eo_event_limits_t *lim,
+                            int64_t received_at_us, eo_event_scan_t *ev) EO_MUST_CHECK;
 
 #endif

@@ -8,15 +8,22 @@
  *  - a Segment message of a typed route becomes the event type that route names, and a PostHog
  *    one has its distinct_id as userId;
  *  - an event that eo_event_normalize accepts and that fits max_event_bytes encodes to a record
- *    that decodes again with the same type and ids. */
+ *    that decodes again with the same type and ids;
+ *  - differential, for Segment's track and batch bodies: a body eo_compat_scan lists is one
+ *    eo_compat_parse accepts, with the same messages and write key, and every message that
+ *    eo_compat_scan_eligible passes and the ingest scan (with eo_compat_scan_defaults) accepts
+ *    has byte for byte the record
+ *    the jansson way (eo_compat_event, eo_event_normalize, eo_record_encode) writes. */
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
 #include "domain/compat.h"
 #include "domain/event.h"
+#include "domain/ingest_scan.h"
 #include "domain/record.h"
 #include "fuzz_check.h"
 
@@ -26,9 +33,8 @@
 
 static bool api_member(const char *key)
 {
-    static const char *const names[] = {"messageId", "userId",    "anonymousId",
-                                        "timestamp", "sentAt",    "context",
-                                        "event",     "eventType", "properties"};
+    static const char *const names[] = {"messageId", "userId", "anonymousId", "timestamp", "sentAt",
+                                        "context",   "event",  "eventType",   "properties"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(key, names[i]) == 0)
             return true;
@@ -104,6 +110,75 @@ static void check_event(eo_compat_kind_t kind, json_t *obj, const eo_event_limit
     check_record(&ev, lim);
 }
 
+/* The record of message i the jansson way, into out; false when that way refuses it. */
+static bool jansson_record(const eo_compat_body_t *b, size_t i, const eo_event_limits_t *lim,
+                           eo_buf_t *out)
+{
+    json_t *obj;
+    eo_str_t mid;
+    eo_event_error_t err;
+    if (eo_compat_event(b, i, RECEIVED_AT, &obj, &mid, &err) < 0)
+        return false;
+    eo_event_t ev;
+    bool ok = eo_event_normalize(obj, lim, RECEIVED_AT, 0, &ev, &err) == 0;
+    eo_str_t assigned = {ASSIGNED_ID, sizeof ASSIGNED_ID - 1};
+    ok = ok && eo_record_encode(TENANT, RECEIVED_AT, &ev, assigned, lim, out, &err) == 0;
+    json_decref(obj);
+    return ok;
+}
+
+/* The scan of Segment bodies against the jansson way (see the opening comment). */
+static void check_scan(eo_compat_kind_t kind, const char *body, size_t len,
+                       const eo_event_limits_t *lim)
+{
+    eo_json_keys_t keys;
+    eo_body_scan_t scan;
+    eo_compat_scan_t info;
+    eo_json_keys_init(&keys);
+    eo_body_scan_init(&scan);
+    int r = eo_compat_scan(body, len, kind, lim, &keys, &scan, &info);
+    CHECK(r == 0 || r == EO_EPARSE || r == EO_ENOMEM, "eo_compat_scan: %d", r);
+    if (r == 0) {
+        eo_compat_body_t b;
+        eo_event_error_t err;
+        r = eo_compat_parse(body, len, kind, lim, &b, &err);
+        CHECK(r == 0, "scanned, but eo_compat_parse refuses: %s %s", err.code, err.message);
+        CHECK(b.count == scan.count, "%zu messages scanned, %zu parsed", scan.count, b.count);
+        if (info.write_key.kind == EO_JV_STRING && !info.write_key.esc)
+            CHECK(b.key.s && b.key.len == info.write_key.len &&
+                      memcmp(b.key.s, info.write_key.s, b.key.len) == 0,
+                  "write keys differ");
+        else if (info.write_key.kind == EO_JV_NONE)
+            CHECK(!b.key.s, "a write key only the parse found");
+        eo_event_scan_t *ev = malloc(sizeof *ev);
+        CHECK(ev != NULL, "out of memory");
+        eo_buf_t scanned, expected;
+        eo_str_t assigned = {ASSIGNED_ID, sizeof ASSIGNED_ID - 1};
+        for (size_t i = 0; i < scan.count; i++) {
+            if (!eo_compat_scan_eligible(&info, &scan.items[i]) ||
+                eo_event_scan(&scan.items[i], lim, RECEIVED_AT, ev) != 0 ||
+                eo_compat_scan_defaults(&info, lim, RECEIVED_AT, ev) != 0)
+                continue;
+            eo_buf_init(&scanned, lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX);
+            eo_buf_init(&expected, lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX);
+            if (eo_event_scan_record(TENANT, RECEIVED_AT, ev, assigned, lim, &scanned) == 0) {
+                bool ok = jansson_record(&b, i, lim, &expected);
+                CHECK(ok, "message %zu: scanned, but the jansson way refuses it", i);
+                CHECK(scanned.len == expected.len &&
+                          memcmp(scanned.data, expected.data, scanned.len) == 0,
+                      "message %zu: records differ:\n scan    %.*s\n jansson %.*s", i,
+                      (int)scanned.len, scanned.data, (int)expected.len, expected.data);
+            }
+            eo_buf_done(&scanned);
+            eo_buf_done(&expected);
+        }
+        free(ev);
+        eo_compat_done(&b);
+    }
+    eo_body_scan_done(&scan);
+    eo_json_keys_done(&keys);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -112,6 +187,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     eo_event_limits_t lim;
     eo_event_limits_default(&lim);
     lim.max_batch_events = 64;
+    if (kind == EO_COMPAT_TRACK || kind == EO_COMPAT_SEGMENT_BATCH)
+        check_scan(kind, (const char *)data + 1, size - 1, &lim);
     eo_compat_body_t b;
     eo_event_error_t err;
     memset(&err, 0, sizeof err);

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "domain/compat.h"
+#include "domain/record.h"
 
 #define RECEIVED_AT INT64_C(1704067200000000) /* 2024-01-01T00:00:00Z */
 
@@ -102,10 +104,9 @@ static const row_t rows[] = {
      NULL, NULL},
     {EO_COMPAT_SEGMENT_BATCH, "{'batch':[{'event':'a','userId':'u'}]}", 0, EO_EINVAL, NULL,
      "missing_field", "type"},
-    {EO_COMPAT_SEGMENT_BATCH, "{'batch':[{'type':'Track','event':'a','userId':'u'}]}", 0,
-     EO_EINVAL, NULL, "invalid_value", "type"},
-    {EO_COMPAT_SEGMENT_BATCH, "{'batch':[{'type':7}]}", 0, EO_EINVAL, NULL, "invalid_type",
-     "type"},
+    {EO_COMPAT_SEGMENT_BATCH, "{'batch':[{'type':'Track','event':'a','userId':'u'}]}", 0, EO_EINVAL,
+     NULL, "invalid_value", "type"},
+    {EO_COMPAT_SEGMENT_BATCH, "{'batch':[{'type':7}]}", 0, EO_EINVAL, NULL, "invalid_type", "type"},
     {EO_COMPAT_SEGMENT_BATCH, "{'batch':[3]}", 0, EO_EINVAL, NULL, "invalid_type", ""},
     /* PostHog */
     {EO_COMPAT_POSTHOG,
@@ -118,8 +119,8 @@ static const row_t rows[] = {
     {EO_COMPAT_POSTHOG, "{'event':'$set','distinct_id':7,'$set':{'n':'B'},'$set_once':{'f':1}}", 0,
      0, "{'event':'$set','userId':7,'properties':{'$set':{'n':'B'},'$set_once':{'f':1}}}", NULL,
      NULL},
-    {EO_COMPAT_POSTHOG, "[{'event':'e','properties':{'distinct_id':'d','token':'k'},'offset':1500}]",
-     0, 0,
+    {EO_COMPAT_POSTHOG,
+     "[{'event':'e','properties':{'distinct_id':'d','token':'k'},'offset':1500}]", 0, 0,
      "{'event':'e','userId':'d','timestamp':'2023-12-31T23:59:58.500000Z',"
      "'properties':{'distinct_id':'d'}}",
      NULL, NULL},
@@ -229,8 +230,8 @@ static void test_bodies(void **state)
                 assert_null(b.key.s);
             else if (!b.key.s || b.key.len != strlen(row->key) ||
                      memcmp(b.key.s, row->key, b.key.len) != 0)
-                fail_msg("row %zu: key %.*s, want %s", k, (int)b.key.len,
-                         b.key.s ? b.key.s : "", row->key);
+                fail_msg("row %zu: key %.*s, want %s", k, (int)b.key.len, b.key.s ? b.key.s : "",
+                         row->key);
         } else {
             assert_null(b.root);
             assert_int_equal(b.count, 0);
@@ -261,12 +262,107 @@ static void test_field_names(void **state)
     assert_string_equal(err.field, "userId");
 }
 
+/* The scan of Segment bodies: which messages it takes, and that their records are the jansson
+ * way's byte for byte (the fuzz harness checks the same on any input). */
+typedef struct {
+    eo_compat_kind_t kind;
+    const char *body;
+    int scan;       /* eo_compat_scan's result */
+    size_t scanned; /* messages whose record the scan wrote */
+} scan_row_t;
+
+static const scan_row_t scan_rows[] = {
+    /* what the SDKs send: the batch's sentAt and context stand in for the messages' */
+    {EO_COMPAT_SEGMENT_BATCH,
+     "{'batch':[{'type':'track','event':'a','userId':'u','timestamp':'2023-12-31T23:59:00Z',"
+     "'messageId':'m1','context':{'library':{'name':'x'}},'integrations':{},'_metadata':{}},"
+     "{'type':'track','event':'b','anonymousId':'a','messageId':'m2'},"
+     "{'type':'identify','userId':'u','traits':{'x':1}},"
+     "{'type':'track','event':'c','userId':'u','originalTimestamp':'2023-12-31T23:00:00Z'},"
+     "{'type':'track','event':'d','userId':'u','name':'n'}],"
+     "'sentAt':'2024-01-01T00:00:01Z','context':{'ip':'1.2.3.4'},'writeKey':'wk'}",
+     0, 2},
+    {EO_COMPAT_TRACK, "{'event':'e','userId':'u','type':'anything','properties':{'a':[1]}}", 0, 1},
+    {EO_COMPAT_TRACK, "{'event':'e','userId':'u','metadata':{'a':1}}", 0, 0},
+    {EO_COMPAT_TRACK, "{'userId':'u'}", 0, 0},
+    /* the batch's sentAt not a time: the messages without their own go the jansson way */
+    {EO_COMPAT_SEGMENT_BATCH,
+     "{'batch':[{'type':'track','event':'a','userId':'u','timestamp':'2024-01-01T00:00:00Z'},"
+     "{'type':'track','event':'a','userId':'u','sentAt':'2024-01-01T00:00:00Z'}],'sentAt':'x'}",
+     0, 1},
+    {EO_COMPAT_SEGMENT_BATCH, "{'events':[{'type':'track','event':'a','userId':'u'}]}", EO_EPARSE,
+     0},
+    {EO_COMPAT_SEGMENT_BATCH, "{'batch':[{'type':'track','event':'a','userId':'u'}],'writeKey':1}",
+     EO_EPARSE, 0},
+    {EO_COMPAT_IDENTIFY, "{'userId':'u'}", EO_EPARSE, 0},
+};
+
+static void test_scan_same_records(void **state)
+{
+    (void)state;
+    eo_event_limits_t lim = test_limits();
+    lim.max_batch_events = 10;
+    eo_event_scan_t *ev = malloc(sizeof *ev);
+    assert_non_null(ev);
+    for (size_t k = 0; k < sizeof scan_rows / sizeof scan_rows[0]; k++) {
+        const scan_row_t *row = &scan_rows[k];
+        char *body = quoted(row->body);
+        size_t len = strlen(body);
+        eo_json_keys_t keys;
+        eo_body_scan_t scan;
+        eo_compat_scan_t info;
+        eo_json_keys_init(&keys);
+        eo_body_scan_init(&scan);
+        int r = eo_compat_scan(body, len, row->kind, &lim, &keys, &scan, &info);
+        if (r != row->scan)
+            fail_msg("row %zu: eo_compat_scan %d, want %d", k, r, row->scan);
+        size_t scanned = 0;
+        eo_compat_body_t b;
+        eo_event_error_t err;
+        if (r == 0 && eo_compat_parse(body, len, row->kind, &lim, &b, &err) != 0)
+            fail_msg("row %zu: the parse refuses a scanned body: %s", k, err.message);
+        for (size_t i = 0; r == 0 && i < scan.count; i++) {
+            if (!eo_compat_scan_eligible(&info, &scan.items[i]) ||
+                eo_event_scan(&scan.items[i], &lim, RECEIVED_AT, ev) != 0 ||
+                eo_compat_scan_defaults(&info, &lim, RECEIVED_AT, ev) != 0)
+                continue;
+            eo_str_t id = {"assigned", 8};
+            eo_buf_t got, want;
+            eo_buf_init(&got, 1 << 20);
+            eo_buf_init(&want, 1 << 20);
+            assert_int_equal(eo_event_scan_record("t", RECEIVED_AT, ev, id, &lim, &got), 0);
+            json_t *obj;
+            eo_str_t mid;
+            assert_int_equal(eo_compat_event(&b, i, RECEIVED_AT, &obj, &mid, &err), 0);
+            eo_event_t norm;
+            assert_int_equal(eo_event_normalize(obj, &lim, RECEIVED_AT, 0, &norm, &err), 0);
+            assert_int_equal(eo_record_encode("t", RECEIVED_AT, &norm, id, &lim, &want, &err), 0);
+            if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0)
+                fail_msg("row %zu message %zu:\n scan    %.*s\n jansson %.*s", k, i, (int)got.len,
+                         got.data, (int)want.len, want.data);
+            json_decref(obj);
+            eo_buf_done(&got);
+            eo_buf_done(&want);
+            scanned++;
+        }
+        if (scanned != row->scanned)
+            fail_msg("row %zu: %zu messages scanned, want %zu", k, scanned, row->scanned);
+        if (r == 0)
+            eo_compat_done(&b);
+        eo_body_scan_done(&scan);
+        eo_json_keys_done(&keys);
+        free(body);
+    }
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_field_names),
+        cmocka_unit_test(test_scan_same_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
