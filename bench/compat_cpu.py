@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """bench/compat_cpu.py: collector CPU per accepted event, POST /events/batch against Segment's
-POST /v1/batch (issue 15: the compatibility routes must cost no more than /events/batch).
+POST /v1/batch and PostHog's POST /batch/ (issue 15: the compatibility routes must cost no more
+than /events/batch).
 
     bench/compat_cpu.py      (stack env exported: eval "$(scripts/stack.sh env)"; EVENTOPS_BIN
                              the build to measure, e.g. build/eventops)
 
 In one e2e sandbox (its own database and topics, removed afterwards), each round starts a fresh
-collector for each route in turn (order alternating between rounds) and sends
+collector for each route in turn (the order rotating between rounds) and sends
 BENCH_CPU_EVENTS (600000) events with bench/loadgen (batch 100, 16 connections, as fast as
-accepted): the same generated events, as EventOps events to /events/batch or as Segment track
-messages ("type": "track", "event" instead of "eventType") to /v1/batch. The collector's
+accepted): the same generated events, as EventOps events to /events/batch, as Segment track
+messages ("type": "track", "event" instead of "eventType") to /v1/batch, or as PostHog events
+(uuid, event, distinct_id, sent_at; loadgen --posthog) to /batch/. The collector's
 utime+stime is read from /proc before and after. Nothing is stored (no processor). Prints one
-line per run, the medians and the ratio segment / native; one JSON line on stdout at the end.
+line per run, the medians and each route's ratio to native; one JSON line on stdout at the end.
 Settings: BENCH_CPU_ROUNDS (6), BENCH_CPU_EVENTS, CC (cc, to build loadgen)."""
 import json
 import os
@@ -27,7 +29,7 @@ sys.path.insert(0, HERE)
 import eotest  # noqa: E402
 from analytics import cpu_seconds  # noqa: E402
 
-ROUTES = {"native": [], "segment": ["--segment"]}
+ROUTES = {"native": [], "segment": ["--segment"], "posthog": ["--posthog"]}
 
 
 def main():
@@ -43,7 +45,8 @@ def main():
     with eotest.Sandbox("compat-cpu", partitions=6) as sb:
         tenant = sb.create_tenant("cpu")
         for rnd in range(rounds):
-            for route in (("native", "segment") if rnd % 2 == 0 else ("segment", "native")):
+            order = list(ROUTES)
+            for route in order[rnd % len(order):] + order[:rnd % len(order)]:
                 # the load is far over the default per-tenant rate: the bench prices accepting
                 coll = sb.role("collector", name="collector-%s-%d" % (route, rnd),
                                extra_env={"EVENTOPS_RATE_LIMIT_RATE": "10000000",
@@ -76,10 +79,12 @@ def main():
         print("%s: median %.2f us CPU/event (%s), median %.0f events/s" %
               (route, statistics.median(us), ", ".join("%.2f" % u for u in us),
                statistics.median(rates)), file=sys.stderr)
-    ratio = summary["segment"]["us_per_event"] / summary["native"]["us_per_event"]
-    print("segment / native CPU per event: %.2f" % ratio, file=sys.stderr)
+    ratios = {r: summary[r]["us_per_event"] / summary["native"]["us_per_event"]
+              for r in ROUTES if r != "native"}
+    for r, x in ratios.items():
+        print("%s / native CPU per event: %.2f" % (r, x), file=sys.stderr)
     print(json.dumps({"bench": "compat_cpu", "rounds": rounds, "events": int(events),
-                      "routes": summary, "ratio": ratio}))
+                      "routes": summary, "ratios": ratios}))
     return code
 
 

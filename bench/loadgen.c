@@ -313,11 +313,17 @@ static span_t span_from(const text_t *t, size_t start)
     return (span_t){(uint32_t)start, (uint32_t)(t->len - start)};
 }
 
-/* Appends one event object; records where its parts lie. segment: a Segment track message
- * ("type":"track","event":...) instead of "eventType", the rest the same. */
-static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_ms, bool segment,
+/* The body forms: EventOps's own; Segment track messages ("type":"track","event" instead of
+ * "eventType", the rest the same); PostHog events ("uuid", "event", "distinct_id" for the
+ * userId, or the anonymousId of an anonymous event, "sent_at"; the rest the same, "context"
+ * included, which PostHog's mapping reads but does not store). */
+enum { FORM_EVENTOPS, FORM_SEGMENT, FORM_POSTHOG };
+
+/* Appends one event object of the form; records where its parts lie. */
+static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_ms, int form,
                       event_spans_t *sp)
 {
+    bool posthog = form == FORM_POSTHOG;
     unsigned total = 0;
     for (size_t i = 0; i < N_EVENT_TYPES; i++)
         total += event_types[i].weight;
@@ -327,10 +333,13 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
         pick -= event_types[type++].weight;
 
     /* messageId: nonce part and sequence digits are patched per request */
-    text_str(t, "{\"messageId\":\"00000000-0000-4000-8000-");
+    text_str(t, posthog ? "{\"uuid\":\"00000000-0000-4000-8000-"
+                        : "{\"messageId\":\"00000000-0000-4000-8000-");
     sp->seq_off = (uint32_t)t->len;
     text_add(t, "000000000000", SEQ_HEX);
-    text_str(t, segment ? "\",\"type\":\"track\",\"event\":\"" : "\",\"eventType\":\"");
+    text_str(t, form == FORM_SEGMENT   ? "\",\"type\":\"track\",\"event\":\""
+                : form == FORM_POSTHOG ? "\",\"event\":\""
+                                       : "\",\"eventType\":\"");
     size_t s = t->len;
     text_str(t, event_types[type].name);
     sp->event_type = span_from(t, s);
@@ -343,14 +352,14 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
     if (who < 90) {
         uint32_t u = rng_below(r, 100000);
         u = (uint32_t)((uint64_t)u * u / 100000); /* skew: a few heavy users */
-        text_str(t, ",\"userId\":\"");
+        text_str(t, posthog ? ",\"distinct_id\":\"" : ",\"userId\":\"");
         s = t->len;
         text_printf(t, "%suser-%06u", user_prefix, u);
         sp->user_id = span_from(t, s);
         text_str(t, "\"");
     }
-    if (who >= 85) {
-        text_str(t, ",\"anonymousId\":\"");
+    if (who >= (posthog ? 90 : 85)) { /* PostHog: one distinct_id */
+        text_str(t, posthog ? ",\"distinct_id\":\"" : ",\"anonymousId\":\"");
         s = t->len;
         text_printf(t, "anon-%016" PRIx64, rng_next(r));
         sp->anonymous_id = span_from(t, s);
@@ -363,7 +372,7 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
     s = t->len;
     text_str(t, ts);
     sp->timestamp = span_from(t, s);
-    text_str(t, "\",\"sentAt\":\"");
+    text_str(t, posthog ? "\",\"sent_at\":\"" : "\",\"sentAt\":\"");
     sp->sent_off = (uint32_t)t->len;
     text_str(t, ts);
 
@@ -410,7 +419,7 @@ static void add_event(text_t *t, rng_t *r, const char *user_prefix, int64_t now_
 /* Builds one batch body of n events: {"batch":[...]}; single: the one event itself (POST
  * /events). */
 static void build_body(body_t *b, size_t n, rng_t *r, const char *user_prefix, int64_t now_ms,
-                       bool single, bool segment)
+                       bool single, int form)
 {
     b->text = (text_t){.max = BODY_BYTES_CAP};
     b->nevents = n;
@@ -420,7 +429,7 @@ static void build_body(body_t *b, size_t n, rng_t *r, const char *user_prefix, i
     for (size_t i = 0; i < n; i++) {
         if (i)
             text_str(&b->text, ",");
-        add_event(&b->text, r, user_prefix, now_ms, segment, &b->ev[i]);
+        add_event(&b->text, r, user_prefix, now_ms, form, &b->ev[i]);
     }
     if (!single)
         text_str(&b->text, "]}");
@@ -492,7 +501,7 @@ typedef struct {
     const char *tenant_id;
     bool quiet;
     bool single;   /* POST /events, one event per request */
-    bool segment;  /* POST /v1/batch, Segment track messages */
+    int form;      /* FORM_*: POST /events/batch, /v1/batch (Segment) or /batch/ (PostHog) */
     int ok_status; /* what an accepted request answers: 202, or 200 (Segment) */
     bool print_sample;
     double start_at; /* unix seconds; 0: at once */
@@ -676,7 +685,7 @@ static void dispatch(gen_t *g, conn_t *c, int64_t intended)
         if (!g->last_built) {
             rng_t r = {g->seed ^ 0x5eed5eed5eedULL};
             build_body(&g->last, (size_t)n, &r, g->user_prefix, real_ns() / 1000000, g->single,
-                       g->segment);
+                       g->form);
             stamp_nonce(&g->last, g->nonce_hi, g->nonce_lo);
             g->last_built = true;
         }
@@ -705,9 +714,10 @@ static void dispatch(gen_t *g, conn_t *c, int64_t intended)
                       "POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                       "User-Agent: eventops-loadgen/1.0\r\n\r\n",
-                      g->single    ? "/events"
-                      : g->segment ? "/v1/batch"
-                                   : "/events/batch",
+                      g->single                 ? "/events"
+                      : g->form == FORM_SEGMENT ? "/v1/batch"
+                      : g->form == FORM_POSTHOG ? "/batch/"
+                                                : "/events/batch",
                       g->host, g->port, g->key, b->text.len);
     if (hn < 0 || (size_t)hn >= sizeof c->head)
         die("request head too long");
@@ -1200,6 +1210,7 @@ static void usage(FILE *out)
             "  --single             one event per POST /events (no batch wrapper; --batch 1)\n"
             "  --segment            Segment track messages to POST /v1/batch (the same content;\n"
             "                       answered 200 instead of 202)\n"
+            "  --posthog            PostHog events to POST /batch/ (likewise)\n"
             "  --events TOTAL       events to send (default 200000 unless --duration)\n"
             "  --duration S         send for S seconds instead\n"
             "  --rate R             target events/s on a fixed schedule; 0 = as fast as possible\n"
@@ -1235,6 +1246,7 @@ int main(int argc, char **argv)
                                          {"batch", required_argument, NULL, 'b'},
                                          {"single", no_argument, NULL, '1'},
                                          {"segment", no_argument, NULL, 'g'},
+                                         {"posthog", no_argument, NULL, 'P'},
                                          {"events", required_argument, NULL, 'n'},
                                          {"duration", required_argument, NULL, 'd'},
                                          {"rate", required_argument, NULL, 'r'},
@@ -1298,7 +1310,11 @@ int main(int argc, char **argv)
             g.single = true;
             break;
         case 'g':
-            g.segment = true;
+            g.form = FORM_SEGMENT;
+            g.ok_status = 200;
+            break;
+        case 'P':
+            g.form = FORM_POSTHOG;
             g.ok_status = 200;
             break;
         case 'A':
@@ -1364,7 +1380,7 @@ int main(int argc, char **argv)
         if (g.npool >= (size_t)g.connections * 2 && pool_bytes >= POOL_BYTES_CAP)
             break;
         body_t *b = &g.pool[g.npool];
-        build_body(b, (size_t)g.batch, &rng, g.user_prefix, now_ms, g.single, g.segment);
+        build_body(b, (size_t)g.batch, &rng, g.user_prefix, now_ms, g.single, g.form);
         b->in_use = false;
         stamp_nonce(b, g.nonce_hi, g.nonce_lo);
         pool_bytes += b->text.len;
