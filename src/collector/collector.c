@@ -300,12 +300,13 @@ static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
 
 /* A scanned event's record written by the scan: 1, or 0 when the scan leaves the event to
  * jansson (a refusal, a limit, a record too large), or a failure that fails the request.
- * segment: the body's members when the event is a Segment track message, else NULL. */
+ * compat: the body's members when the event is a Segment or PostHog message, else NULL. */
 static int try_scanned(eo_collector_t *c, ingest_t *in, build_t *b, const eo_jspan_t *item,
-                       eo_event_scan_t *ev, int64_t received_at, const eo_compat_scan_t *segment)
+                       eo_event_scan_t *ev, int64_t received_at, const eo_compat_scan_t *compat)
 {
-    if (eo_event_scan(item, &c->lim, received_at, ev) != 0 ||
-        (segment && eo_compat_scan_defaults(segment, &c->lim, received_at, ev) != 0))
+    const eo_scan_names_t *names = compat ? compat->names : eo_scan_names_eventops();
+    if (eo_event_scan_as(item, names, &c->lim, received_at, ev) != 0 ||
+        (compat && eo_compat_scan_defaults(compat, &c->lim, received_at, ev) != 0))
         return 0;
     char generated[EO_UUID_STR];
     eo_str_t mid;
@@ -526,9 +527,9 @@ static int add_compat(eo_collector_t *c, ingest_t *in, build_t *b, const eo_comp
 
 /* Segment's and PostHog's bodies: each message read as an EventOps event and made durable as
  * on /events/batch; answered 200 as the SDKs expect ({"success":true,...} for Segment,
- * {"status":1,...} for PostHog). Segment track messages that read the same either way go
- * through the ingest scan (eo_compat_scan_eligible); everything else through jansson, whose
- * tree is made only when a message needs it. */
+ * {"status":1,...} for PostHog). Segment track messages and PostHog events that read the same
+ * either way go through the ingest scan (eo_compat_scan_eligible); everything else through
+ * jansson, whose tree is made only when a message needs it. */
 static void compat_on_request(eo_http_req_t *req, void *ud)
 {
     eo_collector_t *c = ud;
@@ -548,8 +549,9 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
     build_init(&b, c);
     b.compat = true;
     b.compat_kind = kind;
+    /* a key the request is admitted by must be plain text in the body (else jansson finds it) */
     bool scanned = eo_compat_scan(body, len, kind, &c->lim, &keys, &scan, &info) == 0 &&
-                   !(in->body_auth && info.write_key.esc);
+                   !(in->body_auth && (info.write_key.kind != EO_JV_STRING || info.write_key.esc));
     int r = scanned ? 0 : eo_compat_parse(body, len, kind, &c->lim, &cb, &b.e);
     if (r < 0) {
         if (!in->body_auth) /* the whole body of an admitted client: one rejected event */
@@ -558,10 +560,9 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
                               NULL);
         goto done;
     }
-    if (in->body_auth &&
-        !(scanned ? admit_by_body(c, in, req, kind, (const char *)info.write_key.s,
-                                  info.write_key.kind == EO_JV_STRING ? info.write_key.len : 0)
-                  : admit_by_body(c, in, req, kind, cb.key.s, cb.key.len)))
+    if (in->body_auth && !(scanned ? admit_by_body(c, in, req, kind, (const char *)info.write_key.s,
+                                                   info.write_key.len)
+                                   : admit_by_body(c, in, req, kind, cb.key.s, cb.key.len)))
         goto done;
     size_t count = scanned ? scan.count : cb.count;
     eo_histogram_observe(c->batch_size, (double)count);
@@ -585,7 +586,7 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
     if (r < 0)
         respond_overloaded(req);
     else
-        deliver(c, in, req, &b, scanned ? kind == EO_COMPAT_TRACK : cb.single,
+        deliver(c, in, req, &b, scanned ? info.single : cb.single,
                 kind == EO_COMPAT_POSTHOG ? "{\"status\":1," : "{\"success\":true,", 200);
 done:
     free(ev);

@@ -483,67 +483,136 @@ static eo_jspan_t value_at(eo_jcur_t *c)
     return v;
 }
 
+/* PostHog's member names, in eo_scan_names_t's order: no aliases, no anonymousId, no context. */
+static const eo_scan_names_t posthog_names = {{
+    EO_SCAN_NAME("uuid"),
+    EO_SCAN_NO_NAME,
+    EO_SCAN_NAME("event"),
+    EO_SCAN_NO_NAME,
+    EO_SCAN_NAME("distinct_id"),
+    EO_SCAN_NO_NAME,
+    EO_SCAN_NAME("timestamp"),
+    EO_SCAN_NAME("sent_at"),
+    EO_SCAN_NAME("properties"),
+    EO_SCAN_NO_NAME,
+    EO_SCAN_NO_NAME,
+}};
+
+/* Reads the members of the body's root object (c after its '{') into out; *has_batch and
+ * *has_events say whether it has those members. 0 or EO_EPARSE. */
+static int scan_root(eo_jcur_t *c, eo_compat_scan_t *out, bool *has_batch, bool *has_events)
+{
+    bool segment = is_segment(out->kind);
+    eo_jspan_t key, other_key = {EO_JV_NONE, NULL, 0, false};
+    int r;
+    *has_batch = *has_events = false;
+    for (bool first = true; (r = eo_jlex_next_member(c, first, &key)) == 1; first = false) {
+        eo_jspan_t v = value_at(c);
+        if (v.kind == EO_JV_NULL)
+            v.kind = EO_JV_NONE; /* null counts as absent */
+        bool is_key = segment ? key_is(&key, "writeKey") : key_is(&key, "api_key");
+        bool is_token = !segment && key_is(&key, "token");
+        if (is_key || is_token) {
+            if (v.kind != EO_JV_STRING && v.kind != EO_JV_NONE)
+                return EO_EPARSE;
+            *(is_key ? &out->write_key : &other_key) = v;
+        } else if (key_is(&key, "events")) {
+            *has_events = true;
+        } else if (key_is(&key, "batch")) {
+            *has_batch = true;
+        } else if (key_is(&key, segment ? "sentAt" : "sent_at")) {
+            out->sent_at = v;
+        } else if (segment && key_is(&key, "context")) {
+            out->context = v;
+        }
+    }
+    if (out->write_key.kind == EO_JV_NONE)
+        out->write_key = other_key; /* PostHog: api_key, else token */
+    return r < 0 ? EO_EPARSE : 0;
+}
+
 int eo_compat_scan(const char *body, size_t len, eo_compat_kind_t kind,
                    const eo_event_limits_t *lim, eo_json_keys_t *keys, eo_body_scan_t *scan,
                    eo_compat_scan_t *out)
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
-    if (kind != EO_COMPAT_TRACK && kind != EO_COMPAT_SEGMENT_BATCH)
+    out->names = kind == EO_COMPAT_POSTHOG ? &posthog_names : eo_scan_names_eventops();
+    if (kind != EO_COMPAT_TRACK && kind != EO_COMPAT_SEGMENT_BATCH && kind != EO_COMPAT_POSTHOG)
         return EO_EPARSE;
-    int r = eo_body_scan(body, len, kind == EO_COMPAT_TRACK, lim, keys, scan);
+    eo_jspan_t root;
+    int r = eo_json_check(body, len, keys, &root);
     if (r < 0)
-        return r;
-    eo_jcur_t c = {(const unsigned char *)body, (const unsigned char *)body + len};
-    eo_jlex_skip_ws(&c);
-    if (c.p >= c.end || *c.p != '{')
-        return EO_EPARSE; /* a Segment body is an object (a batch in an array is eo_compat's) */
-    c.p++;
-    eo_jspan_t key;
-    for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
-        eo_jspan_t v = value_at(&c);
-        if (v.kind == EO_JV_NULL)
-            v.kind = EO_JV_NONE; /* null counts as absent */
-        if (key_is(&key, "writeKey")) {
-            if (v.kind != EO_JV_STRING && v.kind != EO_JV_NONE)
-                return EO_EPARSE;
-            out->write_key = v;
-        } else if (kind == EO_COMPAT_SEGMENT_BATCH && key_is(&key, "events")) {
-            return EO_EPARSE; /* eo_body_scan would list these; Segment reads "batch" */
-        } else if (kind == EO_COMPAT_SEGMENT_BATCH && key_is(&key, "sentAt")) {
-            out->sent_at = v;
-        } else if (kind == EO_COMPAT_SEGMENT_BATCH && key_is(&key, "context")) {
-            out->context = v;
-        }
+        return r == EO_ENOMEM ? r : EO_EPARSE;
+    bool has_batch = false, has_events = false;
+    if (root.kind == EO_JV_OBJECT) {
+        eo_jcur_t c = {root.s + 1, root.s + root.len};
+        if (scan_root(&c, out, &has_batch, &has_events) < 0)
+            return EO_EPARSE;
+    } else if (root.kind != EO_JV_ARRAY || kind != EO_COMPAT_POSTHOG) {
+        return EO_EPARSE; /* Segment: an object; PostHog: an object or an array */
     }
-    return r < 0 ? EO_EPARSE : 0;
+    /* PostHog: an array, {"batch": [...]}, or one event (an object without "batch"). */
+    out->single = kind == EO_COMPAT_TRACK ||
+                  (kind == EO_COMPAT_POSTHOG && root.kind == EO_JV_OBJECT && !has_batch);
+    if (out->single) {
+        out->sent_at = out->context = (eo_jspan_t){EO_JV_NONE, NULL, 0, false};
+    } else if (has_events) {
+        return EO_EPARSE; /* eo_body_list would read "events" as the list; these read "batch" */
+    }
+    return eo_body_list(&root, out->single, lim, scan);
 }
 
 bool eo_compat_scan_eligible(const eo_compat_scan_t *info, const eo_jspan_t *item)
 {
     if (item->kind != EO_JV_OBJECT)
         return false;
+    bool posthog = info->kind == EO_COMPAT_POSTHOG;
     bool typed = info->kind != EO_COMPAT_SEGMENT_BATCH; /* the route says track */
-    bool timestamp = false, original = false;
+    bool timestamp = false, stand_in = false, distinct_id = false;
     eo_jcur_t c = {item->s + 1, item->s + item->len};
     eo_jspan_t key;
     int r;
     for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
+        const unsigned char *at = c.p;
         eo_jspan_t v = value_at(&c);
         bool present = v.kind != EO_JV_NULL;
-        if (key_is(&key, "type")) {
-            eo_jspan_t track = {EO_JV_STRING, (const unsigned char *)"track", 5, false};
-            typed = typed || (v.kind == EO_JV_STRING && eo_jlex_same_text(&v, &track));
-        } else if (key_is(&key, "eventType") || key_is(&key, "name") || key_is(&key, "metadata")) {
+        if (key_is(&key, "timestamp")) {
+            timestamp = present;
+        } else if (!posthog) {
+            if (key_is(&key, "type")) {
+                eo_jspan_t track = {EO_JV_STRING, (const unsigned char *)"track", 5, false};
+                typed = typed || (v.kind == EO_JV_STRING && eo_jlex_same_text(&v, &track));
+            } else if (key_is(&key, "eventType") || key_is(&key, "name") ||
+                       key_is(&key, "metadata")) {
+                if (present)
+                    return false;
+            } else if (key_is(&key, "originalTimestamp")) {
+                stand_in = present;
+            }
+        } else if (key_is(&key, "distinct_id")) {
+            distinct_id = present;
+        } else if (key_is(&key, "offset")) {
+            stand_in = present;
+        } else if (key_is(&key, "$set") || key_is(&key, "$set_once") || key_is(&key, "api_key") ||
+                   key_is(&key, "token")) {
             if (present)
                 return false;
-        } else if (key_is(&key, "timestamp")) {
-            timestamp = present;
-        } else if (key_is(&key, "originalTimestamp")) {
-            original = present;
+        } else if (key_is(&key, "properties") && *at == '{') {
+            eo_jcur_t p = {at + 1, c.p};
+            eo_jspan_t pkey;
+            int pr;
+            for (bool pfirst = true; (pr = eo_jlex_next_member(&p, pfirst, &pkey)) == 1;
+                 pfirst = false) {
+                if (key_is(&pkey, "token") || key_is(&pkey, "api_key"))
+                    return false;
+                eo_jlex_skip_valid(&p);
+            }
+            if (pr < 0)
+                return false;
         }
     }
-    return r == 0 && typed && (timestamp || !original);
+    return r == 0 && typed && (timestamp || !stand_in) && (!posthog || distinct_id);
 }
 
 int eo_compat_scan_defaults(const eo_compat_scan_t *info, const eo_event_limits_t *lim,

@@ -74,40 +74,45 @@ void eo_compat_name_field(eo_compat_kind_t kind, eo_event_error_t *err);
 
 void eo_compat_done(eo_compat_body_t *b);
 
-/* ---- Segment track messages without a tree ----
- * A Segment track message is an EventOps event but for a few members, so the ingest scan
- * (ingest_scan.h) can read it where it lies: when eo_compat_scan_eligible says that nothing
- * in it reads differently, eo_event_scan of it gives exactly the event eo_compat_event +
- * eo_event_normalize give (tests/fuzz/fuzz_compat.c checks the records are equal). Anything
- * else goes the jansson way above. */
+/* ---- Messages without a tree ----
+ * A Segment track message is an EventOps event but for a few members, and a PostHog event one
+ * whose members have other names, so the ingest scan (ingest_scan.h) can read them where they
+ * lie: when eo_compat_scan_eligible says that nothing in one reads differently,
+ * eo_event_scan_as (with the form's names) and eo_compat_scan_defaults give exactly the event
+ * eo_compat_event + eo_event_normalize give (tests/fuzz/fuzz_compat.c checks the records are
+ * equal byte for byte). Anything else goes the jansson way above. */
 
-/* The body-level members of a scanned Segment body. */
+/* The body-level members of a scanned body. */
 typedef struct {
     eo_compat_kind_t kind;
-    eo_jspan_t write_key; /* writeKey: a string, or kind EO_JV_NONE when absent or null */
-    eo_jspan_t sent_at;   /* a batch's sentAt / context (EO_JV_NONE when absent or null) */
+    const eo_scan_names_t *names; /* the messages' member names, for eo_event_scan_as */
+    bool single;                  /* the body is one message */
+    eo_jspan_t write_key; /* writeKey / api_key / token: a string, or EO_JV_NONE (absent, null) */
+    eo_jspan_t sent_at;   /* a batch's sentAt (sent_at) and context, or EO_JV_NONE */
     eo_jspan_t context;
 } eo_compat_scan_t;
 
-/* Lists the messages of body for kind EO_COMPAT_TRACK or EO_COMPAT_SEGMENT_BATCH into scan (as
- * eo_body_scan does) and reads its body-level members. Returns 0, EO_EPARSE for anything the
- * caller must ask eo_compat_parse about (another kind, a body it refuses, an "events" member,
- * a writeKey that is not a string), or EO_ENOMEM. */
+/* Lists the messages of body for kind EO_COMPAT_TRACK, EO_COMPAT_SEGMENT_BATCH or
+ * EO_COMPAT_POSTHOG into scan (as eo_body_scan does) and reads its body-level members. Returns
+ * 0, EO_EPARSE for anything the caller must ask eo_compat_parse about (another kind, a body it
+ * refuses, a Segment batch's "events" member, a key that is not a string), or EO_ENOMEM. */
 int eo_compat_scan(const char *body, size_t len, eo_compat_kind_t kind,
                    const eo_event_limits_t *lim, eo_json_keys_t *keys, eo_body_scan_t *scan,
                    eo_compat_scan_t *out) EO_MUST_CHECK;
 
-/* True when the scanned message item (one of scan's items) reads the same to eo_event_scan,
+/* True when the scanned message item (one of scan's items) reads the same to eo_event_scan_as,
  * followed by eo_compat_scan_defaults, as its eo_compat_event object reads to
- * eo_event_normalize: a track message ("type" "track" in a batch) without members that are
- * aliases only in EventOps's API (eventType, name, metadata), and with its own timestamp when it
- * has an originalTimestamp. */
+ * eo_event_normalize. Segment: a track message ("type" "track" in a batch) without members
+ * that are aliases only in EventOps's API (eventType, name, metadata), with its own timestamp
+ * when it has an originalTimestamp. PostHog: an event with its own distinct_id, no top-level
+ * $set / $set_once, no key of its own (api_key, token, properties.token / api_key), and its
+ * own timestamp when it has an offset. */
 bool eo_compat_scan_eligible(const eo_compat_scan_t *info, const eo_jspan_t *item);
 
-/* Gives a message that eo_event_scan read what the batch gives the messages without their own:
- * its sentAt (with the clock-skew correction that comes with it) and its context. Returns 0, or
- * EO_EINVAL when the message must go the jansson way (the batch's sentAt is not a time or the
- * corrected timestamp is out of range; the batch's context is not an object). */
+/* Gives a message that eo_event_scan_as read what the batch gives the messages without their
+ * own: its sentAt (with the clock-skew correction that comes with it) and its context. Returns
+ * 0, or EO_EINVAL when the message must go the jansson way (the batch's sentAt is not a time or
+ * the corrected timestamp is out of range; the batch's context is not an object). */
 int eo_compat_scan_defaults(const eo_compat_scan_t *info, const eo_event_limits_t *lim,
                             int64_t received_at_us, eo_event_scan_t *ev) EO_MUST_CHECK;
 

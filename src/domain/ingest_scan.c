@@ -59,8 +59,15 @@ int eo_body_scan(const char *body, size_t len, bool single, const eo_event_limit
     b->count = 0;
     eo_jspan_t root;
     int r = eo_json_check(body, len, keys, &root);
-    if (r < 0)
-        return r;
+    return r < 0 ? r : eo_body_list(&root, single, lim, b);
+}
+
+int eo_body_list(const eo_jspan_t *checked, bool single, const eo_event_limits_t *lim,
+                 eo_body_scan_t *b)
+{
+    b->count = 0;
+    eo_jspan_t root = *checked;
+    int r;
     if (single) {
         if (root.kind != EO_JV_OBJECT)
             return EO_EPARSE;
@@ -112,20 +119,38 @@ enum {
     M_COUNT
 };
 
-static const struct {
-    const char *name;
-    size_t len;
-} member_names[M_COUNT] = {{"messageId", 9},   {"eventType", 9},    {"event", 5},     {"name", 4},
-                           {"userId", 6},      {"anonymousId", 11}, {"timestamp", 9}, {"sentAt", 6},
-                           {"properties", 10}, {"metadata", 8},     {"context", 7}};
+/* The member names of EventOps's own API, in the order above. */
+static const eo_scan_names_t eventops_names = {{
+    EO_SCAN_NAME("messageId"),
+    EO_SCAN_NAME("eventType"),
+    EO_SCAN_NAME("event"),
+    EO_SCAN_NAME("name"),
+    EO_SCAN_NAME("userId"),
+    EO_SCAN_NAME("anonymousId"),
+    EO_SCAN_NAME("timestamp"),
+    EO_SCAN_NAME("sentAt"),
+    EO_SCAN_NAME("properties"),
+    EO_SCAN_NAME("metadata"),
+    EO_SCAN_NAME("context"),
+}};
 
-/* The index of key among member_names, or -1. */
-static int member_index(const eo_jspan_t *key)
+_Static_assert(sizeof eventops_names.name / sizeof eventops_names.name[0] == M_COUNT,
+               "a name for every member");
+
+const eo_scan_names_t *eo_scan_names_eventops(void)
 {
-    for (int i = 0; i < M_COUNT; i++)
-        if ((key->esc || key->len == member_names[i].len) &&
-            key_is(key, member_names[i].name, member_names[i].len))
+    return &eventops_names;
+}
+
+/* The index of key among names (NULL entries match nothing), or -1. */
+static int member_index(const eo_scan_names_t *names, const eo_jspan_t *key)
+{
+    for (int i = 0; i < M_COUNT; i++) {
+        const char *name = names->name[i].s;
+        size_t len = names->name[i].len;
+        if (name && (key->esc || key->len == len) && key_is(key, name, len))
             return i;
+    }
     return -1;
 }
 
@@ -189,6 +214,12 @@ static int pick_alias(const eo_jspan_t *m, int first, int last)
 int eo_event_scan(const eo_jspan_t *item, const eo_event_limits_t *lim, int64_t received_at_us,
                   eo_event_scan_t *ev)
 {
+    return eo_event_scan_as(item, &eventops_names, lim, received_at_us, ev);
+}
+
+int eo_event_scan_as(const eo_jspan_t *item, const eo_scan_names_t *names,
+                     const eo_event_limits_t *lim, int64_t received_at_us, eo_event_scan_t *ev)
+{
     ev->scratch_used = 0;
     if (item->kind != EO_JV_OBJECT)
         return EO_EINVAL;
@@ -198,7 +229,7 @@ int eo_event_scan(const eo_jspan_t *item, const eo_event_limits_t *lim, int64_t 
     eo_jcur_t c = {item->s + 1, item->s + item->len};
     int r;
     for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
-        int i = member_index(&key);
+        int i = member_index(names, &key);
         if (i < 0 || i == M_PROPERTIES || i == M_METADATA || i == M_CONTEXT) {
             const unsigned char *at = c.p; /* skipped, or kept whole: checked later */
             eo_jlex_skip_valid(&c);

@@ -37,6 +37,10 @@ void eo_body_scan_done(eo_body_scan_t *b);
 int eo_body_scan(const char *body, size_t len, bool single, const eo_event_limits_t *lim,
                  eo_json_keys_t *keys, eo_body_scan_t *b) EO_MUST_CHECK;
 
+/* eo_body_scan of a body eo_json_check already accepted, whose root value is checked. */
+int eo_body_list(const eo_jspan_t *checked, bool single, const eo_event_limits_t *lim,
+                 eo_body_scan_t *b) EO_MUST_CHECK;
+
 /* Room for unescaped copies of messageId, eventType and the ids at the largest limits config.c
  * allows (4096 each). */
 #define EO_EVENT_SCAN_SCRATCH (4 * 4096)
@@ -61,6 +65,33 @@ typedef struct {
  * eo_event_normalize about. The strings point into the body or into ev. */
 int eo_event_scan(const eo_jspan_t *item, const eo_event_limits_t *lim, int64_t received_at_us,
                   eo_event_scan_t *ev) EO_MUST_CHECK;
+
+/* The member names eo_event_scan reads, by role: messageId, eventType and its aliases event and
+ * name, userId, anonymousId, timestamp, sentAt, properties and its alias metadata, context
+ * (in this order; NULL: a member this form has not). Another API's form of an event names them
+ * differently (PostHog's: uuid, event, distinct_id, sent_at; compat.h). */
+typedef struct {
+    struct {
+        const char *s; /* NULL: absent */
+        size_t len;
+    } name[11];
+} eo_scan_names_t;
+#define EO_SCAN_NAME(text)                                                                         \
+    {                                                                                              \
+        text, sizeof text - 1                                                                      \
+    }
+#define EO_SCAN_NO_NAME                                                                            \
+    {                                                                                              \
+        NULL, 0                                                                                    \
+    }
+
+/* EventOps's own names, which eo_event_scan reads. */
+const eo_scan_names_t *eo_scan_names_eventops(void);
+
+/* eo_event_scan for an event whose members are named by names; the same rules otherwise. */
+int eo_event_scan_as(const eo_jspan_t *item, const eo_scan_names_t *names,
+                     const eo_event_limits_t *lim, int64_t received_at_us,
+                     eo_event_scan_t *ev) EO_MUST_CHECK;
 
 /* Appends the Kafka record of ev to out, as eo_record_encode(tenant_id, received_at_us, ...,
  * message_id, ...) does. Returns 0; EO_EINVAL (a limit inside properties or context) or

@@ -9,7 +9,8 @@
  *    one has its distinct_id as userId;
  *  - an event that eo_event_normalize accepts and that fits max_event_bytes encodes to a record
  *    that decodes again with the same type and ids;
- *  - differential, for Segment's track and batch bodies: a body eo_compat_scan lists is one
+ *  - differential, for Segment's track and batch bodies and PostHog's: a body eo_compat_scan
+ *    lists is one
  *    eo_compat_parse accepts, with the same messages and write key, and every message that
  *    eo_compat_scan_eligible passes and the ingest scan (with eo_compat_scan_defaults) accepts
  *    has byte for byte the record
@@ -148,15 +149,16 @@ static void check_scan(eo_compat_kind_t kind, const char *body, size_t len,
             CHECK(b.key.s && b.key.len == info.write_key.len &&
                       memcmp(b.key.s, info.write_key.s, b.key.len) == 0,
                   "write keys differ");
-        else if (info.write_key.kind == EO_JV_NONE)
-            CHECK(!b.key.s, "a write key only the parse found");
+        else if (info.write_key.kind == EO_JV_NONE && kind != EO_COMPAT_POSTHOG)
+            CHECK(!b.key.s, "a write key only the parse found"); /* PostHog: also the events' */
+        CHECK(info.single == b.single, "single %d, parsed single %d", info.single, b.single);
         eo_event_scan_t *ev = malloc(sizeof *ev);
         CHECK(ev != NULL, "out of memory");
         eo_buf_t scanned, expected;
         eo_str_t assigned = {ASSIGNED_ID, sizeof ASSIGNED_ID - 1};
         for (size_t i = 0; i < scan.count; i++) {
             if (!eo_compat_scan_eligible(&info, &scan.items[i]) ||
-                eo_event_scan(&scan.items[i], lim, RECEIVED_AT, ev) != 0 ||
+                eo_event_scan_as(&scan.items[i], info.names, lim, RECEIVED_AT, ev) != 0 ||
                 eo_compat_scan_defaults(&info, lim, RECEIVED_AT, ev) != 0)
                 continue;
             eo_buf_init(&scanned, lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX);
@@ -187,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     eo_event_limits_t lim;
     eo_event_limits_default(&lim);
     lim.max_batch_events = 64;
-    if (kind == EO_COMPAT_TRACK || kind == EO_COMPAT_SEGMENT_BATCH)
+    if (kind == EO_COMPAT_TRACK || kind == EO_COMPAT_SEGMENT_BATCH || kind == EO_COMPAT_POSTHOG)
         check_scan(kind, (const char *)data + 1, size - 1, &lim);
     eo_compat_body_t b;
     eo_event_error_t err;
