@@ -26,6 +26,31 @@ import eotest  # noqa: E402
 from analytics import cpu_seconds  # noqa: E402
 
 
+def priced_run(sb, loadgen, write_key, name, label, args):
+    """Starts a fresh collector of sb (named name, its rate limit far above the load: the bench
+    prices accepting), runs loadgen with args against it, stops it, prints a line starting with
+    label and returns (µs of collector CPU per accepted event, accepted events/s)."""
+    coll = sb.role("collector", name=name,
+                   extra_env={"EVENTOPS_RATE_LIMIT_RATE": "10000000",
+                              "EVENTOPS_RATE_LIMIT_BURST": "10000000"})
+    coll.start()
+    coll.wait_ready()
+    time.sleep(1)
+    before = cpu_seconds(coll.pid)
+    run = subprocess.run([loadgen, "--host", "127.0.0.1", "--port", str(sb.collector_port),
+                          "--quiet"] + args, env=dict(os.environ, LOADGEN_WRITE_KEY=write_key),
+                         capture_output=True, text=True, timeout=600)
+    after = cpu_seconds(coll.pid)
+    coll.stop()
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    accepted = out["events_accepted"]
+    us = (after - before) / accepted * 1e6 if accepted else float("nan")
+    print("%s: %d accepted, %.0f events/s, collector %.2f us CPU/event; answers %s" %
+          (label, accepted, out.get("accepted_events_per_s") or 0, us,
+           json.dumps(out.get("status", {}))), flush=True)
+    return us, out.get("accepted_events_per_s")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -42,28 +67,9 @@ def main():
         for rnd in range(rounds):
             for build in (("old", "new") if rnd % 2 == 0 else ("new", "old")):
                 sb.bin = bins[build]
-                # the load is far over the default per-tenant rate: the bench prices accepting
-                coll = sb.role("collector", name="collector-%s-%d" % (build, rnd),
-                               extra_env={"EVENTOPS_RATE_LIMIT_RATE": "10000000",
-                                          "EVENTOPS_RATE_LIMIT_BURST": "10000000"})
-                coll.start()
-                coll.wait_ready()
-                time.sleep(1)
-                before = cpu_seconds(coll.pid)
-                run = subprocess.run([loadgen, "--host", "127.0.0.1", "--port",
-                                      str(sb.collector_port), "--events", events, "--quiet",
-                                      "--seed", str(rnd)],
-                                     env=dict(os.environ, LOADGEN_WRITE_KEY=tenant["writeKey"]),
-                                     capture_output=True, text=True, timeout=600)
-                after = cpu_seconds(coll.pid)
-                coll.stop()
-                out = json.loads(run.stdout.strip().splitlines()[-1])
-                accepted = out["events_accepted"]
-                us = (after - before) / accepted * 1e6 if accepted else float("nan")
-                results[build].append((us, out.get("accepted_events_per_s")))
-                print("%s round %d: %d accepted, %.0f events/s, collector %.2f us CPU/event; "
-                      "answers %s" % (build, rnd, accepted, out.get("accepted_events_per_s") or 0,
-                                      us, json.dumps(out.get("status", {}))), flush=True)
+                results[build].append(priced_run(
+                    sb, loadgen, tenant["writeKey"], "collector-%s-%d" % (build, rnd),
+                    "%s round %d" % (build, rnd), ["--events", events, "--seed", str(rnd)]))
         code = sb.report("collector CPU per event, %d rounds" % rounds)
     for build in ("old", "new"):
         us = [r[0] for r in results[build]]

@@ -21,13 +21,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 sys.path.insert(0, HERE)
 import eotest  # noqa: E402
-from analytics import cpu_seconds  # noqa: E402
+from collector_cpu import priced_run  # noqa: E402
 
 ROUTES = {"native": [], "segment": ["--segment"], "posthog": ["--posthog"]}
 
@@ -47,28 +46,10 @@ def main():
         for rnd in range(rounds):
             order = list(ROUTES)
             for route in order[rnd % len(order):] + order[:rnd % len(order)]:
-                # the load is far over the default per-tenant rate: the bench prices accepting
-                coll = sb.role("collector", name="collector-%s-%d" % (route, rnd),
-                               extra_env={"EVENTOPS_RATE_LIMIT_RATE": "10000000",
-                                          "EVENTOPS_RATE_LIMIT_BURST": "10000000"})
-                coll.start()
-                coll.wait_ready()
-                time.sleep(1)
-                before = cpu_seconds(coll.pid)
-                run = subprocess.run([loadgen, "--host", "127.0.0.1", "--port",
-                                      str(sb.collector_port), "--events", events, "--quiet",
-                                      "--seed", str(rnd)] + ROUTES[route],
-                                     env=dict(os.environ, LOADGEN_WRITE_KEY=tenant["writeKey"]),
-                                     capture_output=True, text=True, timeout=600)
-                after = cpu_seconds(coll.pid)
-                coll.stop()
-                out = json.loads(run.stdout.strip().splitlines()[-1])
-                accepted = out["events_accepted"]
-                us = (after - before) / accepted * 1e6 if accepted else float("nan")
-                results[route].append((us, out.get("accepted_events_per_s")))
-                print("%s round %d: %d accepted, %.0f events/s, collector %.2f us CPU/event; "
-                      "answers %s" % (route, rnd, accepted, out.get("accepted_events_per_s") or 0,
-                                      us, json.dumps(out.get("status", {}))), flush=True)
+                results[route].append(priced_run(
+                    sb, loadgen, tenant["writeKey"], "collector-%s-%d" % (route, rnd),
+                    "%s round %d" % (route, rnd),
+                    ["--events", events, "--seed", str(rnd)] + ROUTES[route]))
         code = sb.report("collector CPU per event by route, %d rounds" % rounds)
     summary = {}
     for route in ROUTES:

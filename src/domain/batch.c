@@ -3,26 +3,32 @@
 
 #include <string.h>
 
+json_t *eo_body_load(const char *body, size_t len, eo_event_error_t *err)
+{
+    if (len == 0) {
+        eo_event_error_set(err, "empty_body", "", "the request body is empty");
+        return NULL;
+    }
+    if (memchr(body, '\0', len)) {
+        eo_event_error_set(err, "invalid_json", "", "the body contains a NUL byte");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root)
+        eo_event_error_set(err, "invalid_json", "", "invalid JSON at line %d column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
+    return root;
+}
+
 int eo_batch_parse(const char *body, size_t len, bool single, const eo_event_limits_t *lim,
                    eo_batch_t *batch, eo_event_error_t *err)
 {
     memset(batch, 0, sizeof *batch);
     batch->single = single;
-    if (len == 0) {
-        eo_event_error_set(err, "empty_body", "", "the request body is empty");
+    json_t *root = eo_body_load(body, len, err);
+    if (!root)
         return EO_EPARSE;
-    }
-    if (memchr(body, '\0', len)) {
-        eo_event_error_set(err, "invalid_json", "", "the body contains a NUL byte");
-        return EO_EPARSE;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root) {
-        eo_event_error_set(err, "invalid_json", "", "invalid JSON at line %d column %d: %s",
-                           jerr.line, jerr.column, jerr.text);
-        return EO_EPARSE;
-    }
     batch->root = root;
     json_t *items = root;
     if (single) {

@@ -16,6 +16,11 @@ typedef struct {
     bool single;
 } eo_batch_t;
 
+/* The JSON value of a request body (len bytes, not NUL-terminated), read strictly: UTF-8, no
+ * NUL, no duplicate keys, no trailing data; a new reference, or NULL with err naming the
+ * problem (empty_body, invalid_json). Every ingest body is read this way (compat.h too). */
+json_t *eo_body_load(const char *body, size_t len, eo_event_error_t *err);
+
 /* Parses body (len bytes, not NUL-terminated) strictly: UTF-8, no NUL, no duplicate keys, no
  * trailing data. single: the body is one event object. Returns 0, or EO_EPARSE / EO_EINVAL /
  * EO_ELIMIT with err naming the problem. */

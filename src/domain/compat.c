@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "domain/batch.h"
 #include "domain/record_scan.h"
 #include "domain/rfc3339.h"
 
@@ -86,21 +87,9 @@ int eo_compat_parse(const char *body, size_t len, eo_compat_kind_t kind,
     memset(out, 0, sizeof *out);
     out->kind = kind;
     out->lim = lim;
-    if (len == 0) {
-        eo_event_error_set(err, "empty_body", "", "the request body is empty");
+    json_t *root = eo_body_load(body, len, err);
+    if (!root)
         return EO_EPARSE;
-    }
-    if (memchr(body, '\0', len)) {
-        eo_event_error_set(err, "invalid_json", "", "the body contains a NUL byte");
-        return EO_EPARSE;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root) {
-        eo_event_error_set(err, "invalid_json", "", "invalid JSON at line %d column %d: %s",
-                           jerr.line, jerr.column, jerr.text);
-        return EO_EPARSE;
-    }
     out->root = root;
     int r = 0;
     json_t *list = NULL;
