@@ -306,7 +306,8 @@ static int try_scanned(eo_collector_t *c, ingest_t *in, build_t *b, const eo_jsp
 {
     const eo_scan_names_t *names = compat ? compat->names : eo_scan_names_eventops();
     if (eo_event_scan_as(item, names, &c->lim, received_at, ev) != 0 ||
-        (compat && eo_compat_scan_defaults(compat, &c->lim, received_at, ev) != 0))
+        (compat && (!eo_compat_scan_takes(compat, ev) ||
+                    eo_compat_scan_defaults(compat, &c->lim, received_at, ev) != 0)))
         return 0;
     char generated[EO_UUID_STR];
     eo_str_t mid;
@@ -528,7 +529,7 @@ static int add_compat(eo_collector_t *c, ingest_t *in, build_t *b, const eo_comp
 /* Segment's and PostHog's bodies: each message read as an EventOps event and made durable as
  * on /events/batch; answered 200 as the SDKs expect ({"success":true,...} for Segment,
  * {"status":1,...} for PostHog). Segment track messages and PostHog events that read the same
- * either way go through the ingest scan (eo_compat_scan_eligible); everything else through
+ * either way go through the ingest scan (eo_compat_scan_takes); everything else through
  * jansson, whose tree is made only when a message needs it. */
 static void compat_on_request(eo_http_req_t *req, void *ud)
 {
@@ -570,7 +571,7 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
     if (r == 0 && scanned && !(ev = malloc(sizeof *ev)))
         r = EO_ENOMEM;
     for (size_t i = 0; i < count && r == 0; i++) {
-        if (scanned && eo_compat_scan_eligible(&info, &scan.items[i])) {
+        if (scanned) {
             r = try_scanned(c, in, &b, &scan.items[i], ev, received_at, &info);
             if (r != 0) {
                 r = r < 0 ? r : 0;

@@ -472,30 +472,79 @@ static eo_jspan_t value_at(eo_jcur_t *c)
     return v;
 }
 
-/* PostHog's member names, in eo_scan_names_t's order: no aliases, no anonymousId, no context. */
-static const eo_scan_names_t posthog_names = {{
-    EO_SCAN_NAME("uuid"),
-    EO_SCAN_NO_NAME,
-    EO_SCAN_NAME("event"),
-    EO_SCAN_NO_NAME,
-    EO_SCAN_NAME("distinct_id"),
-    EO_SCAN_NO_NAME,
-    EO_SCAN_NAME("timestamp"),
-    EO_SCAN_NAME("sent_at"),
-    EO_SCAN_NAME("properties"),
-    EO_SCAN_NO_NAME,
-    EO_SCAN_NO_NAME,
-}};
+/* Segment's member names: EventOps's, but eventType, name and metadata are no aliases there
+ * (extras 2-4: a message holding one is not taken); extras 0-1: type, originalTimestamp. */
+enum { SEG_TYPE, SEG_ORIGINAL_TIMESTAMP, SEG_EVENT_TYPE, SEG_NAME, SEG_METADATA };
+static const eo_scan_names_t segment_names = {{
+                                                  EO_SCAN_NAME("messageId"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NAME("event"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NAME("userId"),
+                                                  EO_SCAN_NAME("anonymousId"),
+                                                  EO_SCAN_NAME("timestamp"),
+                                                  EO_SCAN_NAME("sentAt"),
+                                                  EO_SCAN_NAME("properties"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NAME("context"),
+                                              },
+                                              {
+                                                  EO_SCAN_NAME("type"),
+                                                  EO_SCAN_NAME("originalTimestamp"),
+                                                  EO_SCAN_NAME("eventType"),
+                                                  EO_SCAN_NAME("name"),
+                                                  EO_SCAN_NAME("metadata"),
+                                              }};
 
-/* Reads the members of the body's root object (c after its '{') into out; *has_batch and
- * *has_events say whether it has those members. 0 or EO_EPARSE. */
-static int scan_root(eo_jcur_t *c, eo_compat_scan_t *out, bool *has_batch, bool *has_events)
+/* PostHog's member names: no aliases, no anonymousId, no context; extras: offset, and the
+ * members a taken event must not have. */
+enum { PH_OFFSET, PH_SET, PH_SET_ONCE, PH_API_KEY, PH_TOKEN };
+static const eo_scan_names_t posthog_names = {{
+                                                  EO_SCAN_NAME("uuid"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NAME("event"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NAME("distinct_id"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NAME("timestamp"),
+                                                  EO_SCAN_NAME("sent_at"),
+                                                  EO_SCAN_NAME("properties"),
+                                                  EO_SCAN_NO_NAME,
+                                                  EO_SCAN_NO_NAME,
+                                              },
+                                              {
+                                                  EO_SCAN_NAME("offset"),
+                                                  EO_SCAN_NAME("$set"),
+                                                  EO_SCAN_NAME("$set_once"),
+                                                  EO_SCAN_NAME("api_key"),
+                                                  EO_SCAN_NAME("token"),
+                                              }};
+
+/* A member given and not null. */
+static bool given(const eo_jspan_t *v)
+{
+    return v->kind != EO_JV_NONE && v->kind != EO_JV_NULL;
+}
+
+/* Reads the members of the body's root object (c after its '{') into out, listing a "batch"
+ * array into scan where the form has one (*listed: it did). 0, EO_EPARSE or EO_ENOMEM. */
+static int scan_root(eo_jcur_t *c, const eo_event_limits_t *lim, eo_body_scan_t *scan,
+                     eo_compat_scan_t *out, bool *listed)
 {
     bool segment = is_segment(out->kind);
+    bool batches = out->kind != EO_COMPAT_TRACK; /* the forms with a "batch" list */
     eo_jspan_t key, other_key = {EO_JV_NONE, NULL, 0, false};
     int r;
-    *has_batch = *has_events = false;
+    *listed = false;
     for (bool first = true; (r = eo_jlex_next_member(c, first, &key)) == 1; first = false) {
+        if (batches && key_is(&key, "batch")) {
+            if (*c->p != '[')
+                return EO_EPARSE; /* not a list: eo_compat_parse's refusal */
+            if ((r = eo_body_list_at(c, lim, scan)) < 0)
+                return r;
+            *listed = true;
+            continue;
+        }
         eo_jspan_t v = value_at(c);
         if (v.kind == EO_JV_NULL)
             v.kind = EO_JV_NONE; /* null counts as absent */
@@ -505,10 +554,6 @@ static int scan_root(eo_jcur_t *c, eo_compat_scan_t *out, bool *has_batch, bool 
             if (v.kind != EO_JV_STRING && v.kind != EO_JV_NONE)
                 return EO_EPARSE;
             *(is_key ? &out->write_key : &other_key) = v;
-        } else if (key_is(&key, "events")) {
-            *has_events = true;
-        } else if (key_is(&key, "batch")) {
-            *has_batch = true;
         } else if (key_is(&key, segment ? "sentAt" : "sent_at")) {
             out->sent_at = v;
         } else if (segment && key_is(&key, "context")) {
@@ -526,82 +571,60 @@ int eo_compat_scan(const char *body, size_t len, eo_compat_kind_t kind,
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
-    out->names = kind == EO_COMPAT_POSTHOG ? &posthog_names : eo_scan_names_eventops();
+    out->names = kind == EO_COMPAT_POSTHOG ? &posthog_names : &segment_names;
     if (kind != EO_COMPAT_TRACK && kind != EO_COMPAT_SEGMENT_BATCH && kind != EO_COMPAT_POSTHOG)
         return EO_EPARSE;
     eo_jspan_t root;
     int r = eo_json_check(body, len, keys, &root);
     if (r < 0)
         return r == EO_ENOMEM ? r : EO_EPARSE;
-    bool has_batch = false, has_events = false;
+    bool listed = false;
+    scan->count = 0;
     if (root.kind == EO_JV_OBJECT) {
         eo_jcur_t c = {root.s + 1, root.s + root.len};
-        if (scan_root(&c, out, &has_batch, &has_events) < 0)
-            return EO_EPARSE;
+        if ((r = scan_root(&c, lim, scan, out, &listed)) < 0)
+            return r == EO_ENOMEM ? r : EO_EPARSE;
     } else if (root.kind != EO_JV_ARRAY || kind != EO_COMPAT_POSTHOG) {
         return EO_EPARSE; /* Segment: an object; PostHog: an object or an array */
     }
-    /* PostHog: an array, {"batch": [...]}, or one event (an object without "batch"). */
-    out->single = kind == EO_COMPAT_TRACK ||
-                  (kind == EO_COMPAT_POSTHOG && root.kind == EO_JV_OBJECT && !has_batch);
+    if (root.kind == EO_JV_ARRAY)
+        return eo_body_list(&root, false, lim, scan);
+    if (kind == EO_COMPAT_SEGMENT_BATCH && !listed)
+        return EO_EPARSE; /* no "batch": eo_compat_parse's refusal */
+    /* one message: Segment's routes of one type, a PostHog object without "batch" */
+    out->single = !listed;
     if (out->single) {
         out->sent_at = out->context = (eo_jspan_t){EO_JV_NONE, NULL, 0, false};
-    } else if (has_events) {
-        return EO_EPARSE; /* eo_body_list would read "events" as the list; these read "batch" */
+        return eo_body_list(&root, true, lim, scan);
     }
-    return eo_body_list(&root, out->single, lim, scan);
+    return 0;
 }
 
-bool eo_compat_scan_eligible(const eo_compat_scan_t *info, const eo_jspan_t *item)
+bool eo_compat_scan_takes(const eo_compat_scan_t *info, const eo_event_scan_t *ev)
 {
-    if (item->kind != EO_JV_OBJECT)
+    const eo_jspan_t *x = ev->extra;
+    bool own_timestamp = ev->original_timestamp_us != EO_NO_TIME;
+    if (info->kind != EO_COMPAT_POSTHOG) {
+        eo_jspan_t track = {EO_JV_STRING, (const unsigned char *)"track", 5, false};
+        bool typed = info->kind != EO_COMPAT_SEGMENT_BATCH || /* else the route says track */
+                     (x[SEG_TYPE].kind == EO_JV_STRING && eo_jlex_same_text(&x[SEG_TYPE], &track));
+        return typed && !given(&x[SEG_EVENT_TYPE]) && !given(&x[SEG_NAME]) &&
+               !given(&x[SEG_METADATA]) && (own_timestamp || !given(&x[SEG_ORIGINAL_TIMESTAMP]));
+    }
+    if (given(&x[PH_SET]) || given(&x[PH_SET_ONCE]) || given(&x[PH_API_KEY]) ||
+        given(&x[PH_TOKEN]) || (!own_timestamp && given(&x[PH_OFFSET])))
         return false;
-    bool posthog = info->kind == EO_COMPAT_POSTHOG;
-    bool typed = info->kind != EO_COMPAT_SEGMENT_BATCH; /* the route says track */
-    bool timestamp = false, stand_in = false, distinct_id = false;
-    eo_jcur_t c = {item->s + 1, item->s + item->len};
+    if (ev->properties.kind != EO_JV_OBJECT)
+        return true;
+    eo_jcur_t p = {ev->properties.s + 1, ev->properties.s + ev->properties.len};
     eo_jspan_t key;
     int r;
-    for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
-        const unsigned char *at = c.p;
-        eo_jspan_t v = value_at(&c);
-        bool present = v.kind != EO_JV_NULL;
-        if (key_is(&key, "timestamp")) {
-            timestamp = present;
-        } else if (!posthog) {
-            if (key_is(&key, "type")) {
-                eo_jspan_t track = {EO_JV_STRING, (const unsigned char *)"track", 5, false};
-                typed = typed || (v.kind == EO_JV_STRING && eo_jlex_same_text(&v, &track));
-            } else if (key_is(&key, "eventType") || key_is(&key, "name") ||
-                       key_is(&key, "metadata")) {
-                if (present)
-                    return false;
-            } else if (key_is(&key, "originalTimestamp")) {
-                stand_in = present;
-            }
-        } else if (key_is(&key, "distinct_id")) {
-            distinct_id = present;
-        } else if (key_is(&key, "offset")) {
-            stand_in = present;
-        } else if (key_is(&key, "$set") || key_is(&key, "$set_once") || key_is(&key, "api_key") ||
-                   key_is(&key, "token")) {
-            if (present)
-                return false;
-        } else if (key_is(&key, "properties") && *at == '{') {
-            eo_jcur_t p = {at + 1, c.p};
-            eo_jspan_t pkey;
-            int pr;
-            for (bool pfirst = true; (pr = eo_jlex_next_member(&p, pfirst, &pkey)) == 1;
-                 pfirst = false) {
-                if (key_is(&pkey, "token") || key_is(&pkey, "api_key"))
-                    return false;
-                eo_jlex_skip_valid(&p);
-            }
-            if (pr < 0)
-                return false;
-        }
+    for (bool first = true; (r = eo_jlex_next_member(&p, first, &key)) == 1; first = false) {
+        if (key_is(&key, "token") || key_is(&key, "api_key"))
+            return false;
+        eo_jlex_skip_valid(&p);
     }
-    return r == 0 && typed && (timestamp || !stand_in) && (!posthog || distinct_id);
+    return r == 0;
 }
 
 int eo_compat_scan_defaults(const eo_compat_scan_t *info, const eo_event_limits_t *lim,

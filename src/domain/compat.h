@@ -77,7 +77,7 @@ void eo_compat_done(eo_compat_body_t *b);
 /* ---- Messages without a tree ----
  * A Segment track message is an EventOps event but for a few members, and a PostHog event one
  * whose members have other names, so the ingest scan (ingest_scan.h) can read them where they
- * lie: when eo_compat_scan_eligible says that nothing in one reads differently,
+ * lie: when eo_compat_scan_takes says that nothing in one reads differently,
  * eo_event_scan_as (with the form's names) and eo_compat_scan_defaults give exactly the event
  * eo_compat_event + eo_event_normalize give (tests/fuzz/fuzz_compat.c checks the records are
  * equal byte for byte). Anything else goes the jansson way above. */
@@ -95,19 +95,19 @@ typedef struct {
 /* Lists the messages of body for kind EO_COMPAT_TRACK, EO_COMPAT_SEGMENT_BATCH or
  * EO_COMPAT_POSTHOG into scan (as eo_body_scan does) and reads its body-level members. Returns
  * 0, EO_EPARSE for anything the caller must ask eo_compat_parse about (another kind, a body it
- * refuses, a Segment batch's "events" member, a key that is not a string), or EO_ENOMEM. */
+ * refuses, a key that is not a string), or EO_ENOMEM. */
 int eo_compat_scan(const char *body, size_t len, eo_compat_kind_t kind,
                    const eo_event_limits_t *lim, eo_json_keys_t *keys, eo_body_scan_t *scan,
                    eo_compat_scan_t *out) EO_MUST_CHECK;
 
-/* True when the scanned message item (one of scan's items) reads the same to eo_event_scan_as,
- * followed by eo_compat_scan_defaults, as its eo_compat_event object reads to
- * eo_event_normalize. Segment: a track message ("type" "track" in a batch) without members
- * that are aliases only in EventOps's API (eventType, name, metadata), with its own timestamp
- * when it has an originalTimestamp. PostHog: an event with its own distinct_id, no top-level
- * $set / $set_once, no key of its own (api_key, token, properties.token / api_key), and its
- * own timestamp when it has an offset. */
-bool eo_compat_scan_eligible(const eo_compat_scan_t *info, const eo_jspan_t *item);
+/* True when the message ev (read by eo_event_scan_as with info->names) reads the same as its
+ * eo_compat_event object reads to eo_event_normalize, once eo_compat_scan_defaults gave it the
+ * batch's stand-ins. Segment: a track message ("type" "track" in a batch) without members that
+ * are aliases only in EventOps's API (eventType, name, metadata), with its own timestamp when it
+ * has an originalTimestamp. PostHog: an event without a top-level $set / $set_once, without a
+ * key of its own (api_key, token, properties.token / api_key), and with its own timestamp when it
+ * has an offset (its distinct_id is its own: the scan reads no other). */
+bool eo_compat_scan_takes(const eo_compat_scan_t *info, const eo_event_scan_t *ev);
 
 /* Gives a message that eo_event_scan_as read what the batch gives the messages without their
  * own: its sentAt (with the clock-skew correction that comes with it) and its context. Returns

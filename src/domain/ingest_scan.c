@@ -23,11 +23,12 @@ void eo_body_scan_done(eo_body_scan_t *b)
     memset(b, 0, sizeof *b);
 }
 
-/* The elements of the checked array arr, appended to b->items; EO_EPARSE past max of them
- * (an array of a million tiny values is not listed before it is refused). */
-static int list_elements(const eo_jspan_t *arr, size_t max, eo_body_scan_t *b)
+/* The elements of the checked array at c->p + 1 (after its '['), appended to b->items; c after
+ * its ']'. EO_EPARSE past max of them (an array of a million tiny values is not listed before it
+ * is refused). */
+static int list_from(eo_jcur_t *cur, size_t max, eo_body_scan_t *b)
 {
-    eo_jcur_t c = {arr->s + 1, arr->s + arr->len};
+    eo_jcur_t c = *cur;
     int r;
     for (bool first = true; (r = eo_jlex_next_element(&c, first)) == 1; first = false) {
         if (b->count == max)
@@ -41,7 +42,23 @@ static int list_elements(const eo_jspan_t *arr, size_t max, eo_body_scan_t *b)
         eo_jlex_skip_valid(&c);
         v->len = (size_t)(c.p - v->s);
     }
+    *cur = c;
     return r;
+}
+
+/* The elements of the checked array arr (see list_from). */
+static int list_elements(const eo_jspan_t *arr, size_t max, eo_body_scan_t *b)
+{
+    eo_jcur_t c = {arr->s + 1, arr->s + arr->len};
+    return list_from(&c, max, b);
+}
+
+int eo_body_list_at(eo_jcur_t *c, const eo_event_limits_t *lim, eo_body_scan_t *b)
+{
+    b->count = 0;
+    c->p++; /* the '[' */
+    int r = list_from(c, lim->max_batch_events, b);
+    return r < 0 ? r : b->count == 0 ? EO_EPARSE : 0;
 }
 
 /* True when the validated key has the content name. */
@@ -120,19 +137,21 @@ enum {
 };
 
 /* The member names of EventOps's own API, in the order above. */
-static const eo_scan_names_t eventops_names = {{
-    EO_SCAN_NAME("messageId"),
-    EO_SCAN_NAME("eventType"),
-    EO_SCAN_NAME("event"),
-    EO_SCAN_NAME("name"),
-    EO_SCAN_NAME("userId"),
-    EO_SCAN_NAME("anonymousId"),
-    EO_SCAN_NAME("timestamp"),
-    EO_SCAN_NAME("sentAt"),
-    EO_SCAN_NAME("properties"),
-    EO_SCAN_NAME("metadata"),
-    EO_SCAN_NAME("context"),
-}};
+static const eo_scan_names_t eventops_names = {
+    {
+        EO_SCAN_NAME("messageId"),
+        EO_SCAN_NAME("eventType"),
+        EO_SCAN_NAME("event"),
+        EO_SCAN_NAME("name"),
+        EO_SCAN_NAME("userId"),
+        EO_SCAN_NAME("anonymousId"),
+        EO_SCAN_NAME("timestamp"),
+        EO_SCAN_NAME("sentAt"),
+        EO_SCAN_NAME("properties"),
+        EO_SCAN_NAME("metadata"),
+        EO_SCAN_NAME("context"),
+    },
+    {EO_SCAN_NO_NAME, EO_SCAN_NO_NAME, EO_SCAN_NO_NAME, EO_SCAN_NO_NAME, EO_SCAN_NO_NAME}};
 
 _Static_assert(sizeof eventops_names.name / sizeof eventops_names.name[0] == M_COUNT,
                "a name for every member");
@@ -142,12 +161,13 @@ const eo_scan_names_t *eo_scan_names_eventops(void)
     return &eventops_names;
 }
 
-/* The index of key among names (NULL entries match nothing), or -1. */
+/* The index of key among names (NULL entries match nothing): a role, M_COUNT + k for extra k,
+ * or -1. */
 static int member_index(const eo_scan_names_t *names, const eo_jspan_t *key)
 {
-    for (int i = 0; i < M_COUNT; i++) {
-        const char *name = names->name[i].s;
-        size_t len = names->name[i].len;
+    for (int i = 0; i < M_COUNT + EO_SCAN_EXTRA; i++) {
+        const char *name = i < M_COUNT ? names->name[i].s : names->extra[i - M_COUNT].s;
+        size_t len = i < M_COUNT ? names->name[i].len : names->extra[i - M_COUNT].len;
         if (name && (key->esc || key->len == len) && key_is(key, name, len))
             return i;
     }
@@ -223,14 +243,19 @@ int eo_event_scan_as(const eo_jspan_t *item, const eo_scan_names_t *names,
     ev->scratch_used = 0;
     if (item->kind != EO_JV_OBJECT)
         return EO_EINVAL;
-    eo_jspan_t m[M_COUNT], key;
-    for (int i = 0; i < M_COUNT; i++)
+    eo_jspan_t m[M_COUNT + EO_SCAN_EXTRA], key;
+    for (int i = 0; i < M_COUNT + EO_SCAN_EXTRA; i++)
         m[i].kind = EO_JV_NONE;
     eo_jcur_t c = {item->s + 1, item->s + item->len};
     int r;
     for (bool first = true; (r = eo_jlex_next_member(&c, first, &key)) == 1; first = false) {
         int i = member_index(names, &key);
-        if (i < 0 || i == M_PROPERTIES || i == M_METADATA || i == M_CONTEXT) {
+        if (i >= M_COUNT && (c.p[0] == '{' || c.p[0] == '[')) { /* an extra: its text */
+            const unsigned char *at = c.p;
+            eo_jlex_skip_valid(&c);
+            m[i] = (eo_jspan_t){*at == '{' ? EO_JV_OBJECT : EO_JV_ARRAY, at, (size_t)(c.p - at),
+                                false};
+        } else if (i < 0 || i == M_PROPERTIES || i == M_METADATA || i == M_CONTEXT) {
             const unsigned char *at = c.p; /* skipped, or kept whole: checked later */
             eo_jlex_skip_valid(&c);
             if (i >= 0)
@@ -241,8 +266,11 @@ int eo_event_scan_as(const eo_jspan_t *item, const eo_scan_names_t *names,
         } else if (eo_jlex_scalar(&c, &m[i]) < 0) {
             if (c.p >= c.end || (*c.p != '{' && *c.p != '['))
                 return EO_EINVAL;
-            m[i].kind = EO_JV_ARRAY; /* a container where a scalar is read: refused below */
+            /* a container where a scalar is read: refused below, its text kept whole (two
+             * aliases holding containers are compared by pick_alias) */
+            const unsigned char *at = c.p;
             eo_jlex_skip_valid(&c);
+            m[i] = (eo_jspan_t){EO_JV_ARRAY, at, (size_t)(c.p - at), false};
         }
     }
     if (r < 0)
@@ -283,6 +311,7 @@ int eo_event_scan_as(const eo_jspan_t *item, const eo_scan_names_t *names,
         return EO_EINVAL;
     ev->context =
         m[M_CONTEXT].kind == EO_JV_OBJECT ? m[M_CONTEXT] : (eo_jspan_t){EO_JV_NONE, NULL, 0, false};
+    memcpy(ev->extra, m + M_COUNT, sizeof ev->extra);
     return 0;
 }
 

@@ -22,6 +22,9 @@
 #include "domain/event.h"
 #include "domain/json_lex.h"
 
+/* How many extra members an event form may name (eo_scan_names_t). */
+#define EO_SCAN_EXTRA 5
+
 /* The events of a body. */
 typedef struct {
     eo_jspan_t *items; /* each event's text (any kind of value); grown and kept between bodies */
@@ -41,6 +44,11 @@ int eo_body_scan(const char *body, size_t len, bool single, const eo_event_limit
 int eo_body_list(const eo_jspan_t *checked, bool single, const eo_event_limits_t *lim,
                  eo_body_scan_t *b) EO_MUST_CHECK;
 
+/* Lists the elements of the checked array at c->p (its '[') into b, as eo_body_scan lists a
+ * batch's, and leaves c after its ']'. 0, EO_EPARSE (empty, or more than max_batch_events
+ * elements) or EO_ENOMEM. */
+int eo_body_list_at(eo_jcur_t *c, const eo_event_limits_t *lim, eo_body_scan_t *b) EO_MUST_CHECK;
+
 /* Room for unescaped copies of messageId, eventType and the ids at the largest limits config.c
  * allows (4096 each). */
 #define EO_EVENT_SCAN_SCRATCH (4 * 4096)
@@ -52,8 +60,10 @@ typedef struct {
     eo_str_t user_id;      /* NULL .s when absent */
     eo_str_t anonymous_id; /* NULL .s when absent */
     int64_t occurred_at_us, original_timestamp_us, sent_at_us;
-    eo_jspan_t properties; /* an object, or kind EO_JV_NONE */
-    eo_jspan_t context;    /* an object, or kind EO_JV_NONE */
+    eo_jspan_t properties;           /* an object, or kind EO_JV_NONE */
+    eo_jspan_t context;              /* an object, or kind EO_JV_NONE */
+    eo_jspan_t extra[EO_SCAN_EXTRA]; /* the names' extra members (a scalar, or a container's
+                                      * text as EO_JV_OBJECT / EO_JV_ARRAY; EO_JV_NONE: absent) */
     char id_text[2][24];
     size_t scratch_used;
     char scratch[EO_EVENT_SCAN_SCRATCH];
@@ -69,12 +79,14 @@ int eo_event_scan(const eo_jspan_t *item, const eo_event_limits_t *lim, int64_t 
 /* The member names eo_event_scan reads, by role: messageId, eventType and its aliases event and
  * name, userId, anonymousId, timestamp, sentAt, properties and its alias metadata, context
  * (in this order; NULL: a member this form has not). Another API's form of an event names them
- * differently (PostHog's: uuid, event, distinct_id, sent_at; compat.h). */
+ * differently (PostHog's: uuid, event, distinct_id, sent_at; compat.h). extra: members the scan
+ * does not read but whose values it reports (eo_event_scan_t.extra), so that a caller can tell
+ * whether the event reads the same in its form without a second pass. */
 typedef struct {
     struct {
         const char *s; /* NULL: absent */
         size_t len;
-    } name[11];
+    } name[11], extra[EO_SCAN_EXTRA];
 } eo_scan_names_t;
 #define EO_SCAN_NAME(text)                                                                         \
     {                                                                                              \

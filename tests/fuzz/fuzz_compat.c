@@ -12,7 +12,7 @@
  *  - differential, for Segment's track and batch bodies and PostHog's: a body eo_compat_scan
  *    lists is one
  *    eo_compat_parse accepts, with the same messages and write key, and every message that
- *    eo_compat_scan_eligible passes and the ingest scan (with eo_compat_scan_defaults) accepts
+ *    the ingest scan accepts, eo_compat_scan_takes takes and eo_compat_scan_defaults completes
  *    has byte for byte the record
  *    the jansson way (eo_compat_event, eo_event_normalize, eo_record_encode) writes. */
 
@@ -157,8 +157,8 @@ static void check_scan(eo_compat_kind_t kind, const char *body, size_t len,
         eo_buf_t scanned, expected;
         eo_str_t assigned = {ASSIGNED_ID, sizeof ASSIGNED_ID - 1};
         for (size_t i = 0; i < scan.count; i++) {
-            if (!eo_compat_scan_eligible(&info, &scan.items[i]) ||
-                eo_event_scan_as(&scan.items[i], info.names, lim, RECEIVED_AT, ev) != 0 ||
+            if (eo_event_scan_as(&scan.items[i], info.names, lim, RECEIVED_AT, ev) != 0 ||
+                !eo_compat_scan_takes(&info, ev) ||
                 eo_compat_scan_defaults(&info, lim, RECEIVED_AT, ev) != 0)
                 continue;
             eo_buf_init(&scanned, lim->max_event_bytes + EO_RECORD_ENVELOPE_MAX);

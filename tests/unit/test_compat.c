@@ -339,8 +339,8 @@ static void test_scan_same_records(void **state)
         if (r == 0 && eo_compat_parse(body, len, row->kind, &lim, &b, &err) != 0)
             fail_msg("row %zu: the parse refuses a scanned body: %s", k, err.message);
         for (size_t i = 0; r == 0 && i < scan.count; i++) {
-            if (!eo_compat_scan_eligible(&info, &scan.items[i]) ||
-                eo_event_scan_as(&scan.items[i], info.names, &lim, RECEIVED_AT, ev) != 0 ||
+            if (eo_event_scan_as(&scan.items[i], info.names, &lim, RECEIVED_AT, ev) != 0 ||
+                !eo_compat_scan_takes(&info, ev) ||
                 eo_compat_scan_defaults(&info, &lim, RECEIVED_AT, ev) != 0)
                 continue;
             eo_str_t id = {"assigned", 8};
