@@ -162,7 +162,10 @@ TOKEN_ERRORS = {"invalid_request", "invalid_client", "unsupported_grant_type", "
 STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 ROUTES = {
     "collector": {"/events", "/events/batch", "/healthz", "/readyz", "/openapi.json", "/metrics",
-                  "other"},
+                  "other",
+                  # Segment's and PostHog's routes (docs/compat.md)
+                  "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
+                  "/v1/batch", "/v1/import", "/batch/", "/capture/", "/e/", "/i/v0/e/"},
     "processor": {"/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
     "auth": {"/oauth/token", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server",
              "/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
