@@ -116,6 +116,8 @@ static const cfg_var_t vars[] = {
       "values per tracked property)"),
     I(tracked_properties_max, "EVENTOPS_TRACKED_PROPERTIES_MAX", 20, 1, 1000,
       "tracked properties per tenant"),
+    I(profile_aliases_max, "EVENTOPS_PROFILE_ALIASES_MAX", 1000, 1, 1000000,
+      "aliases of a user listed, and merged into its profile, by GET /profiles/{userId}"),
     I(processor_workers, "EVENTOPS_PROCESSOR_WORKERS", 2, 1, 64,
       "storage threads (each with its own database connection) storing equal shares of a batch"),
     I(batch_max_events, "EVENTOPS_PROCESSOR_BATCH_MAX", 5000, 1, 1000000,

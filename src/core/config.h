@@ -63,6 +63,7 @@ typedef struct {
     int64_t property_value_cap; /* tracked properties (ADR-24): admin and query role */
     int64_t property_value_cap_max;
     int64_t tracked_properties_max;
+    int64_t profile_aliases_max; /* query role: GET /profiles/{userId} */
     int64_t batch_max_events;
     int64_t batch_max_wait_ms;
     int64_t retry_max_backoff_ms;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/event.h"
+#include "domain/rfc3339.h"
+
 size_t eo_json_format_real(double d, char *out, size_t outlen)
 {
     int n = 0;
@@ -78,4 +81,15 @@ int eo_json_append(eo_buf_t *out, const json_t *v)
     default:
         return eo_buf_append(out, "null", 4);
     }
+}
+
+void eo_json_put_time(eo_buf_t *b, const char *key, int64_t us)
+{
+    if (us == EO_NO_TIME) {
+        eo_buf_putf(b, "\"%s\":null", key);
+        return;
+    }
+    char t[EO_RFC3339_MAX];
+    eo_rfc3339_format(us, t);
+    eo_buf_putf(b, "\"%s\":\"%s\"", key, t);
 }

@@ -17,6 +17,7 @@
 #include "domain/timeline.h"
 #include "domain/userset.h"
 #include "domain/uuid7.h"
+#include "processor/profile_store.h"
 #include "processor/prop_track.h"
 
 #define STORE_COPY_MAX ((size_t)1 << 30)
@@ -61,8 +62,9 @@ typedef struct {
     size_t *dup, dup_cap;     /* pairs (record, earlier record with the same user) */
     eo_userset_event_t *set_events;
     size_t set_events_cap;
-    eo_buf_t blob, tblob;     /* the batch's serialised user-set and timeline deltas */
-    eo_prop_track_t *props;   /* tracked properties (ADR-24) */
+    eo_buf_t blob, tblob;         /* the batch's serialised user-set and timeline deltas */
+    eo_prop_track_t *props;       /* tracked properties (ADR-24) */
+    eo_profile_store_t *profiles; /* profiles, links and groups (ADR-28) */
     unsigned careful;         /* batches left that insert their ids with ON CONFLICT (ids_sql) */
     unsigned careful_numbers; /* asks left that go to user_numbers_sql */
 } pg_store_t;
@@ -199,7 +201,7 @@ int eo_pg_store_new(const char *dsn, size_t user_cache_entries, eo_store_t **out
     st->users_max = user_cache_entries ? user_cache_entries : 65536;
     eo_buf_init(&st->blob, STORE_COPY_MAX);
     eo_buf_init(&st->tblob, STORE_COPY_MAX);
-    if (!(st->props = eo_prop_track_new())) {
+    if (!(st->props = eo_prop_track_new()) || eo_profile_store_new(&st->profiles) < 0) {
         pg_free(&st->base);
         return EO_ENOMEM;
     }
@@ -230,6 +232,7 @@ static void pg_free(eo_store_t *base)
     eo_buf_done(&st->blob);
     eo_buf_done(&st->tblob);
     eo_prop_track_free(st->props);
+    eo_profile_store_free(st->profiles);
     free(st->dsn);
     free(st);
 }
@@ -1004,7 +1007,9 @@ static int pg_write(eo_store_t *base, eo_record_t *const *recs, size_t n, size_t
         if ((r = eo_pg_copy_in(st->conn, copy_sql, st->copy.data, st->copy.len, err, errlen)) < 0 ||
             (r = add_rollups(st, recs, (size_t)nnew, &version, err, errlen)) < 0 ||
             (r = add_derived(st, recs, (size_t)nnew, err, errlen)) < 0 ||
-            (r = add_property_deltas(st, recs, (size_t)nnew, version, err, errlen)) < 0)
+            (r = add_property_deltas(st, recs, (size_t)nnew, version, err, errlen)) < 0 ||
+            (r = eo_profile_store_write(st->profiles, st->conn, recs, st->first, (size_t)nnew, err,
+                                        errlen)) < 0)
             return finish_call(st, r);
     }
     if ((r = eo_pg_exec(st->conn, "COMMIT", err, errlen)) == 0)

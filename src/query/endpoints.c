@@ -9,6 +9,7 @@
 
 #include "core/pg.h"
 #include "domain/buckets.h"
+#include "domain/json_out.h"
 #include "domain/rfc3339.h"
 #include "domain/timeline.h"
 #include "domain/userset.h"
@@ -56,14 +57,6 @@ static int64_t num(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-/* Appends "key":"<UTC time>" (RFC 3339). */
-static void put_time(eo_buf_t *b, const char *key, int64_t us)
-{
-    char t[EO_RFC3339_MAX];
-    eo_rfc3339_format(us, t);
-    eo_buf_putf(b, "\"%s\":\"%s\"", key, t);
-}
-
 static void put_str_or_null(eo_buf_t *b, const char *key, const char *s)
 {
     eo_buf_putf(b, "\"%s\":", key);
@@ -81,9 +74,9 @@ static void put_open(eo_buf_t *b, const qreq_t *r, bool event_type)
         put_str_or_null(b, "eventType", r->event_type);
         eo_buf_putc(b, ',');
     }
-    put_time(b, "from", r->from_us);
+    eo_json_put_time(b, "from", r->from_us);
     eo_buf_putc(b, ',');
-    put_time(b, "to", r->to_us);
+    eo_json_put_time(b, "to", r->to_us);
 }
 
 static void put_interval_tz(eo_buf_t *b, const qreq_t *r)
@@ -394,7 +387,7 @@ typedef struct {
     eo_buf_t raw_b, raw_t, raw_s, raw_e;        /* raw ranges: slot, type, range */
 } set_pieces_t;
 
-static void array_put_time(eo_buf_t *b, int64_t us)
+static void array_eo_json_put_time(eo_buf_t *b, int64_t us)
 {
     char t[EO_RFC3339_MAX];
     eo_pg_array_elem(b, t, eo_rfc3339_format(us, t));
@@ -415,8 +408,8 @@ static void put_raw(set_pieces_t *sp, size_t b, const char *type, int64_t lo, in
 {
     array_put_int(&sp->raw_b, (int64_t)b);
     array_put_str(&sp->raw_t, type);
-    array_put_time(&sp->raw_s, lo);
-    array_put_time(&sp->raw_e, hi);
+    array_eo_json_put_time(&sp->raw_s, lo);
+    array_eo_json_put_time(&sp->raw_e, hi);
 }
 
 /* Cuts slot b (1-based) into set pieces and raw ranges (eo_pieces_cut, as counts are cut). */
@@ -436,8 +429,8 @@ static int cut_for_sets(set_pieces_t *sp, size_t b, const slot_t *slot)
         array_put_int(&sp->set_b, (int64_t)b);
         array_put_str(&sp->set_t, type);
         array_put_str(&sp->set_g, eo_level_name(piece->level));
-        array_put_time(&sp->set_s, piece->start_us);
-        array_put_time(&sp->set_e, piece->end_us);
+        array_eo_json_put_time(&sp->set_s, piece->start_us);
+        array_eo_json_put_time(&sp->set_e, piece->end_us);
     }
     for (size_t k = 0; rc == 0 && k < pc.nraw; k++)
         put_raw(sp, b, type, pc.raw_start[k], pc.raw_end[k]);
@@ -1212,9 +1205,9 @@ static int answer_types(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sourc
         eo_buf_puts(out, i ? ",{\"eventType\":" : "{\"eventType\":");
         eo_buf_put_json_str(out, type, strlen(type));
         eo_buf_putf(out, ",\"count\":%lld,", (long long)num(res, i, 1));
-        put_time(out, "firstSeen", num(res, i, 2));
+        eo_json_put_time(out, "firstSeen", num(res, i, 2));
         eo_buf_putc(out, ',');
-        put_time(out, "lastSeen", num(res, i, 3));
+        eo_json_put_time(out, "lastSeen", num(res, i, 3));
         eo_buf_putc(out, '}');
     }
     PQclear(res);
@@ -1299,14 +1292,14 @@ static int answer_events(PGconn *conn, const qreq_t *r, eo_buf_t *out, eo_q_sour
         eo_buf_putc(out, ',');
         put_str_or_null(out, "anonymousId", PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
         eo_buf_putc(out, ',');
-        put_time(out, "timestamp", num(res, i, 4));
+        eo_json_put_time(out, "timestamp", num(res, i, 4));
         eo_buf_putc(out, ',');
-        put_time(out, "receivedAt", num(res, i, 5));
+        eo_json_put_time(out, "receivedAt", num(res, i, 5));
         if (PQgetisnull(res, i, 6)) {
             eo_buf_puts(out, ",\"sentAt\":null");
         } else {
             eo_buf_putc(out, ',');
-            put_time(out, "sentAt", num(res, i, 6));
+            eo_json_put_time(out, "sentAt", num(res, i, 6));
         }
         eo_buf_putf(out, ",\"properties\":%s", PQgetvalue(res, i, 7));
         eo_buf_putf(out, ",\"context\":%s}", PQgetvalue(res, i, 8));

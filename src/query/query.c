@@ -27,7 +27,9 @@
 #include "core/ratelimit.h"
 #include "core/tconn.h"
 #include "domain/propval.h"
+#include "domain/qparams.h"
 #include "query/cache.h"
+#include "query/profiles.h"
 #include "query/query_internal.h"
 
 enum { CACHE_HIT, CACHE_MISS, CACHE_ERROR };
@@ -415,6 +417,8 @@ static bool first_arg(void *ud, const char *name, const char *value, size_t valu
     return false;
 }
 
+static PGconn *request_conn(eo_query_t *q, eo_http_req_t *req);
+
 /* The request's PostgreSQL connection, or an answer (503) and NULL; 400 when the request has a
  * query string (these operations take no parameters). */
 static PGconn *props_conn(eo_query_t *q, eo_http_req_t *req)
@@ -426,6 +430,12 @@ static PGconn *props_conn(eo_query_t *q, eo_http_req_t *req)
                               name, NULL);
         return NULL;
     }
+    return request_conn(q, req);
+}
+
+/* The request's PostgreSQL connection, or an answer (503) and NULL. */
+static PGconn *request_conn(eo_query_t *q, eo_http_req_t *req)
+{
     char err[512];
     PGconn *conn = thread_conn(q, err, sizeof err);
     if (!conn) {
@@ -637,6 +647,114 @@ static void on_props_delete(eo_http_req_t *req, void *ud)
     props_answer(req, 204, "", 0);
 }
 
+/* ---- profiles (docs/profiles.md) ---- */
+
+/* The one parameter a profile request may take (groupType, or none: allowed NULL) into value;
+ * answers 400 and returns false on any other. */
+typedef struct {
+    const char *allowed;
+    char *value;
+    size_t cap;
+    char bad[72];
+} profile_args_t;
+
+static bool profile_arg(void *ud, const char *name, const char *value, size_t value_len)
+{
+    profile_args_t *a = ud;
+    if (!a->allowed || strcmp(name, a->allowed) != 0 || !value || value_len == 0 ||
+        value_len >= a->cap || strlen(value) != value_len || !eo_q_text_ok(value, value_len)) {
+        snprintf(a->bad, sizeof a->bad, "%s", name);
+        return false;
+    }
+    memcpy(a->value, value, value_len);
+    a->value[value_len] = '\0';
+    return true;
+}
+
+/* Answers a profile or group lookup: 200 with out, 404 naming field, or 503. */
+static void profile_answer(eo_query_t *q, eo_http_req_t *req, int r, const eo_buf_t *out,
+                           const char *field, const char *err)
+{
+    if (r == 0)
+        return props_answer(req, 200, out->data, out->len);
+    if (r == EO_ENOTFOUND)
+        return eo_http_respond_error(req, 404, "not_found",
+                                     strcmp(field, "userId") == 0
+                                         ? "no profile, alias or event of this user id"
+                                         : "no group with this id",
+                                     field, NULL);
+    if (r == EO_ENOMEM)
+        return eo_http_respond_error(req, 503, "overloaded", "out of memory", NULL, NULL);
+    conn_check(q);
+    eo_log_warn("query: profiles", "error", err, NULL);
+    unavailable(q, req, "database_unavailable", "the database could not answer; retry later");
+}
+
+/* The {name} of the path into id (1 to EVENTOPS_MAX_ID_BYTES bytes); answers 400 and returns
+ * false when it is not one. */
+static bool profile_id(eo_query_t *q, eo_http_req_t *req, const char *name, char *id, size_t cap)
+{
+    size_t max = (size_t)q->cfg.max_id_bytes + 1 < cap ? (size_t)q->cfg.max_id_bytes + 1 : cap;
+    if (eo_http_path_param(req, name, id, max) && id[0] && eo_q_text_ok(id, strlen(id)))
+        return true;
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "%s is 1 to %lld bytes (EVENTOPS_MAX_ID_BYTES) of UTF-8 without control characters",
+             name, (long long)q->cfg.max_id_bytes);
+    eo_http_respond_error(req, 400, "invalid_parameter", msg, name, NULL);
+    return false;
+}
+
+static void on_profile_get(eo_http_req_t *req, void *ud)
+{
+    eo_query_t *q = ud;
+    const qctx_t *ctx = eo_http_user(req);
+    char id[1024];
+    if (!profile_id(q, req, "userId", id, sizeof id))
+        return;
+    PGconn *conn = props_conn(q, req);
+    if (!conn)
+        return;
+    eo_buf_t out;
+    eo_buf_init(&out, (size_t)64 << 20);
+    char err[512] = "";
+    int r =
+        eo_q_profile(conn, ctx->tenant_id, id, q->cfg.profile_aliases_max, &out, err, sizeof err);
+    profile_answer(q, req, r, &out, "userId", err);
+    eo_buf_done(&out);
+}
+
+static void on_group_get(eo_http_req_t *req, void *ud)
+{
+    eo_query_t *q = ud;
+    const qctx_t *ctx = eo_http_user(req);
+    char id[1024], type[1024] = "";
+    if (!profile_id(q, req, "groupId", id, sizeof id))
+        return;
+    size_t cap = (size_t)q->cfg.max_id_bytes + 1 < sizeof type ? (size_t)q->cfg.max_id_bytes + 1
+                                                               : sizeof type;
+    profile_args_t args = {"groupType", type, cap, ""};
+    eo_http_query_each(req, profile_arg, &args);
+    if (args.bad[0]) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "this operation takes only groupType: 1 to %lld bytes (EVENTOPS_MAX_ID_BYTES) of "
+                 "UTF-8 without control characters",
+                 (long long)q->cfg.max_id_bytes);
+        eo_http_respond_error(req, 400, "invalid_parameter", msg, args.bad, NULL);
+        return;
+    }
+    PGconn *conn = request_conn(q, req);
+    if (!conn)
+        return;
+    eo_buf_t out;
+    eo_buf_init(&out, (size_t)64 << 20);
+    char err[512] = "";
+    int r = eo_q_group(conn, ctx->tenant_id, id, type[0] ? type : NULL, &out, err, sizeof err);
+    profile_answer(q, req, r, &out, "groupId", err);
+    eo_buf_done(&out);
+}
+
 /* The routes: the endpoints of eo_q_endpoints in its order, then the role's own. The HTTP layer
  * tells a handler the index of its route, and test_openapi reads this table from the source to
  * compare it with the OpenAPI document, so the paths are written here as well; routes_check()
@@ -653,6 +771,8 @@ static const eo_http_route_t routes[] = {
     {"GET", "/properties/tracked", on_props_read_headers, on_props_list, false},
     {"PUT", "/properties/tracked/{path}", on_props_write_headers, on_props_put, false},
     {"DELETE", "/properties/tracked/{path}", on_props_write_headers, on_props_delete, false},
+    {"GET", "/profiles/{userId}", on_props_read_headers, on_profile_get, false},
+    {"GET", "/groups/{groupId}", on_props_read_headers, on_group_get, false},
     {"GET", "/healthz", NULL, eo_http_on_healthz, false},
     {"GET", "/readyz", NULL, on_readyz, false},
     {"GET", "/openapi.json", NULL, eo_openapi_on_request, false},

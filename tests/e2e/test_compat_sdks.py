@@ -15,6 +15,9 @@ compat_sdk_node.js); `make test` installs them through scripts/deps.sh.
      gzip=True; posthog-node compresses by itself), then flushes. Every one of those events is
      stored exactly once, with the event type, user, properties and context the mapping gives
      (e.g. identify -> `$identify` with properties {"$set": traits}); no SDK reported an error.
+  c. The profiles those calls make (docs/profiles.md), read from the query role: identify traits
+     (Segment's identify, PostHog's set and set_once, posthog-node's identify) are in each
+     user's profile, aliases link the anonymous ids, group calls give the groups' traits.
   b. The two Python SDKs send 1,500 events each (ids chosen by the test) in small batches
      while the collector is killed (SIGKILL) three times and started again on the same port.
      Afterwards every id an SDK did not report as failed is stored (nothing the SDK was told
@@ -34,10 +37,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 
 import eotest
 from eotest import log
+from querytest import QueryClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
@@ -235,6 +240,37 @@ def part_a_node(sb, f, base, wk, stamp):
     log("a. Node.js SDKs: 10 calls stored exactly once with the mapped fields")
 
 
+def part_c_profiles(sb, f, q, stamp):
+    def profile(uid):
+        st, _, body, url = q.get("/profiles/" + urllib.parse.quote(uid, safe=""))
+        f.check(st == 200, "c. GET %s -> %s %.300r" % (url, st, body))
+        return body if st == 200 else {}
+
+    for lang in ("py", "node"):
+        user, anon = "%s-user-%s" % (lang, stamp), "%s-anon-%s" % (lang, stamp)
+        p = profile(user)
+        f.check(p.get("traits") == {"plan": "pro", "seats": 3} and p.get("aliases") == [anon],
+                "c. %s: profile %r, expected the identify traits and alias %s" % (user, p, anon))
+        f.check(profile(anon).get("userId") == user, "c. %s: not linked to %s" % (anon, user))
+        st, _, body, url = q.get("/groups/%s-group-%s" % (lang, stamp))
+        f.check(st == 200 and body.get("groups", [{}])[0].get("traits") == {"size": 40},
+                "c. GET %s -> %s %.300r" % (url, st, body))
+        st, _, body, url = q.get("/groups/%s-co-%s" % (lang, stamp), [("groupType", "company")])
+        f.check(st == 200 and body.get("groups", [{}])[0].get("traits") == {"name": "Acme"},
+                "c. GET %s -> %s %.300r" % (url, st, body))
+    # posthog-python's alias(previous_id, distinct_id) sends the previous id as the event's
+    # user and the new one as properties.alias: the new id is linked to the previous one
+    did = "py-ph-%s" % stamp
+    p = profile(did)
+    f.check(p.get("traits") == {"email": "p@example.com", "first": "2026-01-01"} and
+            p.get("userId") == "py-ph-anon-%s" % stamp,
+            "c. %s: profile %r, expected its $set and $set_once traits" % (did, p))
+    p = profile("node-ph-%s" % stamp)
+    f.check(p.get("traits", {}).get("email") == "n@example.com",
+            "c. node-ph-%s: profile %r, expected the identify traits" % (stamp, p))
+    log("c. profiles: identify traits, aliases and groups from every SDK")
+
+
 def part_b_crash(sb, f, col, base, wk, stamp):
     """Both Python SDKs send while the collector is killed and started again."""
     failed = {"segment": set(), "posthog": set()}
@@ -310,20 +346,24 @@ def main():
         f = sb.failures
         tenant = sb.create_tenant("compat")
         wk = tenant["writeKey"]
-        col, proc = sb.collector(), sb.processor()
-        col.start()
-        proc.start()
-        col.wait_ready()
-        proc.wait_ready()
+        sb.create_signing_key()
+        reader = sb.create_client(tenant["tenantId"], ["events:read"])
+        col, proc, auth, query = sb.collector(), sb.processor(), sb.auth(), sb.query()
+        for r in (col, proc, auth, query):
+            r.start()
+        for r in (col, proc, auth, query):
+            r.wait_ready()
+        q = QueryClient(sb.query_url(""), sb.token(reader["clientId"], reader["clientSecret"]))
         base = col.url("")
         stamp = eotest.rand_hex(12)  # compat_sdk_node.js makes uuids of its 12 hex digits
         part_a_python(sb, f, base, wk, stamp)
         part_a_node(sb, f, base, wk, stamp)
+        part_c_profiles(sb, f, q, stamp)
         part_b_crash(sb, f, col, base, wk, stamp)
         n, d = (int(x) for x in sb.sql(
             "SELECT count(*), count(DISTINCT message_id) FROM events")[0])
         f.check(n == d, "the events table holds %d rows for %d messageIds" % (n, d))
-        sb.check_clean_end(running=(col, proc))
+        sb.check_clean_end(running=(col, proc, auth, query))
         return sb.report("compat: the Segment and PostHog SDKs (Python and Node.js) store each "
                          "event exactly once, through collector kills")
 

@@ -174,7 +174,8 @@ ROUTES = {
                   "/healthz", "/readyz", "/openapi.json", "/metrics", "other"},
     "query": {"/events/count", "/events/trend", "/events/unique-users", "/events/breakdown",
               "/events/funnel", "/events/retention", "/events/types", "/events",
-              "/properties/tracked", "/properties/tracked/{path}", "/healthz", "/readyz",
+              "/properties/tracked", "/properties/tracked/{path}", "/profiles/{userId}",
+              "/groups/{groupId}", "/healthz", "/readyz",
               "/openapi.json", "/metrics", "other"},
 }
 QUERY_ENDPOINTS = {"count", "trend", "unique_users", "breakdown", "funnel", "retention", "types",

@@ -973,6 +973,10 @@ def main():
         if has_query:
             exercise_tracked(ck, url, r_tok, w_tok, a_tok)
 
+        # ---- profiles and groups (query role, docs/profiles.md)
+        if has_query:
+            exercise_profiles(ck, url, c, wk, r_tok, w_tok, stamp, sb)
+
         # ---- outages: extra instances with a dead dependency
         exercise_outages(ck, sb, url, wk, b_tok, both, has_query)
 
@@ -1852,6 +1856,48 @@ def exercise_tracked(ck, url, r_tok, w_tok, a_tok):
     log("c. tracked properties: statuses %s" % sorted(
         ck.seen[("PUT", one)] | ck.seen[("DELETE", one)] |
         ck.seen[("GET", "/properties/tracked")]))
+
+
+def exercise_profiles(ck, url, c, wk, r_tok, w_tok, stamp, sb):
+    """GET /profiles/{userId} and /groups/{groupId}: 2xx for a profile, an alias and a group
+    set by events sent to the collector, and each error class they can give here."""
+    rd = {"Authorization": "Bearer " + r_tok}
+    wr = {"Authorization": "Bearer " + w_tok}
+    user, group = "oa-user-" + stamp, "oa-group-" + stamp
+    evs = [{"eventType": "$identify", "userId": user, "messageId": "oa-p1-" + stamp,
+            "properties": {"$set": {"plan": "pro"}, "$set_once": {"source": "ads"}}},
+           {"eventType": "$create_alias", "userId": user, "messageId": "oa-p2-" + stamp,
+            "properties": {"alias": "oa-anon-" + stamp}},
+           {"eventType": "$groupidentify", "userId": user, "messageId": "oa-p3-" + stamp,
+            "properties": {"$group_type": "company", "$group_key": group,
+                           "$group_set": {"employees": 20}}}]
+    st, _, body = eotest.post_json(c("/events/batch"), evs, key=wk)
+    ck.f.check(st == 202, "profiles: seed batch %s %.200r" % (st, body))
+    sb.wait_stored([e["messageId"] for e in evs], timeout=60)
+    one, grp = "/profiles/{userId}", "/groups/{groupId}"
+
+    def call(name, path, doc_path, headers, expect, code=None, field=None):
+        resp = request("GET", url("query", path), None, headers)
+        return ck.check(name, "query", "GET", doc_path, resp, expect=expect, code=code,
+                        field=field)
+
+    b = call("profile", "/profiles/" + user, one, rd, 200)
+    ck.f.check(isinstance(b, dict) and b.get("traits") == {"plan": "pro", "source": "ads"},
+               "profiles: traits %.200r" % (b,))
+    call("profile of an alias", "/profiles/oa-anon-" + stamp, one, rd, 200)
+    call("no profile", "/profiles/nobody-" + stamp, one, rd, 404, "not_found", "userId")
+    call("id too long", "/profiles/" + "x" * 2000, one, rd, 400, "invalid_parameter", "userId")
+    call("a parameter", "/profiles/%s?limit=1" % user, one, rd, 400, "invalid_parameter",
+         "limit")
+    call("events:write only", "/profiles/" + user, one, wr, 403, "insufficient_scope")
+    call("no token", "/profiles/" + user, one, {}, 401)
+    call("group", "/groups/" + group, grp, rd, 200)
+    call("group of a type", "/groups/%s?groupType=company" % group, grp, rd, 200)
+    call("no group", "/groups/%s?groupType=team" % group, grp, rd, 404, "not_found", "groupId")
+    call("group: a parameter", "/groups/%s?type=x" % group, grp, rd, 400, "invalid_parameter",
+         "type")
+    call("group: no token", "/groups/" + group, grp, {}, 401)
+    log("c. profiles: statuses %s" % sorted(ck.seen[("GET", one)] | ck.seen[("GET", grp)]))
 
 
 def exercise_stream(ck, sb, url, tenant, rid, rd, w_tok):
