@@ -10,6 +10,7 @@ REQUIRED=(
     build-essential cmake ninja-build pkg-config clang clang-format
     librdkafka-dev libmicrohttpd-dev libhiredis-dev libjansson-dev libroaring-dev libpq-dev libssl-dev
     zlib1g-dev libcmocka-dev libcurl4-openssl-dev libargon2-dev
+    libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
     postgresql-15 postgresql-client-15 redis-server kcat wrk prometheus
     maven openjdk-17-jre-headless
     python3 python3-venv python3-cryptography python3-jsonschema python3-confluent-kafka

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the project's Python test tools into .venv (ignored by git), pinned to exact versions:
-# schemathesis for the contract tests (tests/contract/), and the unmodified Segment and PostHog
-# SDKs that tests/e2e/test_compat_sdks.py points at the collector. Called by scripts/deps.sh.
+# schemathesis for the contract tests (tests/contract/), the unmodified Segment and PostHog
+# SDKs that tests/e2e/test_compat_sdks.py points at the collector, and grpcio (with grpcio-tools
+# and grpcio-status) for tests/e2e/test_grpc_ingest.py. Called by scripts/deps.sh.
 # Idempotent: does nothing, and needs no network, when .venv already holds the pinned versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ PINNED=(
     schemathesis==4.32.5
     segment-analytics-python==2.4.0
     posthog==7.91.1
+    grpcio==1.85.1
+    grpcio-tools==1.85.1
+    grpcio-status==1.85.1
 )
 VENV=.venv
 

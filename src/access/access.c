@@ -183,6 +183,15 @@ static void refuse_token(eo_http_req_t *req, const char *why)
     eo_http_respond_error(req, 401, "invalid_token", why, "Authorization", h);
 }
 
+const char *eo_access_refusal(const eo_access_policy_t *pol, const eo_access_t *a)
+{
+    if (a->verdict < EO_ACCESS_REASONS) {
+        eo_counter_add(pol->failures[a->verdict], 1);
+        return reason_names[a->verdict];
+    }
+    return a->verdict == EO_ACCESS_LIMITED ? "rate_limited" : "ok";
+}
+
 void eo_access_answer(const eo_access_policy_t *pol, eo_http_req_t *req, const eo_access_t *a)
 {
     if (a->verdict < EO_ACCESS_REASONS)

@@ -86,4 +86,8 @@ eo_access_verdict_t eo_access_check_key(const eo_access_policy_t *pol, const cha
 /* Answers a decision other than EO_ACCESS_OK on req and counts it. */
 void eo_access_answer(const eo_access_policy_t *pol, eo_http_req_t *req, const eo_access_t *a);
 
+/* Counts a decision other than EO_ACCESS_OK as eo_access_answer does, for an answer in another
+ * protocol (gRPC), and returns its error code ("missing_credentials", ..., "rate_limited"). */
+const char *eo_access_refusal(const eo_access_policy_t *pol, const eo_access_t *a);
+
 #endif

@@ -5,6 +5,8 @@
  * one held by the MHD thread while it produces. Whoever brings it to zero answers; nothing
  * touches the ingest_t after answering, because the request may then be freed at once. */
 #include "collector/collector.h"
+#include "collector/collector_internal.h"
+#include "collector/grpc_ingest.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,15 +71,15 @@ struct eo_collector {
     eo_ratelimit_t *limiter;
     eo_kafka_sink_t *sink;
     eo_http_server_t *http;
+    eo_grpc_t *grpc; /* NULL: EVENTOPS_GRPC_PORT -1 */
     char retry_after[16];
 };
 
 typedef struct {
+    eo_ingest_waiter_t w; /* first: the Kafka sink's opaque (on_delivered) */
     eo_collector_t *c;
     eo_http_req_t *req;
     char tenant_id[37];
-    atomic_int pending;
-    atomic_int failed; /* 0, or the first EO_E* delivery error */
     char *accepted_body;
     size_t accepted_len;
     eo_ratelimit_headers_t rl; /* RateLimit-* of the answer */
@@ -146,11 +148,18 @@ static bool compat_on_headers(eo_http_req_t *req, void *ud)
     return in != NULL;
 }
 
-static void finish_one(ingest_t *in)
+/* Releases one hold on w; the last one calls w->finish. */
+static void release(eo_ingest_waiter_t *w)
 {
-    if (atomic_fetch_sub(&in->pending, 1) != 1)
-        return;
-    if (atomic_load(&in->failed)) {
+    if (atomic_fetch_sub(&w->pending, 1) == 1)
+        w->finish(w);
+}
+
+/* An HTTP request's answer once Kafka acknowledged (or failed) every record it produced. */
+static void finish_http(eo_ingest_waiter_t *w)
+{
+    ingest_t *in = (ingest_t *)w;
+    if (atomic_load(&in->w.failed)) {
         const char *h[] = {"Retry-After", in->c->retry_after, NULL};
         eo_http_respond_error(in->req, 503, "kafka_unavailable",
                               "the events could not be made durable in time; retry with the same "
@@ -167,12 +176,12 @@ static void finish_one(ingest_t *in)
 
 static void on_delivered(void *opaque, int err)
 {
-    ingest_t *in = opaque;
+    eo_ingest_waiter_t *w = opaque;
     if (err) {
         int expected = 0;
-        atomic_compare_exchange_strong(&in->failed, &expected, err);
+        atomic_compare_exchange_strong(&w->failed, &expected, err);
     }
-    finish_one(in);
+    release(w);
 }
 
 static int append_item_error(eo_buf_t *errors, size_t index, eo_str_t message_id,
@@ -200,7 +209,8 @@ typedef struct {
 } span_t;
 
 /* What a request builds: its records, their keys, the accepted messageIds, the refusals. */
-typedef struct {
+struct eo_ingest_build {
+    const char *tenant_id;
     eo_buf_t values, keys, ids, errors;
     span_t *spans; /* one per accepted event */
     size_t accepted;
@@ -208,7 +218,8 @@ typedef struct {
     eo_event_error_t e;   /* the last refusal */
     bool compat;          /* the events came from a Segment or PostHog body of compat_kind */
     eo_compat_kind_t compat_kind;
-} build_t;
+};
+typedef eo_ingest_build_t build_t;
 
 /* The most a request's outputs may hold (its records, keys, ids, refusals, answer). */
 static size_t build_max(const eo_collector_t *c)
@@ -216,9 +227,10 @@ static size_t build_max(const eo_collector_t *c)
     return (size_t)c->cfg.max_body_bytes * 4 + 65536;
 }
 
-static void build_init(build_t *b, const eo_collector_t *c)
+static void build_init(build_t *b, const eo_collector_t *c, const char *tenant_id)
 {
     memset(b, 0, sizeof *b);
+    b->tenant_id = tenant_id;
     b->last_status = 400;
     eo_buf_init(&b->values, build_max(c));
     eo_buf_init(&b->keys, build_max(c));
@@ -265,7 +277,7 @@ static int accept_event(build_t *b, span_t *s, eo_str_t mid)
 
 /* Event i from jansson's tree: its record, or its refusal. Returns 0, or a failure that fails
  * the request (503). */
-static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i, json_t *item,
+static int add_normalized(eo_collector_t *c, build_t *b, size_t i, json_t *item,
                           int64_t received_at)
 {
     eo_event_t ev;
@@ -278,9 +290,9 @@ static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
         span_t *s = &b->spans[b->accepted];
         s->val_off = b->values.len;
         s->key_off = b->keys.len;
-        vr = eo_record_encode(in->tenant_id, received_at, &ev, mid, &c->lim, &b->values, &b->e);
+        vr = eo_record_encode(b->tenant_id, received_at, &ev, mid, &c->lim, &b->values, &b->e);
         if (vr == 0)
-            vr = eo_record_key(in->tenant_id, &ev, &b->keys);
+            vr = eo_record_key(b->tenant_id, &ev, &b->keys);
         if (vr == 0)
             return accept_event(b, s, mid);
         eo_buf_truncate(&b->values, s->val_off); /* drop the partial record */
@@ -301,8 +313,8 @@ static int add_normalized(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
 /* A scanned event's record written by the scan: 1, or 0 when the scan leaves the event to
  * jansson (a refusal, a limit, a record too large), or a failure that fails the request.
  * compat: the body's members when the event is a Segment or PostHog message, else NULL. */
-static int try_scanned(eo_collector_t *c, ingest_t *in, build_t *b, const eo_jspan_t *item,
-                       eo_event_scan_t *ev, int64_t received_at, const eo_compat_scan_t *compat)
+static int try_scanned(eo_collector_t *c, build_t *b, const eo_jspan_t *item, eo_event_scan_t *ev,
+                       int64_t received_at, const eo_compat_scan_t *compat)
 {
     const eo_scan_names_t *names = compat ? compat->names : eo_scan_names_eventops();
     if (eo_event_scan_as(item, names, &c->lim, received_at, ev) != 0 ||
@@ -317,11 +329,11 @@ static int try_scanned(eo_collector_t *c, ingest_t *in, build_t *b, const eo_jsp
     span_t *s = &b->spans[b->accepted];
     s->val_off = b->values.len;
     s->key_off = b->keys.len;
-    r = eo_event_scan_record(in->tenant_id, received_at, ev, mid, &c->lim, &b->values);
+    r = eo_event_scan_record(b->tenant_id, received_at, ev, mid, &c->lim, &b->values);
     if (r == 0) {
         eo_event_t ids = {0};
         eo_event_scan_ids(ev, &ids);
-        if ((r = eo_record_key(in->tenant_id, &ids, &b->keys)) == 0)
+        if ((r = eo_record_key(b->tenant_id, &ids, &b->keys)) == 0)
             return (r = accept_event(b, s, mid)) < 0 ? r : 1;
     }
     eo_buf_truncate(&b->values, s->val_off);
@@ -331,10 +343,10 @@ static int try_scanned(eo_collector_t *c, ingest_t *in, build_t *b, const eo_jsp
 
 /* Event i of a scanned body: its record written by the scan, or, for anything the scan leaves
  * to jansson, add_normalized of its tree. */
-static int add_scanned(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
-                       const eo_jspan_t *item, eo_event_scan_t *ev, int64_t received_at)
+static int add_scanned(eo_collector_t *c, build_t *b, size_t i, const eo_jspan_t *item,
+                       eo_event_scan_t *ev, int64_t received_at)
 {
-    int r = try_scanned(c, in, b, item, ev, received_at, NULL);
+    int r = try_scanned(c, b, item, ev, received_at, NULL);
     if (r != 0)
         return r < 0 ? r : 0;
     json_error_t jerr;
@@ -342,7 +354,7 @@ static int add_scanned(eo_collector_t *c, ingest_t *in, build_t *b, size_t i,
                               JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!tree) /* the body was checked: only memory can fail here */
         return EO_ENOMEM;
-    r = add_normalized(c, in, b, i, tree, received_at);
+    r = add_normalized(c, b, i, tree, received_at);
     json_decref(tree);
     return r;
 }
@@ -367,7 +379,7 @@ static int build_reserve(build_t *b, size_t len, size_t count)
 
 /* Answers what b built. No event accepted: the refusals (one event's error when single, else
  * 400 no_valid_events with each). Otherwise produces the records and answers in->ok_status
- * once Kafka acknowledged every one (finish_one): {<head>"accepted":N,"messageIds":[...],
+ * once Kafka acknowledged every one (finish_http): {<head>"accepted":N,"messageIds":[...],
  * "errors":[...]?}, head being "{" or a protocol's success members ("{\"status\":1,"). */
 static void deliver(eo_collector_t *c, ingest_t *in, eo_http_req_t *req, build_t *b, bool single,
                     const char *head, unsigned ok_status)
@@ -412,21 +424,99 @@ static void deliver(eo_collector_t *c, ingest_t *in, eo_http_req_t *req, build_t
     in->ok_status = ok_status;
     char traceparent[56];
     eo_http_traceparent(req, traceparent);
-    atomic_store(&in->pending, (int)b->accepted + 1);
+    in->w.finish = finish_http;
     eo_http_suspend(req);
+    eo_ingest_produce(c, b, &in->w, eo_http_request_id(req), traceparent);
+}
+
+void eo_ingest_produce(eo_collector_t *c, const eo_ingest_build_t *b, eo_ingest_waiter_t *w,
+                       const char *request_id, const char *traceparent)
+{
+    atomic_store(&w->failed, 0);
+    atomic_store(&w->pending, (int)b->accepted + 1);
     for (size_t i = 0; i < b->accepted; i++) {
-        int r =
-            eo_kafka_sink_produce(c->sink, b->keys.data + b->spans[i].key_off, b->spans[i].key_len,
-                                  b->values.data + b->spans[i].val_off, b->spans[i].val_len,
-                                  eo_http_request_id(req), traceparent, in);
+        int r = eo_kafka_sink_produce(c->sink, b->keys.data + b->spans[i].key_off,
+                                      b->spans[i].key_len, b->values.data + b->spans[i].val_off,
+                                      b->spans[i].val_len, request_id, traceparent, w);
         if (r < 0) {
             int expected = 0;
-            atomic_compare_exchange_strong(&in->failed, &expected, r);
-            atomic_fetch_sub(&in->pending, (int)(b->accepted - i)); /* never produced */
+            atomic_compare_exchange_strong(&w->failed, &expected, r);
+            atomic_fetch_sub(&w->pending, (int)(b->accepted - i)); /* never produced */
             break;
         }
     }
-    finish_one(in); /* releases the producing thread's hold */
+    release(w); /* the producing thread's hold */
+}
+
+/* ---- the build, for the gRPC service (collector_internal.h) ---- */
+
+int eo_ingest_build_new(eo_collector_t *c, const char *tenant_id, size_t count, size_t bytes,
+                        eo_ingest_build_t **out)
+{
+    build_t *b = malloc(sizeof *b);
+    if (!b)
+        return EO_ENOMEM;
+    build_init(b, c, tenant_id);
+    if (build_reserve(b, bytes, count ? count : 1) < 0) {
+        eo_ingest_build_free(b);
+        return EO_ENOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
+int eo_ingest_build_add(eo_collector_t *c, eo_ingest_build_t *b, size_t i, json_t *event,
+                        int64_t received_at)
+{
+    int r = add_normalized(c, b, i, event, received_at);
+    return r ? r : eo_buf_error(&b->ids);
+}
+
+int eo_ingest_build_refuse(eo_collector_t *c, eo_ingest_build_t *b, size_t i, eo_str_t message_id,
+                           const eo_event_error_t *e)
+{
+    b->e = *e;
+    b->last_status = 400;
+    count_rejected(c->rejected, e->code);
+    return append_item_error(&b->errors, i, message_id, e);
+}
+
+size_t eo_ingest_build_accepted(const eo_ingest_build_t *b)
+{
+    return b->accepted;
+}
+
+void eo_ingest_build_texts(const eo_ingest_build_t *b, const char **ids, size_t *ids_len,
+                           const char **errors, size_t *errors_len)
+{
+    *ids = b->ids.data ? b->ids.data : "";
+    *ids_len = b->ids.len;
+    *errors = b->errors.data ? b->errors.data : "";
+    *errors_len = b->errors.len;
+}
+
+const eo_event_error_t *eo_ingest_build_last_error(const eo_ingest_build_t *b, unsigned *status)
+{
+    *status = b->last_status;
+    return &b->e;
+}
+
+void eo_ingest_count_accepted(eo_collector_t *c, size_t n)
+{
+    eo_counter_add(c->accepted, n);
+}
+
+void eo_ingest_observe_batch(eo_collector_t *c, size_t n)
+{
+    eo_histogram_observe(c->batch_size, (double)n);
+}
+
+void eo_ingest_build_free(eo_ingest_build_t *b)
+{
+    if (!b)
+        return;
+    build_done(b);
+    free(b);
 }
 
 static void respond_overloaded(eo_http_req_t *req)
@@ -449,7 +539,7 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     eo_body_scan_init(&scan);
     eo_event_scan_t *ev = NULL;
     build_t b;
-    build_init(&b, c);
+    build_init(&b, c, in->tenant_id);
     int r = eo_body_scan(body, len, single, &c->lim, &keys, &scan);
     size_t count = scan.count;
     if (r == EO_EPARSE) {
@@ -469,8 +559,8 @@ static void ingest_on_request(eo_http_req_t *req, void *ud, bool single)
     if (r == 0 && !batch.root && !(ev = malloc(sizeof *ev)))
         r = EO_ENOMEM;
     for (size_t i = 0; i < count && r == 0; i++)
-        r = batch.root ? add_normalized(c, in, &b, i, eo_batch_item(&batch, i), received_at)
-                       : add_scanned(c, in, &b, i, &scan.items[i], ev, received_at);
+        r = batch.root ? add_normalized(c, &b, i, eo_batch_item(&batch, i), received_at)
+                       : add_scanned(c, &b, i, &scan.items[i], ev, received_at);
     r = r ? r : eo_buf_error(&b.ids);
     if (r < 0)
         respond_overloaded(req);
@@ -508,8 +598,8 @@ static bool admit_by_body(eo_collector_t *c, ingest_t *in, eo_http_req_t *req,
 
 /* Message i of a compatibility body through jansson: read as an EventOps event
  * (domain/compat.h), then as add_normalized. */
-static int add_compat(eo_collector_t *c, ingest_t *in, build_t *b, const eo_compat_body_t *cb,
-                      size_t i, int64_t received_at)
+static int add_compat(eo_collector_t *c, build_t *b, const eo_compat_body_t *cb, size_t i,
+                      int64_t received_at)
 {
     json_t *ev;
     eo_str_t mid;
@@ -521,7 +611,7 @@ static int add_compat(eo_collector_t *c, ingest_t *in, build_t *b, const eo_comp
     }
     if (r < 0)
         return r;
-    r = add_normalized(c, in, b, i, ev, received_at);
+    r = add_normalized(c, b, i, ev, received_at);
     json_decref(ev);
     return r;
 }
@@ -547,7 +637,7 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
     eo_json_keys_init(&keys);
     eo_body_scan_init(&scan);
     build_t b;
-    build_init(&b, c);
+    build_init(&b, c, in->tenant_id);
     b.compat = true;
     b.compat_kind = kind;
     /* a key the request is admitted by must be plain text in the body (else jansson finds it) */
@@ -572,7 +662,7 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
         r = EO_ENOMEM;
     for (size_t i = 0; i < count && r == 0; i++) {
         if (scanned) {
-            r = try_scanned(c, in, &b, &scan.items[i], ev, received_at, &info);
+            r = try_scanned(c, &b, &scan.items[i], ev, received_at, &info);
             if (r != 0) {
                 r = r < 0 ? r : 0;
                 continue;
@@ -581,7 +671,7 @@ static void compat_on_request(eo_http_req_t *req, void *ud)
         if (!cb.root && eo_compat_parse(body, len, kind, &c->lim, &cb, &b.e) < 0)
             r = EO_EPARSE; /* not reached: the scan accepted the body */
         else
-            r = add_compat(c, in, &b, &cb, i, received_at);
+            r = add_compat(c, &b, &cb, i, received_at);
     }
     r = r ? r : eo_buf_error(&b.ids);
     if (r < 0)
@@ -715,10 +805,15 @@ int eo_collector_start(const eo_config_t *cfg, eo_collector_t **out, char *err, 
     opt.gzip_query = true; /* PostHog's capture */
     if ((r = eo_http_server_start(&opt, &c->http, err, errlen)) < 0)
         goto fail;
+    if (cfg->grpc_port >= 0 &&
+        (r = eo_grpc_start(c, &c->cfg, &c->access, c->metrics, &c->grpc, err, errlen)) < 0)
+        goto fail;
     eo_sched_restore(&sched);
-    char port[8];
+    char port[8], gport[8];
     snprintf(port, sizeof port, "%u", (unsigned)eo_http_server_port(c->http));
-    eo_log_info("collector listening", "addr", cfg->collector_addr, "port", port, NULL);
+    snprintf(gport, sizeof gport, "%d", c->grpc ? eo_grpc_port(c->grpc) : -1);
+    eo_log_info("collector listening", "addr", cfg->collector_addr, "port", port, "grpc_port",
+                gport, NULL);
     *out = c;
     return 0;
 fail:
@@ -736,6 +831,8 @@ void eo_collector_stop(eo_collector_t *c)
 {
     if (!c)
         return;
+    if (c->grpc)
+        eo_ignore(eo_grpc_drain(c->grpc, 0)); /* takes no more calls */
     if (c->http) {
         /* Requests waiting for Kafka are parked in the HTTP server, which cannot stop with one
          * parked: past the drain time, fail what Kafka has not acknowledged (503s) first. */
@@ -748,6 +845,15 @@ void eo_collector_stop(eo_collector_t *c)
             left = eo_http_server_drain(c->http, 500);
         }
         eo_http_server_free(c->http, 1000);
+    }
+    if (c->grpc) {
+        /* calls waiting for Kafka: as the HTTP requests (UNAVAILABLE once purged) */
+        int left = eo_grpc_drain(c->grpc, c->http ? 1000 : c->cfg.shutdown_timeout_ms);
+        for (int round = 0; left > 0 && c->sink && round < 10; round++) {
+            eo_kafka_sink_purge(c->sink);
+            left = eo_grpc_drain(c->grpc, 500);
+        }
+        eo_grpc_free(c->grpc);
     }
     eo_kafka_sink_free(c->sink, c->cfg.shutdown_timeout_ms);
     eo_access_services_close(c->creds, c->token_keys, c->limiter);

@@ -39,6 +39,12 @@ static const cfg_var_t vars[] = {
       "dead-letter topic for records that can never be stored"),
     S(collector_addr, "EVENTOPS_COLLECTOR_ADDR", "127.0.0.1", "collector listen address"),
     I(collector_port, "EVENTOPS_COLLECTOR_PORT", 8080, 0, 65535, "collector listen port (0: any)"),
+    I(grpc_port, "EVENTOPS_GRPC_PORT", 8090, -1, 65535,
+      "collector's gRPC ingest port (eventops.v1.Ingest; 0: any free port, -1: no gRPC service)"),
+    I(grpc_threads, "EVENTOPS_GRPC_THREADS", 2, 1, 64,
+      "threads serving gRPC calls (a call waiting for Kafka holds none)"),
+    I(grpc_max_streams, "EVENTOPS_GRPC_MAX_STREAMS", 100, 1, 100000,
+      "gRPC calls in flight per client connection (HTTP/2 concurrent streams)"),
     I(collector_rt_priority, "EVENTOPS_COLLECTOR_RT_PRIORITY", 0, 0, 99,
       "real-time priority (SCHED_RR) of the collector's threads, for a collector sharing its "
       "cores with storage: no wait behind busy threads at each hand-off of a request (ADR-26; "

@@ -19,6 +19,9 @@ typedef struct {
     /* collector: HTTP */
     char collector_addr[64];
     int64_t collector_port;
+    int64_t grpc_port; /* -1: off */
+    int64_t grpc_threads;
+    int64_t grpc_max_streams;
     int64_t collector_rt_priority;
     int64_t http_threads;
     int64_t http_max_connections;

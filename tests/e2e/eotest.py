@@ -912,6 +912,7 @@ class Sandbox:
             "EVENTOPS_PROCESSOR_ID": self.processor_id,
             "EVENTOPS_COLLECTOR_ADDR": "127.0.0.1",
             "EVENTOPS_COLLECTOR_PORT": str(self.collector_port),
+            "EVENTOPS_GRPC_PORT": "0",  # any free port: tests that use gRPC set their own
             "EVENTOPS_PROCESSOR_ADDR": "127.0.0.1",
             "EVENTOPS_PROCESSOR_PORT": str(self.processor_port),
             "EVENTOPS_AUTH_ADDR": "127.0.0.1",
