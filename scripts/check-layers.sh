@@ -3,7 +3,8 @@
 # "Layers"). Each folder of src/ may include:
 #   core/      core/                          infrastructure: no domain rules, no role
 #   domain/    domain/, core/{buf,array,error,hmap,config}.h   pure logic: buffers, arrays, error
-#                                             codes, hash maps and hashes, limits
+#                                             codes, hash maps and hashes, limits; and the
+#                                             messages protoc-c makes of proto/eventops/ (eventops/)
 #   access/    access/, core/, domain/        what the collector and query roles share to admit
 #   stream/    stream/, core/, domain/        what the consuming roles share (Kafka consume-transform-
 #                                             produce, group lag); never a role's folder
@@ -24,7 +25,7 @@ while IFS= read -r file; do
         core) [[ $target == core ]] && ok=1 ;;
         domain)
             [[ $target == domain || $inc == core/buf.h || $inc == core/error.h || $inc == core/array.h ||
-                $inc == core/hmap.h || $inc == core/config.h ]] && ok=1
+                $inc == core/hmap.h || $inc == core/config.h || $target == eventops ]] && ok=1
             ;;
         access | stream)
             [[ $target == "$dir" || $target == core || $target == domain ]] && ok=1

@@ -38,9 +38,12 @@ static const char *const status_names[] = {"OK",
                                            "RESOURCE_EXHAUSTED",
                                            "UNAVAILABLE",
                                            "OTHER"};
-static const grpc_status_code status_codes[] = {
-    GRPC_STATUS_OK,          GRPC_STATUS_INVALID_ARGUMENT,   GRPC_STATUS_UNAUTHENTICATED,
-    GRPC_STATUS_PERMISSION_DENIED, GRPC_STATUS_RESOURCE_EXHAUSTED, GRPC_STATUS_UNAVAILABLE};
+static const grpc_status_code status_codes[] = {GRPC_STATUS_OK,
+                                                GRPC_STATUS_INVALID_ARGUMENT,
+                                                GRPC_STATUS_UNAUTHENTICATED,
+                                                GRPC_STATUS_PERMISSION_DENIED,
+                                                GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                                GRPC_STATUS_UNAVAILABLE};
 #define STATUSES (sizeof status_names / sizeof status_names[0])
 
 typedef enum { CALL_NEW, CALL_DONE } call_state_t;
@@ -105,8 +108,7 @@ static int arm(struct eo_grpc *g, int method)
     k->state = CALL_NEW;
     grpc_metadata_array_init(&k->md);
     if (grpc_server_request_registered_call(g->server, g->methods[method], &k->call, &k->deadline,
-                                            &k->md, &k->payload, g->cq, g->cq,
-                                            k) != GRPC_CALL_OK) {
+                                            &k->md, &k->payload, g->cq, g->cq, k) != GRPC_CALL_OK) {
         call_free(k);
         return EO_EIO;
     }
@@ -184,8 +186,8 @@ static void finish_kafka(eo_ingest_waiter_t *w)
     call_t *k = (call_t *)w;
     if (atomic_load(&k->w.failed)) {
         refuse(k, GRPC_STATUS_UNAVAILABLE, "kafka_unavailable",
-               "the events could not be made durable in time; retry with the same messageIds",
-               NULL, k->g->retry_after_s);
+               "the events could not be made durable in time; retry with the same messageIds", NULL,
+               k->g->retry_after_s);
         return;
     }
     eo_ingest_count_accepted(k->g->c, k->accepted);
@@ -384,7 +386,8 @@ static void *serve(void *arg)
 {
     struct eo_grpc *g = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)

@@ -32,7 +32,6 @@ int eo_pb_send_response(size_t accepted, const char *ids, size_t ids_len, const 
 /* Appends a google.rpc.Status {code, message, details: [RetryInfo {retry_delay: retry_s}]}
  * (the value of the trailer grpc-status-details-bin) in protobuf's wire format. Returns 0 or
  * the buffer's error. */
-int eo_pb_retry_status(int code, const char *message, int64_t retry_s,
-                       eo_buf_t *out) EO_MUST_CHECK;
+int eo_pb_retry_status(int code, const char *message, int64_t retry_s, eo_buf_t *out) EO_MUST_CHECK;
 
 #endif

@@ -31,7 +31,8 @@ static bool api_member(const char *key)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Eventops__V1__SendBatchRequest *req = eventops__v1__send_batch_request__unpack(NULL, size, data);
+    Eventops__V1__SendBatchRequest *req =
+        eventops__v1__send_batch_request__unpack(NULL, size, data);
     if (!req)
         return 0;
     eo_event_limits_t lim;
